@@ -1,0 +1,39 @@
+"""sonotype: labelled audio in, a trustworthy classifier out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AudioError,
+    ConfigError,
+    CorpusError,
+    DownloadError,
+    ModelError,
+    ParameterError,
+    SonotypeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioError",
+    "ConfigError",
+    "CorpusError",
+    "DownloadError",
+    "ModelError",
+    "ParameterError",
+    "SonotypeError",
+    "__version__",
+    "load_model",
+]
+
+if TYPE_CHECKING:
+    from .predict import Classifier
+
+
+def load_model(path: Any) -> Classifier:
+    """Load a saved model directory (safetensors + JSON; never executes code)."""
+    from .predict import load_model as _load
+
+    return _load(path)

@@ -1,0 +1,41 @@
+"""The `sonotype` command: a thin layer over the Python API.
+
+Each command group lives in its own module with a ``register(app)`` function; commands
+parse options, call the library and format the answer. Errors the library raises on
+purpose (:class:`~sonotype.errors.SonotypeError`) are printed as one red line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import corpus, features, inspect, serve, train
+
+app = typer.Typer(
+    name="sonotype",
+    help="Labelled audio in, a trustworthy classifier out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (inspect, corpus, features, train, serve):
+    _module.register(app)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from .. import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from ._common import run_app
+
+    run_app(app)

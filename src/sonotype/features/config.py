@@ -1,0 +1,119 @@
+"""Feature settings: what to compute per frame, and how to turn frames into model inputs.
+
+Both are plain dataclasses, saved as JSON beside every model and as YAML in every run
+config, so the same settings are applied at training and at prediction time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+__all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig"]
+
+# Frame-level features the engine knows, in no particular order; the order used is
+# FeatureConfig.features. Widths depend on settings (n_mfcc, n_mels, n_chroma, contrast bands).
+FRAME_FEATURES = (
+    "rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast",
+    "chroma", "mel", "logmel", "mfcc", "mfcc_delta", "mfcc_delta2", "tonnetz",
+)
+
+
+@dataclass
+class FeatureConfig:
+    """Frame-level feature settings, librosa's names and defaults unless said otherwise.
+
+    ``features`` lists the frame features in output order. The default is the seeds'
+    37-value GTZAN set order: rms, centroid, bandwidth, roll-off, zcr, 20 MFCC, 12 chroma.
+    ``tuning="estimate"`` estimates tuning per clip like ``librosa.feature.chroma_stft``;
+    a number fixes it (in fractions of a bin), which is faster and clip-independent.
+    ``max_duration`` keeps only the first N seconds of each clip (seed: 30 s).
+    """
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    max_duration: float | None = None
+    features: list[str] = field(
+        default_factory=lambda: ["rms", "centroid", "bandwidth", "rolloff", "zcr", "mfcc", "chroma"]
+    )
+    n_mfcc: int = 20
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    n_chroma: int = 12
+    tuning: float | Literal["estimate"] = "estimate"
+    roll_percent: float = 0.85
+    contrast_fmin: float = 200.0
+    contrast_bands: int = 6
+    top_db: float | None = 80.0
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.features if f not in FRAME_FEATURES]
+        if unknown:
+            raise ConfigError(f"unknown frame feature(s) {unknown}; known: {', '.join(FRAME_FEATURES)}")
+        if not self.features:
+            raise ConfigError("features must list at least one frame feature")
+        for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "n_chroma"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.tuning != "estimate" and not isinstance(self.tuning, (int, float)):
+            raise ConfigError(f"tuning must be 'estimate' or a number, got {self.tuning!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        return _from_dict(cls, d)
+
+
+@dataclass
+class RepresentationConfig:
+    """How frame features become what a model eats.
+
+    - ``stats``: one vector per clip: ``stats`` (mean, std, min, max, median, pNN) of every feature.
+    - ``frames``: one row per frame.
+    - ``windows``: sliding windows of ``window`` s every ``hop`` s -> (T, F) sequences.
+    - ``logmel``: like windows, but laid out (F, T) as an image for 2D CNNs (use with the
+      ``logmel`` frame feature).
+
+    ``select`` keeps a subset of feature columns by group name or index ranges, e.g.
+    ``"mfcc"`` or ``"0-4,25-36"``. ``last`` is the policy for a final partial window.
+    """
+
+    kind: Literal["stats", "frames", "windows", "logmel"] = "stats"
+    stats: list[str] = field(default_factory=lambda: ["mean"])
+    window: float | None = None
+    hop: float | None = None
+    last: Literal["pad", "drop", "keep"] = "pad"
+    select: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("stats", "frames", "windows", "logmel"):
+            raise ConfigError(f"representation kind must be stats, frames, windows or logmel, got {self.kind!r}")
+        if self.kind in ("windows", "logmel") and (self.window is None or self.window <= 0):
+            raise ConfigError(f"representation {self.kind!r} needs window > 0 seconds, got {self.window!r}")
+        if self.last not in ("pad", "drop", "keep"):
+            raise ConfigError(f"last must be pad, drop or keep, got {self.last!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RepresentationConfig:
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls: type, d: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known: {', '.join(sorted(names))}")
+    return cls(**d)
