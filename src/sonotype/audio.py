@@ -49,19 +49,138 @@ def _check_file(path: str | os.PathLike) -> Path:
         raise AudioError(p, "is a directory, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(p, "empty file (0 bytes)")
+    if not os.access(p, os.R_OK):
+        raise AudioError(p, "permission denied (file not readable)")
     return p
+
+
+# Leading bytes of containers, to tell "not audio" from "audio libsndfile cannot decode".
+_SUPPORTED_MAGIC = (
+    (b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "RF64"), (b"FORM", "AIFF"), (b"fLaC", "FLAC"),
+    (b"OggS", "OGG"), (b".snd", "AU"), (b"ID3", "MP3"), (b"caff", "CAF"),
+)
+_UNSUPPORTED_MAGIC = (
+    (4, b"ftyp", "MP4/M4A (AAC/ALAC)"), (0, b"\x30\x26\xb2\x75", "ASF/WMA"), (0, b"#!AMR", "AMR"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"MThd", "MIDI"), (0, b"wvpk", "WavPack"),
+    (0, b"MAC ", "Monkey's Audio"), (0, b"ADIF", "AAC (ADIF)"),
+)
+# WAV format tags libsndfile decodes: PCM, MS ADPCM, IEEE float, A-law, mu-law, IMA ADPCM,
+# G.721/G.723 ADPCM, GSM 6.10, extensible.
+_WAV_TAGS = frozenset({0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0014, 0x0040, 0x0031, 0xFFFE})
+
+
+def _head(p: Path, n: int = 64) -> bytes:
+    with open(p, "rb") as f:
+        return f.read(n)
+
+
+def _describe_unreadable(p: Path, exc: Exception) -> str:
+    """Say why libsndfile refused ``p``: not audio at all, an unsupported format, or corrupt."""
+    head = _head(p, 512)
+    for off, magic, name in _UNSUPPORTED_MAGIC:
+        if head[off : off + len(magic)] == magic:
+            return f"unsupported audio format: {name} (libsndfile cannot decode it; convert it to WAV or FLAC)"
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        tag = _wav_format_tag(p)
+        if tag is not None and tag not in _WAV_TAGS:
+            return f"unsupported WAV encoding (format tag 0x{tag:04x}; convert it to PCM WAV or FLAC)"
+    for magic, name in _SUPPORTED_MAGIC:
+        if head.startswith(magic):
+            return f"corrupt {name} file: header cannot be parsed ({exc})"
+    if head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xfa"):
+        return f"corrupt MP3 file ({exc})"
+    if _looks_like_text(head):
+        return "not an audio file: the content is text"
+    return f"not an audio file: content not recognised as any audio format ({exc})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and sum(c.isprintable() or c in "\r\n\t" for c in text) >= 0.95 * len(text)
+
+
+def _riff_chunks(p: Path) -> list[tuple[bytes, int, int]]:
+    """(id, declared size, offset of the data) of each top-level chunk of a RIFF/WAVE file."""
+    size = p.stat().st_size
+    chunks = []
+    with open(p, "rb") as f:
+        head = f.read(12)
+        endian = "<" if head[:4] == b"RIFF" else ">"
+        pos = 12
+        while pos + 8 <= size and len(chunks) < 64:
+            f.seek(pos)
+            hdr = f.read(8)
+            cid, n = hdr[:4], int.from_bytes(hdr[4:], "little" if endian == "<" else "big")
+            chunks.append((cid, n, pos + 8))
+            if cid == b"data":
+                break
+            pos += 8 + n + (n & 1)
+    return chunks
+
+
+def _wav_format_tag(p: Path) -> int | None:
+    for cid, _n, off in _riff_chunks(p):
+        if cid == b"fmt ":
+            with open(p, "rb") as f:
+                f.seek(off)
+                raw = f.read(2)
+            if len(raw) == 2:
+                return int.from_bytes(raw, "little" if _head(p, 4) == b"RIFF" else "big")
+    return None
+
+
+def _check_truncation(p: Path, fmt: str) -> None:
+    """Compare the audio-data size a WAV/AIFF/AU header announces with the bytes present.
+
+    libsndfile silently shortens a truncated file to the frames it finds, so a file cut
+    in half would load as half the audio. Sizes 0 and 0xFFFFFFFF mean "unknown"
+    (streaming writers) and are accepted.
+    """
+    size = p.stat().st_size
+    declared = present = None
+    if fmt == "WAV":
+        data = [c for c in _riff_chunks(p) if c[0] == b"data"]
+        if data:
+            _cid, declared, off = data[0]
+            present = size - off
+    elif fmt == "AIFF":
+        with open(p, "rb") as f:
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                hdr = f.read(8)
+                n = int.from_bytes(hdr[4:], "big")
+                if hdr[:4] == b"SSND":  # size counts an 8-byte offset/block-size prefix
+                    declared, present = n - 8, size - pos - 16
+                    break
+                pos += 8 + n + (n & 1)
+    elif fmt == "AU":
+        head = _head(p, 12)
+        if len(head) == 12:
+            off, declared = int.from_bytes(head[4:8], "big"), int.from_bytes(head[8:12], "big")
+            present = size - off
+    if declared in (None, 0, 0xFFFFFFFF) or present is None:
+        return
+    if present < declared:
+        raise AudioError(
+            p, f"truncated {fmt} file: header announces {declared} bytes of audio data, only {present} present"
+        )
 
 
 def _open(p: Path) -> sf.SoundFile:
     try:
-        return sf.SoundFile(str(p))
-    except sf.LibsndfileError as exc:
-        msg = str(exc).lower()
-        if "format" in msg or "recognised" in msg or "recognized" in msg:
-            raise AudioError(p, f"not a supported audio format ({exc})") from None
-        raise AudioError(p, f"unreadable or corrupt audio ({exc})") from None
-    except (RuntimeError, TypeError) as exc:
-        raise AudioError(p, f"unreadable or corrupt audio ({exc})") from None
+        f = sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(p, _describe_unreadable(p, exc)) from None
+    try:
+        _check_truncation(p, str(f.format))
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
@@ -137,7 +256,8 @@ def load(
         start = int(round(offset * native_sr))
         if start >= total:
             raise AudioError(p, f"offset {offset:.3f} s is past the end ({total / native_sr:.3f} s)")
-        n = total - start if duration is None else min(int(round(duration * native_sr)), total - start)
+        want = total - start if duration is None else max(1, int(round(duration * native_sr)))
+        n = min(want, total - start)
         try:
             f.seek(start)
             data = f.read(n, dtype="float32", always_2d=True)
@@ -197,6 +317,8 @@ def segment(
     [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     hop = window if hop is None else hop
+    if sr <= 0:
+        raise ParameterError(f"sample rate must be > 0, got sr={sr}")
     if window <= 0 or hop <= 0:
         raise ParameterError(f"window and hop must be > 0 s, got window={window}, hop={hop}")
     if last not in ("pad", "drop", "keep"):

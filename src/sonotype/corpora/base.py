@@ -7,6 +7,7 @@ recorded in ``Manifest.skipped`` with a reason - never silently dropped.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections import Counter
@@ -17,7 +18,19 @@ from typing import Any
 
 from ..errors import CorpusError
 
-__all__ = ["CORPORA", "Clip", "CorpusLoader", "Manifest", "Skipped", "get_loader", "load_corpus", "register"]
+__all__ = [
+    "CORPORA",
+    "Clip",
+    "CorpusLoader",
+    "Manifest",
+    "Skipped",
+    "build_manifest",
+    "check_root",
+    "get_loader",
+    "load_corpus",
+    "register",
+    "scan_files",
+]
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,8 @@ class Manifest:
 
 
 CorpusLoader = Callable[..., Manifest]
+# Where ``download_corpus`` keeps archives inside a corpus root; never scanned by loaders.
+DOWNLOAD_DIR = ".sonotype-downloads"
 CORPORA: dict[str, CorpusLoader] = {}
 
 
@@ -136,10 +151,68 @@ def get_loader(name: str) -> CorpusLoader:
 
 
 def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
-    """Turn a corpus root folder into a :class:`Manifest` with the named loader."""
-    p = Path(root)
+    """Turn a corpus root folder into a :class:`Manifest` with the named loader.
+
+    Unknown options are refused with a :class:`CorpusError` naming the accepted ones, so a
+    typo in a recipe fails loudly instead of being ignored.
+    """
+    p = check_root(root)
+    loader = get_loader(name)
+    params = inspect.signature(loader).parameters
+    if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
+        accepted = [k for k, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise CorpusError(
+                f"corpus {name!r} has no option(s) {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}"
+            )
+    return loader(p, **options)
+
+
+def check_root(root: str | os.PathLike) -> Path:
+    """Return ``root`` as an absolute :class:`Path`, or raise :class:`CorpusError` if it is no folder."""
+    p = Path(root).expanduser()
     if not p.exists():
         raise CorpusError(f"corpus root not found: {p}")
     if not p.is_dir():
         raise CorpusError(f"corpus root is not a folder: {p}")
-    return get_loader(name)(p, **options)
+    return p.resolve()
+
+
+def scan_files(
+    root: Path, *, metadata: Iterable[str] = (), audio_extensions: Iterable[str] | None = None
+) -> tuple[list[Path], list[Skipped]]:
+    """Walk ``root`` (sorted, recursive) and split its files into audio files and the rest.
+
+    Files whose name is in ``metadata`` (known companion files of the corpus, compared
+    case-insensitively) are left out quietly; every other non-audio file is returned as a
+    :class:`Skipped` entry, so nothing vanishes without a trace.
+    """
+    from ..audio import AUDIO_EXTENSIONS
+
+    exts = frozenset(e.lower() for e in (audio_extensions or AUDIO_EXTENSIONS))
+    known = {m.lower() for m in metadata}
+    audio: list[Path] = []
+    skipped: list[Skipped] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != DOWNLOAD_DIR)
+        for name in sorted(filenames):
+            f = Path(dirpath) / name
+            if f.suffix.lower() in exts:
+                audio.append(f)
+            elif name.lower() not in known:
+                why = f"not an audio file (extension {f.suffix!r})" if f.suffix else "not an audio file (no extension)"
+                skipped.append(Skipped(str(f), why))
+    return sorted(audio), skipped
+
+
+def build_manifest(corpus: str, root: Path, clips: list[Clip], skipped: list[Skipped], *, layout: str) -> Manifest:
+    """Sort clips by path (deterministic order) and refuse a root with no files at all.
+
+    A root where every file was skipped still gives a manifest, so the reasons can be shown;
+    a root with nothing in it is almost surely the wrong folder and raises
+    :class:`CorpusError` naming the expected ``layout``.
+    """
+    if not clips and not skipped:
+        raise CorpusError(f"{corpus}: no audio files found under {root} (expected {layout})")
+    return Manifest(corpus, str(root), sorted(clips, key=lambda c: (c.path, c.start)), skipped)

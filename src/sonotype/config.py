@@ -1,0 +1,238 @@
+"""A run is fully described by one :class:`RunConfig`, readable as YAML.
+
+The config is the only place where choices live: corpus and label operations, features,
+representation, model, training, augmentation, protocol. The resolved config is saved
+beside every run's results (``config.yaml``) and reproduces the run. Library classes know
+nothing of this module: it binds them at the edge.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .augment import AugmentConfig
+from .errors import ConfigError
+from .features.config import FeatureConfig, RepresentationConfig
+from .splits import ProtocolConfig
+from .train import TrainConfig
+
+__all__ = [
+    "CorpusConfig",
+    "CrossEvalConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "RunConfig",
+    "StudyConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+
+@dataclass
+class CorpusConfig:
+    """Which corpus to read and what to do with its labels.
+
+    ``ops`` is a list of label operations for :func:`sonotype.corpora.ops.apply_ops`, e.g.
+    ``[{keep: [happy, neutral, sad]}, {balance: {seed: 0}}]``.
+    """
+
+    name: str = "folder"
+    root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ModelConfig:
+    """A registry model name and its parameters (see ``sonotype.models``)."""
+
+    name: str = "resmlp"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    """How the evaluation is reported.
+
+    ``final_model``: with several folds, ``refit`` trains the saved model on all clips
+    (a validation part carved out by the same group rule drives early stopping); ``best_fold``
+    keeps the fold model with the best validation score.
+    """
+
+    bootstrap: int = 1000
+    examples: int = 6
+    final_model: str = "refit"
+
+    def __post_init__(self) -> None:
+        if self.final_model not in ("refit", "best_fold"):
+            raise ConfigError(f"evaluate.final_model must be 'refit' or 'best_fold', got {self.final_model!r}")
+
+
+@dataclass
+class StudyConfig:
+    """Feature-subset study (seed A): one small model per subset of feature columns."""
+
+    subsets: list[str] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="mlp-elu"))
+
+
+@dataclass
+class CrossEvalConfig:
+    """After training, evaluate the model on another corpus on the labels both share."""
+
+    corpus: str = ""
+    root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; ``sonotype run`` and ``sonotype train`` consume it."""
+
+    name: str = "run"
+    description: str = ""
+    seed_reference: str = ""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    study: StudyConfig | None = None
+    cross: list[CrossEvalConfig] = field(default_factory=list)
+    seed: int = 0
+    jobs: int = 1
+    cache_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return _build(cls, d, "")
+
+
+def _to_plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+# Typed sub-sections: (owner class, key) -> dataclass; lists of dataclasses likewise.
+_NESTED: dict[tuple[type, str], type] = {
+    (RunConfig, "corpus"): CorpusConfig,
+    (RunConfig, "features"): FeatureConfig,
+    (RunConfig, "representation"): RepresentationConfig,
+    (RunConfig, "model"): ModelConfig,
+    (RunConfig, "train"): TrainConfig,
+    (RunConfig, "augment"): AugmentConfig,
+    (RunConfig, "protocol"): ProtocolConfig,
+    (RunConfig, "evaluate"): EvalConfig,
+    (RunConfig, "study"): StudyConfig,
+    (StudyConfig, "model"): ModelConfig,
+}
+_LISTS: dict[tuple[type, str], type] = {(RunConfig, "cross"): CrossEvalConfig}
+
+
+def _build(cls: type, d: Any, where: str) -> Any:
+    if d is None:
+        return None
+    if cls is ProtocolConfig and isinstance(d, str):
+        return ProtocolConfig.parse(d)
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__} {d!r}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known: {', '.join(sorted(names))}")
+    kwargs: dict[str, Any] = {}
+    for k, v in d.items():
+        path = f"{where}.{k}" if where else k
+        if (cls, k) in _NESTED:
+            kwargs[k] = _build(_NESTED[cls, k], v, path)
+        elif (cls, k) in _LISTS:
+            if not isinstance(v, list):
+                raise ConfigError(f"{path}: expected a list, got {v!r}")
+            kwargs[k] = [_build(_LISTS[cls, k], item, f"{path}[{i}]") for i, item in enumerate(v)]
+        else:
+            kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value as YAML so `5`, `0.1`, `true`, `[a, b]`, `null` get their types."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted ``key.sub=value`` overrides to a plain config dict (a copy is returned)."""
+    out = copy.deepcopy(d)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        key, _, value = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = out
+        for p in parts[:-1]:
+            if node.get(p) is None:
+                node[p] = {}
+            if not isinstance(node[p], dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+            node = node[p]
+        node[parts[-1]] = _parse_value(value)
+    return out
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Read a YAML run config (or start from ``base``/defaults) and apply dotted overrides."""
+    d: dict[str, Any] = copy.deepcopy(base) if base else {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: a config must be a mapping at the top level")
+        d = _merge(d, loaded)
+    if overrides:
+        d = apply_overrides(d, overrides)
+    return RunConfig.from_dict(d)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out

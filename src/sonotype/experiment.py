@@ -1,0 +1,437 @@
+"""The run pipeline: corpus -> clips -> features -> dataset -> model -> predictions -> report.
+
+:func:`run_experiment` executes one :class:`~sonotype.config.RunConfig` and writes a run
+directory: ``model/`` (safe model files), ``config.yaml`` (reproduces the run),
+``metrics.json``, ``history.json``, ``predictions.csv``, plots and ``report.html``.
+Splits are made over clips (by group) and mapped to their items (frames/windows), so the
+windows of one clip never straddle a split - except under the seeds' ``random`` protocol,
+which splits items on purpose to show the leak.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from .audio import load as load_audio
+from .augment import augment_waveform
+from .config import CorpusConfig, CrossEvalConfig, RunConfig
+from .corpora import Manifest, load_corpus
+from .corpora.ops import apply_ops
+from .errors import ConfigError, SonotypeError
+from .evaluate import aggregate_folds, bootstrap_ci, cross_corpus_labels, evaluate_items, rank_subsets, restrict_proba, vote
+from .evaluate import metrics as clip_metrics
+from .features import Dataset, Standardizer, build_dataset, featurize
+from .io import atomic_dir, atomic_write_text
+from .models import build_model
+from .modelio import save_model
+from .splits import ProtocolConfig, Split, check_no_leak, describe_protocol, make_splits, resolve_auto
+from .train import TrainResult, fit, predict_proba
+
+__all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment"]
+
+
+@dataclass
+class FoldOutcome:
+    """What one split produced: its test items' probabilities and the trained parts."""
+
+    split: Split
+    proba: np.ndarray
+    test_items: np.ndarray
+    result: TrainResult
+    network: torch.nn.Module
+    scaler: Standardizer
+    metrics: dict[str, Any]
+
+
+def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None) -> Manifest:
+    """Load a corpus and apply its label operations."""
+    corpus = name or getattr(cc, "name", None) or getattr(cc, "corpus", "")
+    if not cc.root:
+        raise ConfigError(f"corpus {corpus!r} needs a root folder (corpus.root or --root)")
+    manifest = load_corpus(corpus, cc.root, **cc.options)
+    if cc.ops:
+        manifest = apply_ops(manifest, cc.ops)
+    if not manifest.clips:
+        raise SonotypeError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
+    return manifest
+
+
+def _feature_axis(cfg: RunConfig) -> int:
+    # log-mel patches are (F, T): standardise per mel band, i.e. along axis 1 of (N, F, T).
+    return 1 if cfg.representation.kind == "logmel" else -1
+
+
+def _augmented_items(
+    ds: Dataset, cfg: RunConfig, clip_ids: np.ndarray, cache: dict[int, list[np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Waveform-augmented copies of the given clips' items (seeded per clip and copy; memoised across folds)."""
+    aug = cfg.augment
+    fc, rc = cfg.features, cfg.representation
+    xs, ids = [], []
+    for ci in clip_ids.tolist():
+        if ci not in cache:
+            clip = ds.clips[ci]
+            dur = clip.duration
+            if fc.max_duration is not None:
+                dur = fc.max_duration if dur is None else min(dur, fc.max_duration)
+            y, sr = load_audio(clip.path, sr=fc.sr, offset=clip.start, duration=dur)
+            copies = []
+            for c in range(aug.copies):
+                rng = np.random.default_rng([cfg.seed, ci, c])
+                copies.append(featurize(augment_waveform(y, sr, aug, rng), sr, fc, rc, path=clip.path))
+            cache[ci] = copies
+        for items in cache[ci]:
+            xs.append(items)
+            ids.append(np.full(len(items), ci))
+    if not xs:
+        return np.empty((0, *ds.X.shape[1:]), np.float32), np.empty(0, int)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ids)
+
+
+def _train_one(
+    cfg: RunConfig,
+    ds: Dataset,
+    y_items: np.ndarray,
+    n_classes: int,
+    train_clips: np.ndarray,
+    val_clips: np.ndarray,
+    *,
+    aug_cache: dict[int, list[np.ndarray]],
+    progress: bool,
+    console: Console,
+    train_items: np.ndarray | None = None,
+    val_items: np.ndarray | None = None,
+) -> tuple[torch.nn.Module, Standardizer, TrainResult]:
+    """Fit scaler (training items only) and network on one split."""
+    tr = np.flatnonzero(np.isin(ds.item_clip, train_clips)) if train_items is None else train_items
+    va = np.flatnonzero(np.isin(ds.item_clip, val_clips)) if val_items is None else val_items
+    X_tr, y_tr = ds.X[tr], y_items[tr]
+    if cfg.augment.copies > 0:
+        X_aug, clip_aug = _augmented_items(ds, cfg, np.unique(ds.item_clip[tr]), aug_cache)
+        if len(X_aug):
+            label_of_clip = {ci: y_items[np.flatnonzero(ds.item_clip == ci)[0]] for ci in np.unique(clip_aug).tolist()}
+            X_tr = np.concatenate([X_tr, X_aug])
+            y_tr = np.concatenate([y_tr, np.array([label_of_clip[c] for c in clip_aug.tolist()])])
+    scaler = Standardizer(feature_axis=_feature_axis(cfg)).fit(X_tr)
+    torch.manual_seed(cfg.train.seed)
+    net = build_model(cfg.model.name, tuple(ds.X.shape[1:]), n_classes, **cfg.model.params)
+    X_va = scaler.transform(ds.X[va]) if len(va) else None
+    y_va = y_items[va] if len(va) else None
+    result = fit(
+        net,
+        scaler.transform(X_tr),
+        y_tr,
+        X_va,
+        y_va,
+        config=cfg.train,
+        augment=cfg.augment,
+        n_classes=n_classes,
+        progress=progress,
+        console=console,
+    )
+    return net, scaler, result
+
+
+def _splits(cfg: RunConfig, ds: Dataset, item_labels: np.ndarray) -> tuple[list[Split], ProtocolConfig, bool]:
+    """Splits over clips (honest) or, for the seeds' ``random`` protocol, over items."""
+    proto = cfg.protocol
+    clip_labels = [c.label for c in ds.clips]
+    clip_groups = [c.group for c in ds.clips]
+    assignments = [c.meta.get(proto.field) for c in ds.clips]
+    has_assign = any(a is not None for a in assignments)
+    if proto.name == "auto":
+        proto = resolve_auto(clip_labels, clip_groups, assignments if has_assign else None)
+    if proto.name == "random":
+        # Item level on purpose: reproduces the seeds' leak (windows of one track on both sides).
+        return make_splits(list(item_labels), [ds.clips[i].group for i in ds.item_clip], proto), proto, True
+    splits = make_splits(clip_labels, clip_groups, proto, assignments=assignments if has_assign else None)
+    for s in splits:
+        check_no_leak(s, clip_groups)
+    return splits, proto, False
+
+
+def run_experiment(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run ``cfg`` end to end and write its run directory at ``out``; return the metrics."""
+    from . import report as rpt
+
+    console = console or Console(stderr=True)
+    out = Path(out)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    t0 = time.perf_counter()
+    with atomic_dir(out, force=force) as tmp:
+        manifest = load_manifest(cfg.corpus)
+        console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
+        ds = build_dataset(
+            manifest.clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress
+        )
+        if ds.skipped:
+            console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
+        labels = sorted({c.label for c in ds.clips})
+        lid = {lab: i for i, lab in enumerate(labels)}
+        item_labels = np.array([ds.clips[i].label for i in ds.item_clip])
+        y_items = np.array([lid[v] for v in item_labels])
+        splits, proto, item_level = _splits(cfg, ds, item_labels)
+        protocol_text = describe_protocol(proto, n_groups=len({c.group for c in ds.clips}))
+        if item_level:
+            protocol_text += " - LEAKS: items (windows) of one clip on both sides; reproduces the seed only"
+        console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")
+
+        aug_cache: dict[int, list[np.ndarray]] = {}
+        outcomes: list[FoldOutcome] = []
+        t_train = time.perf_counter()
+        for k, split in enumerate(splits):
+            if len(splits) > 1:
+                console.print(f"[bold]{split.name}[/] ({k + 1}/{len(splits)})")
+            if item_level:
+                net, scaler, res = _train_one(
+                    cfg, ds, y_items, len(labels), np.empty(0), np.empty(0), aug_cache=aug_cache, progress=progress,
+                    console=console, train_items=split.train, val_items=split.val,
+                )
+                test_items = split.test
+            else:
+                net, scaler, res = _train_one(
+                    cfg, ds, y_items, len(labels), split.train, split.val, aug_cache=aug_cache, progress=progress,
+                    console=console,
+                )
+                test_items = np.flatnonzero(np.isin(ds.item_clip, split.test))
+            proba = predict_proba(net, scaler.transform(ds.X[test_items]))
+            m = evaluate_items(proba, y_items[test_items], ds.item_clip[test_items], labels)
+            outcomes.append(FoldOutcome(split, proba, test_items, res, net, scaler, m))
+        train_seconds = time.perf_counter() - t_train
+
+        metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
+        net, scaler, final_note = _final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console)
+        metrics["final_model"] = final_note
+        metrics["train_seconds"] = round(train_seconds, 2)
+        metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
+
+        arch = {"name": cfg.model.name, "input_shape": list(ds.X.shape[1:]), "n_classes": len(labels), "params": cfg.model.params}
+        save_model(
+            tmp / "model",
+            network=net,
+            architecture=arch,
+            labels=labels,
+            feature_config=cfg.features,
+            representation=cfg.representation,
+            scaler=scaler,
+            metrics=_headline(metrics),
+            extra={"recipe": cfg.name, "protocol": protocol_text},
+        )
+        if cfg.study and cfg.study.subsets:
+            metrics["study"] = _subset_study(cfg, manifest, splits[0], item_level, progress, console)
+        if cfg.cross:
+            metrics["cross"] = [evaluate_on_corpus(tmp / "model", cc, progress=progress) for cc in cfg.cross]
+
+        metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
+        atomic_write_text(tmp / "config.yaml", cfg.to_yaml())
+        atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(
+            tmp / "history.json", json.dumps([{"split": o.split.name, "history": o.result.history} for o in outcomes], indent=2)
+        )
+        atomic_write_text(tmp / "predictions.csv", _predictions_csv(ds, labels, outcomes))
+        atomic_write_text(tmp / "skipped.json", json.dumps(
+            [{"path": s.path, "reason": s.reason} for s in [*manifest.skipped, *ds.skipped]], indent=2))
+        examples = _examples(ds, labels, outcomes, cfg.evaluate.examples)
+        plots = rpt.write_plots(tmp, history=outcomes[0].result.history, metrics=metrics, examples=examples)
+        rpt.write_report(tmp, config=cfg.to_dict(), metrics=metrics, plots=plots, title=cfg.name)
+    console.print(
+        f"[green]done[/] {out}: accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, "
+        f"macro-F1 {metrics['macro_f1']:.3f} ({metrics['n_test_clips']} test clips)"
+    )
+    return metrics
+
+
+def _summarise(
+    cfg: RunConfig,
+    ds: Dataset,
+    labels: list[str],
+    y_items: np.ndarray,
+    outcomes: list[FoldOutcome],
+    proto: ProtocolConfig,
+    protocol_text: str,
+    item_level: bool,
+) -> dict[str, Any]:
+    """Pooled clip-level figures over every test fold, plus per-fold values and a bootstrap interval."""
+    proba = np.concatenate([o.proba for o in outcomes])
+    items = np.concatenate([o.test_items for o in outcomes])
+    # Tag each test item with its fold so a clip tested in several folds (random protocol) votes per fold.
+    fold_of = np.concatenate([np.full(len(o.test_items), k) for k, o in enumerate(outcomes)])
+    key = ds.item_clip[items] * len(outcomes) + fold_of
+    pooled = evaluate_items(proba, y_items[items], key, labels)
+    clip_ids, clip_proba = vote(proba, key)
+    clip_true = np.array([y_items[items[np.flatnonzero(key == c)[0]]] for c in clip_ids])
+    clip_pred = clip_proba.argmax(1)
+    metrics: dict[str, Any] = {
+        "recipe": cfg.name,
+        "corpus": cfg.corpus.name,
+        "seed_reference": cfg.seed_reference,
+        "protocol": protocol_text,
+        "protocol_name": proto.name,
+        "protocol_config": proto.to_dict(),
+        "item_level_split": item_level,
+        "representation": cfg.representation.kind,
+        "model": cfg.model.name,
+        "labels": labels,
+        "n_clips": len(ds.clips),
+        "n_items": int(len(ds.X)),
+        "n_train_clips": int(round(np.mean([len(np.unique(ds.item_clip[o.split.train])) if item_level else len(o.split.train) for o in outcomes]))),
+        "n_test_clips": len(clip_ids),
+    }
+    metrics.update(pooled["clip_level"])
+    metrics["window_level"] = pooled["window_level"]
+    if cfg.evaluate.bootstrap > 0:
+        lo, hi = bootstrap_ci(clip_true, clip_pred, n=cfg.evaluate.bootstrap, seed=cfg.seed)
+        metrics["bootstrap_ci"] = {"level": 0.95, "accuracy": [lo, hi]}
+    if len(outcomes) > 1:
+        agg = aggregate_folds([o.metrics["clip_level"] for o in outcomes], pooled["clip_level"])
+        metrics.update({k: v for k, v in agg.items() if k in ("folds", "mean", "std")})
+        for f, o in zip(metrics["folds"], outcomes):
+            f["name"] = o.split.name
+    return metrics
+
+
+def _headline(m: dict[str, Any]) -> dict[str, Any]:
+    keys = ("recipe", "corpus", "protocol", "accuracy", "balanced_accuracy", "macro_f1", "n_test_clips", "mean", "std")
+    return {k: m[k] for k in keys if k in m}
+
+
+def _final_model(
+    cfg: RunConfig,
+    ds: Dataset,
+    y_items: np.ndarray,
+    labels: list[str],
+    outcomes: list[FoldOutcome],
+    aug_cache: dict[int, list[np.ndarray]],
+    progress: bool,
+    console: Console,
+) -> tuple[torch.nn.Module, Standardizer, str]:
+    """The model saved in ``model/``: the only split's, the best fold's, or one refit on all clips."""
+    if len(outcomes) == 1:
+        return outcomes[0].network, outcomes[0].scaler, "the model of the single split"
+    if cfg.evaluate.final_model == "best_fold":
+        scores = [_val_score(o) for o in outcomes]
+        best = int(np.argmax(scores))
+        return outcomes[best].network, outcomes[best].scaler, f"the fold model with the best validation score ({outcomes[best].split.name})"
+    console.print("[bold]refit[/] on all clips (validation carved out by group for early stopping)")
+    clip_labels = [c.label for c in ds.clips]
+    clip_groups = [c.group for c in ds.clips]
+    val_part = max(cfg.protocol.val_size, 0.1)
+    holdout = ProtocolConfig(name="holdout", test_size=val_part, val_size=0.0, seed=cfg.protocol.seed)
+    try:
+        split = make_splits(clip_labels, clip_groups, holdout)[0]
+        train_clips, val_clips = split.train, split.test
+    except SonotypeError:
+        train_clips, val_clips = np.arange(len(ds.clips)), np.empty(0, int)
+    net, scaler, _ = _train_one(
+        cfg, ds, y_items, len(labels), train_clips, val_clips, aug_cache=aug_cache, progress=progress, console=console
+    )
+    return net, scaler, "refit on all clips; validation carved out by group for early stopping"
+
+
+def _val_score(o: FoldOutcome) -> float:
+    h = o.result.history[o.result.best_epoch - 1] if o.result.history else {}
+    return float(h.get("val_balanced_accuracy") or h.get("val_accuracy") or 0.0)
+
+
+def _predictions_csv(ds: Dataset, labels: list[str], outcomes: list[FoldOutcome]) -> str:
+    """One row per test clip (per fold): path, true label, predicted label, probabilities."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["split", "clip_id", "path", "true", "predicted", *[f"p_{lab}" for lab in labels]])
+    for o in outcomes:
+        cids, cp = vote(o.proba, ds.item_clip[o.test_items])
+        for ci, p in zip(cids.tolist(), cp):
+            c = ds.clips[ci]
+            w.writerow([o.split.name, c.clip_id, c.path, c.label, labels[int(p.argmax())], *[f"{v:.6f}" for v in p]])
+    return buf.getvalue()
+
+
+def _examples(ds: Dataset, labels: list[str], outcomes: list[FoldOutcome], n: int) -> list[dict[str, Any]]:
+    """A few test clips with their mean prediction, for the seeds' green/red bar charts."""
+    o = outcomes[0]
+    cids, cp = vote(o.proba, ds.item_clip[o.test_items])
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(cids), size=min(n, len(cids)), replace=False) if len(cids) else []
+    return [
+        {"name": Path(ds.clips[cids[i]].path).name, "true": ds.clips[cids[i]].label,
+         "probabilities": {lab: float(p) for lab, p in zip(labels, cp[i])}}
+        for i in sorted(pick)
+    ]
+
+
+def _subset_study(
+    cfg: RunConfig, manifest: Manifest, split: Split, item_level: bool, progress: bool, console: Console
+) -> list[dict[str, Any]]:
+    """Seed A's feature-subset study: a small model per subset on the first split, ranked."""
+    results = []
+    for spec in cfg.study.subsets:
+        sub = replace(cfg, representation=replace(cfg.representation, select=spec), model=cfg.study.model, augment=replace(cfg.augment, copies=0))
+        ds = build_dataset(manifest.clips, sub.features, sub.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs)
+        labels = sorted({c.label for c in ds.clips})
+        lid = {lab: i for i, lab in enumerate(labels)}
+        y_items = np.array([lid[ds.clips[i].label] for i in ds.item_clip])
+        if item_level:
+            net, scaler, _ = _train_one(sub, ds, y_items, len(labels), np.empty(0), np.empty(0), aug_cache={}, progress=False,
+                                        console=console, train_items=split.train, val_items=split.val)
+            test_items = split.test
+        else:
+            net, scaler, _ = _train_one(sub, ds, y_items, len(labels), split.train, split.val, aug_cache={}, progress=False, console=console)
+            test_items = np.flatnonzero(np.isin(ds.item_clip, split.test))
+        proba = predict_proba(net, scaler.transform(ds.X[test_items]))
+        m = evaluate_items(proba, y_items[test_items], ds.item_clip[test_items], labels)["clip_level"]
+        n_features = int(ds.X.shape[-1])
+        console.print(f"  subset {spec!r}: {n_features} features, balanced accuracy {m['balanced_accuracy']:.3f}")
+        results.append({"subset": spec, "n_features": n_features, "accuracy": m["accuracy"],
+                        "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"]})
+    return rank_subsets(results)
+
+
+def evaluate_on_corpus(
+    model_dir: str | Path, cc: CrossEvalConfig, *, progress: bool = False, jobs: int = 1, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """Evaluate a saved model on another corpus, on the labels both share (cross-corpus)."""
+    from .predict import load_model
+
+    clf = load_model(model_dir)
+    manifest = load_manifest(cc, name=cc.corpus)
+    kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
+    if not kept:
+        raise SonotypeError(
+            f"model labels {clf.labels} and corpus {cc.corpus!r} labels {manifest.labels} share nothing to evaluate on"
+        )
+    clips = [c for c in manifest.clips if c.label in kept]
+    ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    proba = restrict_proba(clf.forward_items(ds.X), clf.labels, kept)
+    clip_ids, clip_proba = vote(proba, ds.item_clip)
+    y_true = [ds.clips[c].label for c in clip_ids]
+    y_pred = [kept[i] for i in clip_proba.argmax(1)]
+    m = clip_metrics(y_true, y_pred, kept)
+    m.update({
+        "corpus": cc.corpus,
+        "root": cc.root,
+        "protocol": f"cross-corpus: trained elsewhere, tested on all of {cc.corpus} on shared labels",
+        "labels_kept": kept,
+        "labels_dropped_model": dropped_model,
+        "labels_dropped_corpus": dropped_corpus,
+        "n_test_clips": len(clip_ids),
+        "n_skipped": len(manifest.skipped) + len(ds.skipped),
+    })
+    return m

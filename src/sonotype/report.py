@@ -1,0 +1,344 @@
+"""Plots and a self-contained ``report.html`` for a run directory.
+
+Figures are drawn with matplotlib's object API (``Figure`` + Agg, no pyplot state), so they
+work headless and from threads, and are written atomically. The HTML page links its images
+relatively (the run directory is moved whole) and loads nothing from the network; every
+string that comes from data is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import itertools
+import json
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+
+from .errors import ParameterError
+from .io import atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "make_plots",
+    "plot_clip_predictions",
+    "plot_confusion",
+    "plot_history",
+    "plot_per_class",
+    "plot_prediction",
+    "write_report",
+]
+
+RIGHT, WRONG, NEUTRAL = "#2e7d32", "#c62828", "#1565c0"
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    """Render ``fig`` to PNG in memory and write it atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    p = Path(path)
+    atomic_write_bytes(p, buf.getvalue())
+    return p
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Training curves per epoch: loss and accuracy, train and validation.
+
+    ``history`` is a list of dicts with ``epoch``, ``loss``, ``accuracy`` and optionally
+    ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy``, ``lr``.
+    """
+    if not history:
+        raise ParameterError("history is empty: nothing to plot")
+    ep = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+
+    def series(key: str) -> list[float] | None:
+        vals = [h.get(key) for h in history]
+        return None if all(v is None for v in vals) else [np.nan if v is None else float(v) for v in vals]
+
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, keys, title in (
+        (ax_loss, ("loss", "val_loss"), "Loss"),
+        (ax_acc, ("accuracy", "val_accuracy", "val_balanced_accuracy"), "Accuracy"),
+    ):
+        for key in keys:
+            s = series(key)
+            if s is not None:
+                ax.plot(ep, s, label=key.replace("_", " "), marker="." if len(ep) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_acc.set_ylim(0, 1.02)
+    return _save(fig, path)
+
+
+def plot_confusion(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike, *, title: str = ""
+) -> Path:
+    """Confusion matrix as counts and row-normalised (rows = true label), labelled axes."""
+    cm = np.asarray(confusion, dtype=float)
+    k = len(labels)
+    if cm.shape != (k, k):
+        raise ParameterError(f"confusion must be {k}x{k} for {k} labels, got shape {cm.shape}")
+    rows = cm.sum(axis=1, keepdims=True)
+    cmn = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = max(4.0, 0.55 * k + 2.5)
+    fig = Figure(figsize=(2 * size + 1, size))
+    for ax, mat, name, fmt in zip(
+        fig.subplots(1, 2), (cm, cmn), ("counts", "row-normalised"), ("{:.0f}", "{:.2f}"), strict=True
+    ):
+        im = ax.imshow(mat, cmap="Blues", vmin=0, vmax=mat.max() if mat.max() > 0 else 1)
+        ax.set_xticks(range(k), labels=list(labels), rotation=45, ha="right")
+        ax.set_yticks(range(k), labels=list(labels))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title} {name}".strip())
+        hi = mat.max() if mat.max() > 0 else 1
+        if k <= 20:
+            for i in range(k):
+                for j in range(k):
+                    ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if mat[i, j] > hi / 2 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
+    """Grouped bars of precision, recall and F1 per class."""
+    if not per_class:
+        raise ParameterError("per_class is empty: nothing to plot")
+    labels = list(per_class)
+    x = np.arange(len(labels))
+    fig = Figure(figsize=(max(6.0, 0.8 * len(labels) + 2), 4))
+    ax = fig.subplots()
+    for i, key in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (i - 1) * 0.27, [per_class[lab][key] for lab in labels], width=0.27, label=key)
+    ax.set_xticks(x, labels=labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Per-class precision, recall, F1")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_clip_predictions(
+    examples: Sequence[dict[str, Any]], labels: Sequence[str], path: str | os.PathLike
+) -> Path:
+    """The seeds' file view: per clip the mean predicted distribution, green if right, red if wrong.
+
+    Each example is ``{"name": str, "true": label, "probabilities": [p per label]}``.
+    """
+    if not examples:
+        raise ParameterError("examples is empty: nothing to plot")
+    n = len(examples)
+    cols = min(3, n)
+    nrows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
+    for ax, ex in zip(axes, examples, strict=False):
+        p = np.asarray(ex["probabilities"], dtype=float)
+        if p.shape != (len(labels),):
+            raise ParameterError(f"example {ex.get('name')!r}: {p.size} probabilities for {len(labels)} labels")
+        pred = int(p.argmax())
+        ok = str(labels[pred]) == str(ex["true"])
+        colors = ["#9e9e9e"] * len(labels)
+        colors[pred] = RIGHT if ok else WRONG
+        ax.bar(range(len(labels)), p, color=colors)
+        ax.set_xticks(range(len(labels)), labels=list(labels), rotation=45, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        name = Path(str(ex.get("name", ""))).name
+        ax.set_title(f"{name}\ntrue {ex['true']}, predicted {labels[pred]}", fontsize=9,
+                     color=RIGHT if ok else WRONG)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
+    """One file's prediction: the segment timeline and the mean-probability bars.
+
+    ``prediction`` is a :class:`sonotype.predict.Prediction` or its ``to_dict()``.
+    """
+    d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
+    labels = list(d["probabilities"])
+    fig = Figure(figsize=(11, 3.5))
+    ax_t, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    segs = d.get("segments") or []
+    if segs:
+        mat = np.array([[s["probabilities"][lab] for lab in labels] for s in segs]).T
+        edges = [s["start"] for s in segs]
+        if len(segs) > 1:
+            # overlapping windows: draw each from its start to the next start
+            widths = [b - a for a, b in itertools.pairwise(edges)] + [segs[-1]["end"] - segs[-1]["start"]]
+        else:
+            widths = [segs[0]["end"] - segs[0]["start"]]
+        for j, (x0, w) in enumerate(zip(edges, widths, strict=True)):
+            ax_t.imshow(mat[:, j : j + 1], aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                        extent=(x0, x0 + w, len(labels) - 0.5, -0.5))
+        ax_t.set_xlim(0, max(d.get("duration") or 0, segs[-1]["end"]))
+        ax_t.set_yticks(range(len(labels)), labels=labels)
+        ax_t.set_xlabel("time (s)")
+        ax_t.set_title("probability per segment")
+    else:
+        ax_t.set_visible(False)
+    p = [d["probabilities"][lab] for lab in labels]
+    colors = [NEUTRAL if lab == d["label"] else "#9e9e9e" for lab in labels]
+    ax_b.barh(range(len(labels)), p, color=colors)
+    ax_b.set_yticks(range(len(labels)), labels=labels)
+    ax_b.invert_yaxis()
+    ax_b.set_xlim(0, 1)
+    ax_b.set_title(f"mean: {d['label']}")
+    fig.suptitle(Path(str(d.get("path") or "array")).name)
+    return _save(fig, path)
+
+
+def make_plots(
+    run_dir: str | os.PathLike,
+    *,
+    metrics: dict[str, Any],
+    history: Sequence[dict[str, Any]] | None = None,
+    examples: Sequence[dict[str, Any]] | None = None,
+) -> list[Path]:
+    """Draw every plot a run has the data for into ``run_dir/plots/``; return their paths."""
+    out = Path(run_dir) / "plots"
+    paths: list[Path] = []
+    if history:
+        paths.append(plot_history(history, out / "training_curves.png"))
+    if metrics.get("confusion") is not None and metrics.get("labels"):
+        paths.append(plot_confusion(metrics["confusion"], metrics["labels"], out / "confusion.png"))
+    if metrics.get("per_class"):
+        paths.append(plot_per_class(metrics["per_class"], out / "per_class.png"))
+    if examples:
+        paths.append(plot_clip_predictions(examples, metrics["labels"], out / "clip_predictions.png"))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+.headline td{font-size:1.1em}.protocol{background:#fff8e1;border-left:4px solid #ffb300;padding:.5em 1em}
+pre{background:#f6f8fa;padding:1em;overflow-x:auto;font-size:.85em}img{max-width:100%;margin:.5em 0}
+.muted{color:#777;font-size:.9em}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        return f"{float(x):.{digits}f}"
+    except (TypeError, ValueError):
+        return _e(x)
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    rows = []
+    mean, std = metrics.get("mean") or {}, metrics.get("std") or {}
+    for key, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy (UAR)"),
+                      ("macro_f1", "macro-F1")):
+        if key not in metrics and key not in mean:
+            continue
+        cells = [f"<td>{_e(name)}</td>", f"<td>{_num(metrics.get(key, ''))}</td>"]
+        if mean:
+            m, s = mean.get(key), std.get(key)
+            cells.append(f"<td>{_num(m)} &plusmn; {_num(s)}</td>" if m is not None else "<td></td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    head = "<tr><th>metric</th><th>pooled (clip level)</th>" + ("<th>mean &plusmn; std over folds</th>" if mean else "") + "</tr>"
+    out = f'<table class="headline">{head}{"".join(rows)}</table>'
+    ci = metrics.get("bootstrap_ci")
+    if isinstance(ci, dict) and "low" in ci:
+        lvl = float(ci.get("level", 0.95)) * 100
+        out += (f"<p>{lvl:.0f} % bootstrap interval on pooled accuracy: [{_num(ci['low'])}, {_num(ci['high'])}]"
+                f" <span class='muted'>({_e(ci.get('n', ''))} resamples of the test clips)</span></p>")
+    facts = [(k, metrics[k]) for k in ("corpus", "n_train_clips", "n_test_clips", "train_seconds") if k in metrics]
+    if facts:
+        out += "<p class='muted'>" + " &middot; ".join(f"{_e(k)}: {_e(v)}" for k, v in facts) + "</p>"
+    return out
+
+
+def _folds_table(metrics: dict[str, Any]) -> str:
+    folds = metrics.get("folds") or []
+    if not folds:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(f.get('fold', i))}</td><td>{_e(f.get('n', ''))}</td><td>{_num(f.get('accuracy'))}</td>"
+        f"<td>{_num(f.get('balanced_accuracy'))}</td><td>{_num(f.get('macro_f1'))}</td></tr>"
+        for i, f in enumerate(folds)
+    )
+    return ("<h2>Folds</h2><table><tr><th>fold</th><th>n</th><th>accuracy</th><th>balanced accuracy</th>"
+            f"<th>macro-F1</th></tr>{rows}</table>")
+
+
+def _per_class_table(metrics: dict[str, Any]) -> str:
+    pc = metrics.get("per_class") or {}
+    if not pc:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(lab)}</td><td>{_num(v.get('precision'))}</td><td>{_num(v.get('recall'))}</td>"
+        f"<td>{_num(v.get('f1'))}</td><td>{_e(v.get('support', ''))}</td></tr>"
+        for lab, v in pc.items()
+    )
+    return ("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+            f"<th>support</th></tr>{rows}</table>")
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    *,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    plots: Sequence[str | os.PathLike],
+    title: str = "sonotype run",
+) -> Path:
+    """Write ``run_dir/report.html``: config, protocol, headline metrics, per-class table, plots.
+
+    Images are linked relative to ``run_dir`` (the directory is moved whole; nothing is
+    fetched from the network). Returns the path of the page.
+    """
+    root = Path(run_dir)
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='muted'>written {_e(datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p>",
+    ]
+    if metrics.get("protocol"):
+        parts.append(f"<p class='protocol'><b>Protocol.</b> {_e(metrics['protocol'])}</p>")
+    parts.append("<h2>Results</h2>" + _headline(metrics))
+    if metrics.get("window_level"):
+        wl = metrics["window_level"]
+        parts.append(f"<p class='muted'>window level: accuracy {_num(wl.get('accuracy'))}, balanced accuracy "
+                     f"{_num(wl.get('balanced_accuracy'))}, macro-F1 {_num(wl.get('macro_f1'))} "
+                     f"over {_e(wl.get('n', '?'))} windows</p>")
+    parts.append(_folds_table(metrics))
+    parts.append(_per_class_table(metrics))
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        for p in plots:
+            p = Path(p)
+            try:
+                rel = p.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                rel = p.as_posix()
+            parts.append(f"<figure><img src='{_e(rel)}' alt='{_e(p.stem)}'><figcaption class='muted'>"
+                         f"{_e(p.stem.replace('_', ' '))}</figcaption></figure>")
+    plain = json.loads(json.dumps(config, default=str))  # tuples, paths -> YAML-safe types
+    cfg_text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    parts.append(f"<h2>Configuration</h2><pre>{_e(cfg_text)}</pre></body></html>")
+    out = root / "report.html"
+    atomic_write_text(out, "\n".join(x for x in parts if x))
+    return out

@@ -1,0 +1,71 @@
+"""Run configs: YAML round trip, dotted overrides, clear errors, recipes load."""
+
+from __future__ import annotations
+
+import pytest
+
+from sonotype.config import RunConfig, apply_overrides, load_config
+from sonotype.errors import ConfigError
+from sonotype.recipes import list_recipes, recipe_path
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    cfg = RunConfig()
+    p = tmp_path / "c.yaml"
+    p.write_text(cfg.to_yaml())
+    again = load_config(p)
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_dotted_overrides_are_typed(tmp_path):
+    cfg = load_config(None, ["features.n_mfcc=13", "train.lr=0.01", "representation.stats=[mean, std]",
+                             "protocol=kfold:4", "corpus.options.group_regex=^(\\w+)_"])
+    assert cfg.features.n_mfcc == 13
+    assert cfg.train.lr == pytest.approx(0.01)
+    assert cfg.representation.stats == ["mean", "std"]
+    assert cfg.protocol.name == "kfold" and cfg.protocol.k == 4
+    assert cfg.corpus.options == {"group_regex": "^(\\w+)_"}
+
+
+def test_override_merges_into_file(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("name: x\nfeatures: {n_fft: 4096, hop_length: 1024}\nmodel: {name: mlp}\n")
+    cfg = load_config(p, ["features.hop_length=512"])
+    assert (cfg.features.n_fft, cfg.features.hop_length, cfg.model.name) == (4096, 512, "mlp")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("featurez: {}\n", "unknown key"),
+        ("features: {n_ffft: 3}\n", "unknown"),
+        ("features: {features: [mfcc, wobble]}\n", "wobble"),
+        ("model: 3\n", "expected a mapping"),
+        ("- a\n- b\n", "mapping at the top level"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path, yaml_text, message):
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(p)
+
+
+def test_bad_override_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        apply_overrides({}, ["novalue"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_every_shipped_recipe_loads():
+    names = [r["name"] for r in list_recipes()]
+    assert "demo" in names
+    for name in names:
+        cfg = load_config(recipe_path(name))
+        assert cfg.name == name, f"recipe file {name}.yaml declares name {cfg.name!r}"
+
+
+def test_unknown_recipe_lists_known():
+    with pytest.raises(ConfigError, match="demo"):
+        recipe_path("no-such-recipe")
