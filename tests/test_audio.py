@@ -187,7 +187,9 @@ def test_header_only_wav_has_zero_frames(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["WAV", "AIFF", "AU"])
 def test_truncated_file_is_detected(tmp_path: Path, fmt: str) -> None:
     # libsndfile silently reads the frames that remain: the header check must catch it.
-    src = write_wav(tmp_path / f"ok.{fmt.lower()}", _sine(440, 16000, 1.0), 16000, format=fmt, subtype="PCM_16")
+    src = write_wav(
+        tmp_path / f"ok.{fmt.lower()}", _sine(440, 16000, 1.0), 16000, format=fmt, subtype="PCM_16"
+    )
     raw = src.read_bytes()
     cut = tmp_path / f"cut.{fmt.lower()}"
     cut.write_bytes(raw[: len(raw) // 2])
@@ -293,7 +295,11 @@ def test_segment_policies_exact() -> None:
 def test_segment_exact_fit_has_no_partial() -> None:
     y = np.ones(30, np.float32)
     for last in ("pad", "drop", "keep"):
-        assert _bounds(audio.segment(y, 10, 1.0, last=last)) == [(0.0, 1.0, 10), (1.0, 2.0, 10), (2.0, 3.0, 10)]
+        assert _bounds(audio.segment(y, 10, 1.0, last=last)) == [
+            (0.0, 1.0, 10),
+            (1.0, 2.0, 10),
+            (2.0, 3.0, 10),
+        ]
 
 
 def test_segment_window_longer_than_signal() -> None:
@@ -313,7 +319,10 @@ def test_segment_overlapping_hop() -> None:
     # 10.5 s, 4 s windows, hop 3 s: starts 0, 3, 6; the tail from 9 s is partial
     z = np.arange(1050, dtype=np.float32)
     assert _bounds(audio.segment(z, sr, 4.0, 3.0, last="keep")) == [
-        (0.0, 4.0, 400), (3.0, 7.0, 400), (6.0, 10.0, 400), (9.0, 10.5, 150)
+        (0.0, 4.0, 400),
+        (3.0, 7.0, 400),
+        (6.0, 10.0, 400),
+        (9.0, 10.5, 150),
     ]
     padded = audio.segment(z, sr, 4.0, 3.0, last="pad")
     assert padded[-1].end == 13.0 and padded[-1].samples.shape == (400,)

@@ -52,7 +52,7 @@ def test_bad_configs_name_the_problem(tmp_path, yaml_text, message):
 
 
 def test_bad_override_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(ConfigError, match=r"key\.sub=value"):
         apply_overrides({}, ["novalue"])
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")

@@ -10,7 +10,7 @@ import pytest
 
 from sonotype.errors import ParameterError
 from sonotype.evaluate import aggregate_folds, metrics
-from sonotype.report import make_plots, plot_confusion, plot_prediction, write_report
+from sonotype.report import plot_confusion, plot_prediction, write_plots, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LABELS = ["blues", "<b>rock</b>", "jazz"]
@@ -36,9 +36,9 @@ def test_plots_and_report(tmp_path: Path):
     ]
     examples = [
         {"name": "a/blues.00001.wav", "true": "blues", "probabilities": [0.7, 0.2, 0.1]},
-        {"name": "jazz.00002.wav", "true": "jazz", "probabilities": [0.5, 0.1, 0.4]},
+        {"name": "jazz.00002.wav", "true": "jazz", "probabilities": {"blues": 0.5, "<b>rock</b>": 0.1, "jazz": 0.4}},
     ]
-    plots = make_plots(tmp_path, metrics=m, history=history, examples=examples)
+    plots = write_plots(tmp_path, metrics=m, history=history, examples=examples)
     assert [p.name for p in plots] == ["training_curves.png", "confusion.png", "per_class.png",
                                        "clip_predictions.png"]
     for p in plots:
@@ -82,3 +82,19 @@ def test_plot_prediction_timeline(tmp_path: Path):
     }
     p = plot_prediction(pred, tmp_path / "pred.png")
     assert p.read_bytes().startswith(PNG) and p.stat().st_size > 3000
+
+
+def test_report_pipeline_shapes(tmp_path: Path):
+    """The run pipeline's bootstrap layout, cross-corpus results and subset study are shown."""
+    m = metrics(["a", "b", "b"], ["a", "b", "a"], ["a", "b"])
+    m["bootstrap_ci"] = {"level": 0.95, "accuracy": [0.3125, 0.9876]}
+    m["cross"] = [{"corpus": "emodb", "labels_kept": ["angry", "sad"], "labels_dropped_model": ["calm"],
+                   "labels_dropped_corpus": ["boredom"], "n_test_clips": 12, "accuracy": 0.41666,
+                   "balanced_accuracy": 0.4, "macro_f1": 0.39}]
+    m["study"] = [{"rank": 1, "subset": "mfcc", "n_features": 20, "accuracy": 0.8, "balanced_accuracy": 0.77,
+                   "macro_f1": 0.76}]
+    page = write_report(tmp_path, config={}, metrics=m, plots=[], title="t").read_text()
+    assert "[0.312, 0.988]" in page
+    assert "<td>emodb</td><td>angry, sad</td><td>calm, boredom</td><td>12</td><td>0.417</td>" in page
+    assert "<td>1</td><td>mfcc</td><td>20</td>" in page
+    assert "<img" not in page

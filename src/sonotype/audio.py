@@ -21,7 +21,21 @@ from .errors import AudioError, ParameterError
 __all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment"]
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".w64", ".caf", ".opus"}
+    {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".w64",
+        ".caf",
+        ".opus",
+    }
 )
 
 
@@ -56,13 +70,25 @@ def _check_file(path: str | os.PathLike) -> Path:
 
 # Leading bytes of containers, to tell "not audio" from "audio libsndfile cannot decode".
 _SUPPORTED_MAGIC = (
-    (b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "RF64"), (b"FORM", "AIFF"), (b"fLaC", "FLAC"),
-    (b"OggS", "OGG"), (b".snd", "AU"), (b"ID3", "MP3"), (b"caff", "CAF"),
+    (b"RIFF", "WAV"),
+    (b"RIFX", "WAV"),
+    (b"RF64", "RF64"),
+    (b"FORM", "AIFF"),
+    (b"fLaC", "FLAC"),
+    (b"OggS", "OGG"),
+    (b".snd", "AU"),
+    (b"ID3", "MP3"),
+    (b"caff", "CAF"),
 )
 _UNSUPPORTED_MAGIC = (
-    (4, b"ftyp", "MP4/M4A (AAC/ALAC)"), (0, b"\x30\x26\xb2\x75", "ASF/WMA"), (0, b"#!AMR", "AMR"),
-    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"MThd", "MIDI"), (0, b"wvpk", "WavPack"),
-    (0, b"MAC ", "Monkey's Audio"), (0, b"ADIF", "AAC (ADIF)"),
+    (4, b"ftyp", "MP4/M4A (AAC/ALAC)"),
+    (0, b"\x30\x26\xb2\x75", "ASF/WMA"),
+    (0, b"#!AMR", "AMR"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"MThd", "MIDI"),
+    (0, b"wvpk", "WavPack"),
+    (0, b"MAC ", "Monkey's Audio"),
+    (0, b"ADIF", "AAC (ADIF)"),
 )
 # WAV format tags libsndfile decodes: PCM, MS ADPCM, IEEE float, A-law, mu-law, IMA ADPCM,
 # G.721/G.723 ADPCM, GSM 6.10, extensible.
@@ -79,7 +105,9 @@ def _describe_unreadable(p: Path, exc: Exception) -> str:
     head = _head(p, 512)
     for off, magic, name in _UNSUPPORTED_MAGIC:
         if head[off : off + len(magic)] == magic:
-            return f"unsupported audio format: {name} (libsndfile cannot decode it; convert it to WAV or FLAC)"
+            return (
+                f"unsupported audio format: {name} (libsndfile cannot decode it; convert it to WAV or FLAC)"
+            )
     if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
         tag = _wav_format_tag(p)
         if tag is not None and tag not in _WAV_TAGS:
@@ -166,7 +194,8 @@ def _check_truncation(p: Path, fmt: str) -> None:
         return
     if present < declared:
         raise AudioError(
-            p, f"truncated {fmt} file: header announces {declared} bytes of audio data, only {present} present"
+            p,
+            f"truncated {fmt} file: header announces {declared} bytes of audio data, only {present} present",
         )
 
 

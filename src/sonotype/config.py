@@ -94,7 +94,11 @@ class CrossEvalConfig:
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run; ``sonotype run`` and ``sonotype train`` consume it."""
+    """Everything that defines a run; ``sonotype run`` and ``sonotype train`` consume it.
+
+    ``backbone`` (optional) names a pretrained model whose embeddings replace the frame
+    features (see :class:`sonotype.backbones.BackboneConfig`; needs ``sonotype[backbones]``).
+    """
 
     name: str = "run"
     description: str = ""
@@ -109,6 +113,7 @@ class RunConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     study: StudyConfig | None = None
     cross: list[CrossEvalConfig] = field(default_factory=list)
+    backbone: dict[str, Any] | None = None
     seed: int = 0
     jobs: int = 1
     cache_dir: str | None = None

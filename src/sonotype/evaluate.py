@@ -135,7 +135,9 @@ def metrics(
         pr = np.asarray(proba, dtype=np.float64)
         if pr.shape != (t.size, k):
             raise ParameterError(f"proba must have shape ({t.size}, {k}), got {pr.shape}")
-        out["log_loss"] = float(log_loss(t, np.clip(pr, 1e-12, 1.0), labels=idx))
+        # float32 softmax rows sum to 1 only within ~1e-7: renormalise in float64 for sklearn.
+        pr = np.clip(pr, 1e-12, 1.0)
+        out["log_loss"] = float(log_loss(t, pr / pr.sum(axis=1, keepdims=True), labels=idx))
     return out
 
 

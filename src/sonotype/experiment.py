@@ -28,16 +28,31 @@ from .config import CorpusConfig, CrossEvalConfig, RunConfig
 from .corpora import Manifest, load_corpus
 from .corpora.ops import apply_ops
 from .errors import ConfigError, SonotypeError
-from .evaluate import aggregate_folds, bootstrap_ci, cross_corpus_labels, evaluate_items, rank_subsets, restrict_proba, vote
+from .evaluate import (
+    aggregate_folds,
+    bootstrap_ci,
+    cross_corpus_labels,
+    evaluate_items,
+    rank_subsets,
+    restrict_proba,
+    vote,
+)
 from .evaluate import metrics as clip_metrics
 from .features import Dataset, Standardizer, build_dataset, featurize
 from .io import atomic_dir, atomic_write_text
-from .models import build_model
 from .modelio import save_model
+from .models import build_model
 from .splits import ProtocolConfig, Split, check_no_leak, describe_protocol, make_splits, resolve_auto
 from .train import TrainResult, fit, predict_proba
 
 __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment"]
+
+
+# What a clip's group is, per corpus, for the protocol sentence in reports.
+GROUP_NAMES = {
+    "gtzan": "track", "folder": "file", "demo": "speaker", "fsdd": "speaker", "ravdess": "actor", "cremad": "actor",
+    "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker",
+}
 
 
 @dataclass
@@ -64,6 +79,15 @@ def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None
     if not manifest.clips:
         raise SonotypeError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
     return manifest
+
+
+def _dataset(cfg: RunConfig, clips: list, progress: bool) -> Dataset:
+    """Frame features -> representation, or pretrained-backbone embeddings when configured."""
+    if cfg.backbone:
+        from .backbones import BackboneConfig, build_embedding_dataset
+
+        return build_embedding_dataset(clips, BackboneConfig.from_dict(cfg.backbone), cache_dir=cfg.cache_dir, progress=progress)
+    return build_dataset(clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
 
 
 def _feature_axis(cfg: RunConfig) -> int:
@@ -150,7 +174,7 @@ def _splits(cfg: RunConfig, ds: Dataset, item_labels: np.ndarray) -> tuple[list[
     assignments = [c.meta.get(proto.field) for c in ds.clips]
     has_assign = any(a is not None for a in assignments)
     if proto.name == "auto":
-        proto = resolve_auto(clip_labels, clip_groups, assignments if has_assign else None)
+        proto = resolve_auto(clip_labels, clip_groups, assignments if has_assign else None, base=proto)
     if proto.name == "random":
         # Item level on purpose: reproduces the seeds' leak (windows of one track on both sides).
         return make_splits(list(item_labels), [ds.clips[i].group for i in ds.item_clip], proto), proto, True
@@ -179,9 +203,7 @@ def run_experiment(
     with atomic_dir(out, force=force) as tmp:
         manifest = load_manifest(cfg.corpus)
         console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
-        ds = build_dataset(
-            manifest.clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress
-        )
+        ds = _dataset(cfg, manifest.clips, progress)
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
         labels = sorted({c.label for c in ds.clips})
@@ -189,7 +211,9 @@ def run_experiment(
         item_labels = np.array([ds.clips[i].label for i in ds.item_clip])
         y_items = np.array([lid[v] for v in item_labels])
         splits, proto, item_level = _splits(cfg, ds, item_labels)
-        protocol_text = describe_protocol(proto, n_groups=len({c.group for c in ds.clips}))
+        protocol_text = describe_protocol(
+            proto, group_name=GROUP_NAMES.get(cfg.corpus.name, "group"), n_groups=len({c.group for c in ds.clips})
+        )
         if item_level:
             protocol_text += " - LEAKS: items (windows) of one clip on both sides; reproduces the seed only"
         console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")

@@ -21,17 +21,18 @@ from typing import Any
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .errors import ParameterError
 from .io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
-    "make_plots",
     "plot_clip_predictions",
     "plot_confusion",
     "plot_history",
     "plot_per_class",
     "plot_prediction",
+    "write_plots",
     "write_report",
 ]
 
@@ -61,7 +62,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
         vals = [h.get(key) for h in history]
         return None if all(v is None for v in vals) else [np.nan if v is None else float(v) for v in vals]
 
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, keys, title in (
         (ax_loss, ("loss", "val_loss"), "Loss"),
@@ -72,6 +73,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
             if s is not None:
                 ax.plot(ep, s, label=key.replace("_", " "), marker="." if len(ep) < 30 else None)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -90,7 +92,7 @@ def plot_confusion(
     rows = cm.sum(axis=1, keepdims=True)
     cmn = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     size = max(4.0, 0.55 * k + 2.5)
-    fig = Figure(figsize=(2 * size + 1, size))
+    fig = Figure(figsize=(2 * size + 1, size), layout="constrained")
     for ax, mat, name, fmt in zip(
         fig.subplots(1, 2), (cm, cmn), ("counts", "row-normalised"), ("{:.0f}", "{:.2f}"), strict=True
     ):
@@ -116,7 +118,7 @@ def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLi
         raise ParameterError("per_class is empty: nothing to plot")
     labels = list(per_class)
     x = np.arange(len(labels))
-    fig = Figure(figsize=(max(6.0, 0.8 * len(labels) + 2), 4))
+    fig = Figure(figsize=(max(6.0, 0.8 * len(labels) + 2), 4), layout="constrained")
     ax = fig.subplots()
     for i, key in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (i - 1) * 0.27, [per_class[lab][key] for lab in labels], width=0.27, label=key)
@@ -133,17 +135,18 @@ def plot_clip_predictions(
 ) -> Path:
     """The seeds' file view: per clip the mean predicted distribution, green if right, red if wrong.
 
-    Each example is ``{"name": str, "true": label, "probabilities": [p per label]}``.
+    Each example is ``{"name": str, "true": label, "probabilities": {label: p} or [p per label]}``.
     """
     if not examples:
         raise ParameterError("examples is empty: nothing to plot")
     n = len(examples)
     cols = min(3, n)
     nrows = (n + cols - 1) // cols
-    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows))
+    fig = Figure(figsize=(4.5 * cols, 3.2 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
     for ax, ex in zip(axes, examples, strict=False):
-        p = np.asarray(ex["probabilities"], dtype=float)
+        raw = ex["probabilities"]
+        p = np.asarray([raw[lab] for lab in labels] if isinstance(raw, dict) else raw, dtype=float)
         if p.shape != (len(labels),):
             raise ParameterError(f"example {ex.get('name')!r}: {p.size} probabilities for {len(labels)} labels")
         pred = int(p.argmax())
@@ -168,7 +171,7 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     """
     d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
     labels = list(d["probabilities"])
-    fig = Figure(figsize=(11, 3.5))
+    fig = Figure(figsize=(11, 3.5), layout="constrained")
     ax_t, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     segs = d.get("segments") or []
     if segs:
@@ -199,7 +202,7 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     return _save(fig, path)
 
 
-def make_plots(
+def write_plots(
     run_dir: str | os.PathLike,
     *,
     metrics: dict[str, Any],
@@ -260,10 +263,15 @@ def _headline(metrics: dict[str, Any]) -> str:
     head = "<tr><th>metric</th><th>pooled (clip level)</th>" + ("<th>mean &plusmn; std over folds</th>" if mean else "") + "</tr>"
     out = f'<table class="headline">{head}{"".join(rows)}</table>'
     ci = metrics.get("bootstrap_ci")
-    if isinstance(ci, dict) and "low" in ci:
-        lvl = float(ci.get("level", 0.95)) * 100
-        out += (f"<p>{lvl:.0f} % bootstrap interval on pooled accuracy: [{_num(ci['low'])}, {_num(ci['high'])}]"
-                f" <span class='muted'>({_e(ci.get('n', ''))} resamples of the test clips)</span></p>")
+    if isinstance(ci, dict):
+        # {"low", "high"} (evaluate.aggregate_folds) or {"accuracy": [low, high]} (run pipeline)
+        lo, hi = ci.get("low"), ci.get("high")
+        if lo is None and isinstance(ci.get("accuracy"), (list, tuple)) and len(ci["accuracy"]) == 2:
+            lo, hi = ci["accuracy"]
+        if lo is not None and hi is not None:
+            lvl = float(ci.get("level", 0.95)) * 100
+            n = f" <span class='muted'>({_e(ci['n'])} resamples of the test clips)</span>" if "n" in ci else ""
+            out += f"<p>{lvl:.0f} % bootstrap interval on pooled accuracy: [{_num(lo)}, {_num(hi)}]{n}</p>"
     facts = [(k, metrics[k]) for k in ("corpus", "n_train_clips", "n_test_clips", "train_seconds") if k in metrics]
     if facts:
         out += "<p class='muted'>" + " &middot; ".join(f"{_e(k)}: {_e(v)}" for k, v in facts) + "</p>"
@@ -296,6 +304,35 @@ def _per_class_table(metrics: dict[str, Any]) -> str:
             f"<th>support</th></tr>{rows}</table>")
 
 
+def _cross_table(metrics: dict[str, Any]) -> str:
+    cross = metrics.get("cross") or []
+    if not cross:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(c.get('corpus', '?'))}</td><td>{_e(', '.join(c.get('labels_kept', [])))}</td>"
+        f"<td>{_e(', '.join(c.get('labels_dropped_model', []) + c.get('labels_dropped_corpus', [])))}</td>"
+        f"<td>{_e(c.get('n_test_clips', ''))}</td><td>{_num(c.get('accuracy'))}</td>"
+        f"<td>{_num(c.get('balanced_accuracy'))}</td><td>{_num(c.get('macro_f1'))}</td></tr>"
+        for c in cross
+    )
+    return ("<h2>Cross-corpus</h2><table><tr><th>corpus</th><th>labels kept</th><th>labels dropped</th>"
+            f"<th>clips</th><th>accuracy</th><th>balanced accuracy</th><th>macro-F1</th></tr>{rows}</table>")
+
+
+def _study_table(metrics: dict[str, Any]) -> str:
+    study = metrics.get("study") or []
+    if not study:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.get('rank', ''))}</td><td>{_e(r.get('subset', r.get('name', '')))}</td>"
+        f"<td>{_e(r.get('n_features', ''))}</td><td>{_num(r.get('accuracy'))}</td>"
+        f"<td>{_num(r.get('balanced_accuracy'))}</td><td>{_num(r.get('macro_f1'))}</td></tr>"
+        for r in study
+    )
+    return ("<h2>Feature-subset study</h2><table><tr><th>rank</th><th>subset</th><th>features</th>"
+            f"<th>accuracy</th><th>balanced accuracy</th><th>macro-F1</th></tr>{rows}</table>")
+
+
 def write_report(
     run_dir: str | os.PathLike,
     *,
@@ -319,13 +356,15 @@ def write_report(
     if metrics.get("protocol"):
         parts.append(f"<p class='protocol'><b>Protocol.</b> {_e(metrics['protocol'])}</p>")
     parts.append("<h2>Results</h2>" + _headline(metrics))
-    if metrics.get("window_level"):
-        wl = metrics["window_level"]
+    wl = metrics.get("window_level") or {}
+    if wl and wl.get("n") != metrics.get("n"):  # only when items are windows/frames, not whole clips
         parts.append(f"<p class='muted'>window level: accuracy {_num(wl.get('accuracy'))}, balanced accuracy "
                      f"{_num(wl.get('balanced_accuracy'))}, macro-F1 {_num(wl.get('macro_f1'))} "
                      f"over {_e(wl.get('n', '?'))} windows</p>")
     parts.append(_folds_table(metrics))
     parts.append(_per_class_table(metrics))
+    parts.append(_cross_table(metrics))
+    parts.append(_study_table(metrics))
     if plots:
         parts.append("<h2>Plots</h2>")
         for p in plots:

@@ -17,7 +17,7 @@ def run_app(app: typer.Typer) -> None:
     try:
         app()
     except SonotypeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

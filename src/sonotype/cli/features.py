@@ -1,9 +1,154 @@
-"""CLI commands: features (filled in by its owner)."""
+"""CLI commands: ``sonotype features`` (extract a corpus) and ``sonotype bench features``."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
+
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+
+
+def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any]:
+    """FeatureConfig and RepresentationConfig from a preset and/or a YAML file.
+
+    The YAML holds ``features:`` (FeatureConfig fields) and ``representation:``
+    (RepresentationConfig fields); a flat mapping is read as FeatureConfig fields.
+    """
+    import yaml
+
+    from ..errors import ConfigError
+    from ..features import FeatureConfig, RepresentationConfig
+    from ..features.config import preset
+
+    fcfg, rcfg = preset(preset_name) if preset_name else (FeatureConfig(), RepresentationConfig())
+    if path is None:
+        return fcfg, rcfg
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read feature settings ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(doc).__name__}")
+    if ("features" in doc and isinstance(doc["features"], dict)) or "representation" in doc:
+        f_over, r_over = doc.get("features") or {}, doc.get("representation") or {}
+    else:
+        f_over, r_over = doc, {}
+    try:
+        fcfg = FeatureConfig.from_dict({**fcfg.to_dict(), **f_over})
+        rcfg = RepresentationConfig.from_dict({**rcfg.to_dict(), **r_over})
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return fcfg, rcfg
+
+
+def _save_npz(out_path: Path, ds: Any, fcfg: Any, rcfg: Any) -> None:
+    import io
+
+    import numpy as np
+
+    from ..io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        X=ds.X,
+        item_clip=ds.item_clip,
+        feature_names=np.asarray(ds.feature_names, dtype=str),
+        clip_path=np.asarray([c.path for c in ds.clips], dtype=str),
+        clip_label=np.asarray([c.label for c in ds.clips], dtype=str),
+        clip_group=np.asarray([c.group for c in ds.clips], dtype=str),
+        skipped_path=np.asarray([s.path for s in ds.skipped], dtype=str),
+        skipped_reason=np.asarray([s.reason for s in ds.skipped], dtype=str),
+        config=np.asarray(json.dumps({"features": fcfg.to_dict(), "representation": rcfg.to_dict()})),
+    )
+    atomic_write_bytes(out_path, buf.getvalue())
+
+
+def features(
+    name: str = typer.Argument(..., help="Corpus loader name (see `sonotype corpus list`)."),
+    root: Path = typer.Argument(..., help="Corpus root folder."),
+    settings: Path | None = typer.Option(None, "--set", help="YAML with `features:` and `representation:` settings."),
+    preset_name: str | None = typer.Option(None, "--preset", help="Named settings: gtzan37, gtzan37-frames, mfcc13-windows, tess40, logmel128."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes."),
+    cache: Path | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Compute everything, store nothing."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
+) -> None:
+    """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
+    from ..corpora import load_corpus
+    from ..features import FeatureCache, build_dataset
+    from ._common import out
+
+    fcfg, rcfg = _load_settings(settings, preset_name)
+    manifest = load_corpus(name, root)
+    store = None if no_cache else FeatureCache(cache)
+    t0 = time.perf_counter()
+    ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
+    secs = time.perf_counter() - t0
+    n = len(manifest.clips)
+    rate = n / secs if secs > 0 else float("inf")
+    out.print(
+        f"[bold]{n}[/] files in {secs:.1f} s ({rate:.1f} files/s): {len(ds.clips)} extracted, "
+        f"[{'red' if ds.skipped else 'green'}]{len(ds.skipped)} skipped[/]; "
+        f"{len(ds)} items x {len(ds.feature_names)} features, X shape {tuple(ds.X.shape)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if store is not None:
+        out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
+    for s in manifest.skipped:
+        out.print(f"  [yellow]not a corpus file[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+    for s in ds.skipped:
+        out.print(f"  [red]skipped[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+    if out_file is not None:
+        _save_npz(out_file, ds, fcfg, rcfg)
+        out.print(f"wrote {out_file}", highlight=False, soft_wrap=True)
+
+
+@bench_app.command("features")
+def bench_features(
+    root: Path | None = typer.Argument(None, help="Folder of audio files (default: generated signals)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    files: int = typer.Option(8, "--files", "-n", help="Number of files to time."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Workers for the all-cores run (default: all cores)."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes for sonotype (best is kept)."),
+    seconds: float = typer.Option(30.0, "--seconds", help="Length of each generated music signal (no ROOT)."),
+) -> None:
+    """Time the seeds' per-feature librosa pipeline against sonotype (1 core, all cores) and log-mel."""
+    from ..features.bench import run_benchmark
+    from ._common import out
+
+    r = run_benchmark(root, files=files, jobs=jobs, repeats=repeats, music_seconds=seconds, speech_seconds=min(3.0, seconds))
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"37-value GTZAN set: {r['files']} files ({r['source']}), {r['audio_seconds']:.0f} s of audio")
+    for col in ("pipeline", "s / file", "s / audio-hour", "x real time", "speed-up"):
+        t.add_column(col, justify="right" if col != "pipeline" else "left")
+    t.add_row("seeds (librosa per feature)", f"{r['seed_seconds_per_file']:.3f}", f"{r['seed_seconds_per_audio_hour']:.1f}", f"{r['seed_x_realtime']:.0f}", "1.0")
+    t.add_row("sonotype, 1 core", f"{r['one_core_seconds_per_file']:.4f}", f"{r['one_core_seconds_per_audio_hour']:.1f}", f"{r['one_core_x_realtime']:.0f}", f"{r['ratio_one_core']:.1f}")
+    t.add_row(
+        f"sonotype, {r['jobs']} workers", f"{r['all_cores_seconds_per_file']:.4f}", f"{r['all_cores_seconds_per_audio_hour']:.1f}",
+        f"{r['all_cores_x_realtime']:.0f}", f"{r['ratio_one_core'] * r['ratio_all_cores']:.1f} ({r['ratio_all_cores']:.2f} x 1 core)",
+    )
+    out.print(t)
+    out.print(
+        f"log-mel 128 @ 16 kHz, {r['logmel_files']} clips: librosa {r['logmel_librosa_seconds_per_file'] * 1000:.2f} ms/file, "
+        f"sonotype {r['logmel_sonotype_seconds_per_file'] * 1000:.2f} ms/file -> {r['logmel_ratio']:.1f}x",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(f"max relative error of the 37 means vs the seeds' pipeline: {r['max_relative_error']:.2e}", highlight=False, soft_wrap=True)
+    out.print(f"worker start-up {r['pool_startup_seconds']:.2f} s (not in the all-cores time); {r['cpu_count']} CPUs", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``features`` and the ``bench`` group to `app`."""
+    app.command("features")(features)
+    app.add_typer(bench_app, name="bench")

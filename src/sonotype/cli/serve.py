@@ -1,9 +1,86 @@
-"""CLI commands: serve (filled in by its owner)."""
+"""CLI commands: ``serve`` (HTTP service and web page) and ``export`` (ONNX)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
+
+from ..errors import ParameterError
+from ._common import out
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("serve")(serve)
+    app.command("export")(export)
+
+
+def serve(
+    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless you mean to expose it."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
+    threads: int = typer.Option(0, min=0, help="Torch threads per worker; 0 = CPU cores / workers, at most 4."),
+    max_upload_mb: float = typer.Option(20.0, help="Largest accepted upload, in MB (413 beyond)."),
+    max_duration: float = typer.Option(600.0, help="Longest accepted audio, in seconds (413 beyond)."),
+    log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
+) -> None:
+    """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, a web page at /."""
+    import logging
+
+    import uvicorn
+
+    from ..serve.app import create_app
+
+    if not 0 < port < 65536:
+        raise ParameterError(f"--port must be 1..65535, got {port}")
+    if threads == 0:
+        threads = max(1, min(4, (os.cpu_count() or 1) // workers))
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Load once here so a bad model directory fails now, as one clear line, not in every worker.
+    app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration, torch_threads=threads)
+    clf = app.state.classifier
+    out.print(
+        f"serving [bold]{clf.model_id}[/] ({len(clf.labels)} classes) on http://{host}:{port}/ "
+        f"- {workers} worker(s), {threads} torch thread(s) each",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines", highlight=False)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)
+        return
+    os.environ.update(
+        SONOTYPE_SERVE_MODEL=str(Path(model).resolve()),
+        SONOTYPE_SERVE_MAX_UPLOAD_MB=str(max_upload_mb),
+        SONOTYPE_SERVE_MAX_DURATION_S=str(max_duration),
+        SONOTYPE_SERVE_TORCH_THREADS=str(threads),
+    )
+    uvicorn.run(
+        "sonotype.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_keep_alive=5,
+    )
+
+
+def export(
+    model: Path = typer.Argument(..., help="Saved model directory."),
+    onnx: Path = typer.Option(..., "--onnx", help="Output .onnx file (scaler and softmax folded in)."),
+    opset: int = typer.Option(17, help="ONNX opset version."),
+    check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on random inputs after writing."),
+) -> None:
+    """Export MODEL's network, with its feature scaler folded in, to ONNX for onnxruntime."""
+    from ..export import export_onnx, verify_onnx
+
+    path = export_onnx(model, onnx, opset=opset)
+    out.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", highlight=False)
+    if check:
+        diff = verify_onnx(model, path)
+        out.print(f"onnxruntime matches PyTorch: max |difference| = {diff:.2e}", highlight=False)

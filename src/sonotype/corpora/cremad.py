@@ -3,7 +3,7 @@
 7,442 clips from 91 actors (48 male, 43 female, ages 20-74, several races and ethnicities),
 12 sentences, six emotions and four intensity levels. Licence: Open Database License (ODbL)
 with Database Contents License. Home: https://github.com/CheyneyComputerScience/CREMA-D
-(audio stored with git-lfs).
+(audio stored with git-lfs; ``sonotype corpus download cremad DIR`` resolves it).
 
 Layout (repository)::
 
@@ -19,21 +19,33 @@ in the root and its parent (or given as ``demographics=``); its columns land in 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import sys
 from pathlib import Path
 
 from ..errors import CorpusError
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from .base import DOWNLOAD_DIR, Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from .download import Resource
 from .emotions import CODES
 
-__all__ = ["MANUAL", "prepare", "read_demographics"]
+__all__ = ["fetch", "prepare", "read_demographics", "read_lfs_pointer"]
 
 NAME = "cremad"
 DEMOGRAPHICS = "VideoDemographics.csv"
 # The repository's companion files: not audio, known, never reported.
-METADATA = (DEMOGRAPHICS, "SentenceFilenames.csv", "finishedResponses.csv", "finishedEmoResponses.csv",
-            "finishedResponsesWithRepeatWithPractice.csv", "summaryTable.csv", "tabulatedVotes.csv",
-            "README.md", "LICENSE.txt", ".gitattributes")
+METADATA = (
+    DEMOGRAPHICS,
+    "SentenceFilenames.csv",
+    "finishedResponses.csv",
+    "finishedEmoResponses.csv",
+    "finishedResponsesWithRepeatWithPractice.csv",
+    "summaryTable.csv",
+    "tabulatedVotes.csv",
+    "README.md",
+    "LICENSE.txt",
+    ".gitattributes",
+)
 SENTENCES = {
     "IEO": "It's eleven o'clock",
     "TIE": "That is exactly what happened",
@@ -49,14 +61,64 @@ SENTENCES = {
     "WSI": "We'll stop in a couple of minutes",
 }
 INTENSITY = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
-MANUAL = """\
-CREMA-D keeps its audio in git-lfs, which a plain HTTP download cannot resolve.
-1. Install git-lfs, then:
-     GIT_LFS_SKIP_SMUDGE=1 git clone https://github.com/CheyneyComputerScience/CREMA-D.git {dest}
-     cd {dest} && git lfs pull --include "AudioWAV/*,VideoDemographics.csv"
-2. Check with: sonotype corpus show cremad {dest}
-"""
+# GitHub's archive of the repository holds git-lfs *pointers* (oid sha256 + size) for the
+# audio; ``fetch`` replaces each AudioWAV pointer by the real file from the LFS media host,
+# verified against the pointer's sha256. Alternative by hand:
+#   GIT_LFS_SKIP_SMUDGE=1 git clone https://github.com/CheyneyComputerScience/CREMA-D.git
+#   cd CREMA-D && git lfs pull --include "AudioWAV/*"
+REPO_ARCHIVE = Resource(
+    url="https://github.com/CheyneyComputerScience/CREMA-D/archive/refs/heads/master.zip",
+    filename="CREMA-D-master.zip",
+)
+LFS_MEDIA = "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master/"
+_LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
 _NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+
+
+def read_lfs_pointer(path: Path) -> tuple[str, int] | None:
+    """``(sha256, size)`` when ``path`` is a git-lfs pointer file rather than the content, else None."""
+    try:
+        if path.stat().st_size > 1024:
+            return None
+        text = path.read_bytes()
+    except OSError:
+        return None
+    if not text.startswith(_LFS_HEADER):
+        return None
+    fields = dict(line.split(" ", 1) for line in text.decode("ascii", "replace").splitlines() if " " in line)
+    oid, size = fields.get("oid", ""), fields.get("size", "")
+    if not oid.startswith("sha256:") or not size.isdigit():
+        return None
+    return oid.removeprefix("sha256:"), int(size)
+
+
+def fetch(dest: Path, *, progress: bool = True) -> Path:
+    """Download the repository archive, then every AudioWAV file from git-lfs (sha256 checked).
+
+    Returns the repository folder (the corpus root). Files already fetched are not fetched
+    again, so an interrupted run continues where it stopped.
+    """
+    from .download import download, extract
+
+    root = Path(dest)
+    archive = download(REPO_ARCHIVE.url, root / DOWNLOAD_DIR / REPO_ARCHIVE.filename, progress=progress)
+    marker = root / DOWNLOAD_DIR / f"{REPO_ARCHIVE.filename}.extracted"
+    if not marker.exists():
+        extract(archive, root)
+        marker.write_text(archive.name + "\n")
+    repos = [d for d in (root, *sorted(root.iterdir())) if (d / "AudioWAV").is_dir()]
+    if not repos:
+        raise CorpusError(f"cremad: the archive unpacked into {root} has no AudioWAV folder")
+    repo = repos[0]
+    files = [*sorted((repo / "AudioWAV").iterdir()), repo / DEMOGRAPHICS]
+    pointers = [(f, p) for f in files if (p := read_lfs_pointer(f)) is not None]
+    for i, (f, (oid, _size)) in enumerate(pointers, 1):
+        if progress and (i % 250 == 0 or i == len(pointers)):
+            print(f"  git-lfs audio: {i}/{len(pointers)}", file=sys.stderr, flush=True)
+        rel = f.relative_to(repo).as_posix()
+        tmp = download(LFS_MEDIA + rel, f.with_name(f.name + ".lfs"), sha256=oid, progress=False)
+        os.replace(tmp, f)
+    return repo
 
 
 def read_demographics(path: Path) -> dict[int, dict[str, object]]:
@@ -94,9 +156,16 @@ def prepare(root: Path, *, demographics: str | Path | None = None) -> Manifest:
     codes = CODES[NAME]
     clips: list[Clip] = []
     for f in files:
+        if read_lfs_pointer(f) is not None:
+            skipped.append(
+                Skipped(str(f), "git-lfs pointer, the audio was never fetched (run: git lfs pull)")
+            )
+            continue
         m = _NAME_RE.match(f.stem)
         if m is None:
-            skipped.append(Skipped(str(f), "name is not <actor>_<SENTENCE>_<EMOTION>_<INTENSITY> (e.g. 1001_DFA_ANG_XX)"))
+            skipped.append(
+                Skipped(str(f), "name is not <actor>_<SENTENCE>_<EMOTION>_<INTENSITY> (e.g. 1001_DFA_ANG_XX)")
+            )
             continue
         actor, sentence, emo, level = m.groups()
         why = None

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from ..errors import CorpusError, DownloadError
@@ -65,7 +65,9 @@ def _verify(path: Path, url: str, sha256: str | None, md5: str | None) -> None:
             continue
         got = _digest(path, algo)
         if got.lower() != want.lower():
-            raise DownloadError(f"checksum mismatch for {url}: expected {algo} {want.lower()}, got {got} ({path})")
+            raise DownloadError(
+                f"checksum mismatch for {url}: expected {algo} {want.lower()}, got {got} ({path})"
+            )
 
 
 def _total_from(resp: http.client.HTTPResponse, offset: int) -> int | None:
@@ -110,7 +112,11 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> tupl
                         pct = int(100 * done / total)
                         if pct // 10 != shown:
                             shown = pct // 10
-                            print(f"\r  {part.name[:-5]}: {pct:3d}% of {total / 1e6:.1f} MB", end="", file=sys.stderr)
+                            print(
+                                f"\r  {part.name[:-5]}: {pct:3d}% of {total / 1e6:.1f} MB",
+                                end="",
+                                file=sys.stderr,
+                            )
             except (http.client.IncompleteRead, OSError):
                 pass  # a cut connection is handled like a short body below
         if progress and total:
@@ -188,7 +194,12 @@ def download(
         if not resume:
             break
         _say(progress, f"  transfer cut short at {size} of {total} bytes; resuming")
-    if total is not None and size != total:
+    if total is not None and size > total:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{url}: received {size} bytes, more than the {total} announced; the partial file was removed"
+        )
+    if total is not None and size < total:
         raise DownloadError(
             f"truncated transfer from {url}: {size} of {total} bytes received"
             + (f"; run again to resume from {part}" if resume else "")
@@ -238,7 +249,9 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                     base = root if m.islnk() else target.parent
                     link = (base / m.linkname).resolve()
                     if os.path.isabs(m.linkname) or not link.is_relative_to(root):
-                        raise DownloadError(f"refusing to extract link {m.name!r} -> {m.linkname!r}: it points outside {root}")
+                        raise DownloadError(
+                            f"refusing to extract link {m.name!r} -> {m.linkname!r}: it points outside {root}"
+                        )
                 elif not (m.isfile() or m.isdir()):
                     raise DownloadError(f"refusing to extract {m.name!r}: not a regular file or folder")
             t.extractall(root, members=members, filter="data")
@@ -252,10 +265,14 @@ def fetch_dataverse(server: str, doi: str, dest: str | os.PathLike, *, progress:
     Files keep the dataset's folder labels; ones already present and verified are skipped.
     """
     root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
     api = f"{server.rstrip('/')}/api"
     url = f"{api}/datasets/:persistentId/?persistentId={urllib.parse.quote(doi, safe=':/')}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=60) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=60
+        ) as r:
             files = json.load(r)["data"]["latestVersion"]["files"]
     except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
         raise DownloadError(f"{url}: cannot read the dataset's file list ({exc})") from None
@@ -264,19 +281,24 @@ def fetch_dataverse(server: str, doi: str, dest: str | os.PathLike, *, progress:
         name = df.get("originalFileName") or df["filename"]
         folder = entry.get("directoryLabel") or ""
         target = root / folder / name
-        _check_member(str(PurePosixPath(folder) / name), root.resolve() if root.exists() else root.absolute())
-        md5 = df.get("md5") or (df.get("checksum", {}).get("value") if df.get("checksum", {}).get("type") == "MD5" else None)
+        _check_member(str(PurePosixPath(folder) / name), root)
+        md5 = df.get("md5") or (
+            df.get("checksum", {}).get("value") if df.get("checksum", {}).get("type") == "MD5" else None
+        )
         _say(progress, f"[{i}/{len(files)}] {folder + '/' if folder else ''}{name}")
         download(f"{api}/access/datafile/{df['id']}?format=original", target, md5=md5, progress=False)
     return root
 
 
-def download_corpus(name: str, dest: str | os.PathLike, *, progress: bool = True) -> Path:
+def download_corpus(
+    name: str, dest: str | os.PathLike, *, sha256: str | None = None, progress: bool = True
+) -> Path:
     """Fetch and unpack corpus ``name`` into ``dest`` using the module's ``DOWNLOADS``.
 
     Archives go to ``dest/.sonotype-downloads/`` (which loaders never scan) and are unpacked into ``dest``; a marker file records
     finished extractions so a second run does no work. Corpora with no public address raise
-    :class:`DownloadError` whose message gives the manual steps.
+    :class:`DownloadError` whose message gives the manual steps. ``sha256`` pins the digest of
+    a corpus that has exactly one archive (for copies whose digest you recorded yourself).
     """
     from .base import DOWNLOAD_DIR, get_loader
 
@@ -291,12 +313,24 @@ def download_corpus(name: str, dest: str | os.PathLike, *, progress: bool = True
         raise DownloadError(f"{name} cannot be downloaded automatically.\n{manual.strip().format(dest=root)}")
     fetch = getattr(module, "fetch", None)
     if callable(fetch):
+        if sha256 is not None:
+            raise DownloadError(
+                f"{name} is fetched file by file with published checksums; --sha256 does not apply"
+            )
         return fetch(root, progress=progress)
     resources: tuple[Resource, ...] = getattr(module, "DOWNLOADS", ())
     if not resources:
         raise DownloadError(f"{name}: no download address is known; place the files under {root} yourself")
+    if sha256 is not None:
+        if len(resources) != 1:
+            raise DownloadError(
+                f"{name}: --sha256 needs a corpus with exactly one archive, {name} has {len(resources)}"
+            )
+        resources = (replace(resources[0], sha256=sha256),)
     for res in resources:
-        archive = download(res.url, root / DOWNLOAD_DIR / res.filename, sha256=res.sha256, md5=res.md5, progress=progress)
+        archive = download(
+            res.url, root / DOWNLOAD_DIR / res.filename, sha256=res.sha256, md5=res.md5, progress=progress
+        )
         marker = root / DOWNLOAD_DIR / f"{res.filename}.extracted"
         if res.extract and not marker.exists():
             _say(progress, f"extracting {archive.name} -> {root}")

@@ -25,7 +25,9 @@ from .emotions import CODES
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "emodb"
-DOWNLOADS = (Resource(url="http://emodb.bilderbar.info/download/download.zip", filename="emodb-download.zip"),)
+DOWNLOADS = (
+    Resource(url="http://emodb.bilderbar.info/download/download.zip", filename="emodb-download.zip"),
+)
 # speaker -> (gender, age at recording), from the corpus documentation
 SPEAKERS = {
     "03": ("male", 31),
@@ -54,7 +56,9 @@ def prepare(root: Path) -> Manifest:
     for f in files:
         m = _NAME_RE.match(f.stem)
         if m is None:
-            skipped.append(Skipped(str(f), "name is not <speaker NN><text a01><emotion letter><version> (e.g. 03a01Wa)"))
+            skipped.append(
+                Skipped(str(f), "name is not <speaker NN><text a01><emotion letter><version> (e.g. 03a01Wa)")
+            )
             continue
         speaker, text, letter, version = m.groups()
         if letter not in codes:
@@ -64,6 +68,13 @@ def prepare(root: Path) -> Manifest:
             skipped.append(Skipped(str(f), f"unknown speaker {speaker!r} (known: {' '.join(SPEAKERS)})"))
             continue
         gender, age = SPEAKERS[speaker]
-        meta = {"code": letter, "speaker": speaker, "text": text, "version": version, "gender": gender, "age": age}
+        meta = {
+            "code": letter,
+            "speaker": speaker,
+            "text": text,
+            "version": version,
+            "gender": gender,
+            "age": age,
+        }
         clips.append(Clip(str(f), codes[letter], speaker, NAME, meta=meta))
     return build_manifest(NAME, root, clips, skipped, layout="wav/03a01Wa.wav")

@@ -34,7 +34,14 @@ CODES: dict[str, dict[str, str]] = {
         "07": "disgust",
         "08": "surprised",
     },
-    "cremad": {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"},
+    "cremad": {
+        "ANG": "angry",
+        "DIS": "disgust",
+        "FEA": "fearful",
+        "HAP": "happy",
+        "NEU": "neutral",
+        "SAD": "sad",
+    },
     # German initials: Wut, Langeweile, Ekel, Angst, Freude, Trauer, Neutral.
     "emodb": {
         "W": "angry",
@@ -78,7 +85,9 @@ def unify(corpus: str, code: str) -> str:
     try:
         table = CODES[corpus]
     except KeyError:
-        raise CorpusError(f"no emotion codes known for corpus {corpus!r}; known: {', '.join(sorted(CODES))}") from None
+        raise CorpusError(
+            f"no emotion codes known for corpus {corpus!r}; known: {', '.join(sorted(CODES))}"
+        ) from None
     try:
         return table[code]
     except KeyError:

@@ -42,9 +42,13 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
         try:
             pattern = re.compile(group_regex)
         except re.error as exc:
-            raise CorpusError(f"group_regex {group_regex!r} is not a valid regular expression ({exc})") from None
+            raise CorpusError(
+                f"group_regex {group_regex!r} is not a valid regular expression ({exc})"
+            ) from None
         if pattern.groups != 1:
-            raise CorpusError(f"group_regex {group_regex!r} must have exactly one capture group, has {pattern.groups}")
+            raise CorpusError(
+                f"group_regex {group_regex!r} must have exactly one capture group, has {pattern.groups}"
+            )
     files, skipped = scan_files(root)
     clips: list[Clip] = []
     for f in files:
@@ -57,7 +61,9 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
         if pattern is not None:
             m = pattern.search(f.stem)
             if m is None or not m.group(1):
-                skipped.append(Skipped(str(f), f"group_regex {group_regex!r} does not match the name {f.stem!r}"))
+                skipped.append(
+                    Skipped(str(f), f"group_regex {group_regex!r} does not match the name {f.stem!r}")
+                )
                 continue
             group = m.group(1)
         clips.append(Clip(str(f), label, group, corpus, meta={"relpath": rel.as_posix()}))

@@ -46,5 +46,13 @@ def prepare(root: Path) -> Manifest:
             skipped.append(Skipped(str(f), "name is not <digit>_<speaker>_<take> (e.g. 7_jackson_32)"))
             continue
         digit, speaker, take = m.groups()
-        clips.append(Clip(str(f), digit, speaker, NAME, meta={"digit": int(digit), "speaker": speaker, "take": int(take)}))
+        clips.append(
+            Clip(
+                str(f),
+                digit,
+                speaker,
+                NAME,
+                meta={"digit": int(digit), "speaker": speaker, "take": int(take)},
+            )
+        )
     return build_manifest(NAME, root, clips, skipped, layout="recordings/<digit>_<speaker>_<take>.wav")

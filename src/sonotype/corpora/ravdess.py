@@ -125,11 +125,15 @@ def prepare(root: Path, *, vocal_channel: str = "both") -> Manifest:
         folder = _ACTOR_DIR_RE.match(f.parent.name)
         if folder and int(folder.group(1)) != meta["actor"]:
             skipped.append(
-                Skipped(str(f), f"actor {meta['actor']:02d} in the name but the file is in folder {f.parent.name}")
+                Skipped(
+                    str(f), f"actor {meta['actor']:02d} in the name but the file is in folder {f.parent.name}"
+                )
             )
             continue
         if vocal_channel != "both" and meta["vocal_channel"] != vocal_channel:
-            skipped.append(Skipped(str(f), f"{meta['vocal_channel']} file left out (vocal_channel={vocal_channel!r})"))
+            skipped.append(
+                Skipped(str(f), f"{meta['vocal_channel']} file left out (vocal_channel={vocal_channel!r})")
+            )
             continue
         label = str(meta.pop("emotion"))
         clips.append(Clip(str(f), label, f"Actor_{meta['actor']:02d}", NAME, meta=meta))

@@ -57,10 +57,16 @@ def prepare(root: Path) -> Manifest:
             speaker, code, take = f.parent.name.upper(), m.group(1), int(m.group(2))
             layout = "original"
         else:
-            skipped.append(Skipped(str(f), "name is not <SPEAKER>_<code><NN> or <SPEAKER>/<code><NN> (codes a d f h n sa su)"))
+            skipped.append(
+                Skipped(
+                    str(f), "name is not <SPEAKER>_<code><NN> or <SPEAKER>/<code><NN> (codes a d f h n sa su)"
+                )
+            )
             continue
         if speaker not in SPEAKERS:
-            skipped.append(Skipped(str(f), f"unknown speaker {speaker!r} (expected one of {', '.join(SPEAKERS)})"))
+            skipped.append(
+                Skipped(str(f), f"unknown speaker {speaker!r} (expected one of {', '.join(SPEAKERS)})")
+            )
             continue
         key = (speaker, code, take)
         if key in seen:
@@ -69,4 +75,6 @@ def prepare(root: Path) -> Manifest:
         seen[key] = str(f)
         meta = {"code": code, "speaker": speaker, "take": take, "gender": "male", "layout": layout}
         clips.append(Clip(str(f), codes[code], speaker, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="AudioData/<SPEAKER>/<code><NN>.wav or <SPEAKER>_<code><NN>.wav")
+    return build_manifest(
+        NAME, root, clips, skipped, layout="AudioData/<SPEAKER>/<code><NN>.wav or <SPEAKER>_<code><NN>.wav"
+    )

@@ -69,4 +69,6 @@ def prepare(root: Path) -> Manifest:
         age_group, age = SPEAKERS[speaker]
         meta.update(code=code, speaker=speaker, word=word, gender="female", age_group=age_group, age=age)
         clips.append(Clip(str(f), codes[code], speaker, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="<SPEAKER>_<emotion>/<SPEAKER>_<word>_<emotion>.wav")
+    return build_manifest(
+        NAME, root, clips, skipped, layout="<SPEAKER>_<emotion>/<SPEAKER>_<word>_<emotion>.wav"
+    )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 
-__all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig"]
+__all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
 
 # Frame-level features the engine knows, in no particular order; the order used is
 # FeatureConfig.features. Widths depend on settings (n_mfcc, n_mels, n_chroma, contrast bands).
@@ -117,3 +117,33 @@ def _from_dict(cls: type, d: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known: {', '.join(sorted(names))}")
     return cls(**d)
+
+
+def preset(name: str) -> tuple[FeatureConfig, RepresentationConfig]:
+    """Named feature configurations from the seeds.
+
+    - ``gtzan37``: the seeds' 37-value GTZAN mean vector (n_fft 8192, hop 512, first 30 s at
+      22,050 Hz: rms, centroid, bandwidth, roll-off, zcr, 20 MFCC, 12 chroma).
+    - ``gtzan37-frames``: the same 37 values for every frame.
+    - ``mfcc13-windows``: 13 MFCC in 5 s windows every 1 s (216 x 13, seed "sequences").
+    - ``tess40``: 40 MFCC averaged over time (seed TESS/SAVEE).
+    - ``logmel128``: 128-band log-mel at 16 kHz in 3 s patches every 1.5 s.
+    """
+    seed = FeatureConfig(sr=22050, n_fft=8192, hop_length=512, max_duration=30.0)
+    table = {
+        "gtzan37": (seed, RepresentationConfig(kind="stats", stats=["mean"])),
+        "gtzan37-frames": (seed, RepresentationConfig(kind="frames")),
+        "mfcc13-windows": (
+            FeatureConfig(sr=22050, n_fft=2048, hop_length=512, features=["mfcc"], n_mfcc=13),
+            RepresentationConfig(kind="windows", window=5.0, hop=1.0, last="drop"),
+        ),
+        "tess40": (FeatureConfig(features=["mfcc"], n_mfcc=40), RepresentationConfig(kind="stats", stats=["mean"])),
+        "logmel128": (
+            FeatureConfig(sr=16000, n_fft=2048, hop_length=512, features=["logmel"], n_mels=128),
+            RepresentationConfig(kind="logmel", window=3.0, hop=1.5, last="pad"),
+        ),
+    }
+    if name not in table:
+        raise ConfigError(f"unknown feature preset {name!r}; known: {', '.join(table)}")
+    f, r = table[name]
+    return FeatureConfig.from_dict(f.to_dict()), RepresentationConfig.from_dict(r.to_dict())

@@ -131,6 +131,7 @@ class CNN1DBN(nn.Module):
     """
 
     input_layout = "TF"
+    variable_axis = 0  # T of (T, F) may differ from input_shape
 
     def __init__(
         self,

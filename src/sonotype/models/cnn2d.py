@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import ParameterError
 from .layers import TemporalPool, clamp_pool, conv_out, conv_padding, feature_size
 
-__all__ = ["CNN2DSeed", "CRNN"]
+__all__ = ["CRNN", "CNN2DSeed"]
 
 VARIANTS_2D = ("seed-b", "tutorial", "seed-d")
 
@@ -28,8 +28,24 @@ def _check_ft(input_shape: tuple[int, ...], name: str) -> tuple[int, int]:
 
 
 class _AddChannel(nn.Module):
+    """(B, F, T) -> (B, 1, F, T)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)
+
+
+class _ChannelsLast(nn.Module):
+    """Switch activations to channels-last memory layout (values unchanged).
+
+    On CPU, max-pooling an NCHW tensor is several times slower than channels-last
+    (measured 31 ms vs 5 ms for a (19, 16, 128, 130) map on one core), and the
+    convolutions after follow the input's layout. Placed after the first convolution
+    because a one-channel input cannot carry the layout; weights keep the default
+    layout, so state_dicts stay contiguous for safetensors.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 class CNN2DSeed(nn.Module):
@@ -103,7 +119,9 @@ class CNN2DSeed(nn.Module):
             layers.append(nn.Flatten())
             self.trunk = nn.Sequential(*layers)
             flat = feature_size(self.trunk, tuple(input_shape))[0]
-            self.head = nn.Sequential(nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, n_classes))
+            self.head = nn.Sequential(
+                nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, n_classes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
@@ -121,7 +139,7 @@ class CRNN(nn.Module):
     """
 
     input_layout = "FT"
-    variable_time = True
+    variable_axis = 1  # T of (F, T) may differ from input_shape
 
     def __init__(
         self,
@@ -130,7 +148,7 @@ class CRNN(nn.Module):
         *,
         channels: Sequence[int] = (16, 32, 64, 128),
         convs_per_block: int = 1,
-        time_pools: int = 2,
+        time_pools: int = 3,
         rnn_hidden: int = 64,
         pooling: str = "avgmax",
         dropout: float = 0.3,
@@ -147,8 +165,11 @@ class CRNN(nn.Module):
         layers: list[nn.Module] = [_AddChannel()]
         c_in = 1
         for i, c in enumerate(channels):
-            for _ in range(int(convs_per_block)):
-                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+            for j in range(int(convs_per_block)):
+                layers.append(nn.Conv2d(c_in, c, 3, padding=1, bias=False))
+                if i == j == 0:
+                    layers.append(_ChannelsLast())
+                layers += [nn.BatchNorm2d(c), nn.ReLU()]
                 c_in = c
             kf = clamp_pool(f, 2)
             kt = 2 if i < time_pools else 1

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ParameterError
 
-__all__ = ["POOLINGS", "TemporalPool", "clamp_pool", "conv_padding", "conv_out", "feature_size"]
+__all__ = ["POOLINGS", "TemporalPool", "clamp_pool", "conv_out", "conv_padding", "feature_size"]
 
 POOLINGS = ("avg", "max", "avgmax", "attention")
 

@@ -129,7 +129,9 @@ class ResMLP(nn.Module):
     ) -> None:
         super().__init__()
         if width <= 0 or blocks < 0:
-            raise ParameterError(f"resmlp needs width > 0 and blocks >= 0, got width={width}, blocks={blocks}")
+            raise ParameterError(
+                f"resmlp needs width > 0 and blocks >= 0, got width={width}, blocks={blocks}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ParameterError(f"dropout must be in [0, 1), got {dropout}")
         self.stem = nn.Sequential(

@@ -216,7 +216,7 @@ def _suffix(filename: str | None) -> str:
 
 def _audio_error(exc: AudioError) -> ApiError:
     reason = exc.reason
-    if "not a supported audio format" in reason:
+    if reason.startswith(("unsupported", "not an audio file", "not a supported")):
         return ApiError(415, "unsupported_audio", f"the upload is not audio in a format sonotype reads: {reason}")
     return ApiError(422, "invalid_audio", f"the audio cannot be used: {reason}")
 
@@ -400,6 +400,8 @@ def _classify_bytes(
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         return engine.classify(Path(name), window=window, hop=hop, envelope=envelope)
+    except AudioError as exc:  # name the client's file, not the server's temporary path
+        raise AudioError(None, exc.reason.replace(name, filename or "upload")) from None
     finally:
         Path(name).unlink(missing_ok=True)
 

@@ -1,0 +1,99 @@
+"""Backbone settings: which pretrained model, which layer(s), how frames become one vector.
+
+A plain dataclass, saved as JSON in every run config and beside every model trained on
+embeddings, so the same backbone and settings are used at training and prediction time.
+Nothing here imports ``transformers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["LAYER_MODES", "POOLINGS", "BackboneConfig"]
+
+POOLINGS = ("mean", "meanstd", "attention")
+# "all" and "weighted" both keep every hidden state (items (L, D)); "weighted" names the
+# intent (a learned softmax-weighted sum in the head, e.g. the "layer-weighted-mlp" model).
+LAYER_MODES = ("last", "all", "weighted")
+
+
+@dataclass
+class BackboneConfig:
+    """A pretrained audio model used as a feature extractor (frozen) or fine-tuned.
+
+    Parameters
+    ----------
+    model : str
+        A Hugging Face hub id (``"facebook/wav2vec2-base"``, ``"openai/whisper-base"``,
+        ``"microsoft/wavlm-base-plus"``, ``"MIT/ast-finetuned-audioset-10-10-0.4593"``) or a
+        local directory holding ``config.json``, ``preprocessor_config.json`` and
+        ``model.safetensors``.
+    revision : str, optional
+        Hub revision (branch, tag or commit); None = what the local cache holds for ``main``.
+    layer : int or {"last", "all", "weighted"}
+        Which hidden state to pool: ``"last"``, an index into the hidden states (0 = the
+        input embeddings, negative counts from the end), or ``"all"``/``"weighted"`` to keep
+        every layer, giving items of shape (L, D) for a head that learns layer weights.
+    pooling : {"mean", "meanstd", "attention"}
+        Over time, ignoring padding: ``mean`` (D values), ``meanstd`` (mean then standard
+        deviation, 2D values). ``attention`` needs frame sequences and a learned head; it is
+        only available when fine-tuning (the head pools the frames itself).
+    batch_size : int
+        Clips per forward pass during extraction.
+    max_seconds : float, optional
+        Keep only the first N seconds of each clip (None = whole clip; Whisper caps at 30 s,
+        AST at its ``max_length`` frames).
+    finetune_layers : int
+        0 = frozen feature extractor; N > 0 = fine-tune the top N transformer layers.
+    finetune_lr : float
+        Learning rate of the unfrozen backbone layers (the head uses the training lr).
+    local_files_only : bool
+        Never reach the hub unless this is False (and there is a network).
+    """
+
+    model: str = ""
+    revision: str | None = None
+    layer: int | str = "last"
+    pooling: str = "mean"
+    batch_size: int = 8
+    max_seconds: float | None = 30.0
+    finetune_layers: int = 0
+    finetune_lr: float = 1e-5
+    local_files_only: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"backbone.model must name a hub id or a local directory, got {self.model!r}")
+        if isinstance(self.layer, bool) or not (
+            isinstance(self.layer, int) or (isinstance(self.layer, str) and self.layer in LAYER_MODES)
+        ):
+            raise ConfigError(f"backbone.layer must be an int or one of {', '.join(LAYER_MODES)}, got {self.layer!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"backbone.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"backbone.batch_size must be >= 1, got {self.batch_size}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ConfigError(f"backbone.max_seconds must be > 0 or None, got {self.max_seconds}")
+        if int(self.finetune_layers) < 0:
+            raise ConfigError(f"backbone.finetune_layers must be >= 0, got {self.finetune_layers}")
+        if not self.finetune_lr > 0:
+            raise ConfigError(f"backbone.finetune_lr must be > 0, got {self.finetune_lr}")
+
+    @property
+    def keeps_layers(self) -> bool:
+        """True when items keep every hidden state: shape (L, D) instead of (D,)."""
+        return self.layer in ("all", "weighted")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BackboneConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown BackboneConfig key(s) {unknown}; known: {', '.join(sorted(names))}")
+        return cls(**d)

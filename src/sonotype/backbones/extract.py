@@ -1,0 +1,309 @@
+"""Hidden states of a pretrained encoder, pooled over time without counting padding.
+
+Three families are driven explicitly, anything else ``AutoModel`` loads runs one clip at a
+time through its own forward:
+
+- **Whisper** encoders run on the clip's real number of mel frames. Hugging Face's
+  ``WhisperEncoder.forward`` insists on 3000 frames (30 s) and cannot mask padding, so
+  :func:`_whisper_states` replays its steps (conv1, conv2, positional embedding, layers,
+  final layer norm) on the real frames, slicing the positional table to the frames
+  present. A 2 s clip then costs ~1/15 of a 30 s pass, and its states are those the
+  encoder computes for 2 s of audio, not states that also attended to 28 s of silence.
+  Batches mix lengths safely: mel frames past a clip's end are zeros, conv1's outputs
+  there are zeroed (exactly the zero padding conv2 sees when the clip runs alone) and
+  attention masks the padded positions, so a clip's states in a batch equal its states
+  alone (tested). A clip of exactly 30 s gives the same states as the stock forward.
+- **wav2vec2 / WavLM / HuBERT** (and relatives) take normalised samples; frame counts
+  follow the conv feature encoder (``conv_kernel``/``conv_stride``). Models whose feature
+  encoder uses group norm (``feat_extract_norm="group"``, e.g. wav2vec2-base) normalise over
+  the whole padded input, so they run one clip at a time; layer-norm models batch with an
+  attention mask.
+- **AST** always sees its fixed ``max_length`` frames (its positional grid is fixed); the
+  pooling keeps the two summary tokens and the patches that start inside the real audio.
+
+Hidden states follow Hugging Face's convention: index 0 is the input embedding, index
+``L`` the last layer (for Whisper after the final layer norm).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..audio import resample
+from ..errors import ConfigError, ParameterError
+from .config import BackboneConfig
+from .load import Backbone
+
+__all__ = ["batchable", "embed", "embed_all_layers", "hidden_states", "layer_view", "pool", "prepare_waveforms"]
+
+_WHISPER_SECONDS = 30.0
+
+
+def prepare_waveforms(
+    backbone: Backbone, waveforms: Sequence[np.ndarray], sr: int, cfg: BackboneConfig
+) -> list[np.ndarray]:
+    """Mono float32 at the backbone's rate, cut to ``max_seconds`` (and Whisper's 30 s)."""
+    out = []
+    limit = cfg.max_seconds
+    if backbone.kind == "whisper":
+        limit = _WHISPER_SECONDS if limit is None else min(limit, _WHISPER_SECONDS)
+    for i, w in enumerate(waveforms):
+        w = np.asarray(w, dtype=np.float32)
+        if w.ndim != 1 or w.size == 0:
+            raise ParameterError(f"waveform {i} must be a non-empty mono (samples,) array, got shape {w.shape}")
+        if int(sr) != backbone.sampling_rate:
+            w = resample(w, int(sr), backbone.sampling_rate)
+        if limit is not None:
+            w = w[: int(round(limit * backbone.sampling_rate))]
+        # one analysis window at least (25 ms), so every model yields a frame
+        min_len = int(0.025 * backbone.sampling_rate) + 1
+        if w.size < min_len:
+            w = np.pad(w, (0, min_len - w.size))
+        out.append(np.ascontiguousarray(w))
+    return out
+
+
+def batchable(backbone: Backbone) -> bool:
+    """Whether padding a batch leaves each clip's states unchanged (see module notes)."""
+    if backbone.kind in ("whisper", "ast"):
+        return True
+    if backbone.kind == "ssl":
+        return getattr(backbone.model.config, "feat_extract_norm", "layer") != "group"
+    return False
+
+
+def _pad_stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad along the last axis; return (batch, lengths)."""
+    n = max(a.shape[-1] for a in arrays)
+    out = np.zeros((len(arrays), *arrays[0].shape[:-1], n), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, ..., : a.shape[-1]] = a
+    return torch.from_numpy(out), torch.tensor([a.shape[-1] for a in arrays])
+
+
+def _additive_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) bool -> (B, 1, T, T) additive attention mask; None when nothing is padded."""
+    if bool(valid.all()):
+        return None
+    b, t = valid.shape
+    mask = torch.zeros(b, 1, t, t, dtype=dtype)
+    return mask.masked_fill(~valid[:, None, None, :], torch.finfo(dtype).min)
+
+
+def _whisper_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    fe, enc = backbone.feature_extractor, backbone.model
+    mels = [
+        np.asarray(fe(w, sampling_rate=fe.sampling_rate, padding="longest", return_tensors="np")["input_features"][0])
+        for w in waves
+    ]
+    x, n = _pad_stack(mels)  # (B, n_mels, N), real frame counts
+    x = x.to(enc.conv1.weight.dtype)
+    frames = torch.arange(x.shape[-1])
+    h = F.gelu(enc.conv1(x)) * (frames[None, :] < n[:, None]).to(x.dtype)[:, None, :]
+    h = F.gelu(enc.conv2(h)).permute(0, 2, 1)
+    t = h.shape[1]
+    if t > enc.embed_positions.num_embeddings:
+        raise ParameterError(f"Whisper input of {t} positions exceeds the model's {enc.embed_positions.num_embeddings}")
+    h = h + enc.embed_positions.weight[:t]
+    h = F.dropout(h, p=float(getattr(enc, "dropout", 0.0)), training=enc.training)
+    valid = torch.arange(t)[None, :] < ((n + 1) // 2)[:, None]
+    mask = _additive_mask(valid, h.dtype)
+    states = [h]
+    for layer in enc.layers:
+        h = layer(h, mask)
+        states.append(h)
+    states[-1] = enc.layer_norm(h)
+    return states, valid
+
+
+def _conv_lengths(config: Any, n: torch.Tensor) -> torch.Tensor:
+    """Frames after the conv feature encoder: floor((n - k) / s) + 1 per layer."""
+    for k, s in zip(config.conv_kernel, config.conv_stride, strict=True):
+        n = torch.div(n - k, s, rounding_mode="floor") + 1
+    return n.clamp(min=1)
+
+
+def _ssl_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    fe, model = backbone.feature_extractor, backbone.model
+    vals = [np.asarray(fe(w, sampling_rate=fe.sampling_rate, return_tensors="np")["input_values"][0]) for w in waves]
+    x, n = _pad_stack(vals)
+    att = (torch.arange(x.shape[-1])[None, :] < n[:, None]).long()
+    kw = {} if len(waves) == 1 else {"attention_mask": att}
+    with warnings.catch_warnings():
+        # WavLM mixes a float position bias with a bool padding mask inside torch's MHA
+        warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
+        out = model(x.to(next(model.parameters()).dtype), output_hidden_states=True, **kw)
+    states = list(out.hidden_states)
+    t = states[-1].shape[1]
+    valid = torch.arange(t)[None, :] < _conv_lengths(model.config, n)[:, None]
+    return states, valid
+
+
+def _ast_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    fe, model = backbone.feature_extractor, backbone.model
+    x = fe(waves, sampling_rate=fe.sampling_rate, return_tensors="pt")["input_values"]
+    out = model(x.to(next(model.parameters()).dtype), output_hidden_states=True)
+    states = list(out.hidden_states)
+    cfg = model.config
+    t_dim = (cfg.max_length - cfg.patch_size) // cfg.time_stride + 1
+    f_dim = (cfg.num_mel_bins - cfg.patch_size) // cfg.frequency_stride + 1
+    special = states[-1].shape[1] - f_dim * t_dim
+    sr = backbone.sampling_rate
+    frames = torch.tensor([min(cfg.max_length, 1 + (len(w) - int(0.025 * sr)) // int(0.010 * sr)) for w in waves])
+    t_ok = torch.arange(t_dim)[None, :] * cfg.time_stride < frames[:, None]  # (B, t_dim)
+    patches = t_ok[:, None, :].expand(-1, f_dim, -1).reshape(len(waves), -1)  # frequency-major order
+    valid = torch.cat([torch.ones(len(waves), special, dtype=torch.bool), patches], dim=1)
+    return states, valid
+
+
+def _generic_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    if len(waves) != 1:
+        raise ParameterError("generic backbones run one clip at a time")
+    fe = backbone.feature_extractor
+    inputs = fe(waves[0], sampling_rate=fe.sampling_rate, return_tensors="pt")
+    inputs.pop("attention_mask", None)
+    out = backbone.model(**inputs, output_hidden_states=True)
+    states = list(out.hidden_states)
+    return states, torch.ones(1, states[-1].shape[1], dtype=torch.bool)
+
+
+_STATES: dict[str, Callable[[Backbone, list[np.ndarray]], tuple[list[torch.Tensor], torch.Tensor]]] = {
+    "whisper": _whisper_states,
+    "ssl": _ssl_states,
+    "ast": _ast_states,
+    "generic": _generic_states,
+}
+
+
+def hidden_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every hidden state of a batch of prepared waveforms, and which frames are real.
+
+    Parameters
+    ----------
+    waves : list of np.ndarray
+        From :func:`prepare_waveforms` (backbone rate, mono, cut).
+
+    Returns
+    -------
+    states : list of torch.Tensor, each (B, T, D)
+        ``backbone.n_hidden`` tensors; gradients flow when enabled (fine-tuning).
+    valid : torch.Tensor of bool, shape (B, T)
+    """
+    return _STATES[backbone.kind](backbone, waves)
+
+
+def pool(x: torch.Tensor, valid: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool (B, [L,] T, D) over T counting only the ``valid`` (B, T) frames.
+
+    ``mean`` gives (B, [L,] D); ``meanstd`` appends the standard deviation, (B, [L,] 2D).
+    """
+    if how not in ("mean", "meanstd"):
+        raise ConfigError(
+            f"pooling {how!r} cannot be precomputed; frozen embeddings take 'mean' or 'meanstd' "
+            "('attention' is learned and needs fine-tuning, backbone.finetune_layers > 0)"
+        )
+    w = valid.to(x.dtype)
+    if x.dim() == 4:
+        w = w[:, None, :, None]
+    else:
+        w = w[:, :, None]
+    count = w.sum(dim=-2).clamp(min=1.0)
+    mean = (x * w).sum(dim=-2) / count
+    if how == "mean":
+        return mean
+    var = (((x - mean.unsqueeze(-2)) ** 2) * w).sum(dim=-2) / count
+    return torch.cat([mean, var.clamp(min=0).sqrt()], dim=-1)
+
+
+def embed(
+    backbone: Backbone,
+    waveforms: Sequence[np.ndarray],
+    sr: int,
+    cfg: BackboneConfig,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Pooled embeddings of waveforms, one per waveform.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        From :func:`sonotype.backbones.load_backbone`.
+    waveforms : sequence of np.ndarray, each (samples,)
+        Mono audio at rate ``sr`` (resampled to the backbone's rate here).
+    sr : int
+    cfg : BackboneConfig
+        ``layer``, ``pooling``, ``batch_size`` and ``max_seconds`` are used.
+    on_batch : callable, optional
+        Called with the number of clips after each batch (progress bars).
+
+    Returns
+    -------
+    np.ndarray, float32
+        (N, D) (``meanstd``: (N, 2D)), or (N, L, D) for ``layer="all"``/``"weighted"``.
+
+    Examples
+    --------
+    >>> X = embed(bb, [y1, y2], 16000, BackboneConfig("microsoft/wavlm-base-plus"))  # doctest: +SKIP
+    """
+    pooled = embed_all_layers(backbone, waveforms, sr, cfg, on_batch=on_batch)
+    return layer_view(pooled, cfg.layer)
+
+
+def layer_view(pooled: np.ndarray, layer: int | str) -> np.ndarray:
+    """From all-layer embeddings (N, L, D) to what ``layer`` asks for."""
+    if layer in ("all", "weighted"):
+        return np.ascontiguousarray(pooled)
+    n_layers = pooled.shape[1]
+    idx = -1 if layer == "last" else int(layer)
+    if not -n_layers <= idx < n_layers:
+        raise ConfigError(f"backbone.layer {layer} is out of range: this model has hidden states 0..{n_layers - 1}")
+    return np.ascontiguousarray(pooled[:, idx])
+
+
+def embed_all_layers(
+    backbone: Backbone,
+    waveforms: Sequence[np.ndarray],
+    sr: int,
+    cfg: BackboneConfig,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Pooled embeddings of every hidden state, (N, L, D): what the disk cache stores.
+
+    Pooling every layer costs almost nothing next to the forward pass, and lets a later
+    run pick another layer without re-extracting.
+    """
+    waves = prepare_waveforms(backbone, waveforms, sr, cfg)
+    width = backbone.dim * (2 if cfg.pooling == "meanstd" else 1)
+    out = np.zeros((len(waves), backbone.n_hidden, width), dtype=np.float32)
+    if not waves:
+        return out
+    pool(torch.zeros(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), cfg.pooling)  # validate early
+    step = int(cfg.batch_size) if batchable(backbone) else 1
+    order = np.argsort([-len(w) for w in waves], kind="stable")  # similar lengths together: less padding
+    was_training = backbone.model.training
+    backbone.model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(order), step):
+                idx = order[s : s + step]
+                states, valid = hidden_states(backbone, [waves[i] for i in idx])
+                if len(states) != backbone.n_hidden:
+                    raise ParameterError(
+                        f"backbone {backbone.model_id} returned {len(states)} hidden states, expected {backbone.n_hidden}"
+                    )
+                out[idx] = pool(torch.stack(states, dim=1), valid, cfg.pooling).float().numpy()
+                if on_batch is not None:
+                    on_batch(len(idx))
+    finally:
+        backbone.model.train(was_training)
+    if not np.isfinite(out).all():
+        raise ParameterError(f"backbone {backbone.model_id} produced NaN or infinite embeddings")
+    return out

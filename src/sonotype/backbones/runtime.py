@@ -1,0 +1,84 @@
+"""Prediction-time side of backbone models: reload the recorded backbone, turn audio into items.
+
+A model trained on backbone embeddings records the backbone in ``model.json``
+(``{"config": BackboneConfig, "identity": {...}}``). :func:`featurizer_for` loads that
+backbone again, refuses it when its identity differs (another revision, other weights,
+another shape), and gives :class:`sonotype.predict.Classifier` what it needs: the sample
+rate, the shortest usable input and ``items(y)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from .config import BackboneConfig
+from .extract import embed
+from .finetune import FINETUNE_NAME, FineTuneClassifier, check_identity, from_spec, waveform_array
+from .load import Backbone, load_backbone
+
+__all__ = ["BackboneFeaturizer", "featurizer_for", "network_for"]
+
+
+class BackboneFeaturizer:
+    """Audio -> model items for a backbone model: one item per signal.
+
+    Frozen models get the pooled embedding ((1, D), (1, 2D) or (1, L, D)); fine-tuned
+    models the waveform array (1, 2, S) their network takes.
+    """
+
+    def __init__(self, backbone: Backbone, cfg: BackboneConfig, *, waveform_samples: int | None = None) -> None:
+        self.backbone = backbone
+        self.cfg = cfg
+        self.waveform_samples = waveform_samples
+
+    @property
+    def sample_rate(self) -> int:
+        return self.backbone.sampling_rate
+
+    @property
+    def min_samples(self) -> int:
+        """One 25 ms analysis window: shorter input is padded by the extractor anyway."""
+        return int(0.025 * self.sample_rate) + 1
+
+    def items(self, y: np.ndarray) -> np.ndarray:
+        """Model items of a mono signal at :attr:`sample_rate`, float32 (1, ...)."""
+        if self.waveform_samples is not None:
+            return waveform_array([y], self.sample_rate, self.backbone, self.cfg,
+                                  seconds=self.waveform_samples / self.sample_rate)
+        return embed(self.backbone, [y], self.sample_rate, self.cfg)
+
+
+def featurizer_for(meta: dict[str, Any], *, where: str = "model.json") -> BackboneFeaturizer:
+    """Load and check the backbone a saved model records.
+
+    Raises
+    ------
+    ModelError
+        Malformed record, backbone weights missing (naming the files), or a backbone whose
+        identity differs from the recorded one.
+    """
+    rec = meta.get("backbone")
+    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or not isinstance(rec.get("identity"), dict):
+        raise ModelError(f"{where}: 'backbone' must be {{'config': {{...}}, 'identity': {{...}}}}, got {rec!r}")
+    try:
+        cfg = BackboneConfig.from_dict(rec["config"])
+    except Exception as exc:  # ConfigError or TypeError from a hand-edited file
+        raise ModelError(f"{where}: invalid backbone settings ({exc})") from None
+    try:
+        bb = load_backbone(cfg)
+    except ModelError as exc:
+        raise ModelError(f"{where}: the model's backbone cannot be loaded: {exc}") from None
+    check_identity(bb, rec["identity"])
+    arch = meta.get("architecture", {})
+    samples = int(arch["input_shape"][1]) if arch.get("name") == FINETUNE_NAME else None
+    return BackboneFeaturizer(bb, cfg, waveform_samples=samples)
+
+
+def network_for(arch: dict[str, Any], featurizer: BackboneFeaturizer) -> FineTuneClassifier:
+    """The fine-tuned network of a ``backbone-finetune`` architecture, on the featurizer's backbone."""
+    with torch.no_grad():
+        return from_spec(arch, loaded=featurizer.backbone)

@@ -1,0 +1,69 @@
+"""Summaries of a manifest: what ``sonotype corpus show`` prints and ``--json`` emits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..audio import info
+from ..errors import AudioError
+from .base import Manifest
+
+__all__ = ["describe"]
+
+
+def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]:
+    """Counts per class and group, durations and sample rates, and every skipped file.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    read_headers : bool
+        Read each file's header (fast: no audio is decoded) for durations, sample rates and
+        channel counts. Unreadable files are added to ``skipped`` with the reason (they stay
+        counted in ``n_clips``; ``n_unreadable`` counts them). With False, durations come
+        only from clips that carry one.
+
+    Returns
+    -------
+    dict
+        ``corpus, root, n_clips, n_files, classes, groups, total_duration, mean_duration,
+        min_duration, max_duration, sample_rates, channels, n_unreadable, skipped``;
+        ``skipped`` is a list of ``{"path", "reason"}``. Durations in seconds.
+    """
+    headers: dict[str, tuple[int, int, float] | None] = {}
+    skipped = [{"path": s.path, "reason": s.reason} for s in manifest.skipped]
+    if read_headers:
+        for c in manifest:
+            if c.path in headers:
+                continue
+            try:
+                meta = info(c.path)
+                headers[c.path] = (meta.samplerate, meta.channels, meta.duration)
+            except AudioError as exc:
+                headers[c.path] = None
+                skipped.append({"path": c.path, "reason": f"unreadable: {exc.reason}"})
+    durations: list[float] = []
+    for c in manifest:
+        h = headers.get(c.path)
+        if c.duration is not None:
+            durations.append(float(c.duration))
+        elif h is not None:
+            durations.append(max(0.0, h[2] - c.start))
+    readable = [h for h in headers.values() if h is not None]
+    return {
+        "corpus": manifest.corpus,
+        "root": manifest.root,
+        "n_clips": len(manifest),
+        "n_files": len({c.path for c in manifest}),
+        "classes": manifest.class_counts(),
+        "groups": manifest.group_counts(),
+        "total_duration": round(sum(durations), 3),
+        "mean_duration": round(sum(durations) / len(durations), 3) if durations else None,
+        "min_duration": round(min(durations), 3) if durations else None,
+        "max_duration": round(max(durations), 3) if durations else None,
+        "sample_rates": dict(sorted(Counter(h[0] for h in readable).items())),
+        "channels": dict(sorted(Counter(h[1] for h in readable).items())),
+        "n_unreadable": sum(h is None for h in headers.values()),
+        "skipped": skipped,
+    }

@@ -1,0 +1,130 @@
+"""On-disk cache of per-clip frame features, keyed by audio content and the full settings.
+
+Layout: ``<root>/frames/v<VERSION>/<k[:2]>/<k>.npz``, one file per clip, where ``k`` hashes
+(cache version, the file's BLAKE2b content digest, the complete FeatureConfig, the clip's
+start and duration). One file per clip, written by atomic rename, means a crash or Ctrl-C
+can only lose the clip being computed: there is no shared index to corrupt or rewrite, a
+rerun simply finds what is there, and parallel workers never write the same file. Files are
+plain ``.npz`` read with ``allow_pickle=False``.
+
+File digests are memoised per (path, size, mtime_ns, ctime_ns, inode) in ``<root>/digests``
+so a rerun does not re-hash big files; any change to the file changes ctime, so a changed
+file is re-hashed and misses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_write_bytes, atomic_write_text, file_digest
+from .config import FeatureConfig
+from .frames import FrameFeatures
+
+__all__ = ["CACHE_VERSION", "FeatureCache", "default_cache_dir"]
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``."""
+    env = os.environ.get("SONOTYPE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sonotype"
+
+
+def _h(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+class FeatureCache:
+    """Frame-feature store under ``root``; counts ``hits``, ``misses`` and ``writes`` of this process."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        self._digests: dict[tuple, str] = {}
+
+    # -- content digests -------------------------------------------------------------
+    def digest(self, path: str | os.PathLike) -> str:
+        """Content digest of ``path``, re-hashed only when its size, times or inode changed."""
+        p = Path(path).resolve()
+        st = p.stat()
+        stamp = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if stamp in self._digests:
+            return self._digests[stamp]
+        memo = self.root / "digests" / f"{_h(str(p))}.json"
+        try:
+            rec = json.loads(memo.read_text())
+            if tuple(rec["stamp"]) == stamp:
+                self._digests[stamp] = rec["digest"]
+                return rec["digest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        d = file_digest(p)
+        self._digests[stamp] = d
+        with contextlib.suppress(OSError):  # a read-only cache still works, it just re-hashes
+            atomic_write_text(memo, json.dumps({"stamp": list(stamp), "digest": d}))
+        return d
+
+    # -- keys and files --------------------------------------------------------------
+    def key(self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None) -> str:
+        """Cache key for a clip of ``path`` under ``fcfg``."""
+        material = {
+            "version": CACHE_VERSION,
+            "digest": self.digest(path),
+            "features": fcfg.to_dict(),
+            "start": float(start),
+            "duration": None if duration is None else float(duration),
+        }
+        return _h(json.dumps(material, sort_keys=True))
+
+    def file_for(self, key: str) -> Path:
+        return self.root / "frames" / f"v{CACHE_VERSION}" / key[:2] / f"{key}.npz"
+
+    def __contains__(self, key: str) -> bool:
+        return self.file_for(key).is_file()
+
+    def load(self, key: str) -> FrameFeatures | None:
+        """The stored features, or None (missing or unreadable: it is then recomputed)."""
+        f = self.file_for(key)
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("version") != CACHE_VERSION:
+                    self.misses += 1
+                    return None
+                ff = FrameFeatures(
+                    values=np.array(z["values"], dtype=np.float32),
+                    names=[str(n) for n in z["names"]],
+                    groups={k: (int(a), int(b)) for k, (a, b) in meta["groups"].items()},
+                    sr=int(meta["sr"]),
+                    hop_length=int(meta["hop_length"]),
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return ff
+
+    def store(self, key: str, ff: FrameFeatures, *, source: dict[str, Any] | None = None) -> None:
+        """Write ``ff`` atomically (temporary file + rename)."""
+        meta = {
+            "version": CACHE_VERSION,
+            "groups": {k: list(v) for k, v in ff.groups.items()},
+            "sr": ff.sr,
+            "hop_length": ff.hop_length,
+            "source": source or {},
+        }
+        buf = io.BytesIO()
+        np.savez(buf, values=ff.values, names=np.asarray(ff.names, dtype=str), meta=np.asarray(json.dumps(meta)))
+        atomic_write_bytes(self.file_for(key), buf.getvalue())
+        self.writes += 1

@@ -1,0 +1,169 @@
+"""Frame-level feature matrices: which features, in which order, under which column names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import spectral, tonal
+from .config import FeatureConfig
+from .spectral import Spectrum
+
+__all__ = ["FrameFeatures", "compute_frames", "feature_names", "feature_width"]
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+TONNETZ_NAMES = ("fifth_x", "fifth_y", "minor_x", "minor_y", "major_x", "major_y")
+
+
+@dataclass
+class FrameFeatures:
+    """Per-frame features of one clip.
+
+    Attributes
+    ----------
+    values : np.ndarray [shape=(n_frames, n_features)], float32
+    names : list of str
+        One per column, e.g. ``"rms"``, ``"mfcc_01"``, ``"chroma_C"``.
+    groups : dict
+        Feature name -> column range ``(start, stop)``, in ``FeatureConfig.features`` order.
+    sr, hop_length : int
+        Frame ``t`` starts at sample ``t * hop_length`` (centred frames: is centred there).
+    """
+
+    values: np.ndarray
+    names: list[str]
+    groups: dict[str, tuple[int, int]]
+    sr: int
+    hop_length: int
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.values.shape[0])
+
+
+def feature_width(name: str, cfg: FeatureConfig) -> int:
+    """Number of columns feature ``name`` takes under ``cfg``."""
+    return len(feature_names(name, cfg))
+
+
+def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
+    """Column names of feature ``name`` under ``cfg``."""
+    if name in ("rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness"):
+        return [name]
+    if name == "contrast":
+        return [f"contrast_{i}" for i in range(int(cfg.contrast_bands) + 1)]
+    if name == "chroma":
+        if cfg.n_chroma == 12:
+            return [f"chroma_{p}" for p in PITCH_CLASSES]
+        return [f"chroma_{i:02d}" for i in range(cfg.n_chroma)]
+    if name in ("mel", "logmel"):
+        return [f"{name}_{i:03d}" for i in range(cfg.n_mels)]
+    if name in ("mfcc", "mfcc_delta", "mfcc_delta2"):
+        return [f"{name}_{i:02d}" for i in range(1, cfg.n_mfcc + 1)]
+    if name == "tonnetz":
+        return [f"tonnetz_{n}" for n in TONNETZ_NAMES]
+    raise ConfigError(f"unknown frame feature {name!r}")
+
+
+def _chroma(sp: Spectrum, memo: dict[str, np.ndarray]) -> np.ndarray:
+    if "chroma" not in memo:
+        memo["chroma"] = tonal.chroma(sp)
+    return memo["chroma"]
+
+
+_SIMPLE: dict[str, Callable[[Spectrum], np.ndarray]] = {
+    "rms": spectral.rms,
+    "zcr": spectral.zcr,
+    "centroid": spectral.centroid,
+    "bandwidth": spectral.bandwidth,
+    "rolloff": spectral.rolloff,
+    "flatness": spectral.flatness,
+    "contrast": spectral.contrast,
+    "mel": spectral.mel,
+    "logmel": spectral.logmel,
+    "mfcc": spectral.mfcc,
+    "mfcc_delta": spectral.mfcc_delta,
+    "mfcc_delta2": lambda sp: spectral.mfcc_delta(sp, order=2),
+}
+
+
+@lru_cache(maxsize=1)
+def _blas() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - shipped with scikit-learn
+        return None
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run BLAS single-threaded inside the block.
+
+    Multi-threaded OpenBLAS splits skinny products (the chroma filterbank) differently from
+    one thread, which changes float32 rounding: features would then depend on the caller's
+    thread settings. One thread gives the same bits in every process (workers, parent,
+    predict), and these products are too small to gain from threads anyway.
+    """
+    ctl = _blas()
+    if ctl is None:  # pragma: no cover
+        yield
+        return
+    with ctl.limit(limits=1, user_api="blas"):
+        yield
+
+
+def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
+    """Every feature of ``cfg.features`` from one STFT of ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+        Mono signal, already at ``cfg.sr`` (see :func:`sonotype.features.featurize` for files).
+    cfg : FeatureConfig
+
+    Returns
+    -------
+    FrameFeatures
+        ``values`` is (n_frames, n_features) float32 with ``n_frames = 1 + n // hop_length``
+        for centred frames, exactly librosa's frame count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ff = compute_frames(np.zeros(22050, np.float32), FeatureConfig())
+    >>> ff.values.shape, ff.names[:2]
+    ((44, 37), ['rms', 'centroid'])
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ConfigError(f"compute_frames needs a mono 1-D signal, got shape {y.shape}")
+    with one_blas_thread():
+        return _compute(y, cfg)
+
+
+def _compute(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
+    sp = Spectrum(y, cfg, precise=spectral.needs_precise(cfg.features))
+    memo: dict[str, np.ndarray] = {}
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    groups: dict[str, tuple[int, int]] = {}
+    for feat in cfg.features:
+        if feat == "chroma":
+            block = _chroma(sp, memo)
+        elif feat == "tonnetz":
+            block = tonal.tonnetz(_chroma(sp, memo))
+        else:
+            block = _SIMPLE[feat](sp)
+        cols = feature_names(feat, cfg)
+        groups[feat] = (len(names), len(names) + len(cols))
+        names.extend(cols)
+        blocks.append(np.asarray(block, dtype=np.float32))
+    values = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    return FrameFeatures(np.ascontiguousarray(values, dtype=np.float32), names, groups, int(cfg.sr), int(cfg.hop_length))

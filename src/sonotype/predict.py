@@ -1,0 +1,382 @@
+"""Classify new audio with a saved model: ``sonotype.load_model(path).predict("song.wav")``.
+
+A :class:`Classifier` applies exactly the feature settings and scaler the model was trained
+with, so a prediction sees what training saw. Input at another sample rate is resampled to
+the model's; input shorter than one analysis frame is refused with a clear message.
+
+Timeline policy
+---------------
+- Without ``window``: a statistics or frames model sees the whole file as one segment; a
+  windows/log-mel model's own windows form the timeline (start ``i * hop``).
+- With ``window``/``hop``: the signal is cut into segments of ``window`` s every ``hop`` s.
+  The final partial segment is *kept at its real length* rather than zero-padded: padding
+  with silence would change the statistics a model sees. A tail shorter than one analysis
+  frame (``n_fft`` samples) carries no information of its own and is dropped, unless it
+  is the only segment. Each segment's probability is the mean over its items; the file's
+  is the mean over segments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from . import audio
+from .errors import AudioError, ModelError, ParameterError, SonotypeError
+from .features.config import FeatureConfig, RepresentationConfig
+from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
+
+__all__ = ["Classifier", "Prediction", "SegmentPrediction", "load_model"]
+
+
+@dataclass
+class SegmentPrediction:
+    """One stretch of the timeline: seconds from the start, label and class probabilities."""
+
+    start: float
+    end: float
+    label: str
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """A file's (or array's) label, mean class probabilities, duration and segment timeline."""
+
+    path: str | None
+    label: str
+    probabilities: dict[str, float]
+    duration: float
+    segments: list[SegmentPrediction] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "probabilities": dict(self.probabilities),
+            "duration": self.duration,
+            "segments": [s.to_dict() for s in self.segments],
+        }
+
+
+class Classifier:
+    """A loaded model: network (eval mode), scaler, labels and the exact feature settings.
+
+    Build one with :func:`load_model`. ``forward_items`` is the single place where the
+    network runs, so another runtime (ONNX) overrides only that method.
+    """
+
+    def __init__(
+        self,
+        *,
+        network: torch.nn.Module,
+        labels: Sequence[str],
+        feature_config: FeatureConfig,
+        representation: RepresentationConfig,
+        architecture: dict[str, Any],
+        scaler: Any = None,
+        metrics: dict[str, Any] | None = None,
+        model_id: str = "model",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.network = network.eval()
+        self.labels = [str(lab) for lab in labels]
+        self.feature_config = feature_config
+        self.representation = representation
+        self.architecture = architecture
+        self.scaler = scaler
+        self.metrics = metrics
+        self.model_id = model_id
+        self.meta = meta or {}
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def sample_rate(self) -> int:
+        """The rate every input is resampled to before feature extraction."""
+        return int(self.feature_config.sr)
+
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples a prediction needs: one analysis frame (``n_fft``), or one full
+        model window when the representation drops partial windows."""
+        n = int(self.feature_config.n_fft)
+        rep = self.representation
+        if rep.kind in ("windows", "logmel") and rep.last == "drop" and rep.window:
+            n = max(n, int(round(rep.window * self.sample_rate)))
+        return n
+
+    @property
+    def min_duration(self) -> float:
+        return self.min_samples / self.sample_rate
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready description: labels, settings, architecture, sample rate, id, metrics."""
+        return {
+            "model_id": self.model_id,
+            "labels": list(self.labels),
+            "sample_rate": self.sample_rate,
+            "min_duration": self.min_duration,
+            "features": self.feature_config.to_dict(),
+            "representation": self.representation.to_dict(),
+            "architecture": dict(self.architecture),
+            "metrics": self.metrics,
+            "created": self.meta.get("created"),
+            "sonotype_version": self.meta.get("sonotype_version"),
+        }
+
+    def __repr__(self) -> str:
+        return (f"Classifier({self.model_id!r}, {self.architecture.get('name')!r}, "
+                f"{self.representation.kind}, labels={self.labels})")
+
+    # ------------------------------------------------------------------ pipeline
+    def items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
+        """Featurize a mono signal at the model's rate into model input items (unscaled).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_items, *input_shape)], float32
+        """
+        from .features import featurize
+
+        if int(sr) != self.sample_rate:
+            y = audio.resample(y, int(sr), self.sample_rate)
+        return np.asarray(featurize(y, self.sample_rate, self.feature_config, self.representation, path=path),
+                          dtype=np.float32)
+
+    def forward_items(self, X: np.ndarray) -> np.ndarray:
+        """Scale items and run the network: probabilities, shape (n_items, n_classes)."""
+        from .train import predict_proba
+
+        X = np.asarray(X, dtype=np.float32)
+        if self.scaler is not None:
+            X = np.asarray(self.scaler.transform(X), dtype=np.float32)
+        return predict_proba(self.network, X)
+
+    def _signal(self, source: str | os.PathLike | np.ndarray, sr: int | None) -> tuple[np.ndarray, str | None]:
+        """Mono float32 at the model's rate, and the path when there is one."""
+        if isinstance(source, (str, os.PathLike)):
+            y, _ = audio.load(source, sr=self.sample_rate, min_samples=1)
+            return y, str(source)
+        if sr is None:
+            raise ParameterError("predict on an array needs its sample rate: predict(y, sr)")
+        if int(sr) <= 0:
+            raise ParameterError(f"sample rate must be > 0, got {sr}")
+        y = np.asarray(source)
+        if np.issubdtype(y.dtype, np.integer):  # PCM integers -> [-1, 1] like soundfile does
+            y = y.astype(np.float32) / float(-np.iinfo(y.dtype).min)
+        y = y.astype(np.float32, copy=False)
+        if y.ndim == 2:  # (channels, n) or (n, channels): channels is the short axis
+            y = y.mean(axis=0 if y.shape[0] <= y.shape[1] else 1)
+        if y.ndim != 1:
+            raise ParameterError(f"audio array must be (samples,) or 2-D with a channel axis, got shape {y.shape}")
+        if y.size and not np.all(np.isfinite(y)):
+            raise AudioError(None, "audio array contains NaN or infinite samples")
+        if int(sr) != self.sample_rate and y.size:
+            y = audio.resample(y, int(sr), self.sample_rate)
+        return np.ascontiguousarray(y, dtype=np.float32), None
+
+    def _too_short(self, n: int, path: str | None, what: str = "audio") -> AudioError:
+        sr = self.sample_rate
+        return AudioError(path, f"{what} too short: {n / sr:.3f} s ({n} samples at {sr} Hz); this model needs at "
+                                f"least {self.min_duration:.3f} s ({self.min_samples} samples)")
+
+    def _probabilities(self, p: np.ndarray) -> dict[str, float]:
+        return {lab: float(v) for lab, v in zip(self.labels, p, strict=True)}
+
+    def predict(
+        self,
+        source: str | os.PathLike | np.ndarray,
+        sr: int | None = None,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+    ) -> Prediction:
+        """Label a file or an array; with ``window``/``hop`` also a segment timeline.
+
+        Parameters
+        ----------
+        source : path-like or np.ndarray [shape=(n,) or (channels, n)]
+        sr : int, optional
+            Sample rate of an array (required for arrays); resampled to the model's.
+        window, hop : float, optional
+            Segment length and step in seconds (``hop`` defaults to ``window``).
+
+        Raises
+        ------
+        AudioError
+            Unreadable file, or input shorter than :attr:`min_duration` (the message gives both).
+
+        Examples
+        --------
+        >>> clf = load_model("runs/gtzan/model")            # doctest: +SKIP
+        >>> clf.predict("song.wav", window=5, hop=2.5).label  # doctest: +SKIP
+        'jazz'
+        """
+        if window is None and hop is not None:
+            raise ParameterError(f"hop={hop} given without window")
+        y, path = self._signal(source, sr)
+        sr_m = self.sample_rate
+        n = int(y.shape[-1])
+        duration = n / sr_m
+        if n < self.min_samples:
+            raise self._too_short(n, path)
+        if window is None:
+            X = self.items(y, sr_m, path=path)
+            if len(X) == 0:
+                raise self._too_short(n, path)
+            P = self.forward_items(X)
+            bounds = self._item_bounds(len(P), n)
+            seg_p = P if len(bounds) == len(P) else P.mean(axis=0, keepdims=True)
+        else:
+            hop = window if hop is None else hop
+            if window <= 0 or hop <= 0:
+                raise ParameterError(f"window and hop must be > 0 s, got window={window}, hop={hop}")
+            if window * sr_m < self.min_samples:
+                raise ParameterError(f"window={window} s is shorter than this model's minimum "
+                                     f"{self.min_duration:.3f} s")
+            segs = audio.segment(y, sr_m, window, hop, last="keep")
+            segs = [s for i, s in enumerate(segs) if i == 0 or s.samples.shape[-1] >= self.min_samples]
+            Xs = [self.items(s.samples, sr_m, path=path) for s in segs]
+            keep = [i for i, x in enumerate(Xs) if len(x)]
+            if not keep:
+                raise self._too_short(n, path)
+            P = self.forward_items(np.concatenate([Xs[i] for i in keep]))
+            cuts = np.cumsum([len(Xs[i]) for i in keep])[:-1]
+            seg_p = np.stack([p.mean(axis=0) for p in np.split(P, cuts)])
+            bounds = [(segs[i].start, min(segs[i].end, duration)) for i in keep]
+        clip = seg_p.mean(axis=0)
+        segments = [
+            SegmentPrediction(round(float(s), 6), round(float(e), 6), self.labels[int(p.argmax())], self._probabilities(p))
+            for (s, e), p in zip(bounds, seg_p, strict=True)
+        ]
+        return Prediction(path, self.labels[int(clip.argmax())], self._probabilities(clip), float(duration), segments)
+
+    def _item_bounds(self, n_items: int, n_samples: int) -> list[tuple[float, float]]:
+        """Start/end (s) of each item when items are the model's own windows; else the whole
+        analysed signal (the first ``max_duration`` s) as one segment."""
+        fc, rep = self.feature_config, self.representation
+        sr = self.sample_rate
+        if fc.max_duration is not None:
+            n_samples = min(n_samples, int(round(fc.max_duration * sr)))
+        end = n_samples / sr
+        if rep.kind not in ("windows", "logmel") or not rep.window:
+            return [(0.0, end)]
+        from .features import window_frames
+
+        hop = int(fc.hop_length)
+        n_frames = 1 + n_samples // hop if fc.center else 1 + (n_samples - int(fc.n_fft)) // hop
+        _, starts = window_frames(n_frames, sr, hop, rep)
+        if len(starts) != n_items:  # should not happen; fall back to the nominal hop
+            step = rep.hop or rep.window
+            starts_s = [i * step for i in range(n_items)]
+        else:
+            starts_s = [f * hop / sr for f in starts]
+        return [(s, min(s + rep.window, end)) for s in starts_s]
+
+    def predict_many(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        on_error: Literal["skip", "raise"] = "skip",
+    ) -> list[Prediction | tuple[str, SonotypeError]]:
+        """Predict every file (folders are searched recursively for audio files).
+
+        With ``on_error="skip"`` a file that fails gives ``(path, error)`` in its place and
+        the rest go on; ``"raise"`` stops at the first error.
+        """
+        if on_error not in ("skip", "raise"):
+            raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        out: list[Prediction | tuple[str, SonotypeError]] = []
+        for f in _expand(paths):
+            try:
+                out.append(self.predict(f, window=window, hop=hop))
+            except SonotypeError as exc:
+                if on_error == "raise":
+                    raise
+                out.append((str(f), exc))
+        return out
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in audio.AUDIO_EXTENSIONS))
+        else:
+            files.append(p)
+    return files
+
+
+def load_model(path: str | os.PathLike) -> Classifier:
+    """Load a model directory written by :func:`sonotype.modelio.save_model`.
+
+    Only JSON and safetensors are read; nothing from the directory is executed.
+
+    Raises
+    ------
+    ModelError
+        Missing or invalid files, unknown format version, weights that do not fit the
+        architecture.
+    """
+    from .models import build_model
+
+    root = Path(path)
+    meta, tensors = read_model_dir(root)
+    if meta["backbone"] is not None:
+        raise ModelError(f"{root}: models on a pretrained backbone ({meta['backbone'].get('name', '?')}) "
+                         "are not supported by this loader yet")
+    arch = meta["architecture"]
+    try:
+        net = build_model(arch["name"], tuple(arch["input_shape"]), arch["n_classes"], **arch["params"])
+        net.load_state_dict(tensors["network"], strict=True)
+    except (SonotypeError, RuntimeError, TypeError, ValueError) as exc:
+        raise ModelError(f"{root / WEIGHTS_FILE}: weights do not fit architecture {arch['name']!r} ({exc})") from None
+    scaler = None
+    if meta["scaler"] is not None:
+        scaler = _scaler(root, meta["scaler"], tensors["scaler"])
+    return Classifier(
+        network=net,
+        labels=meta["labels"],
+        feature_config=FeatureConfig.from_dict(meta["features"]),
+        representation=RepresentationConfig.from_dict(meta["representation"]),
+        architecture=arch,
+        scaler=scaler,
+        metrics=meta["metrics"],
+        model_id=f"{_model_name(root)}-{meta['files'][WEIGHTS_FILE][:8]}",
+        meta=meta,
+    )
+
+
+def _model_name(root: Path) -> str:
+    """The directory's name; for a run's ``RUN_DIR/model`` the run's name, which says more."""
+    r = root.resolve()
+    return r.parent.name if r.name == "model" and r.parent.name else r.name
+
+
+def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None) -> Any:
+    """Rebuild the Standardizer from its safetensors file; the JSON copy must agree with it."""
+    from .features import Standardizer
+
+    try:
+        scaler = Standardizer.from_tensors({k: v.numpy() for k, v in (tensors or {}).items()},
+                                           feature_axis=int(state.get("feature_axis", -1)))
+        same = all(
+            np.allclose(np.asarray(state[k], dtype=np.float64), getattr(scaler, f"{k}_"), rtol=1e-6, atol=0)
+            for k in ("mean", "scale") if k in state
+        )
+    except (SonotypeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{root}: invalid scaler ({exc})") from None
+    if not same:
+        raise ModelError(f"{root}: the scaler statistics in model.json and {SCALER_FILE} disagree")
+    return scaler

@@ -1,0 +1,114 @@
+"""Gather ``metrics.json`` files of many runs into one table (Markdown or CSV).
+
+The table is how the README and the closing notes report results: one row per run with its
+corpus, recipe, protocol and clip-level headline figures (mean +- std over folds when the run
+had folds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ParameterError, SonotypeError
+
+__all__ = ["collect_results", "results_table"]
+
+_FIGURES = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro-F1"))
+
+
+def collect_results(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Read every ``metrics.json`` at or under ``paths`` (files or run directories).
+
+    Returns one dict per file (its JSON keys plus ``run_dir``), sorted by corpus, recipe and
+    run directory. A file that is not valid JSON raises :class:`SonotypeError` naming it.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(p.rglob("metrics.json")))
+        else:
+            raise ParameterError(f"results path {p} does not exist")
+    rows = []
+    for f in dict.fromkeys(x.resolve() for x in found):  # de-duplicate, keep order
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SonotypeError(f"{f}: not a readable metrics.json ({exc})") from None
+        if not isinstance(data, dict):
+            raise SonotypeError(f"{f}: metrics.json must hold a JSON object, got {type(data).__name__}")
+        rows.append({**data, "run_dir": str(f.parent)})
+    rows.sort(key=lambda r: (str(r.get("corpus", "")), str(r.get("recipe", "")), r["run_dir"]))
+    return rows
+
+
+def _protocol(row: dict[str, Any]) -> str:
+    return str(row.get("protocol_name") or row.get("protocol") or "")
+
+
+def _recipe(row: dict[str, Any]) -> str:
+    return str(row.get("recipe") or Path(row.get("run_dir", "")).name)
+
+
+def _fmt(x: Any) -> str:
+    return "" if x is None else f"{float(x):.3f}"
+
+
+def _seconds(x: Any) -> str:
+    if x is None:
+        return ""
+    s = float(x)
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"] = "markdown") -> str:
+    """One line per run: corpus, recipe, protocol, clip-level accuracy, balanced accuracy,
+    macro-F1 (``mean +- std`` over folds where present), test clips, training time.
+
+    Markdown is for people (the pooled figure, then the fold mean +- std in brackets); CSV
+    has one column per number (``*_mean``/``*_std`` empty without folds).
+    """
+    if fmt not in ("markdown", "csv"):
+        raise ParameterError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        head = ["corpus", "recipe", "protocol"]
+        for key, _ in _FIGURES:
+            head += [key, f"{key}_mean", f"{key}_std"]
+        w.writerow([*head, "n_test_clips", "train_seconds", "run_dir"])
+        for r in rows:
+            mean, std = r.get("mean") or {}, r.get("std") or {}
+            line = [r.get("corpus", ""), _recipe(r), _protocol(r)]
+            for key, _ in _FIGURES:
+                line += [_fmt(r.get(key)), _fmt(mean.get(key)), _fmt(std.get(key))]
+            w.writerow([*line, r.get("n_test_clips", ""), "" if r.get("train_seconds") is None
+                        else f"{float(r['train_seconds']):.1f}", r.get("run_dir", "")])
+        return buf.getvalue()
+
+    head = ["corpus", "recipe", "protocol", *(name for _, name in _FIGURES), "test clips", "training time"]
+
+    def cell(s: Any) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    for r in rows:
+        mean, std = r.get("mean") or {}, r.get("std") or {}
+        figs = []
+        for key, _ in _FIGURES:
+            txt = _fmt(r.get(key))
+            if key in mean:
+                txt += f" ({_fmt(mean[key])} ± {_fmt(std.get(key, 0.0))})"
+            figs.append(txt)
+        vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *figs, r.get("n_test_clips", ""),
+                _seconds(r.get("train_seconds"))]
+        lines.append("| " + " | ".join(cell(v) for v in vals) + " |")
+    return "\n".join(lines) + "\n"

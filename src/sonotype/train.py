@@ -1,0 +1,466 @@
+"""Train a classifier on in-memory (or memory-mapped) feature arrays, and predict with it.
+
+:func:`fit` is the one training loop for every model: Adam/AdamW, cross-entropy with
+optional inverse-frequency class weights and label smoothing, seeded mini-batches,
+feature-level augmentation on training batches only, ReduceLROnPlateau, early stopping
+on a validation metric with the best weights restored. The same seed on the same
+machine gives the same history and weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import AugmentConfig, feature_noise, mixup, spec_augment
+from .errors import ConfigError, ParameterError
+
+__all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights", "predict_proba"]
+
+_MONITORS = ("val_balanced_accuracy", "val_accuracy", "val_loss")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (saved beside every run).
+
+    ``patience`` epochs without improvement of ``monitor`` (by more than ``min_delta``)
+    stop training (None = never stop early); ``plateau_patience`` epochs without
+    improvement multiply the learning rate by ``plateau_factor`` (None = off). Without a
+    validation set the model trains for ``max_epochs``, the plateau rule watches the
+    training loss, and the final weights are kept. ``class_weights`` weights the loss
+    by inverse class frequency in the training labels (``n / (k * n_c)``).
+    ``deterministic`` turns on ``torch.use_deterministic_algorithms`` during training.
+    """
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: int | None = 10
+    monitor: Literal["val_balanced_accuracy", "val_accuracy", "val_loss"] = "val_balanced_accuracy"
+    min_delta: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int | None = 5
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    seed: int = 0
+    num_threads: int | None = None
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.monitor not in _MONITORS:
+            raise ConfigError(f"monitor must be one of {', '.join(_MONITORS)}, got {self.monitor!r}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError(
+                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}"
+            )
+        for name in ("batch_size", "max_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("patience", "plateau_patience"):
+            v = getattr(self, name)
+            if v is not None and int(v) < 0:
+                raise ConfigError(f"{name} must be >= 0 or None, got {v}")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.num_threads is not None and int(self.num_threads) < 1:
+            raise ConfigError(f"num_threads must be >= 1 or None, got {self.num_threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig key(s) {unknown}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` did.
+
+    ``history`` has one record per epoch (``epoch`` counts from 1; validation values are
+    None without a validation set); ``best_epoch`` is the epoch number (from 1) whose
+    weights the model holds, i.e. ``history[best_epoch - 1]`` (see :attr:`best`).
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The history record of the epoch whose weights were kept."""
+        return self.history[self.best_epoch - 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_arrays(
+    model: nn.Module, X: Any, y: Any, n_classes: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(X, np.ndarray):
+        raise ParameterError(f"{what} features must be a numpy array or memmap, got {type(X).__name__}")
+    y = np.asarray(y)
+    if X.ndim < 2 or X.shape[0] == 0:
+        raise ParameterError(f"{what} features must have shape (N, ...) with N > 0, got {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ParameterError(
+            f"{what} labels must have shape ({X.shape[0]},) to match features {X.shape}, got {y.shape}"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ParameterError(f"{what} labels must be integer class ids, got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ParameterError(
+            f"{what} labels must be in [0, {n_classes - 1}], got range [{y.min()}, {y.max()}]"
+        )
+    _check_item_shape(model, X.shape[1:], what)
+    for start in range(0, X.shape[0], 4096):  # chunked: memmaps stay out of memory
+        if not np.isfinite(X[start : start + 4096]).all():
+            raise ParameterError(f"{what} features contain NaN or infinite values (rows from {start})")
+    return X, y.astype(np.int64)
+
+
+def _check_item_shape(model: nn.Module, shape: tuple[int, ...], what: str) -> None:
+    expected = getattr(model, "input_shape", None)
+    if expected is None:
+        return
+    expected = tuple(expected)
+    got = tuple(shape)
+    axis = getattr(model, "variable_axis", None)  # global-pooling models take any T
+    if axis is not None and len(got) == len(expected):
+        got_cmp = got[:axis] + got[axis + 1 :]
+        exp_cmp = expected[:axis] + expected[axis + 1 :]
+    else:
+        got_cmp, exp_cmp = got, expected
+    if got_cmp != exp_cmp:
+        raise ParameterError(
+            f"{what} items have shape {got}, but the model was built for input_shape {expected}"
+        )
+
+
+def inverse_frequency_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class loss weights ``n / (n_classes * n_c)`` (1.0 for classes absent from ``y``).
+
+    A balanced label set gets all ones; a class with half the average count gets 2.
+    """
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 1.0)
+    return w.astype(np.float32)
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y`` (UAR)."""
+    recalls = [float(np.mean(pred[y == c] == c)) for c in np.unique(y)]
+    return float(np.mean(recalls))
+
+
+def _layout_axes(model: nn.Module, x_ndim: int) -> tuple[int, int] | None:
+    """(time_axis, freq_axis) of a batch for SpecAugment, from the model's ``input_layout``."""
+    layout = getattr(model, "input_layout", None)
+    if x_ndim == 3 and layout == "TF":
+        return 1, 2
+    if x_ndim == 3 and layout == "FT":
+        return 2, 1
+    return None
+
+
+def fit(
+    model: nn.Module,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    config: TrainConfig,
+    augment: AugmentConfig | None = None,
+    n_classes: int,
+    progress: bool = True,
+    console: Any = None,
+) -> TrainResult:
+    """Train ``model`` in place and leave it holding the best epoch's weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Outputs logits of shape (B, n_classes); built by :func:`sonotype.models.build_model`
+        for shape checks and SpecAugment axes (``input_layout``).
+    X_train : np.ndarray or np.memmap, shape (N, ...)
+        Standardised float features; batches are read by index, so a memmap stays on disk.
+    y_train : np.ndarray of int, shape (N,)
+        Class ids in ``[0, n_classes)``.
+    X_val, y_val : optional
+        Validation data for early stopping, the plateau rule and the val_* history.
+        Without them: ``max_epochs`` epochs, no early stopping, final weights kept.
+    config : TrainConfig
+    augment : AugmentConfig, optional
+        Its feature part (SpecAugment, mixup, feature noise) is applied to training
+        batches; the waveform part is the pipeline's business.
+    n_classes : int
+    progress : bool
+        Print one line per epoch (rich) with train/val loss and accuracy, balanced
+        accuracy, learning rate, seconds and ETA.
+    console : rich.console.Console, optional
+        Where to print (default: stderr).
+
+    Returns
+    -------
+    TrainResult
+        Training-side loss/accuracy are measured on the augmented batches as trained.
+
+    Raises
+    ------
+    ParameterError
+        Shape or label mismatches, NaN inputs, or a loss that became NaN (naming the epoch).
+    """
+    X_train, y_train = _check_arrays(model, X_train, y_train, n_classes, "training")
+    if X_train.shape[0] < 2:
+        raise ParameterError(f"training needs at least 2 items (BatchNorm), got {X_train.shape[0]}")
+    has_val = X_val is not None
+    if has_val != (y_val is not None):
+        raise ParameterError("give both X_val and y_val, or neither")
+    if has_val:
+        X_val, y_val = _check_arrays(model, X_val, y_val, n_classes, "validation")
+    aug = augment or AugmentConfig()
+    axes = _layout_axes(model, X_train.ndim)
+    if aug.enabled_spec and axes is None:
+        raise ConfigError(
+            f"SpecAugment needs (T, F) or (F, T) items and a model with input_layout 'TF' or 'FT'; "
+            f"got items {X_train.shape[1:]} and layout {getattr(model, 'input_layout', None)!r}"
+        )
+    if progress and console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    try:
+        if config.num_threads is not None:
+            torch.set_num_threads(int(config.num_threads))
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return _loop(
+                model,
+                X_train,
+                y_train,
+                X_val,
+                y_val,
+                config,
+                aug,
+                axes,
+                n_classes,
+                console if progress else None,
+            )
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det)
+
+
+def _loop(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    cfg: TrainConfig,
+    aug: AugmentConfig,
+    axes: tuple[int, int] | None,
+    n_classes: int,
+    console: Any,
+) -> TrainResult:
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    weight = torch.from_numpy(inverse_frequency_weights(y, n_classes)) if cfg.class_weights else None
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    has_val = X_val is not None
+    mode = "min" if cfg.monitor == "val_loss" or not has_val else "max"
+    sched = None
+    if cfg.plateau_patience is not None:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode=mode,
+            factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience,
+            threshold=cfg.min_delta,
+            threshold_mode="abs",
+        )
+    result = TrainResult()
+    best_value: float | None = None
+    best_loss = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best = 0
+    n = X.shape[0]
+    for epoch in range(1, cfg.max_epochs + 1):
+        e0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gen).numpy()
+        starts = list(range(0, n, cfg.batch_size))
+        if n > 1 and n - starts[-1] == 1 and len(starts) > 1:
+            starts.pop()  # a batch of one breaks BatchNorm: drop that single leftover item
+        tot_loss = tot_correct = tot_seen = 0.0
+        for b, s in enumerate(starts):
+            idx = np.sort(order[s : s + cfg.batch_size])  # sorted reads are fast on memmaps
+            xb = torch.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32))
+            yb = torch.from_numpy(y[idx])
+            xb = feature_noise(xb, aug.feature_noise_std, gen)
+            if axes is not None:
+                xb = spec_augment(xb, aug, gen, time_axis=axes[0], freq_axis=axes[1])
+            target: torch.Tensor = yb
+            if aug.mixup_alpha > 0:
+                xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
+            logits = model(xb)
+            if logits.shape != (xb.shape[0], n_classes):
+                raise ParameterError(
+                    f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
+                )
+            loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise ParameterError(
+                    f"training loss became {loss.item()} at epoch {epoch} (batch {b + 1}); "
+                    f"try a lower lr (now {opt.param_groups[0]['lr']:g}) or check the features"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            k = xb.shape[0]
+            tot_loss += loss.item() * k
+            tot_correct += (logits.argmax(1) == yb).sum().item()
+            tot_seen += k
+        rec: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": tot_loss / tot_seen,
+            "accuracy": tot_correct / tot_seen,
+            "val_loss": None,
+            "val_accuracy": None,
+            "val_balanced_accuracy": None,
+            "lr": opt.param_groups[0]["lr"],
+        }
+        if has_val:
+            rec.update(_evaluate(model, X_val, y_val, cfg.batch_size))
+        rec["seconds"] = time.perf_counter() - e0
+        result.history.append(rec)
+        if not has_val:
+            best_state, result.best_epoch = None, epoch
+            if sched is not None:
+                sched.step(rec["loss"])
+        else:
+            value = rec[cfg.monitor]
+            if _improved(value, rec["val_loss"], best_value, best_loss, cfg):
+                best_value, best_loss = value, rec["val_loss"]
+                best_state = copy.deepcopy(model.state_dict())
+                result.best_epoch, since_best = epoch, 0
+            else:
+                since_best += 1
+            if sched is not None:
+                sched.step(value)
+        if console is not None:
+            _print_epoch(console, rec, cfg.max_epochs, time.perf_counter() - t0)
+        if has_val and cfg.patience is not None and since_best >= cfg.patience:
+            result.stopped_early = epoch < cfg.max_epochs
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _improved(value: float, loss: float, best: float | None, best_loss: float, cfg: TrainConfig) -> bool:
+    """Better by more than min_delta; for accuracy monitors a tie is broken by a lower val_loss."""
+    if best is None:
+        return True
+    if cfg.monitor == "val_loss":
+        return value < best - cfg.min_delta
+    return value > best + cfg.min_delta or (value == best and loss < best_loss)
+
+
+def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, float]:
+    logits = _logits(model, X, batch_size=max(batch_size, 256))
+    pred = logits.argmax(1).numpy()
+    return {
+        "val_loss": float(F.cross_entropy(logits, torch.from_numpy(y))),
+        "val_accuracy": float(np.mean(pred == y)),
+        "val_balanced_accuracy": _balanced_accuracy(y, pred),
+    }
+
+
+def _logits(model: nn.Module, X: np.ndarray, *, batch_size: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for s in range(0, X.shape[0], batch_size):
+            outs.append(
+                model(
+                    torch.from_numpy(np.array(X[s : s + batch_size], dtype=np.float32))
+                )  # copy: memmaps are read-only
+            )
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (softmax of the logits) in eval mode, without gradients.
+
+    Parameters
+    ----------
+    X : np.ndarray or np.memmap, shape (N, ...)
+        Items standardised like the training data.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (N, n_classes)
+    """
+    if not isinstance(X, np.ndarray) or X.ndim < 2:
+        raise ParameterError(
+            f"predict_proba needs an array of shape (N, ...), got {getattr(X, 'shape', type(X))}"
+        )
+    _check_item_shape(model, X.shape[1:], "prediction")
+    if X.shape[0] == 0:
+        n_out = model.sonotype_spec["n_classes"] if hasattr(model, "sonotype_spec") else 0
+        return np.zeros((0, n_out), dtype=np.float32)
+    if int(batch_size) < 1:
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+    return torch.softmax(_logits(model, X, batch_size=int(batch_size)), dim=1).numpy().astype(np.float32)
+
+
+def _fmt_time(s: float) -> str:
+    s = round(s)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _print_epoch(console: Any, rec: dict[str, Any], total: int, elapsed: float) -> None:
+    eta = elapsed / rec["epoch"] * (total - rec["epoch"])
+    line = (
+        f"epoch {rec['epoch']:>{len(str(total))}}/{total}  loss {rec['loss']:.4f}  acc {rec['accuracy']:.3f}"
+    )
+    if rec["val_loss"] is not None:
+        line += (
+            f"  | val loss {rec['val_loss']:.4f}  acc {rec['val_accuracy']:.3f}"
+            f"  bal {rec['val_balanced_accuracy']:.3f}"
+        )
+    line += f"  | lr {rec['lr']:.2g}  {rec['seconds']:.1f}s  ETA {_fmt_time(eta)}"
+    console.print(line, highlight=False, soft_wrap=True)

@@ -1,0 +1,387 @@
+"""Pretrained backbones, offline: tiny random Whisper / wav2vec2 / WavLM / AST models built here.
+
+Every model is created from a config with random weights and saved to a temporary folder,
+so the whole path (load by directory, embed, cache, train a head, fine-tune, save and
+reload) runs without network or downloaded weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import data_dir, write_wav
+from sonotype.backbones import BackboneConfig, build_embedding_dataset, embed, load_backbone
+from sonotype.backbones.extract import batchable, hidden_states, pool, prepare_waveforms
+from sonotype.backbones.finetune import FineTuneClassifier
+from sonotype.backbones.load import describe, require_transformers
+from sonotype.corpora.base import Clip
+from sonotype.errors import ConfigError, ModelError, SonotypeError
+from sonotype.train import TrainConfig, fit, predict_proba
+
+SR = 16000
+
+
+def _tiny_models(root: Path) -> dict[str, Path]:
+    tf = pytest.importorskip("transformers", reason="needs the optional extra: pip install 'sonotype[backbones]'")
+    tf.utils.logging.disable_progress_bar()
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    ssl = {**small, "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
+    specs = {
+        "whisper": (
+            tf.WhisperModel(
+                tf.WhisperConfig(
+                    vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                    decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+                    max_source_positions=1500, max_target_positions=16, decoder_start_token_id=1,
+                    pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                )
+            ),
+            tf.WhisperFeatureExtractor(feature_size=80),
+        ),
+        # group-norm feature encoder (like wav2vec2-base): runs one clip at a time
+        "wav2vec2": (tf.Wav2Vec2Model(tf.Wav2Vec2Config(**ssl)), tf.Wav2Vec2FeatureExtractor()),
+        # layer-norm feature encoder (like WavLM-Large): batches with an attention mask
+        "wavlm": (
+            tf.WavLMModel(
+                tf.WavLMConfig(**ssl, feat_extract_norm="layer", do_stable_layer_norm=True, num_buckets=32,
+                               max_bucket_distance=100)
+            ),
+            tf.Wav2Vec2FeatureExtractor(return_attention_mask=True),
+        ),
+        "ast": (
+            tf.ASTModel(tf.ASTConfig(**small, max_length=256, num_mel_bins=64)),
+            tf.ASTFeatureExtractor(num_mel_bins=64, max_length=256),
+        ),
+    }
+    out = {}
+    for name, (model, fe) in specs.items():
+        d = root / name
+        model.save_pretrained(d)
+        fe.save_pretrained(d)
+        out[name] = d
+    tf.utils.logging.enable_progress_bar()
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    return _tiny_models(tmp_path_factory.mktemp("backbones"))
+
+
+def _waves(seed: int = 0, lengths: tuple[int, ...] = (16000, 24000, 9000)) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]
+
+
+# -- configuration and errors -------------------------------------------------------------
+
+
+def test_config_round_trip_and_validation() -> None:
+    cfg = BackboneConfig("openai/whisper-base", layer=3, pooling="meanstd", finetune_layers=2)
+    assert BackboneConfig.from_dict(cfg.to_dict()) == cfg
+    assert not cfg.keeps_layers and BackboneConfig("x", layer="weighted").keeps_layers
+    for bad, match in [
+        ({"model": ""}, "hub id or a local directory"),
+        ({"model": "x", "layer": "first"}, "backbone.layer"),
+        ({"model": "x", "layer": True}, "backbone.layer"),
+        ({"model": "x", "pooling": "max"}, "backbone.pooling"),
+        ({"model": "x", "max_seconds": 0}, "max_seconds"),
+        ({"model": "x", "finetune_layers": -1}, "finetune_layers"),
+        ({"model": "x", "colour": 1}, "unknown BackboneConfig key"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            BackboneConfig.from_dict(bad)
+
+
+def test_missing_transformers_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import now raises ImportError
+    with pytest.raises(SonotypeError, match=r"pip install 'sonotype\[backbones\]'"):
+        require_transformers()
+    with pytest.raises(SonotypeError, match="sonotype"):
+        load_backbone(BackboneConfig("openai/whisper-base"))
+
+
+def test_missing_weights_in_a_local_directory_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"lacks config\.json, preprocessor_config\.json, model\.safetensors"):
+        load_backbone(BackboneConfig(str(tmp_path)))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"lacks preprocessor_config\.json, model\.safetensors$|lacks preprocessor"):
+        load_backbone(BackboneConfig(str(tmp_path)))
+
+
+def test_hub_model_not_in_cache_offline_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    for local_only in (True, False):  # offline mode wins over local_files_only=False
+        with pytest.raises(ModelError) as err:
+            load_backbone(BackboneConfig("microsoft/wavlm-base-plus", local_files_only=local_only))
+        msg = str(err.value)
+        assert "config.json" in msg and "model.safetensors" in msg
+        assert "hf download microsoft/wavlm-base-plus" in msg and "local_files_only" in msg
+
+
+# -- extraction ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["whisper", "wav2vec2", "wavlm", "ast"])
+def test_embed_shapes_layers_and_batch_equals_alone(models: dict[str, Path], name: str) -> None:
+    cfg = BackboneConfig(str(models[name]), batch_size=3)
+    bb = load_backbone(cfg)
+    assert (bb.n_hidden, bb.dim, bb.weights_digest is not None) == (3, 32, True)
+    assert batchable(bb) == (name != "wav2vec2")
+    waves = _waves()
+    X = embed(bb, waves, SR, cfg)
+    assert X.shape == (3, 32) and X.dtype == np.float32 and np.isfinite(X).all()
+    alone = np.concatenate([embed(bb, [w], SR, cfg) for w in waves])
+    np.testing.assert_allclose(X, alone, atol=2e-5)  # a clip's embedding does not depend on its batch
+    assert np.abs(X[0] - X[1]).max() > 1e-3  # and different clips differ
+    Xall = embed(bb, waves, SR, BackboneConfig(cfg.model, layer="all"))
+    assert Xall.shape == (3, 3, 32)
+    np.testing.assert_allclose(Xall[:, -1], X, atol=2e-5)
+    np.testing.assert_allclose(Xall[:, 1], embed(bb, waves, SR, BackboneConfig(cfg.model, layer=1)), atol=2e-5)
+    Xms = embed(bb, waves, SR, BackboneConfig(cfg.model, pooling="meanstd"))
+    assert Xms.shape == (3, 64) and (Xms[:, 32:] >= 0).all()
+    np.testing.assert_allclose(Xms[:, :32], X, atol=2e-5)
+    with pytest.raises(ConfigError, match="out of range"):
+        embed(bb, waves, SR, BackboneConfig(cfg.model, layer=5))
+    with pytest.raises(ConfigError, match="attention"):
+        embed(bb, waves, SR, BackboneConfig(cfg.model, pooling="attention"))
+    with pytest.raises(ConfigError, match="build_waveform_dataset"):
+        build_embedding_dataset([], BackboneConfig(cfg.model, finetune_layers=1), backbone=bb)
+
+
+def test_embed_resamples_to_the_backbone_rate(models: dict[str, Path]) -> None:
+    cfg = BackboneConfig(str(models["wavlm"]))
+    bb = load_backbone(cfg)
+    t = np.arange(22050) / 22050
+    y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    (w,) = prepare_waveforms(bb, [y], 22050, cfg)
+    assert w.size == 16000
+    np.testing.assert_allclose(embed(bb, [y], 22050, cfg), embed(bb, [w], SR, cfg), atol=1e-5)
+
+
+def test_mean_pooling_ignores_padding() -> None:
+    x = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    valid = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    out = pool(x, valid, "meanstd")
+    np.testing.assert_allclose(out[0, :3], x[0, :2].mean(0))
+    np.testing.assert_allclose(out[0, 3:], x[0, :2].std(0, unbiased=False))
+    np.testing.assert_allclose(out[1, :3], x[1].mean(0))
+
+
+def test_whisper_runs_on_real_length_and_matches_the_stock_encoder_at_30s(models: dict[str, Path]) -> None:
+    cfg = BackboneConfig(str(models["whisper"]))
+    bb = load_backbone(cfg)
+    fe, enc = bb.feature_extractor, bb.model
+    (w30,) = _waves(1, (30 * SR,))
+    with torch.no_grad():
+        # exactly 30 s: our real-length path and Hugging Face's padded forward are the same computation
+        states, valid = hidden_states(bb, [w30])
+        ref = enc(fe(w30, sampling_rate=SR, return_tensors="pt")["input_features"], output_hidden_states=True)
+        assert valid.shape == (1, 1500) and bool(valid.all())
+        assert len(ref.hidden_states) == len(states) == 3
+        for a, b in zip(ref.hidden_states, states, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        # 2 s: 100 positions instead of 1500; mel frames are those of the padded input (bar the
+        # last, whose STFT window reaches into the padding); only attention to padding differs
+        w2 = w30[: 2 * SR]
+        short, valid2 = hidden_states(bb, [w2])
+        padded = enc(fe(w2, sampling_rate=SR, return_tensors="pt")["input_features"]).last_hidden_state
+    assert short[-1].shape == (1, 100, 32) and bool(valid2.all())
+    mel = fe(w2, sampling_rate=SR, padding="longest", return_tensors="np")["input_features"][0]
+    mel30 = fe(w2, sampling_rate=SR, return_tensors="np")["input_features"][0]
+    assert mel.shape == (80, 200)
+    np.testing.assert_array_equal(mel[:, :-1], mel30[:, :199])
+    # the first layer's input (conv + positions) agrees away from the end; attention then mixes in padding
+    torch.testing.assert_close(short[0][:, :99], _whisper_embed(enc, mel30)[:, :99], rtol=0, atol=1e-5)
+    assert (short[-1] - padded[:, :100]).abs().max() > 1e-3
+
+
+def _whisper_embed(enc: torch.nn.Module, mel: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        x = torch.from_numpy(mel)[None]
+        h = torch.nn.functional.gelu(enc.conv2(torch.nn.functional.gelu(enc.conv1(x)))).permute(0, 2, 1)
+        return h + enc.embed_positions.weight[: h.shape[1]]
+
+
+# -- corpus embeddings, cache, heads ------------------------------------------------------
+
+
+def _synthetic_clips(root: Path, n_per_class: int = 6) -> list[Clip]:
+    """Two classes a random network can tell apart: low hum vs bright noise."""
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(n_per_class):
+        t = np.arange(int(SR * (0.6 + 0.1 * i))) / SR
+        hum = 0.4 * np.sin(2 * np.pi * (110 + 10 * i) * t) + 0.01 * rng.standard_normal(t.size)
+        hiss = 0.2 * rng.standard_normal(t.size)
+        for label, y in (("hum", hum), ("hiss", hiss)):
+            p = write_wav(root / f"{label}_{i}.wav", y.astype(np.float32), SR)
+            clips.append(Clip(str(p), label, f"g{i}", "synthetic"))
+    return clips
+
+
+@pytest.mark.realdata
+def test_embedding_dataset_on_ravdess_is_cached(models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sorted(data_dir("ravdess", "Actor_01").glob("*.flac"))[:3] + sorted(
+        data_dir("ravdess", "Actor_02").glob("*.flac")
+    )[:3]
+    clips = [Clip(str(f), f.name.split("-")[2], f.parent.name, "ravdess") for f in files]
+    bad = write_wav(tmp_path / "bad.wav", np.zeros(10, np.float32), SR)
+    bad.write_bytes(b"RIFF not really")
+    clips.append(Clip(str(bad), "01", "x", "ravdess"))
+    cfg = BackboneConfig(str(models["whisper"]), batch_size=4, max_seconds=3.0)
+    ds = build_embedding_dataset(clips, cfg, cache_dir=tmp_path / "cache", progress=True)
+    assert ds.X.shape == (6, 32) and ds.X.dtype == np.float32
+    assert ds.item_clip.tolist() == list(range(6)) and [c.path for c in ds.clips] == [str(f) for f in files]
+    assert len(ds.skipped) == 1 and ds.skipped[0].path == str(bad)
+    assert ds.feature_names[:2] == ["emb_mean_0", "emb_mean_1"]
+    stored = sorted((tmp_path / "cache" / "embeddings").rglob("*.npy"))
+    assert len(stored) == 6
+
+    import sonotype.backbones.dataset as dsmod
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("cache miss: the backbone ran again")
+
+    monkeypatch.setattr(dsmod, "embed_all_layers", boom)
+    again = build_embedding_dataset(clips[:6], cfg, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(again.X, ds.X)
+    layers = build_embedding_dataset(clips[:6], BackboneConfig(cfg.model, max_seconds=3.0, layer="all"),
+                                     cache_dir=tmp_path / "cache")  # another layer: same cache entries
+    assert layers.X.shape == (6, 3, 32)
+    np.testing.assert_array_equal(layers.X[:, -1], ds.X)
+    with pytest.raises(AssertionError, match="cache miss"):  # other settings are another key
+        build_embedding_dataset(clips[:1], BackboneConfig(cfg.model, max_seconds=2.0), cache_dir=tmp_path / "cache")
+
+
+def _head(shape: tuple[int, int], n_classes: int) -> torch.nn.Module:
+    from sonotype.models import MODELS, build_model
+    from sonotype.models.heads import LayerWeightedMLP
+
+    if "layer-weighted-mlp" in MODELS:
+        return build_model("layer-weighted-mlp", shape, n_classes, seed=0, hidden=[16], dropout=0.0)
+    torch.manual_seed(0)  # registry line not added yet: the same model by class
+    net = LayerWeightedMLP(shape, n_classes, hidden=(16,), dropout=0.0)
+    net.input_shape = shape
+    net.sonotype_spec = {"name": "layer-weighted-mlp", "input_shape": list(shape), "n_classes": n_classes,
+                         "params": {"hidden": [16], "dropout": 0.0}}
+    return net
+
+
+def test_train_layer_weighted_head_save_reload_predict(models: dict[str, Path], tmp_path: Path) -> None:
+    from sonotype.audio import load as load_audio
+    from sonotype.backbones import backbone_record
+    from sonotype.backbones.runtime import featurizer_for
+    from sonotype.features import Standardizer
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.modelio import read_model_dir, save_model
+
+    clips = _synthetic_clips(tmp_path / "audio")
+    cfg = BackboneConfig(str(models["wavlm"]), layer="all", batch_size=6)
+    bb = load_backbone(cfg)
+    ds = build_embedding_dataset(clips, cfg, backbone=bb)
+    assert ds.X.shape == (12, 3, 32)
+    labels = sorted({c.label for c in ds.clips})
+    y = np.array([labels.index(c.label) for c in ds.clips])
+    scaler = Standardizer().fit(ds.X)
+    Xs = scaler.transform(ds.X).astype(np.float32)
+    net = _head((3, 32), 2)
+    res = fit(net, Xs, y, config=TrainConfig(lr=1e-2, max_epochs=30, batch_size=4, seed=0), n_classes=2,
+              progress=False)
+    assert res.history[-1]["accuracy"] >= 0.9
+    assert math.isclose(float(net.layer_weights().sum()), 1.0, rel_tol=1e-5)
+    proba = predict_proba(net, Xs)
+    assert (proba.argmax(1) == y).mean() >= 0.9
+
+    record = backbone_record(cfg)  # from the files alone, without loading the weights
+    assert record == describe(bb, cfg)
+    save_model(tmp_path / "model", network=net, labels=labels, feature_config=FeatureConfig(),
+               representation=RepresentationConfig(), scaler=scaler, backbone=record)
+    meta, tensors = read_model_dir(tmp_path / "model")
+    assert meta["backbone"]["identity"]["weights_digest"] == bb.weights_digest
+    again = _head((3, 32), 2)
+    again.load_state_dict(tensors["network"])
+    # prediction side: the recorded backbone is reloaded, checked, and embeds a file as in training
+    feat = featurizer_for(meta)
+    y0, _ = load_audio(clips[0].path, sr=feat.sample_rate)
+    item = feat.items(y0)
+    assert item.shape == (1, 3, 32)
+    np.testing.assert_allclose(item[0], ds.X[0], atol=1e-5)
+    p0 = predict_proba(again, scaler.transform(item).astype(np.float32))
+    np.testing.assert_allclose(p0[0], proba[0], atol=1e-5)
+    # another backbone (other weights, same shape) is refused
+    other = dict(meta, backbone={**meta["backbone"], "config": {**meta["backbone"]["config"],
+                                                               "model": str(models["wav2vec2"])}})
+    with pytest.raises(ModelError, match="weights_digest"):
+        featurizer_for(other)
+    with pytest.raises(ModelError, match=r"cannot be loaded.*lacks"):
+        featurizer_for(dict(meta, backbone={**meta["backbone"], "config": {"model": str(tmp_path)}}))
+
+
+def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], tmp_path: Path) -> None:
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=4)
+    cfg = BackboneConfig(str(models["wavlm"]), finetune_layers=1, finetune_lr=1e-4, pooling="attention")
+    from sonotype.audio import load as load_audio
+    from sonotype.backbones import build_waveform_dataset
+
+    waves = [load_audio(c.path, sr=SR)[0] for c in clips]
+    bb_cfg = cfg.to_dict()
+    net = FineTuneClassifier((2, SR), 2, backbone=bb_cfg, lr_scale=1e-4 / 1e-2, hidden=16, dropout=0.0)
+    ds = build_waveform_dataset(clips, cfg, seconds=1.0, backbone=net.backbone)
+    X = ds.X
+    y = np.array([c.label == "hum" for c in ds.clips], dtype=np.int64)
+    assert X.shape == (8, 2, SR) and X[0, 1].sum() == len(waves[0]) < SR  # 0.6 s clip: padded, masked
+    np.testing.assert_array_equal(X[0, 0, : len(waves[0])], waves[0])
+    layers = net.backbone.model.encoder.layers
+
+    def linear_weights(layer: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {n: m.weight.detach().clone() for n, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
+
+    before_top = linear_weights(layers[-1])
+    before_low = {k: v.detach().clone() for k, v in layers[0].state_dict().items()}
+    trainable = {k for k, p in net.named_parameters() if p.requires_grad}
+    assert all(k.startswith(("deltas.", "attn.", "head.")) for k in trainable)
+    assert {k.split(".")[0] for k in trainable} == {"deltas", "attn", "head"}
+    state_keys = set(net.state_dict())
+    assert not any("encoder.layers.0" in k for k in state_keys)  # frozen weights are not saved
+    res = fit(net, X, y, config=TrainConfig(lr=1e-2, max_epochs=3, batch_size=4, seed=0, plateau_patience=None),
+              n_classes=2, progress=False)
+    assert len(res.history) == 3 and np.isfinite(res.history[-1]["loss"])
+    steps = 3 * 2  # epochs x batches
+    changes = [(w - before_top[n]).abs().max().item() for n, w in linear_weights(layers[-1]).items()]
+    assert max(changes) > 0  # the top layer was fine-tuned
+    assert max(changes) <= 1e-4 * steps * 1.01  # at finetune_lr per Adam step, not at the head's 1e-2
+    for k, v in layers[0].state_dict().items():
+        torch.testing.assert_close(v, before_low[k], rtol=0, atol=0)  # lower layers frozen
+    # saved like any model (head + deltas only), rebuilt from model.json on a freshly loaded backbone
+    from sonotype.backbones import backbone_record
+    from sonotype.backbones.runtime import featurizer_for, network_for
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.modelio import read_model_dir, save_model
+
+    save_model(tmp_path / "ft", network=net, labels=["hiss", "hum"], feature_config=FeatureConfig(),
+               representation=RepresentationConfig(), backbone=backbone_record(cfg))
+    meta, tensors = read_model_dir(tmp_path / "ft")
+    assert meta["architecture"]["name"] == "backbone-finetune"
+    assert set(tensors["network"]) == set(net.state_dict())
+    feat = featurizer_for(meta)
+    twin = network_for(meta["architecture"], feat)
+    twin.load_state_dict(tensors["network"])
+    net.eval()
+    twin.eval()
+    item = feat.items(waves[0])
+    assert item.shape == (1, 2, SR)
+    np.testing.assert_array_equal(item, X[:1])
+    with torch.no_grad():
+        xb = torch.from_numpy(X[:3])
+        torch.testing.assert_close(twin(xb), net(xb), rtol=0, atol=1e-5)

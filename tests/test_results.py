@@ -1,0 +1,62 @@
+"""Results tables from metrics.json files of several runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from sonotype.errors import ParameterError, SonotypeError
+from sonotype.results import collect_results, results_table
+
+
+def _write(run: Path, **kw) -> None:
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(kw))
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    _write(tmp_path / "runs" / "ravdess-mlp", corpus="ravdess", recipe="ravdess-mlp", protocol_name="kfold:4",
+           protocol="4-fold by actor", accuracy=0.6512, balanced_accuracy=0.6401, macro_f1=0.6333,
+           mean={"accuracy": 0.65, "balanced_accuracy": 0.64, "macro_f1": 0.63},
+           std={"accuracy": 0.041, "balanced_accuracy": 0.05, "macro_f1": 0.052},
+           n_test_clips=960, train_seconds=412.0)
+    _write(tmp_path / "runs" / "nested" / "tess-seed", corpus="tess", recipe="tess-seed", protocol="random 80/20",
+           accuracy=0.99, balanced_accuracy=0.991, macro_f1=0.99, n_test_clips=56, train_seconds=12.34)
+    return tmp_path / "runs"
+
+
+def test_collect_and_markdown(runs: Path):
+    rows = collect_results([runs, runs / "nested" / "tess-seed" / "metrics.json"])
+    assert [r["corpus"] for r in rows] == ["ravdess", "tess"]  # found recursively, de-duplicated, sorted
+    assert rows[0]["run_dir"].endswith("ravdess-mlp")
+    md = results_table(rows)
+    lines = md.strip().splitlines()
+    assert lines[0] == ("| corpus | recipe | protocol | accuracy | balanced accuracy | macro-F1 | test clips "
+                        "| training time |")
+    assert lines[2] == ("| ravdess | ravdess-mlp | kfold:4 | 0.651 (0.650 ± 0.041) | 0.640 (0.640 ± 0.050) "
+                        "| 0.633 (0.630 ± 0.052) | 960 | 6.9 min |")
+    assert lines[3] == "| tess | tess-seed | random 80/20 | 0.990 | 0.991 | 0.990 | 56 | 12.3 s |"
+
+
+def test_csv(runs: Path):
+    rows = list(csv.DictReader(io.StringIO(results_table(collect_results([runs]), fmt="csv"))))
+    assert rows[0]["balanced_accuracy"] == "0.640" and rows[0]["balanced_accuracy_std"] == "0.050"
+    assert rows[1]["accuracy_mean"] == "" and rows[1]["n_test_clips"] == "56"
+    assert rows[1]["train_seconds"] == "12.3"
+
+
+def test_errors(tmp_path: Path):
+    with pytest.raises(ParameterError, match="does not exist"):
+        collect_results([tmp_path / "nope"])
+    bad = tmp_path / "r" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(SonotypeError, match=r"metrics\.json"):
+        collect_results([tmp_path])
+    with pytest.raises(ParameterError, match="fmt"):
+        results_table([], fmt="html")
