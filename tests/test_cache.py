@@ -39,7 +39,7 @@ def test_rerun_hits_and_returns_identical_features(tmp_path: Path) -> None:
     clips = _clips(tmp_path / "audio", 4)
     first = FeatureCache(tmp_path / "cache")
     a = list(extract_corpus(clips, CFG, cache_dir=first))
-    assert (first.hits, first.writes) == (0, 4)
+    assert (first.hits, first.misses, first.writes) == (0, 4, 4)
     second = FeatureCache(tmp_path / "cache")
     b = list(extract_corpus(clips, CFG, cache_dir=second))
     assert (second.hits, second.writes) == (4, 0)
@@ -47,6 +47,10 @@ def test_rerun_hits_and_returns_identical_features(tmp_path: Path) -> None:
     for x, y in zip(_values(a), _values(b), strict=True):
         np.testing.assert_array_equal(x, y)
     assert b[0][1].groups == a[0][1].groups and b[0][1].names == a[0][1].names
+    third = FeatureCache(tmp_path / "cache")  # a parallel rerun finds every hit in the parent
+    c = list(extract_corpus(clips, CFG, cache_dir=third, jobs=2))
+    assert (third.hits, third.misses, third.writes) == (4, 0, 0)
+    np.testing.assert_array_equal(c[3][1].values, a[3][1].values)
     files = list((tmp_path / "cache").rglob("*.npz"))
     assert len(files) == 4
     with np.load(files[0], allow_pickle=False) as z:  # plain arrays, no pickled objects
@@ -158,7 +162,7 @@ def test_killed_run_loses_nothing_and_rerun_computes_only_the_rest(tmp_path: Pat
 
     resumed = FeatureCache(cache)
     out = list(extract_corpus(clips, cfg, cache_dir=resumed))
-    assert resumed.hits == done and resumed.writes == len(clips) - done
+    assert resumed.hits == done and resumed.misses == resumed.writes == len(clips) - done
     fresh = list(extract_corpus(clips, cfg))
     for (_, a), (_, b) in zip(out, fresh, strict=True):
         np.testing.assert_array_equal(a.values, b.values)

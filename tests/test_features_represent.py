@@ -54,6 +54,15 @@ def test_stats_layout_and_names() -> None:
     np.testing.assert_allclose(x[0, 3:23], ff.values[:, 5:25].mean(axis=0), rtol=1e-6)
 
 
+def test_names_from_config_match_computed_names() -> None:
+    fcfg, rcfg = preset("gtzan37")
+    fcfg.max_duration = None
+    ff = compute_frames(np.random.default_rng(5).standard_normal(9000).astype(np.float32), fcfg)
+    assert represent_names(fcfg, rcfg) == represent_names(ff, rcfg) == [f"{n}_mean" for n in ff.names]
+    frames = RepresentationConfig(kind="frames", select="0-4")
+    assert represent_names(fcfg, frames) == ["rms", "centroid", "bandwidth", "rolloff", "zcr"]
+
+
 def test_stats_rejects_unknown_statistic() -> None:
     with pytest.raises(ConfigError, match="unknown statistic"):
         represent(_ff(), RepresentationConfig(kind="stats", stats=["mode"]))
@@ -133,3 +142,7 @@ def test_config_errors_are_clear() -> None:
         compute_frames(np.zeros(4000, np.float32), FeatureConfig(features=["mfcc"], n_mfcc=200))
     with pytest.raises(ConfigError, match="preset"):
         preset("nope")
+    with pytest.raises(AudioError, match="too short"):
+        compute_frames(np.zeros(100, np.float32), FeatureConfig(center=False))
+    with pytest.raises(ConfigError, match="mono"):
+        compute_frames(np.zeros((2, 100), np.float32), FeatureConfig())

@@ -23,6 +23,7 @@ SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "cnn2d": ((64, 44), (1, 1)),
     "crnn": ((64, 44), (1, 1)),
     "cnn-bn": ((64, 44), (1, 1)),
+    "layer-weighted-mlp": ((13, 64), (1, 2)),
 }
 
 # variants and extra layouts that the registry names alone do not reach

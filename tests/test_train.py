@@ -264,7 +264,7 @@ def test_train_config_round_trip_and_validation() -> None:
     with pytest.raises(ConfigError, match="unknown TrainConfig"):
         TrainConfig.from_dict({"epochs": 3})
     for bad in (
-        {"optimizer": "sgd"},
+        {"optimizer": "rmsprop"},
         {"monitor": "f1"},
         {"lr": 0},
         {"batch_size": 0},
@@ -272,3 +272,22 @@ def test_train_config_round_trip_and_validation() -> None:
     ):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)
+
+
+def test_sgd_optimizer_trains_and_uses_momentum():
+    """The tutorial seed's SGD: momentum is passed through and the model still learns."""
+    import numpy as np
+    import torch
+
+    from sonotype.models import build_model
+    from sonotype.train import TrainConfig, fit, predict_proba
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    m = build_model("mlp-small", (8,), 2, seed=0)
+    fit(m, X[:150], y[:150], config=TrainConfig(optimizer="sgd", lr=0.05, max_epochs=30, seed=0), n_classes=2,
+        progress=False)
+    acc = (predict_proba(m, X[150:]).argmax(1) == y[150:]).mean()
+    assert acc > 0.85

@@ -41,8 +41,9 @@ class TrainConfig:
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` during training.
     """
 
-    optimizer: Literal["adam", "adamw"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
+    momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 32
     max_epochs: int = 100
@@ -58,8 +59,8 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.monitor not in _MONITORS:
             raise ConfigError(f"monitor must be one of {', '.join(_MONITORS)}, got {self.monitor!r}")
         if not self.lr > 0 or self.weight_decay < 0:
@@ -293,8 +294,11 @@ def _loop(
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     weight = torch.from_numpy(inverse_frequency_weights(y, n_classes)) if cfg.class_weights else None
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     has_val = X_val is not None
     mode = "min" if cfg.monitor == "val_loss" or not has_val else "max"
     sched = None

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 from .cache import CACHE_VERSION, FeatureCache, default_cache_dir
-from .config import FRAME_FEATURES, FeatureConfig, RepresentationConfig
+from .config import FRAME_FEATURES, FeatureConfig, RepresentationConfig, preset
 from .extract import Dataset, build_dataset, extract_clip, extract_corpus
-from .frames import FrameFeatures, compute_frames, feature_names
+from .frames import FrameFeatures, compute_frames, feature_names, frame_layout
 from .represent import featurize, represent, represent_names, select_columns, window_frames
 from .scaling import Standardizer
 
@@ -28,6 +28,8 @@ __all__ = [
     "extract_corpus",
     "feature_names",
     "featurize",
+    "frame_layout",
+    "preset",
     "represent",
     "represent_names",
     "select_columns",

@@ -44,7 +44,11 @@ def _h(text: str) -> str:
 
 
 class FeatureCache:
-    """Frame-feature store under ``root``; counts ``hits``, ``misses`` and ``writes`` of this process."""
+    """Frame-feature store under ``root``.
+
+    Counts, for this process: ``hits`` (clips read back), ``misses`` (clips computed because
+    they were not cached) and ``writes`` (files stored).
+    """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
@@ -54,8 +58,12 @@ class FeatureCache:
         self._digests: dict[tuple, str] = {}
 
     # -- content digests -------------------------------------------------------------
-    def digest(self, path: str | os.PathLike) -> str:
-        """Content digest of ``path``, re-hashed only when its size, times or inode changed."""
+    def digest(self, path: str | os.PathLike, *, compute: bool = True) -> str | None:
+        """Content digest of ``path``, re-hashed only when its size, times or inode changed.
+
+        With ``compute=False`` only a memoised digest is returned (None when there is none):
+        the parent of a parallel run uses it to find hits without hashing new files itself.
+        """
         p = Path(path).resolve()
         st = p.stat()
         stamp = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -69,6 +77,8 @@ class FeatureCache:
                 return rec["digest"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
+        if not compute:
+            return None
         d = file_digest(p)
         self._digests[stamp] = d
         with contextlib.suppress(OSError):  # a read-only cache still works, it just re-hashes
@@ -77,10 +87,21 @@ class FeatureCache:
 
     # -- keys and files --------------------------------------------------------------
     def key(self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None) -> str:
-        """Cache key for a clip of ``path`` under ``fcfg``."""
+        """Cache key for a clip of ``path`` under ``fcfg`` (hashes the file if needed)."""
+        return self._key(str(self.digest(path)), fcfg, start, duration)
+
+    def known_key(
+        self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None
+    ) -> str | None:
+        """Cache key from a memoised digest only; None when the file would need hashing."""
+        digest = self.digest(path, compute=False)
+        return None if digest is None else self._key(digest, fcfg, start, duration)
+
+    @staticmethod
+    def _key(digest: str, fcfg: FeatureConfig, start: float, duration: float | None) -> str:
         material = {
             "version": CACHE_VERSION,
-            "digest": self.digest(path),
+            "digest": digest,
             "features": fcfg.to_dict(),
             "start": float(start),
             "duration": None if duration is None else float(duration),
@@ -100,7 +121,6 @@ class FeatureCache:
             with np.load(f, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 if meta.get("version") != CACHE_VERSION:
-                    self.misses += 1
                     return None
                 ff = FrameFeatures(
                     values=np.array(z["values"], dtype=np.float32),
@@ -110,7 +130,6 @@ class FeatureCache:
                     hop_length=int(meta["hop_length"]),
                 )
         except (OSError, ValueError, KeyError, TypeError):
-            self.misses += 1
             return None
         self.hits += 1
         return ff

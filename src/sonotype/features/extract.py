@@ -54,6 +54,8 @@ def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = N
         return Skipped(clip.path, str(exc))
     except OSError as exc:
         return Skipped(clip.path, f"cannot read file ({exc.strerror or exc})")
+    if cache is not None:
+        cache.misses += 1
     if cache is not None and key is not None:
         cache.store(key, ff, source={"path": clip.path, "start": clip.start, "duration": clip.duration})
     return ff
@@ -118,7 +120,10 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*cols, transient=False) as prog:
+    from rich.console import Console
+
+    # Progress goes to stderr: stdout stays clean for --json output.
+    with Progress(*cols, transient=False, console=Console(stderr=True)) as prog:
         task = prog.add_task("features", total=total, rate="-")
 
         def advance() -> None:
@@ -163,13 +168,14 @@ def extract_corpus(
                 yield i, out
             return
         # Hits are read here; only misses go to the workers (a rerun starts no pool at all).
+        # Only memoised digests are used: new files are hashed by the workers, in parallel.
         keys: list[str | None] = []
         pending: list[int] = []
         for i, clip in enumerate(clips):
             key = None
             if cache is not None:
                 try:
-                    key = cache.key(clip.path, fcfg, start=clip.start, duration=clip.duration)
+                    key = cache.known_key(clip.path, fcfg, start=clip.start, duration=clip.duration)
                 except OSError:
                     key = None
             keys.append(key)

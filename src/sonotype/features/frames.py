@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import check_length
 from ..errors import ConfigError
 from . import spectral, tonal
 from .config import FeatureConfig
 from .spectral import Spectrum
 
-__all__ = ["FrameFeatures", "compute_frames", "feature_names", "feature_width"]
+__all__ = ["FrameFeatures", "compute_frames", "feature_names", "feature_width", "frame_layout", "one_blas_thread"]
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 TONNETZ_NAMES = ("fifth_x", "fifth_y", "minor_x", "minor_y", "major_x", "major_y")
@@ -69,6 +70,17 @@ def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
     if name == "tonnetz":
         return [f"tonnetz_{n}" for n in TONNETZ_NAMES]
     raise ConfigError(f"unknown frame feature {name!r}")
+
+
+def frame_layout(cfg: FeatureConfig) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """Column names and feature groups :func:`compute_frames` will produce, without audio."""
+    names: list[str] = []
+    groups: dict[str, tuple[int, int]] = {}
+    for feat in cfg.features:
+        cols = feature_names(feat, cfg)
+        groups[feat] = (len(names), len(names) + len(cols))
+        names.extend(cols)
+    return names, groups
 
 
 def _chroma(sp: Spectrum, memo: dict[str, np.ndarray]) -> np.ndarray:
@@ -144,6 +156,7 @@ def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
     y = np.asarray(y)
     if y.ndim != 1:
         raise ConfigError(f"compute_frames needs a mono 1-D signal, got shape {y.shape}")
+    check_length(y, 1 if cfg.center else int(cfg.n_fft))
     with one_blas_thread():
         return _compute(y, cfg)
 

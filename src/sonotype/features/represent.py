@@ -13,7 +13,7 @@ import numpy as np
 from ..audio import check_length, resample
 from ..errors import AudioError, ConfigError
 from .config import FeatureConfig, RepresentationConfig
-from .frames import FrameFeatures, compute_frames
+from .frames import FrameFeatures, compute_frames, frame_layout
 
 __all__ = ["featurize", "represent", "represent_names", "select_columns", "window_frames"]
 
@@ -97,10 +97,20 @@ def _selected_groups(groups: dict[str, tuple[int, int]], cols: np.ndarray) -> li
     return out
 
 
-def represent_names(ff_or_groups: FrameFeatures | tuple[list[str], dict[str, tuple[int, int]]], rcfg: RepresentationConfig) -> list[str]:
-    """Names of the columns :func:`represent` returns (``stats``: ``"<column>_<stat>"``)."""
+def represent_names(
+    ff_or_groups: FrameFeatures | FeatureConfig | tuple[list[str], dict[str, tuple[int, int]]],
+    rcfg: RepresentationConfig,
+) -> list[str]:
+    """Names of the feature columns :func:`represent` returns.
+
+    Takes the clip's :class:`FrameFeatures`, the :class:`FeatureConfig` (no audio needed) or
+    a ``(names, groups)`` pair. ``stats`` columns are named ``"<column>_<stat>"``
+    (``"mfcc_01_mean"``); the other kinds keep the frame column names.
+    """
     if isinstance(ff_or_groups, FrameFeatures):
         names, groups = ff_or_groups.names, ff_or_groups.groups
+    elif isinstance(ff_or_groups, FeatureConfig):
+        names, groups = frame_layout(ff_or_groups)
     else:
         names, groups = ff_or_groups
     cols = _columns(groups, rcfg)

@@ -1,8 +1,9 @@
 """One short-time spectrum per clip, and every spectral feature derived from it.
 
 :class:`Spectrum` frames the signal once (a strided view, no copy), applies the window and
-runs one float32 ``scipy.fft.rfft`` over all frames; magnitude, power, mel and log-mel are
-computed lazily from it and shared by every feature. Each function mirrors one librosa
+runs ``scipy.fft.rfft`` over blocks of frames (float32, or float64 where a feature needs
+librosa's exact magnitudes); magnitude, power, mel and log-mel are computed lazily from it
+and shared by every feature. Each function mirrors one librosa
 function with the same settings (named in its docstring) and is tested against it.
 
 Layout: frames are rows, ``(n_frames, n_bins)``; every feature returns ``(n_frames, k)``.
@@ -77,29 +78,35 @@ class Spectrum:
         STFT of the whole clip never exists in memory.
         """
         c = self.cfg
-        frames = _frame(_pad(self.y, c.n_fft, c.center, c.pad_mode), c.n_fft, c.hop_length)
+        win = c.win_length or c.n_fft
         if self.precise:  # cast the signal once, so each block multiplies float64 by float64
-            frames = _frame(_pad(self.y.astype(np.float64), c.n_fft, c.center, c.pad_mode), c.n_fft, c.hop_length)
-            w = filters.window64(c.window, c.win_length or c.n_fft, c.n_fft)
+            y, w = self.y.astype(np.float64), filters.window64(c.window, win, c.n_fft)
         else:
-            w = filters.window(c.window, c.win_length or c.n_fft, c.n_fft)
+            y, w = self.y, filters.window(c.window, win, c.n_fft)
+        frames = _frame(_pad(y, c.n_fft, c.center, c.pad_mode), c.n_fft, c.hop_length)
         n = frames.shape[0]
         out = np.empty((n, c.n_fft // 2 + 1), dtype=np.float32)
+        power = np.empty_like(out)
         step = max(8, (1 << 20) // (8 * c.n_fft))
         for s in range(0, n, step):  # blocks of frames, not single frames
             x = scipy.fft.rfft(frames[s : s + step] * w, axis=-1, workers=1)
-            np.abs(x.astype(np.complex64, copy=False), out=out[s : s + step])
+            m = np.abs(x.astype(np.complex64, copy=False), out=out[s : s + step])
+            np.multiply(m, m, out=power[s : s + step])  # while the block is in cache
+        self.__dict__["power"] = power
         return out
 
     @cached_property
     def power(self) -> np.ndarray:
         """Power spectrogram ``|X|**2``, float32 (the same rounding as ``np.abs(X)**2``)."""
-        m = self.mag
-        return m * m
+        self.mag  # noqa: B018 - computes and stores the power alongside
+        return self.__dict__["power"]
 
     @property
     def n_frames(self) -> int:
-        return int(self.mag.shape[0])
+        """librosa's frame count, without computing the spectrum (rms/zcr need only this)."""
+        c = self.cfg
+        n = self.y.size + (2 * (c.n_fft // 2) if c.center else 0)
+        return 1 + (n - c.n_fft) // c.hop_length
 
     @cached_property
     def freqs(self) -> np.ndarray:

@@ -213,3 +213,8 @@ def from_spec(spec: Mapping[str, Any], *, seed: int | None = None) -> nn.Module:
 def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters; BatchNorm running statistics are buffers, not counted."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# Models defined in sibling modules register themselves on import; importing them here
+# keeps the registry complete in a fresh process (a saved model names its architecture).
+from . import heads  # noqa: E402, F401

@@ -1,0 +1,5 @@
+"""`python -m sonotype.cli` runs the command line."""
+
+from . import main
+
+main()
