@@ -154,6 +154,49 @@ def bench_features(
     out.print(f"worker start-up {r['pool_startup_seconds']:.2f} s (not in the all-cores time); {r['cpu_count']} CPUs", highlight=False, soft_wrap=True)
 
 
+@bench_app.command("predict")
+def bench_predict(
+    model: Path = typer.Argument(..., help="Saved model directory."),
+    audio: Path = typer.Argument(..., help="Audio file to classify (e.g. a 30 s clip)."),
+    repeats: int = typer.Option(10, "--repeats", help="Timed predictions (the median is reported)."),
+    threads: int = typer.Option(1, "--threads", help="torch threads (the budget is for one core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Time loading a model and predicting one file (the README's prediction budget)."""
+    import statistics
+    import time
+
+    import torch
+
+    from ..audio import info
+    from ..predict import load_model
+    from ._common import out
+
+    torch.set_num_threads(threads)
+    load_model(model)  # warm imports and file cache: the budget excludes Python imports
+    t0 = time.perf_counter()
+    clf = load_model(model)
+    load_s = time.perf_counter() - t0
+    clf.predict(audio)
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        clf.predict(audio)
+        times.append(time.perf_counter() - t0)
+    r = {
+        "model": clf.model_id, "audio": str(audio), "audio_seconds": info(audio).duration, "threads": threads,
+        "load_seconds": load_s, "predict_seconds_median": statistics.median(times), "predict_seconds_max": max(times),
+    }
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    out.print(
+        f"{r['model']}: load {load_s * 1000:.0f} ms; predict {r['audio_seconds']:.1f} s of audio: median "
+        f"{r['predict_seconds_median'] * 1000:.0f} ms, max {r['predict_seconds_max'] * 1000:.0f} ms ({threads} thread(s))",
+        highlight=False, soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``features`` and the ``bench`` group to `app`."""
     app.command("features")(features)
