@@ -69,7 +69,7 @@ def test_predict_reports_bad_files_and_keeps_going(trained, tmp_path):
 
 
 def test_evaluate_cross_corpus_and_results_table(trained, tmp_path):
-    base, _, run, _ = trained
+    _, _, run, _ = trained
     other = generate_demo(tmp_path / "other", seed=5, n_speakers=2, takes=2, seconds=1.0)
     out = tmp_path / "eval"
     res = runner.invoke(app, ["evaluate", str(run / "model"), "--corpus", "demo", "--root", str(other),

@@ -69,3 +69,15 @@ def test_every_shipped_recipe_loads():
 def test_unknown_recipe_lists_known():
     with pytest.raises(ConfigError, match="demo"):
         recipe_path("no-such-recipe")
+
+
+def test_overrides_index_into_lists():
+    base = {"cross": [{"corpus": "savee", "root": None}], "corpus": {"ops": [{"keep": ["a"]}]}}
+    d = apply_overrides(base, ["cross.0.root=/data/savee", "corpus.ops.0.keep=[a, b]"])
+    assert d["cross"][0] == {"corpus": "savee", "root": "/data/savee"}
+    assert d["corpus"]["ops"][0] == {"keep": ["a", "b"]}
+    assert base["cross"][0]["root"] is None, "the input is not modified"
+    with pytest.raises(ConfigError, match="not an index"):
+        apply_overrides(base, ["cross.3.root=x"])
+    cfg = load_config(recipe_path("savee-cross"), ["cross.0.root=/data/savee"])
+    assert cfg.cross[0].root == "/data/savee" and cfg.cross[0].corpus == "savee"

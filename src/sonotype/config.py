@@ -9,6 +9,7 @@ nothing of this module: it binds them at the edge.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -192,7 +193,10 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply dotted ``key.sub=value`` overrides to a plain config dict (a copy is returned)."""
+    """Apply dotted ``key.sub=value`` overrides to a plain config dict (a copy is returned).
+
+    A numeric part indexes a list: ``cross.0.root=/data/savee``.
+    """
     out = copy.deepcopy(d)
     for item in overrides:
         if "=" not in item:
@@ -201,15 +205,35 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ConfigError(f"override {item!r} has an empty key")
-        node = out
-        for p in parts[:-1]:
-            if node.get(p) is None:
-                node[p] = {}
-            if not isinstance(node[p], dict):
-                raise ConfigError(f"override {item!r}: {p!r} is not a section")
-            node = node[p]
-        node[parts[-1]] = _parse_value(value)
+        node: Any = out
+        for p, nxt in itertools.pairwise(parts):
+            node = _child(node, p, item, make_list=nxt.isdigit())
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, item)] = _parse_value(value)
+        else:
+            node[last] = _parse_value(value)
     return out
+
+
+def _index(node: list[Any], part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {item!r}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def _child(node: Any, part: str, item: str, *, make_list: bool) -> Any:
+    """The sub-section ``part`` of ``node`` (created when missing), for dotted overrides."""
+    if isinstance(node, list):
+        node = node[_index(node, part, item)]
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        return node
+    if node.get(part) is None:
+        node[part] = [] if make_list else {}
+    if not isinstance(node[part], (dict, list)):
+        raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    return node[part]
 
 
 def load_config(

@@ -214,7 +214,7 @@ def results(
     from ..results import collect_results, results_table
 
     rows = collect_results(list(dirs))
-    out.print(results_table(rows, fmt="markdown"), markup=False, highlight=False)
+    typer.echo(results_table(rows, fmt="markdown"))  # plain echo: rich would wrap the table at 80 columns
     if csv_out:
         atomic_write_text(csv_out, results_table(rows, fmt="csv"))
 
