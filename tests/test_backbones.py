@@ -385,3 +385,84 @@ def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], 
     with torch.no_grad():
         xb = torch.from_numpy(X[:3])
         torch.testing.assert_close(twin(xb), net(xb), rtol=0, atol=1e-5)
+
+
+# -- prediction from a saved model directory ---------------------------------------------
+
+
+def test_load_model_predicts_files_with_frozen_and_fine_tuned_backbones(models: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from sonotype.backbones import backbone_record, build_waveform_dataset
+    from sonotype.features import Standardizer
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.modelio import save_model
+    from sonotype.predict import load_model
+
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=3)
+    labels = ["hiss", "hum"]
+    # frozen: every layer's mean embedding -> layer-weighted head, saved with its scaler
+    cfg = BackboneConfig(str(models["wavlm"]), layer="all")
+    ds = build_embedding_dataset(clips, cfg)
+    y = np.array([labels.index(c.label) for c in ds.clips])
+    scaler = Standardizer().fit(ds.X)
+    net = _head((3, 32), 2)
+    fit(net, scaler.transform(ds.X).astype(np.float32), y, config=TrainConfig(lr=1e-2, max_epochs=5, batch_size=3),
+        n_classes=2, progress=False)
+    want = predict_proba(net, scaler.transform(ds.X).astype(np.float32))
+    save_model(tmp_path / "frozen", network=net, labels=labels, feature_config=FeatureConfig(),
+               representation=RepresentationConfig(), scaler=scaler, backbone=backbone_record(cfg))
+    clf = load_model(tmp_path / "frozen")
+    assert clf.sample_rate == SR and clf.min_samples == 401
+    pred = clf.predict(clips[1].path)
+    np.testing.assert_allclose([pred.probabilities[k] for k in labels], want[1], atol=1e-5)
+    assert pred.label == labels[int(want[1].argmax())] and len(pred.segments) == 1
+    # fine-tuned: Whisper's top layer + attention pooling, trained on waveform arrays
+    ft_cfg = BackboneConfig(str(models["whisper"]), finetune_layers=1, pooling="attention")
+    ft = FineTuneClassifier((2, SR), 2, backbone=ft_cfg.to_dict(), lr_scale=0.01, hidden=8)
+    wds = build_waveform_dataset(clips, ft_cfg, seconds=1.0, backbone=ft.backbone)
+    fit(ft, wds.X, y, config=TrainConfig(lr=1e-2, max_epochs=1, batch_size=3), n_classes=2, progress=False)
+    ft_want = predict_proba(ft, wds.X[:1])[0]
+    save_model(tmp_path / "ft", network=ft, labels=labels, feature_config=FeatureConfig(),
+               representation=RepresentationConfig(), backbone=backbone_record(ft_cfg))
+    ft_pred = load_model(tmp_path / "ft").predict(clips[0].path)
+    np.testing.assert_allclose([ft_pred.probabilities[k] for k in labels], ft_want, atol=1e-5)
+    # a model whose recorded backbone is not the one found is refused, naming the difference
+    mj = tmp_path / "frozen" / "model.json"
+    meta = json.loads(mj.read_text())
+    meta["backbone"]["config"]["model"] = str(models["wav2vec2"])
+    mj.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"does not match.*weights_digest"):
+        load_model(tmp_path / "frozen")
+    meta["backbone"]["config"]["model"] = "nobody/not-cached"
+    mj.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"cannot be loaded.*hf download nobody/not-cached"):
+        load_model(tmp_path / "frozen")
+
+
+@pytest.mark.parametrize("finetune", [0, 1])
+def test_run_experiment_with_a_backbone_end_to_end(models: dict[str, Path], tmp_path: Path, finetune: int) -> None:
+    """The pipeline with `backbone:` set: embeddings (or fine-tuning) -> head -> saved model -> predict."""
+    from sonotype.config import load_config
+    from sonotype.corpora.demo import generate_demo
+    from sonotype.experiment import run_experiment
+    from sonotype.predict import load_model
+
+    root = generate_demo(tmp_path / "demo", seed=0, n_speakers=3, takes=2, seconds=1.0)
+    head = "layer-weighted-mlp" if not finetune else "mlp"
+    sets = [f"corpus.root={root}", f"cache_dir={tmp_path / 'cache'}", "protocol=holdout:0.34", "train.max_epochs=3",
+            "train.num_threads=1", "evaluate.bootstrap=0", "augment.copies=0",
+            f"backbone={{model: {models['wavlm']}, layer: all, pooling: mean, max_seconds: 1.0, finetune_layers: {finetune}}}"]
+    if finetune:
+        sets.append("model.params={hidden: 16}")
+    else:
+        sets.append(f"model.name={head}")
+    cfg = load_config(None, ["corpus.name=demo", *sets])
+    m = run_experiment(cfg, tmp_path / "run", progress=False)
+    assert m["n_test_clips"] > 0 and 0.0 <= m["balanced_accuracy"] <= 1.0
+    meta = (tmp_path / "run" / "model" / "model.json").read_text()
+    assert str(models["wavlm"]) in meta  # the backbone is recorded
+    clf = load_model(tmp_path / "run" / "model")
+    wav = sorted(root.rglob("*.wav"))[0]
+    pred = clf.predict(wav)
+    assert pred.label in clf.labels and abs(sum(pred.probabilities.values()) - 1) < 1e-5

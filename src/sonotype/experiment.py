@@ -64,7 +64,7 @@ class FoldOutcome:
     test_items: np.ndarray
     result: TrainResult
     network: torch.nn.Module
-    scaler: Standardizer
+    scaler: Standardizer | None
     metrics: dict[str, Any]
 
 
@@ -84,10 +84,33 @@ def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None
 def _dataset(cfg: RunConfig, clips: list, progress: bool) -> Dataset:
     """Frame features -> representation, or pretrained-backbone embeddings when configured."""
     if cfg.backbone:
-        from .backbones import BackboneConfig, build_embedding_dataset
+        from .backbones import BackboneConfig, build_embedding_dataset, build_waveform_dataset
 
-        return build_embedding_dataset(clips, BackboneConfig.from_dict(cfg.backbone), cache_dir=cfg.cache_dir, progress=progress)
+        bcfg = BackboneConfig.from_dict(cfg.backbone)
+        if bcfg.finetune_layers > 0:  # fine-tuning eats waveforms, not embeddings
+            return build_waveform_dataset(clips, bcfg)
+        return build_embedding_dataset(clips, bcfg, cache_dir=cfg.cache_dir, progress=progress)
     return build_dataset(clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
+
+
+def _finetuning(cfg: RunConfig) -> bool:
+    return bool(cfg.backbone) and int(cfg.backbone.get("finetune_layers") or 0) > 0
+
+
+def _build_network(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+    """A registry model, or the backbone + head network when fine-tuning a pretrained encoder."""
+    torch.manual_seed(cfg.train.seed)
+    if _finetuning(cfg):
+        from .backbones import BackboneConfig, FineTuneClassifier
+
+        bcfg = BackboneConfig.from_dict(cfg.backbone)
+        return FineTuneClassifier(input_shape, n_classes, backbone=bcfg.to_dict(),
+                                  lr_scale=bcfg.finetune_lr / cfg.train.lr, **cfg.model.params)
+    return build_model(cfg.model.name, input_shape, n_classes, **cfg.model.params)
+
+
+def _scale(scaler: Standardizer | None, X: np.ndarray) -> np.ndarray:
+    return X if scaler is None else scaler.transform(X)
 
 
 def _feature_axis(cfg: RunConfig) -> int:
@@ -135,7 +158,7 @@ def _train_one(
     console: Console,
     train_items: np.ndarray | None = None,
     val_items: np.ndarray | None = None,
-) -> tuple[torch.nn.Module, Standardizer, TrainResult]:
+) -> tuple[torch.nn.Module, Standardizer | None, TrainResult]:
     """Fit scaler (training items only) and network on one split."""
     tr = np.flatnonzero(np.isin(ds.item_clip, train_clips)) if train_items is None else train_items
     va = np.flatnonzero(np.isin(ds.item_clip, val_clips)) if val_items is None else val_items
@@ -146,14 +169,14 @@ def _train_one(
             label_of_clip = {ci: y_items[np.flatnonzero(ds.item_clip == ci)[0]] for ci in np.unique(clip_aug).tolist()}
             X_tr = np.concatenate([X_tr, X_aug])
             y_tr = np.concatenate([y_tr, np.array([label_of_clip[c] for c in clip_aug.tolist()])])
-    scaler = Standardizer(feature_axis=_feature_axis(cfg)).fit(X_tr)
-    torch.manual_seed(cfg.train.seed)
-    net = build_model(cfg.model.name, tuple(ds.X.shape[1:]), n_classes, **cfg.model.params)
-    X_va = scaler.transform(ds.X[va]) if len(va) else None
+    # Waveform items of a fine-tuned backbone are normalised by the backbone itself: no scaler.
+    scaler = None if _finetuning(cfg) else Standardizer(feature_axis=_feature_axis(cfg)).fit(X_tr)
+    net = _build_network(cfg, tuple(ds.X.shape[1:]), n_classes)
+    X_va = _scale(scaler, ds.X[va]) if len(va) else None
     y_va = y_items[va] if len(va) else None
     result = fit(
         net,
-        scaler.transform(X_tr),
+        _scale(scaler, X_tr),
         y_tr,
         X_va,
         y_va,
@@ -197,6 +220,8 @@ def run_experiment(
 
     console = console or Console(stderr=True)
     out = Path(out)
+    if cfg.backbone and cfg.augment.copies > 0:
+        raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
@@ -236,7 +261,7 @@ def run_experiment(
                     console=console,
                 )
                 test_items = np.flatnonzero(np.isin(ds.item_clip, split.test))
-            proba = predict_proba(net, scaler.transform(ds.X[test_items]))
+            proba = predict_proba(net, _scale(scaler, ds.X[test_items]))
             m = evaluate_items(proba, y_items[test_items], ds.item_clip[test_items], labels)
             outcomes.append(FoldOutcome(split, proba, test_items, res, net, scaler, m))
         train_seconds = time.perf_counter() - t_train
@@ -247,16 +272,15 @@ def run_experiment(
         metrics["train_seconds"] = round(train_seconds, 2)
         metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
 
-        arch = {"name": cfg.model.name, "input_shape": list(ds.X.shape[1:]), "n_classes": len(labels), "params": cfg.model.params}
         save_model(
             tmp / "model",
-            network=net,
-            architecture=arch,
+            network=net,  # the network carries its own JSON architecture spec
             labels=labels,
             feature_config=cfg.features,
             representation=cfg.representation,
             scaler=scaler,
             metrics=_headline(metrics),
+            backbone=_backbone_record(cfg),
             extra={"recipe": cfg.name, "protocol": protocol_text},
         )
         if cfg.study and cfg.study.subsets:
@@ -332,6 +356,14 @@ def _summarise(
     return metrics
 
 
+def _backbone_record(cfg: RunConfig) -> dict[str, Any] | None:
+    if not cfg.backbone:
+        return None
+    from .backbones import BackboneConfig, backbone_record
+
+    return backbone_record(BackboneConfig.from_dict(cfg.backbone))
+
+
 def _headline(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("recipe", "corpus", "protocol", "accuracy", "balanced_accuracy", "macro_f1", "n_test_clips", "mean", "std")
     return {k: m[k] for k in keys if k in m}
@@ -346,7 +378,7 @@ def _final_model(
     aug_cache: dict[int, list[np.ndarray]],
     progress: bool,
     console: Console,
-) -> tuple[torch.nn.Module, Standardizer, str]:
+) -> tuple[torch.nn.Module, Standardizer | None, str]:
     """The model saved in ``model/``: the only split's, the best fold's, or one refit on all clips."""
     if len(outcomes) == 1:
         return outcomes[0].network, outcomes[0].scaler, "the model of the single split"
@@ -419,7 +451,7 @@ def _subset_study(
         else:
             net, scaler, _ = _train_one(sub, ds, y_items, len(labels), split.train, split.val, aug_cache={}, progress=False, console=console)
             test_items = np.flatnonzero(np.isin(ds.item_clip, split.test))
-        proba = predict_proba(net, scaler.transform(ds.X[test_items]))
+        proba = predict_proba(net, _scale(scaler, ds.X[test_items]))
         m = evaluate_items(proba, y_items[test_items], ds.item_clip[test_items], labels)["clip_level"]
         n_features = int(ds.X.shape[-1])
         console.print(f"  subset {spec!r}: {n_features} features, balanced accuracy {m['balanced_accuracy']:.3f}")

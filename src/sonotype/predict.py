@@ -87,6 +87,7 @@ class Classifier:
         metrics: dict[str, Any] | None = None,
         model_id: str = "model",
         meta: dict[str, Any] | None = None,
+        backbone: Any = None,
     ) -> None:
         self.network = network.eval()
         self.labels = [str(lab) for lab in labels]
@@ -97,17 +98,23 @@ class Classifier:
         self.metrics = metrics
         self.model_id = model_id
         self.meta = meta or {}
+        # a pretrained backbone (sonotype.backbones.runtime.BackboneFeaturizer) makes the items
+        self.backbone = backbone
 
     # ------------------------------------------------------------------ facts
     @property
     def sample_rate(self) -> int:
         """The rate every input is resampled to before feature extraction."""
+        if self.backbone is not None:
+            return int(self.backbone.sample_rate)
         return int(self.feature_config.sr)
 
     @property
     def min_samples(self) -> int:
         """Fewest samples a prediction needs: one analysis frame (``n_fft``), or one full
         model window when the representation drops partial windows."""
+        if self.backbone is not None:
+            return int(self.backbone.min_samples)
         n = int(self.feature_config.n_fft)
         rep = self.representation
         if rep.kind in ("windows", "logmel") and rep.last == "drop" and rep.window:
@@ -149,6 +156,8 @@ class Classifier:
 
         if int(sr) != self.sample_rate:
             y = audio.resample(y, int(sr), self.sample_rate)
+        if self.backbone is not None:
+            return np.asarray(self.backbone.items(y), dtype=np.float32)
         return np.asarray(featurize(y, self.sample_rate, self.feature_config, self.representation, path=path),
                           dtype=np.float32)
 
@@ -265,6 +274,9 @@ class Classifier:
         analysed signal (the first ``max_duration`` s) as one segment."""
         fc, rep = self.feature_config, self.representation
         sr = self.sample_rate
+        if self.backbone is not None:  # one embedding of the first max_seconds
+            limit = self.backbone.cfg.max_seconds
+            return [(0.0, (n_samples if limit is None else min(n_samples, int(round(limit * sr)))) / sr)]
         if fc.max_duration is not None:
             n_samples = min(n_samples, int(round(fc.max_duration * sr)))
         end = n_samples / sr
@@ -333,12 +345,17 @@ def load_model(path: str | os.PathLike) -> Classifier:
 
     root = Path(path)
     meta, tensors = read_model_dir(root)
-    if meta["backbone"] is not None:
-        raise ModelError(f"{root}: models on a pretrained backbone ({meta['backbone'].get('name', '?')}) "
-                         "are not supported by this loader yet")
+    backbone = None
+    if meta["backbone"] is not None:  # reload the recorded backbone; refused when it differs
+        from .backbones.runtime import featurizer_for, network_for
+
+        backbone = featurizer_for(meta, where=str(root / "model.json"))
     arch = meta["architecture"]
     try:
-        net = build_model(arch["name"], tuple(arch["input_shape"]), arch["n_classes"], **arch["params"])
+        if backbone is not None and backbone.waveform_samples is not None:  # fine-tuned backbone + head
+            net = network_for(arch, backbone)
+        else:
+            net = build_model(arch["name"], tuple(arch["input_shape"]), arch["n_classes"], **arch["params"])
         net.load_state_dict(tensors["network"], strict=True)
     except (SonotypeError, RuntimeError, TypeError, ValueError) as exc:
         raise ModelError(f"{root / WEIGHTS_FILE}: weights do not fit architecture {arch['name']!r} ({exc})") from None
@@ -355,6 +372,7 @@ def load_model(path: str | os.PathLike) -> Classifier:
         metrics=meta["metrics"],
         model_id=f"{_model_name(root)}-{meta['files'][WEIGHTS_FILE][:8]}",
         meta=meta,
+        backbone=backbone,
     )
 
 

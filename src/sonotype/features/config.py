@@ -17,8 +17,12 @@ __all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
 # FeatureConfig.features. Widths depend on settings (n_mfcc, n_mels, n_chroma, contrast bands).
 FRAME_FEATURES = (
     "rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast",
-    "chroma", "mel", "logmel", "mfcc", "mfcc_delta", "mfcc_delta2", "tonnetz",
+    "chroma", "mel", "logmel", "mfcc", "mfcc_delta", "mfcc_delta2", "tonnetz", "f0",
 )
+
+# Settings read only by the ``f0`` feature: left out of ``to_dict`` when ``f0`` is not used,
+# so configurations without it keep their saved form and feature-cache keys.
+_F0_FIELDS = ("f0_fmin", "f0_fmax")
 
 
 @dataclass
@@ -30,6 +34,7 @@ class FeatureConfig:
     ``tuning="estimate"`` estimates tuning per clip like ``librosa.feature.chroma_stft``;
     a number fixes it (in fractions of a bin), which is faster and clip-independent.
     ``max_duration`` keeps only the first N seconds of each clip (seed: 30 s).
+    ``f0_fmin`` / ``f0_fmax`` bound the YIN pitch search of the ``f0`` feature (speech range).
     """
 
     sr: int = 22050
@@ -53,6 +58,8 @@ class FeatureConfig:
     contrast_fmin: float = 200.0
     contrast_bands: int = 6
     top_db: float | None = 80.0
+    f0_fmin: float = 65.0
+    f0_fmax: float = 500.0
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.features if f not in FRAME_FEATURES]
@@ -65,9 +72,15 @@ class FeatureConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.tuning != "estimate" and not isinstance(self.tuning, (int, float)):
             raise ConfigError(f"tuning must be 'estimate' or a number, got {self.tuning!r}")
+        if not 0 < float(self.f0_fmin) < float(self.f0_fmax) < self.sr / 2:
+            raise ConfigError(f"need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, f0_fmax={self.f0_fmax}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if "f0" not in self.features:
+            for name in _F0_FIELDS:
+                d.pop(name)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..audio import check_length
 from ..errors import ConfigError
-from . import spectral, tonal
+from . import pitch, spectral, tonal
 from .config import FeatureConfig
 from .spectral import Spectrum
 
@@ -69,6 +69,8 @@ def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
         return [f"{name}_{i:02d}" for i in range(1, cfg.n_mfcc + 1)]
     if name == "tonnetz":
         return [f"tonnetz_{n}" for n in TONNETZ_NAMES]
+    if name == "f0":
+        return ["f0", "f0_voiced"]
     raise ConfigError(f"unknown frame feature {name!r}")
 
 
@@ -172,6 +174,8 @@ def _compute(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
             block = _chroma(sp, memo)
         elif feat == "tonnetz":
             block = tonal.tonnetz(_chroma(sp, memo))
+        elif feat == "f0":
+            block = pitch.f0(sp.y, cfg, rms=spectral.rms(sp))
         else:
             block = _SIMPLE[feat](sp)
         cols = feature_names(feat, cfg)
