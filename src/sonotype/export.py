@@ -117,6 +117,9 @@ def export_onnx(model: Any, out_path: str | os.PathLike, *, opset: int = DEFAULT
     if opset < 13:
         raise ParameterError(f"opset must be >= 13, got {opset}")
     clf = _classifier(model)
+    if (clf.architecture or {}).get("name") == "backbone-finetune":
+        # The network holds a whole transformers encoder: export its head only when it is frozen.
+        raise ModelError("ONNX export of a fine-tuned backbone model is not supported; frozen-embedding models export")
     module = folded_module(clf)
     shape = input_shape(clf)
     dummy = torch.zeros((2, *shape), dtype=torch.float32)
