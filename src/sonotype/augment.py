@@ -14,7 +14,7 @@ SpecAugment time/frequency masks, mixup with soft targets, Gaussian feature nois
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import librosa
@@ -22,6 +22,7 @@ import numpy as np
 import soxr
 import torch
 
+from .dataclass_io import strict_from_dict
 from .errors import ConfigError, ParameterError
 
 __all__ = [
@@ -136,11 +137,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown AugmentConfig key(s) {unknown}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 def draw_waveform_params(cfg: AugmentConfig, rng: np.random.Generator) -> dict[str, Any]:

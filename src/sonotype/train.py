@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import AugmentConfig, feature_noise, mixup, spec_augment
+from .dataclass_io import strict_from_dict
 from .errors import ConfigError, ParameterError
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights", "predict_proba"]
@@ -86,11 +87,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig key(s) {unknown}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 @dataclass

@@ -7,9 +7,10 @@ Nothing here imports ``transformers``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..dataclass_io import strict_from_dict
 from ..errors import ConfigError
 
 __all__ = ["LAYER_MODES", "POOLINGS", "BackboneConfig"]
@@ -92,8 +93,4 @@ class BackboneConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BackboneConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown BackboneConfig key(s) {unknown}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return strict_from_dict(cls, d)

@@ -6,9 +6,10 @@ config, so the same settings are applied at training and at prediction time.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..dataclass_io import strict_from_dict
 from ..errors import ConfigError
 
 __all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
@@ -84,7 +85,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        return _from_dict(cls, d)
+        return strict_from_dict(cls, d)
 
 
 @dataclass
@@ -121,15 +122,7 @@ class RepresentationConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RepresentationConfig:
-        return _from_dict(cls, d)
-
-
-def _from_dict(cls: type, d: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known: {', '.join(sorted(names))}")
-    return cls(**d)
+        return strict_from_dict(cls, d)
 
 
 def preset(name: str) -> tuple[FeatureConfig, RepresentationConfig]:
