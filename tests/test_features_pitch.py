@@ -1,4 +1,4 @@
-"""The ``f0`` frame feature: parity with librosa.yin, voicing, frame grid, config round trip."""
+"""Prosody and silence: the ``f0`` frame feature (parity with librosa.yin, voicing, frame grid) and ``active_db``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sonotype.audio import load
 from sonotype.errors import ConfigError
 from sonotype.features import FeatureConfig, compute_frames
 from sonotype.features.cache import FeatureCache
+from sonotype.features.frames import active_frames
 from sonotype.features.pitch import f0
 
 SR = 16000
@@ -79,3 +80,18 @@ def test_real_ravdess_file_matches_yin() -> None:
     assert 0.2 < voiced.mean() < 0.9  # a spoken sentence between silences
     np.testing.assert_allclose(out[voiced, 0], np.log2(ref[voiced]), rtol=0, atol=1e-5)
     assert 150.0 < np.median(2 ** out[voiced, 0]) < 400.0  # actor 1 (male) shouting in anger: ~330 Hz
+
+
+def test_active_db_keeps_only_loud_frames() -> None:
+    t = np.arange(SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 150.0 * t)).astype(np.float32)
+    y = np.concatenate([np.zeros(SR, np.float32), tone, 1e-3 * tone, np.zeros(SR, np.float32)])  # -54 dB middle part
+    full = compute_frames(y, _cfg(features=["rms", "mfcc"]))
+    act = compute_frames(y, _cfg(features=["rms", "mfcc"], active_db=30.0))
+    keep = active_frames(full.values[:, 0], 30.0)
+    np.testing.assert_array_equal(act.values, full.values[keep])  # the same frames, computed in full context
+    assert abs(int(keep.sum()) - SR // 256) <= 4  # about the tone's second; the quiet copy and silence dropped
+    assert act.values[:, 0].min() >= full.values[:, 0].max() * 10 ** (-30 / 20)
+    with pytest.raises(ConfigError, match="active_db"):
+        _cfg(active_db=0.0)
+    assert "active_db" not in _cfg().to_dict() and _cfg(active_db=30.0).to_dict()["active_db"] == 30.0

@@ -283,7 +283,7 @@ def _folds_table(metrics: dict[str, Any]) -> str:
     if not folds:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(f.get('fold', i))}</td><td>{_e(f.get('n', ''))}</td><td>{_num(f.get('accuracy'))}</td>"
+        f"<tr><td>{_e(f.get('name', f.get('fold', i)))}</td><td>{_e(f.get('n', ''))}</td><td>{_num(f.get('accuracy'))}</td>"
         f"<td>{_num(f.get('balanced_accuracy'))}</td><td>{_num(f.get('macro_f1'))}</td></tr>"
         for i, f in enumerate(folds)
     )

@@ -36,6 +36,11 @@ class FeatureConfig:
     a number fixes it (in fractions of a bin), which is faster and clip-independent.
     ``max_duration`` keeps only the first N seconds of each clip (seed: 30 s).
     ``f0_fmin`` / ``f0_fmax`` bound the YIN pitch search of the ``f0`` feature (speech range).
+    ``active_db`` keeps only the frames whose RMS is within that many dB of the clip's
+    loudest frame (features are computed on the whole clip first, so deltas keep their
+    context): clip statistics then describe the speech, not the varying amount of silence
+    around and inside it (RAVDESS by actor: +6 points balanced accuracy, docs/results.md). None
+    keeps every frame.
     """
 
     sr: int = 22050
@@ -61,6 +66,7 @@ class FeatureConfig:
     top_db: float | None = 80.0
     f0_fmin: float = 65.0
     f0_fmax: float = 500.0
+    active_db: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.features if f not in FRAME_FEATURES]
@@ -75,12 +81,16 @@ class FeatureConfig:
             raise ConfigError(f"tuning must be 'estimate' or a number, got {self.tuning!r}")
         if not 0 < float(self.f0_fmin) < float(self.f0_fmax) < self.sr / 2:
             raise ConfigError(f"need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, f0_fmax={self.f0_fmax}")
+        if self.active_db is not None and not float(self.active_db) > 0:
+            raise ConfigError(f"active_db must be > 0 dB or None, got {self.active_db!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if "f0" not in self.features:
             for name in _F0_FIELDS:
                 d.pop(name)
+        if self.active_db is None:  # added later: absent keeps older configs' saved form and cache keys
+            d.pop("active_db")
         return d
 
     @classmethod

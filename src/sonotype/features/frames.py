@@ -16,7 +16,7 @@ from . import pitch, spectral, tonal
 from .config import FeatureConfig
 from .spectral import Spectrum
 
-__all__ = ["FrameFeatures", "compute_frames", "feature_names", "feature_width", "frame_layout", "one_blas_thread"]
+__all__ = ["FrameFeatures", "active_frames", "compute_frames", "feature_names", "feature_width", "frame_layout", "one_blas_thread"]
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 TONNETZ_NAMES = ("fifth_x", "fifth_y", "minor_x", "minor_y", "major_x", "major_y")
@@ -29,6 +29,7 @@ class FrameFeatures:
     Attributes
     ----------
     values : np.ndarray [shape=(n_frames, n_features)], float32
+        With ``FeatureConfig.active_db`` set, only the active frames (the rest are dropped).
     names : list of str
         One per column, e.g. ``"rms"``, ``"mfcc_01"``, ``"chroma_C"``.
     groups : dict
@@ -83,6 +84,12 @@ def frame_layout(cfg: FeatureConfig) -> tuple[list[str], dict[str, tuple[int, in
         groups[feat] = (len(names), len(names) + len(cols))
         names.extend(cols)
     return names, groups
+
+
+def active_frames(rms: np.ndarray, active_db: float) -> np.ndarray:
+    """Mask of frames whose RMS is within ``active_db`` dB of the loudest (``FeatureConfig.active_db``)."""
+    db = 20.0 * np.log10(np.maximum(np.asarray(rms, dtype=np.float64), 1e-10))
+    return db >= db.max() - active_db
 
 
 def _chroma(sp: Spectrum, memo: dict[str, np.ndarray]) -> np.ndarray:
@@ -183,4 +190,6 @@ def _compute(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
         names.extend(cols)
         blocks.append(np.asarray(block, dtype=np.float32))
     values = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+    if cfg.active_db is not None:
+        values = values[active_frames(spectral.rms(sp)[:, 0], float(cfg.active_db))]
     return FrameFeatures(np.ascontiguousarray(values, dtype=np.float32), names, groups, int(cfg.sr), int(cfg.hop_length))
