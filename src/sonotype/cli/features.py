@@ -123,12 +123,14 @@ def bench_features(
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Workers for the all-cores run (default: all cores)."),
     repeats: int = typer.Option(3, "--repeats", help="Timed passes for sonotype (best is kept)."),
     seconds: float = typer.Option(30.0, "--seconds", help="Length of each generated music signal (no ROOT)."),
+    speech: Path | None = typer.Option(None, "--speech", help="Folder of speech clips for the log-mel part (default: generated, or ROOT)."),
 ) -> None:
     """Time the seeds' per-feature librosa pipeline against sonotype (1 core, all cores) and log-mel."""
     from ..features.bench import run_benchmark
     from ._common import out
 
-    r = run_benchmark(root, files=files, jobs=jobs, repeats=repeats, music_seconds=seconds, speech_seconds=min(3.0, seconds))
+    r = run_benchmark(root, files=files, jobs=jobs, repeats=repeats, music_seconds=seconds, speech_seconds=min(3.0, seconds),
+                      speech_root=speech)
     if as_json:
         typer.echo(json.dumps(r))
         return

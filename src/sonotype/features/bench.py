@@ -118,6 +118,7 @@ def run_benchmark(
     repeats: int = 3,
     music_seconds: float = 30.0,
     speech_seconds: float = 3.0,
+    speech_root: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return its figures (see the module docstring).
 
@@ -137,7 +138,7 @@ def run_benchmark(
                 from ..errors import ConfigError
 
                 raise ConfigError(f"no audio files under {root}")
-            speech = [load(p, sr=16000)[0] for p in paths]
+            speech = [] if speech_root is not None else [load(p, sr=16000)[0] for p in paths]
         else:
             import soundfile as sf
 
@@ -147,6 +148,12 @@ def run_benchmark(
                 sf.write(p, generate_music(music_seconds, 22050, rng), 22050, subtype="PCM_16")
                 paths.append(p)
             speech = [generate_speech(speech_seconds, 16000, rng) for _ in range(max(files * 4, 8))]
+        if speech_root is not None:  # real speech clips for the log-mel part (e.g. RAVDESS)
+            speech = [load(p, sr=16000)[0] for p in _audio_files(Path(speech_root))[: max(files * 4, 8)]]
+            if not speech:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"no audio files under {speech_root}")
         clips = [Clip(path=str(p), label="x", group=str(i)) for i, p in enumerate(paths)]
         fcfg, rcfg = preset("gtzan37")
         audio_s = sum(min(30.0, librosa.get_duration(path=str(p))) for p in paths)
