@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import CorpusError
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .download import Resource
+from .emotions import CODES
 
 __all__ = ["DOWNLOADS", "prepare"]
 
@@ -44,16 +45,7 @@ _NAME_RE = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})
 _ACTOR_DIR_RE = re.compile(r"^Actor_(\d{2})$", re.IGNORECASE)
 MODALITY = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNEL = {"01": "speech", "02": "song"}
-EMOTION = {
-    "01": "neutral",
-    "02": "calm",
-    "03": "happy",
-    "04": "sad",
-    "05": "angry",
-    "06": "fearful",
-    "07": "disgust",
-    "08": "surprised",
-}
+EMOTION = CODES["ravdess"]  # the unified vocabulary is the RAVDESS one
 INTENSITY = {"01": "normal", "02": "strong"}
 STATEMENT = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
