@@ -166,9 +166,10 @@ def _train_one(
     if cfg.augment.copies > 0:
         X_aug, clip_aug = _augmented_items(ds, cfg, np.unique(ds.item_clip[tr]), aug_cache)
         if len(X_aug):
-            label_of_clip = {ci: y_items[np.flatnonzero(ds.item_clip == ci)[0]] for ci in np.unique(clip_aug).tolist()}
+            # An augmented item has its clip's class: the class id of any item of that clip.
+            first_item = {ci: i for i, ci in reversed(list(enumerate(ds.item_clip.tolist())))}
             X_tr = np.concatenate([X_tr, X_aug])
-            y_tr = np.concatenate([y_tr, np.array([label_of_clip[c] for c in clip_aug.tolist()])])
+            y_tr = np.concatenate([y_tr, y_items[[first_item[c] for c in clip_aug.tolist()]]])
     # Waveform items of a fine-tuned backbone are normalised by the backbone itself: no scaler.
     scaler = None if _finetuning(cfg) else Standardizer(feature_axis=_feature_axis(cfg)).fit(X_tr)
     net = _build_network(cfg, tuple(ds.X.shape[1:]), n_classes)
@@ -324,9 +325,9 @@ def _summarise(
     fold_of = np.concatenate([np.full(len(o.test_items), k) for k, o in enumerate(outcomes)])
     key = ds.item_clip[items] * len(outcomes) + fold_of
     pooled = evaluate_items(proba, y_items[items], key, labels)
-    clip_ids, clip_proba = vote(proba, key)
-    clip_true = np.array([y_items[items[np.flatnonzero(key == c)[0]]] for c in clip_ids])
-    clip_pred = clip_proba.argmax(1)
+    clip_ids = pooled["clip_ids"]
+    clip_true = np.asarray(pooled["clip_true"])
+    clip_pred = np.asarray(pooled["clip_proba"]).argmax(1)
     metrics: dict[str, Any] = {
         "recipe": cfg.name,
         "corpus": cfg.corpus.name,
