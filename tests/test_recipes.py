@@ -72,8 +72,9 @@ def test_every_leaky_recipe_has_its_honest_twin():
 
 
 def test_overrides_reach_the_config():
-    cfg = load_config(recipe_path("ravdess-best"), ["train.max_epochs=3", "protocol.k=2", "model.params.width=64"])
-    assert (cfg.train.max_epochs, cfg.protocol.k, cfg.model.params["width"]) == (3, 2, 64)
+    cfg = load_config(recipe_path("ravdess-best"), ["train.max_epochs=3", "protocol.k=2", "model.params.dropout=0.2"])
+    assert (cfg.train.max_epochs, cfg.protocol.k, cfg.model.params["dropout"]) == (3, 2, 0.2)
+    assert cfg.model.params["channels"] == [64, 128, 128], "an override keeps the recipe's other params"
 
 
 # --- generated trees with the real layouts -------------------------------------------------------
