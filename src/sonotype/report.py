@@ -278,59 +278,52 @@ def _headline(metrics: dict[str, Any]) -> str:
     return out
 
 
-def _folds_table(metrics: dict[str, Any]) -> str:
-    folds = metrics.get("folds") or []
-    if not folds:
+def _section_table(title: str, headers: list[str], rows: list[list[str]]) -> str:
+    """An ``<h2>`` and a table; ``rows`` hold cells already escaped/formatted (empty -> nothing)."""
+    if not rows:
         return ""
-    rows = "".join(
-        f"<tr><td>{_e(f.get('name', f.get('fold', i)))}</td><td>{_e(f.get('n', ''))}</td><td>{_num(f.get('accuracy'))}</td>"
-        f"<td>{_num(f.get('balanced_accuracy'))}</td><td>{_num(f.get('macro_f1'))}</td></tr>"
-        for i, f in enumerate(folds)
-    )
-    return ("<h2>Folds</h2><table><tr><th>fold</th><th>n</th><th>accuracy</th><th>balanced accuracy</th>"
-            f"<th>macro-F1</th></tr>{rows}</table>")
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<h2>{title}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+_SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
+_SCORE_HEADERS = ["accuracy", "balanced accuracy", "macro-F1"]
+
+
+def _folds_table(metrics: dict[str, Any]) -> str:
+    rows = [
+        [_e(f.get("name", f.get("fold", i))), _e(f.get("n", "")), *(_num(f.get(k)) for k in _SCORES)]
+        for i, f in enumerate(metrics.get("folds") or [])
+    ]
+    return _section_table("Folds", ["fold", "n", *_SCORE_HEADERS], rows)
 
 
 def _per_class_table(metrics: dict[str, Any]) -> str:
-    pc = metrics.get("per_class") or {}
-    if not pc:
-        return ""
-    rows = "".join(
-        f"<tr><td>{_e(lab)}</td><td>{_num(v.get('precision'))}</td><td>{_num(v.get('recall'))}</td>"
-        f"<td>{_num(v.get('f1'))}</td><td>{_e(v.get('support', ''))}</td></tr>"
-        for lab, v in pc.items()
-    )
-    return ("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
-            f"<th>support</th></tr>{rows}</table>")
+    rows = [
+        [_e(lab), *(_num(v.get(k)) for k in ("precision", "recall", "f1")), _e(v.get("support", ""))]
+        for lab, v in (metrics.get("per_class") or {}).items()
+    ]
+    return _section_table("Per class", ["class", "precision", "recall", "F1", "support"], rows)
 
 
 def _cross_table(metrics: dict[str, Any]) -> str:
-    cross = metrics.get("cross") or []
-    if not cross:
-        return ""
-    rows = "".join(
-        f"<tr><td>{_e(c.get('corpus', '?'))}</td><td>{_e(', '.join(c.get('labels_kept', [])))}</td>"
-        f"<td>{_e(', '.join(c.get('labels_dropped_model', []) + c.get('labels_dropped_corpus', [])))}</td>"
-        f"<td>{_e(c.get('n_test_clips', ''))}</td><td>{_num(c.get('accuracy'))}</td>"
-        f"<td>{_num(c.get('balanced_accuracy'))}</td><td>{_num(c.get('macro_f1'))}</td></tr>"
-        for c in cross
-    )
-    return ("<h2>Cross-corpus</h2><table><tr><th>corpus</th><th>labels kept</th><th>labels dropped</th>"
-            f"<th>clips</th><th>accuracy</th><th>balanced accuracy</th><th>macro-F1</th></tr>{rows}</table>")
+    rows = [
+        [_e(c.get("corpus", "?")), _e(", ".join(c.get("labels_kept", []))),
+         _e(", ".join(c.get("labels_dropped_model", []) + c.get("labels_dropped_corpus", []))),
+         _e(c.get("n_test_clips", "")), *(_num(c.get(k)) for k in _SCORES)]
+        for c in metrics.get("cross") or []
+    ]
+    return _section_table("Cross-corpus", ["corpus", "labels kept", "labels dropped", "clips", *_SCORE_HEADERS], rows)
 
 
 def _study_table(metrics: dict[str, Any]) -> str:
-    study = metrics.get("study") or []
-    if not study:
-        return ""
-    rows = "".join(
-        f"<tr><td>{_e(r.get('rank', ''))}</td><td>{_e(r.get('subset', r.get('name', '')))}</td>"
-        f"<td>{_e(r.get('n_features', ''))}</td><td>{_num(r.get('accuracy'))}</td>"
-        f"<td>{_num(r.get('balanced_accuracy'))}</td><td>{_num(r.get('macro_f1'))}</td></tr>"
-        for r in study
-    )
-    return ("<h2>Feature-subset study</h2><table><tr><th>rank</th><th>subset</th><th>features</th>"
-            f"<th>accuracy</th><th>balanced accuracy</th><th>macro-F1</th></tr>{rows}</table>")
+    rows = [
+        [_e(r.get("rank", "")), _e(r.get("subset", r.get("name", ""))), _e(r.get("n_features", "")),
+         *(_num(r.get(k)) for k in _SCORES)]
+        for r in metrics.get("study") or []
+    ]
+    return _section_table("Feature-subset study", ["rank", "subset", "features", *_SCORE_HEADERS], rows)
 
 
 def write_report(
