@@ -99,3 +99,24 @@ def test_tess_random_split_reaches_seed_accuracy(tmp_path):
         m = run_experiment(cfg, tmp_path / "run", progress=False)
     assert m["n_test_clips"] == 56
     assert m["accuracy"] >= 0.9
+
+
+def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
+    from sonotype.experiment import _augmented_items
+    from sonotype.features import build_dataset
+
+    root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=1, takes=2, seconds=1.0)
+    cfg = load_config(recipe_path("demo"), [
+        f"corpus.root={root}", "augment.copies=2", "augment.pitch_semitones=[-2, 2]", "augment.noise_snr_db=[10, 20]",
+    ])
+    from sonotype.corpora import load_corpus
+
+    ds = build_dataset(load_corpus("demo", root).clips, cfg.features, cfg.representation, progress=False)
+    clips = np.arange(len(ds.clips))
+    X1, ids1 = _augmented_items(ds, cfg, clips, {})
+    cfg.jobs = 2
+    X2, ids2 = _augmented_items(ds, cfg, clips, {})
+    assert X1.shape == (2 * len(ds.X), *ds.X.shape[1:])
+    np.testing.assert_array_equal(ids1, ids2)
+    np.testing.assert_array_equal(X1, X2)
+    assert not np.allclose(X1[ids1 == 0][0], ds.X[0]), "a copy differs from its original"

@@ -40,11 +40,16 @@ CASES = [(name, shape, {}) for name, shapes in SHAPES.items() for shape in shape
     ("cnn-bn", (40, 30), {"pooling": "max", "channels": [8, 16]}),
     ("cnn1d-bn", (50, 13), {"pooling": "avg"}),
     ("resmlp", (40,), {"width": 32, "blocks": 0}),
+    # an ensemble is built from its members' specs (see test_ensemble.py)
+    ("ensemble", (30, 40), {"members": [
+        {"name": "cnn1d-bn", "input_shape": [30, 40], "n_classes": 5, "params": {"channels": [8]}},
+        {"name": "cnn1d-bn", "input_shape": [30, 40], "n_classes": 5, "params": {"channels": [8, 8]}},
+    ]}),
 ]
 
 
 def test_every_registered_model_has_shapes() -> None:
-    assert set(model_names()) == set(SHAPES)
+    assert set(model_names()) == set(SHAPES) | {"ensemble"}
 
 
 @pytest.mark.parametrize(("name", "shape", "params"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])

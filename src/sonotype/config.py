@@ -51,10 +51,22 @@ class CorpusConfig:
 
 @dataclass
 class ModelConfig:
-    """A registry model name and its parameters (see ``sonotype.models``)."""
+    """A registry model name and its parameters (see ``sonotype.models``).
+
+    ``ensemble: N`` trains N networks of that architecture from seeds ``train.seed``,
+    ``train.seed + 1``, ... on the same data and saves them as one model that averages their
+    probabilities (the ``ensemble`` model); with ``jobs > 1`` the members train in parallel.
+    """
 
     name: str = "resmlp"
     params: dict[str, Any] = field(default_factory=dict)
+    ensemble: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ConfigError(f"model.ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if self.name == "ensemble":
+            raise ConfigError("model.name 'ensemble' is built by training; set model.ensemble: N on the member model")
 
 
 @dataclass

@@ -41,9 +41,9 @@ from .evaluate import metrics as clip_metrics
 from .features import Dataset, Standardizer, build_dataset, featurize
 from .io import atomic_dir, atomic_write_text
 from .modelio import save_model
-from .models import build_model
+from .models import build_model, ensemble_of, model_spec
 from .splits import ProtocolConfig, Split, check_no_leak, describe_protocol, make_splits, resolve_auto
-from .train import TrainResult, fit, predict_proba
+from .train import TrainResult, fit, fit_members, predict_proba
 
 __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment"]
 
@@ -66,6 +66,7 @@ class FoldOutcome:
     network: torch.nn.Module
     scaler: Standardizer | None
     metrics: dict[str, Any]
+    member_results: list[TrainResult] | None = None  # every member's, for an ensemble
 
 
 def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None) -> Manifest:
@@ -121,28 +122,56 @@ def _feature_axis(cfg: RunConfig) -> int:
 def _augmented_items(
     ds: Dataset, cfg: RunConfig, clip_ids: np.ndarray, cache: dict[int, list[np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Waveform-augmented copies of the given clips' items (seeded per clip and copy; memoised across folds)."""
-    aug = cfg.augment
+    """Waveform-augmented copies of the given clips' items (seeded per clip and copy; memoised across folds).
+
+    Copies not yet made are computed in ``cfg.jobs`` spawned processes (one BLAS thread each);
+    a copy depends only on its clip, its index and ``cfg.seed``, so the result is the same
+    for any number of jobs.
+    """
     fc, rc = cfg.features, cfg.representation
+    todo = [ci for ci in clip_ids.tolist() if ci not in cache]
+    tasks = []
+    for ci in todo:
+        clip = ds.clips[ci]
+        dur = clip.duration
+        if fc.max_duration is not None:
+            dur = fc.max_duration if dur is None else min(dur, fc.max_duration)
+        tasks.append((clip.path, clip.start, dur, fc.to_dict(), rc.to_dict(), cfg.augment.to_dict(), cfg.seed, ci))
+    if cfg.jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from .features.extract import _one_thread_env
+
+        with _one_thread_env(), ProcessPoolExecutor(
+            max_workers=min(cfg.jobs, len(tasks)), mp_context=mp.get_context("spawn")
+        ) as pool:
+            made = list(pool.map(_augment_clip, tasks, chunksize=max(1, len(tasks) // (8 * cfg.jobs))))
+    else:
+        made = [_augment_clip(t) for t in tasks]
+    cache.update(zip(todo, made))
     xs, ids = [], []
     for ci in clip_ids.tolist():
-        if ci not in cache:
-            clip = ds.clips[ci]
-            dur = clip.duration
-            if fc.max_duration is not None:
-                dur = fc.max_duration if dur is None else min(dur, fc.max_duration)
-            y, sr = load_audio(clip.path, sr=fc.sr, offset=clip.start, duration=dur)
-            copies = []
-            for c in range(aug.copies):
-                rng = np.random.default_rng([cfg.seed, ci, c])
-                copies.append(featurize(augment_waveform(y, sr, aug, rng), sr, fc, rc, path=clip.path))
-            cache[ci] = copies
         for items in cache[ci]:
             xs.append(items)
             ids.append(np.full(len(items), ci))
     if not xs:
         return np.empty((0, *ds.X.shape[1:]), np.float32), np.empty(0, int)
     return np.concatenate(xs).astype(np.float32), np.concatenate(ids)
+
+
+def _augment_clip(task: tuple) -> list[np.ndarray]:
+    """``augment.copies`` augmented copies of one clip, featurised (a worker's unit of work)."""
+    from .augment import AugmentConfig
+    from .features.config import FeatureConfig, RepresentationConfig
+
+    path, start, dur, fc_d, rc_d, aug_d, seed, ci = task
+    fc, rc, aug = FeatureConfig.from_dict(fc_d), RepresentationConfig.from_dict(rc_d), AugmentConfig.from_dict(aug_d)
+    y, sr = load_audio(path, sr=fc.sr, offset=start, duration=dur)
+    return [
+        featurize(augment_waveform(y, sr, aug, np.random.default_rng([seed, ci, c])), sr, fc, rc, path=path)
+        for c in range(aug.copies)
+    ]
 
 
 def _train_one(
@@ -158,8 +187,8 @@ def _train_one(
     console: Console,
     train_items: np.ndarray | None = None,
     val_items: np.ndarray | None = None,
-) -> tuple[torch.nn.Module, Standardizer | None, TrainResult]:
-    """Fit scaler (training items only) and network on one split."""
+) -> tuple[torch.nn.Module, Standardizer | None, list[TrainResult]]:
+    """Fit scaler (training items only) and network (or ensemble members) on one split."""
     tr = np.flatnonzero(np.isin(ds.item_clip, train_clips)) if train_items is None else train_items
     va = np.flatnonzero(np.isin(ds.item_clip, val_clips)) if val_items is None else val_items
     X_tr, y_tr = ds.X[tr], y_items[tr]
@@ -175,6 +204,15 @@ def _train_one(
     net = _build_network(cfg, tuple(ds.X.shape[1:]), n_classes)
     X_va = _scale(scaler, ds.X[va]) if len(va) else None
     y_va = y_items[va] if len(va) else None
+    if cfg.model.ensemble > 1:
+        seeds = [cfg.train.seed + i for i in range(cfg.model.ensemble)]
+        if progress:
+            console.print(f"training {len(seeds)} ensemble members (seeds {seeds}, {min(cfg.jobs, len(seeds))} at a time)")
+        members, results = fit_members(
+            model_spec(net), seeds, _scale(scaler, X_tr), y_tr, X_va, y_va, config=cfg.train, augment=cfg.augment,
+            n_classes=n_classes, jobs=cfg.jobs, progress=progress, console=console,
+        )
+        return ensemble_of(members), scaler, results
     result = fit(
         net,
         _scale(scaler, X_tr),
@@ -187,7 +225,7 @@ def _train_one(
         progress=progress,
         console=console,
     )
-    return net, scaler, result
+    return net, scaler, [result]
 
 
 def _splits(cfg: RunConfig, ds: Dataset, item_labels: np.ndarray) -> tuple[list[Split], ProtocolConfig, bool]:
@@ -223,6 +261,8 @@ def run_experiment(
     out = Path(out)
     if cfg.backbone and cfg.augment.copies > 0:
         raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
+    if _finetuning(cfg) and cfg.model.ensemble > 1:
+        raise ConfigError("model.ensemble > 1 is not supported when fine-tuning a backbone (one encoder copy per member)")
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
@@ -251,20 +291,21 @@ def run_experiment(
             if len(splits) > 1:
                 console.print(f"[bold]{split.name}[/] ({k + 1}/{len(splits)})")
             if item_level:
-                net, scaler, res = _train_one(
+                net, scaler, results = _train_one(
                     cfg, ds, y_items, len(labels), np.empty(0), np.empty(0), aug_cache=aug_cache, progress=progress,
                     console=console, train_items=split.train, val_items=split.val,
                 )
                 test_items = split.test
             else:
-                net, scaler, res = _train_one(
+                net, scaler, results = _train_one(
                     cfg, ds, y_items, len(labels), split.train, split.val, aug_cache=aug_cache, progress=progress,
                     console=console,
                 )
                 test_items = np.flatnonzero(np.isin(ds.item_clip, split.test))
             proba = predict_proba(net, _scale(scaler, ds.X[test_items]))
             m = evaluate_items(proba, y_items[test_items], ds.item_clip[test_items], labels)
-            outcomes.append(FoldOutcome(split, proba, test_items, res, net, scaler, m))
+            outcomes.append(FoldOutcome(split, proba, test_items, results[0], net, scaler, m,
+                                        results if len(results) > 1 else None))
         train_seconds = time.perf_counter() - t_train
 
         metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
@@ -293,7 +334,7 @@ def run_experiment(
         atomic_write_text(tmp / "config.yaml", cfg.to_yaml())
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write_text(
-            tmp / "history.json", json.dumps([{"split": o.split.name, "history": o.result.history} for o in outcomes], indent=2)
+            tmp / "history.json", json.dumps(_histories(outcomes), indent=2)
         )
         atomic_write_text(tmp / "predictions.csv", _predictions_csv(ds, labels, outcomes))
         atomic_write_text(tmp / "skipped.json", json.dumps(
@@ -337,7 +378,7 @@ def _summarise(
         "protocol_config": proto.to_dict(),
         "item_level_split": item_level,
         "representation": cfg.representation.kind,
-        "model": cfg.model.name,
+        "model": cfg.model.name if cfg.model.ensemble == 1 else f"ensemble of {cfg.model.ensemble} x {cfg.model.name}",
         "labels": labels,
         "n_clips": len(ds.clips),
         "n_items": int(len(ds.X)),
@@ -404,8 +445,24 @@ def _final_model(
 
 
 def _val_score(o: FoldOutcome) -> float:
-    h = o.result.history[o.result.best_epoch - 1] if o.result.history else {}
-    return float(h.get("val_balanced_accuracy") or h.get("val_accuracy") or 0.0)
+    """The fold's best validation score (mean over ensemble members)."""
+    scores = []
+    for r in o.member_results or [o.result]:
+        h = r.history[r.best_epoch - 1] if r.history else {}
+        scores.append(float(h.get("val_balanced_accuracy") or h.get("val_accuracy") or 0.0))
+    return float(np.mean(scores))
+
+
+def _histories(outcomes: list[FoldOutcome]) -> list[dict[str, Any]]:
+    """history.json: one entry per split, or per split and ensemble member."""
+    out = []
+    for o in outcomes:
+        if o.member_results is None:
+            out.append({"split": o.split.name, "history": o.result.history})
+        else:
+            out.extend({"split": o.split.name, "member": i + 1, "history": r.history}
+                       for i, r in enumerate(o.member_results))
+    return out
 
 
 def _predictions_csv(ds: Dataset, labels: list[str], outcomes: list[FoldOutcome]) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -24,7 +25,7 @@ from .augment import AugmentConfig, feature_noise, mixup, spec_augment
 from .dataclass_io import strict_from_dict
 from .errors import ConfigError, ParameterError
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights", "predict_proba"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "fit_members", "inverse_frequency_weights", "predict_proba"]
 
 _MONITORS = ("val_balanced_accuracy", "val_accuracy", "val_loss")
 
@@ -194,6 +195,7 @@ def fit(
     n_classes: int,
     progress: bool = True,
     console: Any = None,
+    progress_label: str = "",
 ) -> TrainResult:
     """Train ``model`` in place and leave it holding the best epoch's weights.
 
@@ -219,6 +221,8 @@ def fit(
         accuracy, learning rate, seconds and ETA.
     console : rich.console.Console, optional
         Where to print (default: stderr).
+    progress_label : str
+        Printed before every epoch line (e.g. which ensemble member is training).
 
     Returns
     -------
@@ -270,6 +274,7 @@ def fit(
                 axes,
                 n_classes,
                 console if progress else None,
+                progress_label,
             )
     finally:
         torch.set_num_threads(old_threads)
@@ -287,6 +292,7 @@ def _loop(
     axes: tuple[int, int] | None,
     n_classes: int,
     console: Any,
+    label: str = "",
 ) -> TrainResult:
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -378,7 +384,7 @@ def _loop(
             if sched is not None:
                 sched.step(value)
         if console is not None:
-            _print_epoch(console, rec, cfg.max_epochs, time.perf_counter() - t0)
+            _print_epoch(console, rec, cfg.max_epochs, time.perf_counter() - t0, label)
         if has_val and cfg.patience is not None and since_best >= cfg.patience:
             result.stopped_early = epoch < cfg.max_epochs
             break
@@ -387,6 +393,103 @@ def _loop(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def fit_members(
+    spec: dict[str, Any],
+    seeds: Sequence[int],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    config: TrainConfig,
+    augment: AugmentConfig | None = None,
+    n_classes: int,
+    jobs: int = 1,
+    progress: bool = True,
+    console: Any = None,
+) -> tuple[list[nn.Module], list[TrainResult]]:
+    """Train one network of architecture ``spec`` per seed (the members of an ensemble).
+
+    Member ``i`` is initialised from ``seeds[i]`` and trained with ``config.seed = seeds[i]``,
+    exactly as :func:`fit` would in this process. With ``jobs > 1`` the members train at the
+    same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
+    from memory-mapped temporary files (written once); each worker uses
+    ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
+    weights are identical to training the members one after another (tested).
+
+    Returns
+    -------
+    (networks, results)
+        In seed order; the networks are in eval mode.
+    """
+    from .models import from_spec
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ParameterError("fit_members needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ParameterError(f"member seeds must differ, got {seeds}")
+    if (X_val is None) != (y_val is None):
+        raise ParameterError("give both X_val and y_val, or neither")
+    n = len(seeds)
+    workers = max(1, min(int(jobs), n))
+    if workers == 1:
+        nets, results = [], []
+        for i, seed in enumerate(seeds):
+            net = from_spec(spec, seed=seed)
+            res = fit(net, X_train, y_train, X_val, y_val, config=replace(config, seed=seed), augment=augment,
+                      n_classes=n_classes, progress=progress, console=console, progress_label=_member_label(i, n))
+            nets.append(net)
+            results.append(res)
+        return nets, results
+
+    import multiprocessing as mp
+    import os
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = config.num_threads or max(1, (os.cpu_count() or 1) // workers)
+    with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
+        paths = {}
+        for name, arr in (("X_train", X_train), ("y_train", y_train), ("X_val", X_val), ("y_val", y_val)):
+            if arr is not None:
+                paths[name] = os.path.join(tmp, f"{name}.npy")
+                np.save(paths[name], np.asarray(arr))
+        jobs_args = [
+            (spec, seed, paths, replace(config, seed=seed, num_threads=threads).to_dict(),
+             None if augment is None else augment.to_dict(), n_classes, progress, _member_label(i, n))
+            for i, seed in enumerate(seeds)
+        ]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            outs = list(pool.map(_member_worker, jobs_args))
+    nets, results = [], []
+    for state, res in outs:
+        net = from_spec(spec)
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        net.eval()
+        nets.append(net)
+        results.append(TrainResult(**res))
+    return nets, results
+
+
+def _member_label(i: int, n: int) -> str:
+    return f"member {i + 1}/{n}  " if n > 1 else ""
+
+
+def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One ensemble member in a worker process: arrays memory-mapped, progress to stderr."""
+    from .models import from_spec
+
+    spec, seed, paths, cfg_dict, aug_dict, n_classes, progress, label = args
+    arrays = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}
+    net = from_spec(spec, seed=seed)
+    res = fit(net, arrays["X_train"], np.asarray(arrays["y_train"]), arrays.get("X_val"),
+              None if "y_val" not in arrays else np.asarray(arrays["y_val"]),
+              config=TrainConfig.from_dict(cfg_dict), augment=None if aug_dict is None else AugmentConfig.from_dict(aug_dict),
+              n_classes=n_classes, progress=progress, progress_label=label)
+    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}, res.to_dict()
 
 
 def _improved(value: float, loss: float, best: float | None, best_loss: float, cfg: TrainConfig) -> bool:
@@ -453,10 +556,10 @@ def _fmt_time(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _print_epoch(console: Any, rec: dict[str, Any], total: int, elapsed: float) -> None:
+def _print_epoch(console: Any, rec: dict[str, Any], total: int, elapsed: float, label: str = "") -> None:
     eta = elapsed / rec["epoch"] * (total - rec["epoch"])
     line = (
-        f"epoch {rec['epoch']:>{len(str(total))}}/{total}  loss {rec['loss']:.4f}  acc {rec['accuracy']:.3f}"
+        f"{label}epoch {rec['epoch']:>{len(str(total))}}/{total}  loss {rec['loss']:.4f}  acc {rec['accuracy']:.3f}"
     )
     if rec["val_loss"] is not None:
         line += (

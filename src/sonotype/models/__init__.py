@@ -36,6 +36,7 @@ __all__ = [
     "ModelEntry",
     "build_model",
     "count_parameters",
+    "ensemble_of",
     "from_spec",
     "model_names",
     "model_spec",
@@ -218,3 +219,6 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
 # Models defined in sibling modules register themselves on import; importing them here
 # keeps the registry complete in a fresh process (a saved model names its architecture).
 from . import heads  # noqa: E402, F401
+from .ensemble import Ensemble, ensemble_of  # noqa: E402
+
+register_model("ensemble", Ensemble, {}, "mean probability of member networks (model.ensemble: N seeds)")
