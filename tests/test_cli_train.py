@@ -102,3 +102,16 @@ def test_errors_are_one_red_line_with_exit_2(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "corpus root" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_ensemble_flag_saves_an_averaging_model(trained, tmp_path):
+    _, root, _, _ = trained
+    res = runner.invoke(app, [
+        "train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "ens"), "--features", "mfcc,rms",
+        "--model", "mlp-small", "--ensemble", "2", "--jobs", "2", "--protocol", "holdout:0.34", "--json", "--quiet",
+        "--set", "train.max_epochs=3", "--set", "train.num_threads=1", "--set", "evaluate.bootstrap=0",
+    ])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["model"] == "ensemble of 2 x mlp-small"
+    arch = json.loads((tmp_path / "ens" / "model" / "model.json").read_text())["architecture"]
+    assert arch["name"] == "ensemble" and [m["name"] for m in arch["params"]["members"]] == ["mlp-small"] * 2

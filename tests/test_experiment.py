@@ -113,10 +113,15 @@ def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
 
     ds = build_dataset(load_corpus("demo", root).clips, cfg.features, cfg.representation, progress=False)
     clips = np.arange(len(ds.clips))
-    X1, ids1 = _augmented_items(ds, cfg, clips, {})
+    X1, ids1 = _augmented_items(ds, cfg, clips, {}, seed=0)
     cfg.jobs = 2
-    X2, ids2 = _augmented_items(ds, cfg, clips, {})
+    cache = {}
+    X2, ids2 = _augmented_items(ds, cfg, clips, cache, seed=0)
     assert X1.shape == (2 * len(ds.X), *ds.X.shape[1:])
     np.testing.assert_array_equal(ids1, ids2)
     np.testing.assert_array_equal(X1, X2)
     assert not np.allclose(X1[ids1 == 0][0], ds.X[0]), "a copy differs from its original"
+    # Another seed (another ensemble member) gets other copies; both stay memoised.
+    X3, _ = _augmented_items(ds, cfg, clips, cache, seed=1)
+    assert not np.allclose(X3, X1)
+    assert sorted(cache) == sorted((s, int(c)) for s in (0, 1) for c in clips)

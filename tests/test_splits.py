@@ -261,3 +261,30 @@ def test_describe_protocol() -> None:
     assert (
         f"{len(splits[0].train)} train / {len(splits[0].val)} validation / {len(splits[0].test)} test" in text
     )
+
+
+def test_rotate_validation_gives_disjoint_group_folds_of_the_training_side() -> None:
+    from sonotype.splits import rotate_validation
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"a{i:02d}" for i in range(12)], 10)
+    labels = np.tile(list("abcde"), 24)
+    rng.shuffle(labels)
+    side = np.flatnonzero(np.isin(groups, [f"a{i:02d}" for i in range(10)]))  # two groups are "test"
+    carvings = rotate_validation(side, labels, groups, 4, val_size=0.2, seed=3)
+    assert len(carvings) == 4
+    seen_val: set[str] = set()
+    for train, val in carvings:
+        assert len(val) and np.array_equal(np.sort(np.concatenate([train, val])), side)
+        tg, vg = set(groups[train]), set(groups[val])
+        assert not tg & vg, "a group on both sides of a member's carving"
+        assert not vg & seen_val, "validation groups must differ between members"
+        seen_val |= vg
+    # Every training group is trained on by at least 3 of the 4 members.
+    assert all(sum(g in set(groups[t]) for t, _ in carvings) >= 3 for g in set(groups[side]))
+    again = rotate_validation(side, labels, groups, 4, val_size=0.2, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(carvings, again))
+    with pytest.raises(ParameterError, match="at least 5 groups"):
+        rotate_validation(side[:40], labels, groups, 2, val_size=0.2, seed=0)
+    with pytest.raises(ParameterError, match="0 < val_size < 1"):
+        rotate_validation(side, labels, groups, 2, val_size=0.0, seed=0)

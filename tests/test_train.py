@@ -269,6 +269,7 @@ def test_train_config_round_trip_and_validation() -> None:
         {"lr": 0},
         {"batch_size": 0},
         {"label_smoothing": 1.0},
+        {"precision": "fp16"},
     ):
         with pytest.raises(ConfigError):
             TrainConfig(**bad)
@@ -291,3 +292,22 @@ def test_sgd_optimizer_trains_and_uses_momentum():
         progress=False)
     acc = (predict_proba(m, X[150:]).argmax(1) == y[150:]).mean()
     assert acc > 0.85
+
+
+def test_bf16_training_learns_keeps_float32_weights_and_differs_from_fp32() -> None:
+    import sonotype.train as train_mod
+
+    X, y = sequences(160, seed=2)
+
+    def run(precision: str) -> tuple[nn.Module, float]:
+        m = build_model("cnn1d-bn", (24, 6), 2, seed=0, channels=[16, 16])
+        fit(m, X[:120], y[:120], config=quiet(max_epochs=8, precision=precision), n_classes=2, progress=False)
+        return m, float(np.mean(predict_proba(m, X[120:]).argmax(1) == y[120:]))
+
+    m32, acc32 = run("fp32")
+    m16, acc16 = run("bf16")
+    assert all(p.dtype == torch.float32 for p in m16.parameters())
+    assert acc16 > 0.85 and acc32 > 0.85
+    if train_mod._native_bf16():  # autocast only where the CPU computes bfloat16 natively
+        s32, s16 = m32.state_dict(), m16.state_dict()
+        assert not all(torch.equal(s32[k], s16[k]) for k in s32)

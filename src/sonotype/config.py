@@ -56,15 +56,28 @@ class ModelConfig:
     ``ensemble: N`` trains N networks of that architecture from seeds ``train.seed``,
     ``train.seed + 1``, ... on the same data and saves them as one model that averages their
     probabilities (the ``ensemble`` model); with ``jobs > 1`` the members train in parallel.
+    ``ensemble_validation: rotate`` gives each member its own validation groups (disjoint
+    stratified group folds of the training side, see :func:`sonotype.splits.rotate_validation`),
+    so together the members train on every training group; ``same`` (default) shares the
+    protocol's validation part. ``prior_correction: true`` divides the predicted probabilities
+    by the training class frequencies (renormalised), the decision rule for balanced accuracy
+    on imbalanced classes; the saved model applies it too (an ``ensemble`` model, possibly
+    of one network, with ``class_prior``).
     """
 
     name: str = "resmlp"
     params: dict[str, Any] = field(default_factory=dict)
     ensemble: int = 1
+    ensemble_validation: str = "same"
+    prior_correction: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
             raise ConfigError(f"model.ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if not isinstance(self.prior_correction, bool):
+            raise ConfigError(f"model.prior_correction must be true or false, got {self.prior_correction!r}")
+        if self.ensemble_validation not in ("same", "rotate"):
+            raise ConfigError(f"model.ensemble_validation must be 'same' or 'rotate', got {self.ensemble_validation!r}")
         if self.name == "ensemble":
             raise ConfigError("model.name 'ensemble' is built by training; set model.ensemble: N on the member model")
 
@@ -111,6 +124,8 @@ class RunConfig:
 
     ``backbone`` (optional) names a pretrained model whose embeddings replace the frame
     features (see :class:`sonotype.backbones.BackboneConfig`; needs ``sonotype[backbones]``).
+    ``jobs`` is the number of worker processes for feature extraction, augmented copies
+    and ensemble members (results do not depend on it).
     """
 
     name: str = "run"

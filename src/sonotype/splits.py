@@ -74,6 +74,7 @@ __all__ = [
     "describe_protocol",
     "make_splits",
     "resolve_auto",
+    "rotate_validation",
 ]
 
 PROTOCOLS = ("auto", "holdout", "kfold", "logo", "official", "predefined", "groups", "random")
@@ -279,6 +280,39 @@ def _carve_val(
     if len(np.unique(groups[train])) < MIN_VAL_GROUPS:
         return train, empty
     return _group_holdout(train, labels, groups, cfg.val_size, seed)
+
+
+def rotate_validation(
+    train_side: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], n: int, *, val_size: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` carvings of one training side into (train, validation) with disjoint validation groups.
+
+    The training side (a split's train + val) is cut by whole groups into
+    ``max(n, round(1 / val_size))`` stratified group folds; carving ``i`` validates on fold
+    ``i`` and trains on the rest. Ensemble members carved this way together train on every
+    training group while each still stops early on groups it never saw.
+
+    Raises
+    ------
+    ParameterError
+        Fewer groups than folds, or ``val_size`` not in (0, 1).
+    """
+    if not 0 < val_size < 1:
+        raise ParameterError(f"rotating validation needs 0 < val_size < 1, got {val_size}")
+    idx = _idx(train_side)
+    y = _as_str_array(labels, "labels")
+    g = _as_str_array(groups, "groups")
+    n_folds = max(int(n), round(1.0 / val_size), 2)
+    n_groups = len(np.unique(g[idx]))
+    if n_groups < n_folds:
+        raise ParameterError(
+            f"rotating validation over {n} members needs at least {n_folds} groups on the training side, got {n_groups}"
+        )
+    sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=int(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" notes
+        folds = list(sgkf.split(idx, y[idx], g[idx]))
+    return [(_idx(idx[rest]), _idx(idx[held])) for rest, held in folds[: int(n)]]
 
 
 def _check_classes(split: Split, labels: np.ndarray) -> None:

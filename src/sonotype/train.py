@@ -41,6 +41,10 @@ class TrainConfig:
     training loss, and the final weights are kept. ``class_weights`` weights the loss
     by inverse class frequency in the training labels (``n / (k * n_c)``).
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` during training.
+    ``precision: bf16`` runs the training forward pass under bfloat16 autocast: about 1.8x
+    faster for convolutions on CPUs with native bfloat16 (AVX512-BF16 or AMX; a warning and
+    float32 elsewhere, where it would be slower); weights, optimiser, validation and
+    prediction stay float32.
     """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -59,8 +63,11 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     deterministic: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.monitor not in _MONITORS:
@@ -296,6 +303,7 @@ def _loop(
 ) -> TrainResult:
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
+    bf16 = cfg.precision == "bf16" and _native_bf16()
     weight = torch.from_numpy(inverse_frequency_weights(y, n_classes)) if cfg.class_weights else None
     if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -338,7 +346,9 @@ def _loop(
             target: torch.Tensor = yb
             if aug.mixup_alpha > 0:
                 xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
-            logits = model(xb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(xb)
+            logits = logits.float()
             if logits.shape != (xb.shape[0], n_classes):
                 raise ParameterError(
                     f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
@@ -398,10 +408,10 @@ def _loop(
 def fit_members(
     spec: dict[str, Any],
     seeds: Sequence[int],
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray | None = None,
-    y_val: np.ndarray | None = None,
+    X_train: np.ndarray | Sequence[np.ndarray],
+    y_train: np.ndarray | Sequence[np.ndarray],
+    X_val: np.ndarray | Sequence[np.ndarray] | None = None,
+    y_val: np.ndarray | Sequence[np.ndarray] | None = None,
     *,
     config: TrainConfig,
     augment: AugmentConfig | None = None,
@@ -413,7 +423,9 @@ def fit_members(
     """Train one network of architecture ``spec`` per seed (the members of an ensemble).
 
     Member ``i`` is initialised from ``seeds[i]`` and trained with ``config.seed = seeds[i]``,
-    exactly as :func:`fit` would in this process. With ``jobs > 1`` the members train at the
+    exactly as :func:`fit` would in this process. ``X_train`` / ``y_train`` are one training
+    set for all members, or a list with one per member (e.g. different augmented copies);
+    so are ``X_val`` / ``y_val`` (e.g. rotating validation groups). With ``jobs > 1`` the members train at the
     same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
     from memory-mapped temporary files (written once); each worker uses
     ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
@@ -434,12 +446,26 @@ def fit_members(
     if (X_val is None) != (y_val is None):
         raise ParameterError("give both X_val and y_val, or neither")
     n = len(seeds)
+    per_member = isinstance(X_train, (list, tuple))
+    if per_member != isinstance(y_train, (list, tuple)):
+        raise ParameterError("give X_train and y_train both as arrays or both as per-member lists")
+    Xs = list(X_train) if per_member else [X_train] * n
+    ys = list(y_train) if per_member else [y_train] * n
+    if len(Xs) != n or len(ys) != n:
+        raise ParameterError(f"{n} seeds need {n} training sets, got {len(Xs)} X and {len(ys)} y")
+    val_per_member = isinstance(X_val, (list, tuple))
+    if val_per_member != isinstance(y_val, (list, tuple)):
+        raise ParameterError("give X_val and y_val both as arrays or both as per-member lists")
+    Xvs = list(X_val) if val_per_member else [X_val] * n
+    yvs = list(y_val) if val_per_member else [y_val] * n
+    if len(Xvs) != n or len(yvs) != n:
+        raise ParameterError(f"{n} seeds need {n} validation sets, got {len(Xvs)} X and {len(yvs)} y")
     workers = max(1, min(int(jobs), n))
     if workers == 1:
         nets, results = [], []
         for i, seed in enumerate(seeds):
             net = from_spec(spec, seed=seed)
-            res = fit(net, X_train, y_train, X_val, y_val, config=replace(config, seed=seed), augment=augment,
+            res = fit(net, Xs[i], ys[i], Xvs[i], yvs[i], config=replace(config, seed=seed), augment=augment,
                       n_classes=n_classes, progress=progress, console=console, progress_label=_member_label(i, n))
             nets.append(net)
             results.append(res)
@@ -452,13 +478,22 @@ def fit_members(
 
     threads = config.num_threads or max(1, (os.cpu_count() or 1) // workers)
     with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
-        paths = {}
-        for name, arr in (("X_train", X_train), ("y_train", y_train), ("X_val", X_val), ("y_val", y_val)):
-            if arr is not None:
-                paths[name] = os.path.join(tmp, f"{name}.npy")
-                np.save(paths[name], np.asarray(arr))
+        def saved(name: str, arr: np.ndarray) -> str:
+            path = os.path.join(tmp, f"{name}.npy")
+            np.save(path, np.asarray(arr))
+            return path
+
+        train_paths = [
+            {"X_train": saved(f"X_train{i}", Xs[i]), "y_train": saved(f"y_train{i}", ys[i])}
+            for i in range(n if per_member else 1)
+        ]
+        val_paths = [
+            {k: saved(f"{k}{i}", a) for k, a in (("X_val", Xvs[i]), ("y_val", yvs[i])) if a is not None}
+            for i in range(n if val_per_member else 1)
+        ]
         jobs_args = [
-            (spec, seed, paths, replace(config, seed=seed, num_threads=threads).to_dict(),
+            (spec, seed, {**val_paths[i if val_per_member else 0], **train_paths[i if per_member else 0]},
+             replace(config, seed=seed, num_threads=threads).to_dict(),
              None if augment is None else augment.to_dict(), n_classes, progress, _member_label(i, n))
             for i, seed in enumerate(seeds)
         ]
@@ -490,6 +525,21 @@ def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
               config=TrainConfig.from_dict(cfg_dict), augment=None if aug_dict is None else AugmentConfig.from_dict(aug_dict),
               n_classes=n_classes, progress=progress, progress_label=label)
     return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}, res.to_dict()
+
+
+def _native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN); warn once when it does not."""
+    global _BF16_WARNED
+    ok = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    if not ok and not _BF16_WARNED:
+        import warnings
+
+        warnings.warn("train.precision bf16: this CPU has no native bfloat16; training in float32", stacklevel=3)
+        _BF16_WARNED = True
+    return ok
+
+
+_BF16_WARNED = False
 
 
 def _improved(value: float, loss: float, best: float | None, best_loss: float, cfg: TrainConfig) -> bool:

@@ -28,9 +28,12 @@ def train(
     features: str | None = typer.Option(None, "--features", help="Comma list of frame features, e.g. mfcc,chroma."),
     representation: str | None = typer.Option(None, "--representation", help="stats | frames | windows | logmel."),
     model: str | None = typer.Option(None, "--model", help="Model name (see sonotype.models)."),
+    ensemble: int | None = typer.Option(None, "--ensemble", help="Train N seeds of the model and average them."),
     protocol: str | None = typer.Option(None, "--protocol", help="auto | holdout | kfold:K | logo | official | random."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override key.sub=value (repeatable)."),
-    jobs: int | None = typer.Option(None, "--jobs", help="Feature worker processes."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", help="Worker processes for features, augmented copies and ensemble members."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
@@ -45,6 +48,8 @@ def train(
         sets.append(f"representation.kind={representation}")
     if model:
         sets.append(f"model.name={model}")
+    if ensemble is not None:
+        sets.append(f"model.ensemble={ensemble}")
     if protocol:
         sets.append(f"protocol={protocol}")
     if jobs is not None:
