@@ -41,10 +41,10 @@ class TrainConfig:
     training loss, and the final weights are kept. ``class_weights`` weights the loss
     by inverse class frequency in the training labels (``n / (k * n_c)``).
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` during training.
-    ``precision: bf16`` runs the training forward pass under bfloat16 autocast: about 1.8x
-    faster for convolutions on CPUs with native bfloat16 (AVX512-BF16 or AMX; a warning and
-    float32 elsewhere, where it would be slower); weights, optimiser, validation and
-    prediction stay float32.
+    ``precision: bf16`` runs the training forward pass under bfloat16 autocast on CPUs with
+    native bfloat16 (AVX512-BF16 or AMX; elsewhere, where it would be slower, a warning and
+    float32): for the RAVDESS 1D CNN 1.8x faster per batch, 1.4x per epoch (measured). Weights,
+    optimiser, validation and prediction stay float32.
     """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -424,9 +424,9 @@ def fit_members(
 
     Member ``i`` is initialised from ``seeds[i]`` and trained with ``config.seed = seeds[i]``,
     exactly as :func:`fit` would in this process. ``X_train`` / ``y_train`` are one training
-    set for all members, or a list with one per member (e.g. different augmented copies);
-    so are ``X_val`` / ``y_val`` (e.g. rotating validation groups). With ``jobs > 1`` the members train at the
-    same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
+    set for all members, or a list with one per member (e.g. different augmented copies); so
+    are ``X_val`` / ``y_val`` (e.g. rotating validation groups). With ``jobs > 1`` the members
+    train at the same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
     from memory-mapped temporary files (written once); each worker uses
     ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
     weights are identical to training the members one after another (tested).
@@ -520,10 +520,11 @@ def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     spec, seed, paths, cfg_dict, aug_dict, n_classes, progress, label = args
     arrays = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}
     net = from_spec(spec, seed=seed)
-    res = fit(net, arrays["X_train"], np.asarray(arrays["y_train"]), arrays.get("X_val"),
-              None if "y_val" not in arrays else np.asarray(arrays["y_val"]),
-              config=TrainConfig.from_dict(cfg_dict), augment=None if aug_dict is None else AugmentConfig.from_dict(aug_dict),
-              n_classes=n_classes, progress=progress, progress_label=label)
+    augment = None if aug_dict is None else AugmentConfig.from_dict(aug_dict)
+    y_val = None if "y_val" not in arrays else np.asarray(arrays["y_val"])
+    res = fit(net, arrays["X_train"], np.asarray(arrays["y_train"]), arrays.get("X_val"), y_val,
+              config=TrainConfig.from_dict(cfg_dict), augment=augment, n_classes=n_classes, progress=progress,
+              progress_label=label)
     return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}, res.to_dict()
 
 
