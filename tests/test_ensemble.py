@@ -18,15 +18,7 @@ from sonotype.modelio import save_model
 from sonotype.models import build_model, ensemble_of, from_spec, model_spec
 from sonotype.recipes import recipe_path
 from sonotype.train import TrainConfig, fit_members, predict_proba
-from test_train import blobs, sequences
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from test_train import blobs, one_thread, sequences  # noqa: F401  (one_thread: autouse fixture)
 
 
 def test_output_is_the_log_of_the_mean_member_probability() -> None:

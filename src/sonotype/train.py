@@ -446,20 +446,8 @@ def fit_members(
     if (X_val is None) != (y_val is None):
         raise ParameterError("give both X_val and y_val, or neither")
     n = len(seeds)
-    per_member = isinstance(X_train, (list, tuple))
-    if per_member != isinstance(y_train, (list, tuple)):
-        raise ParameterError("give X_train and y_train both as arrays or both as per-member lists")
-    Xs = list(X_train) if per_member else [X_train] * n
-    ys = list(y_train) if per_member else [y_train] * n
-    if len(Xs) != n or len(ys) != n:
-        raise ParameterError(f"{n} seeds need {n} training sets, got {len(Xs)} X and {len(ys)} y")
-    val_per_member = isinstance(X_val, (list, tuple))
-    if val_per_member != isinstance(y_val, (list, tuple)):
-        raise ParameterError("give X_val and y_val both as arrays or both as per-member lists")
-    Xvs = list(X_val) if val_per_member else [X_val] * n
-    yvs = list(y_val) if val_per_member else [y_val] * n
-    if len(Xvs) != n or len(yvs) != n:
-        raise ParameterError(f"{n} seeds need {n} validation sets, got {len(Xvs)} X and {len(yvs)} y")
+    per_member, Xs, ys = _per_member(X_train, y_train, n, "training")
+    val_per_member, Xvs, yvs = _per_member(X_val, y_val, n, "validation")
     workers = max(1, min(int(jobs), n))
     if workers == 1:
         nets, results = [], []
@@ -507,6 +495,18 @@ def fit_members(
         nets.append(net)
         results.append(TrainResult(**res))
     return nets, results
+
+
+def _per_member(X: Any, y: Any, n: int, what: str) -> tuple[bool, list[Any], list[Any]]:
+    """(given per member?, one X per member, one y per member) from shared arrays or per-member lists."""
+    listed = isinstance(X, (list, tuple))
+    name = "X_train and y_train" if what == "training" else "X_val and y_val"
+    if listed != isinstance(y, (list, tuple)):
+        raise ParameterError(f"give {name} both as arrays or both as per-member lists")
+    Xs, ys = (list(X), list(y)) if listed else ([X] * n, [y] * n)
+    if len(Xs) != n or len(ys) != n:
+        raise ParameterError(f"{n} seeds need {n} {what} sets, got {len(Xs)} X and {len(ys)} y")
+    return listed, Xs, ys
 
 
 def _member_label(i: int, n: int) -> str:
