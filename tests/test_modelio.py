@@ -83,8 +83,11 @@ def test_round_trip_fresh_process(saved, tmp_path: Path):
     dest, X, _, net, scaler = saved
     np.save(tmp_path / "X.npy", X)
     expected = predict_proba(net, scaler.transform(X))
+    # Bit-equal is promised for the same machine and thread count (a BLAS may split sums
+    # differently with more threads), so the fresh process uses the 1 thread this one does.
     code = (
-        "import sys, numpy as np, sonotype\n"
+        "import sys, numpy as np, torch, sonotype\n"
+        "torch.set_num_threads(1)\n"
         "m = sonotype.load_model(sys.argv[1])\n"
         "np.save(sys.argv[3], m.forward_items(np.load(sys.argv[2], allow_pickle=False)))\n"
         "print(m.labels)\n"

@@ -294,20 +294,34 @@ def test_sgd_optimizer_trains_and_uses_momentum():
     assert acc > 0.85
 
 
-def test_bf16_training_learns_keeps_float32_weights_and_differs_from_fp32() -> None:
+def _bf16_vs_fp32(precision: str) -> tuple[nn.Module, float]:
+    X, y = sequences(320, seed=2)
+    m = build_model("cnn1d-bn", (24, 6), 2, seed=0, channels=[16, 16])
+    fit(m, X[:240], y[:240], config=quiet(max_epochs=10, precision=precision), n_classes=2, progress=False)
+    return m, float(np.mean(predict_proba(m, X[240:]).argmax(1) == y[240:]))
+
+
+def test_bf16_autocast_learns_keeps_float32_weights_and_differs_from_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The autocast path on every CPU: forced on where bfloat16 is not native (AMD EPYC here,
+    # where torch emulates it, ~2x slower), so what is tested does not depend on the CPU.
     import sonotype.train as train_mod
 
-    X, y = sequences(160, seed=2)
-
-    def run(precision: str) -> tuple[nn.Module, float]:
-        m = build_model("cnn1d-bn", (24, 6), 2, seed=0, channels=[16, 16])
-        fit(m, X[:120], y[:120], config=quiet(max_epochs=8, precision=precision), n_classes=2, progress=False)
-        return m, float(np.mean(predict_proba(m, X[120:]).argmax(1) == y[120:]))
-
-    m32, acc32 = run("fp32")
-    m16, acc16 = run("bf16")
+    monkeypatch.setattr(train_mod, "_native_bf16", lambda: True)
+    m32, acc32 = _bf16_vs_fp32("fp32")
+    m16, acc16 = _bf16_vs_fp32("bf16")
     assert all(p.dtype == torch.float32 for p in m16.parameters())
-    assert acc16 > 0.85 and acc32 > 0.85
-    if train_mod._native_bf16():  # autocast only where the CPU computes bfloat16 natively
-        s32, s16 = m32.state_dict(), m16.state_dict()
-        assert not all(torch.equal(s32[k], s16[k]) for k in s32)
+    assert acc16 > 0.85 and acc32 > 0.85  # measured 0.95 / 0.95 on the 80 held-out items
+    s32, s16 = m32.state_dict(), m16.state_dict()
+    assert not all(torch.equal(s32[k], s16[k]) for k in s32)
+
+
+def test_bf16_without_native_support_warns_and_trains_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sonotype.train as train_mod
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(train_mod, "_BF16_WARNED", False)
+    with pytest.warns(UserWarning, match="no native bfloat16; training in float32"):
+        m16, acc16 = _bf16_vs_fp32("bf16")
+    m32, acc32 = _bf16_vs_fp32("fp32")
+    s32, s16 = m32.state_dict(), m16.state_dict()
+    assert all(torch.equal(s32[k], s16[k]) for k in s32) and acc16 == acc32
