@@ -41,6 +41,9 @@ def test_demo_recipe_end_to_end_is_reproducible(demo_root, tmp_path):
     for key in ("protocol", "n_train_clips", "n_test_clips", "labels", "accuracy", "balanced_accuracy", "macro_f1", "confusion"):
         assert key in saved
     assert saved["n_test_clips"] + saved["n_train_clips"] <= saved["n_clips"]
+    env = saved["environment"]  # where the figures were computed: they can move on another CPU/BLAS
+    assert env["torch_threads"] == 1 and env["versions"]["numpy"] == np.__version__ and env["cpu"]
+    assert "ran on: " in (run / "report.html").read_text()
     # Five synthetic classes are learnable by speaker-independent evaluation: well above chance (0.2).
     assert saved["balanced_accuracy"] > 0.6
     # The saved config reproduces the run.

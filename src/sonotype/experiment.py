@@ -27,6 +27,7 @@ from .augment import augment_waveform
 from .config import CorpusConfig, CrossEvalConfig, RunConfig
 from .corpora import Manifest, load_corpus
 from .corpora.ops import apply_ops
+from .environment import environment
 from .errors import ConfigError, SonotypeError
 from .evaluate import (
     aggregate_folds,
@@ -389,6 +390,7 @@ def run_experiment(
             metrics["cross"] = [evaluate_on_corpus(tmp / "model", cc, progress=progress) for cc in cfg.cross]
 
         metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
+        metrics["environment"] = environment()  # figures can move slightly on another CPU/BLAS
         atomic_write_text(tmp / "config.yaml", cfg.to_yaml())
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write_text(

@@ -278,6 +278,22 @@ def _headline(metrics: dict[str, Any]) -> str:
     return out
 
 
+def _environment_line(metrics: dict[str, Any]) -> str:
+    """One muted line: where the figures were computed (they can move slightly elsewhere)."""
+    env = metrics.get("environment")
+    if not isinstance(env, dict):
+        return ""
+    v = env.get("versions") or {}
+    blas = [b for b in env.get("blas") or [] if b.get("user_api") == "blas"]
+    bits = [f"{env.get('cpu', '?')} ({env.get('cpus_usable', env.get('cpu_count', '?'))} CPUs)",
+            f"torch {v.get('torch', '?')}, {env.get('torch_threads', '?')} threads",
+            f"numpy {v.get('numpy', '?')}"]
+    if blas:
+        b = blas[0]
+        bits.append(" ".join(str(b[k]) for k in ("internal_api", "version", "architecture") if b.get(k)))
+    return "<p class='muted'>ran on: " + _e(" · ".join(bits)) + "</p>"
+
+
 def _section_table(title: str, headers: list[str], rows: list[list[str]]) -> str:
     """An ``<h2>`` and a table; ``rows`` hold cells already escaped/formatted (empty -> nothing)."""
     if not rows:
@@ -348,7 +364,7 @@ def write_report(
     ]
     if metrics.get("protocol"):
         parts.append(f"<p class='protocol'><b>Protocol.</b> {_e(metrics['protocol'])}</p>")
-    parts.append("<h2>Results</h2>" + _headline(metrics))
+    parts.append("<h2>Results</h2>" + _headline(metrics) + _environment_line(metrics))
     wl = metrics.get("window_level") or {}
     if wl and wl.get("n") != metrics.get("n"):  # only when items are windows/frames, not whole clips
         parts.append(f"<p class='muted'>window level: accuracy {_num(wl.get('accuracy'))}, balanced accuracy "

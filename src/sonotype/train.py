@@ -531,7 +531,9 @@ def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def _native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (oneDNN); warn once when it does not."""
     global _BF16_WARNED
-    ok = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    from .environment import bf16_native
+
+    ok = bf16_native()
     if not ok and not _BF16_WARNED:
         import warnings
 
