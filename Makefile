@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
-test: $(STAMP)
+# The browser test's Chromium: installed here, before pytest, never by a test. Quick when
+# present; where it cannot be installed (no apt, not root, offline) it says so and the
+# browser tests skip.
+browser: $(STAMP)
+	@scripts/setup_browser.sh $(BIN)/python || echo "make browser: chromium/chromium-driver not installed (see above); the browser tests will skip"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 

@@ -28,7 +28,7 @@ SR = 16000
 
 
 def _tiny_models(root: Path) -> dict[str, Path]:
-    tf = pytest.importorskip("transformers", reason="needs the optional extra: pip install 'sonotype[backbones]'")
+    tf = pytest.importorskip("transformers", reason="needs the optional extra sonotype[backbones] (transformers)")
     tf.utils.logging.disable_progress_bar()
     torch.manual_seed(0)
     small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -103,7 +103,7 @@ def test_config_round_trip_and_validation() -> None:
 
 def test_missing_transformers_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)  # import now raises ImportError
-    with pytest.raises(SonotypeError, match=r"pip install 'sonotype\[backbones\]'"):
+    with pytest.raises(SonotypeError, match=r"install it with: pip\sinstall 'sonotype\[backbones\]'"):
         require_transformers()
     with pytest.raises(SonotypeError, match="sonotype"):
         load_backbone(BackboneConfig("openai/whisper-base"))

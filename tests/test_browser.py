@@ -1,8 +1,8 @@
 """End to end in a real headless Chromium: upload a file on the web page, read the label.
 
-Debian's ``chromium`` + ``chromium-driver`` and Selenium are installed by
-``scripts/setup_browser.sh`` when missing (idempotent; CI runs as root). The test skips,
-saying why, only when that installation is impossible. The browser is kept off the
+Debian's ``chromium`` + ``chromium-driver`` and Selenium are installed by ``make browser``,
+a step of ``make test`` before pytest (idempotent; CI runs as root); no test installs
+anything. Without them the tests skip, saying what is missing. The browser is kept off the
 network (no background, component, sync or QUIC traffic; a fresh profile); the page
 itself loads nothing from outside the test server.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +24,6 @@ from test_serve import tiny_model
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 BROWSER_FLAGS = (
@@ -37,26 +34,22 @@ BROWSER_FLAGS = (
 )
 
 
-def _have_browser() -> bool:
+def _missing() -> list[str]:
+    """What the browser tests need and this machine lacks (empty when ready)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return False
-    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+        missing.append("the selenium package")
+    return missing
 
 
 @pytest.fixture(scope="module")
 def browser_ready() -> None:
-    if _have_browser():
-        return
-    script = ROOT / "scripts" / "setup_browser.sh"
-    try:
-        r = subprocess.run(["bash", str(script), sys.executable], capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot install the browser with {script}: {exc}")
-    if r.returncode != 0 or not _have_browser():
-        pytest.skip(f"cannot install chromium/chromium-driver/selenium ({script} exit {r.returncode}): "
-                    f"{(r.stderr or r.stdout)[-800:]}")
+    missing = _missing()
+    if missing:
+        pytest.skip(f"browser tests need {', '.join(missing)}: run `make browser` (Debian chromium, "
+                    "chromium-driver; root) to install them")
 
 
 @pytest.fixture(scope="module")
