@@ -1,8 +1,9 @@
 """Every frame feature against librosa's own function with the same settings.
 
 Error measure per feature: ``max|ours - librosa| / max|librosa|`` over the clip (exact
-comparison where librosa's output is all zeros). Bound: 1e-4 for every feature; measured
-errors are ~1e-7 (float32 rounding). Two stated exceptions:
+comparison where librosa's output is all zeros). Bound: 1e-4 for every feature (bandwidth:
+2e-5); measured errors are 1e-8 to 2e-6 (float32 rounding), up to 2e-5 on the float32-FFT
+path (below). Three stated exceptions:
 
 - roll-off is a bin frequency found with a float64 running sum; librosa's float32 running
   sum has a rounding error about as large as one bin's energy at 85 % of the total, so up to
@@ -17,9 +18,10 @@ pocketfft in float64; checked in ``test_precise_magnitudes_are_librosas``). The 
 is checked separately without them; there a pure tone's centroid errs up to 2e-5 (the FFT's
 rounding floor in ~4,000 empty bins, weighted by frequency), the largest measured error.
 
-What depends on the CPU: pocketfft has no run-time CPU dispatch, so the FFTs are the same
-on every x86-64 CPU; the float32 matrix products (mel filter bank, DCT, spectral moments)
-go through BLAS, whose kernels (and so rounding) differ between AMD and Intel. Those
+What depends on the CPU: pocketfft (numpy's and scipy's FFT) fixes its SIMD width when the
+wheel is compiled, not per CPU, so the FFTs should round alike on x86-64 CPUs; the float32
+matrix products (mel filter bank, DCT, spectral moments) go through BLAS, which picks its
+kernels per CPU (OpenBLAS: Haswell on AMD EPYC here), so their rounding differs. Those
 products sum positive terms (relative error <= n u32, u32 = 6e-8) except where a bound
 says otherwise: bandwidth's moments cancelled, which made the uncentred chirp err by
 1.7e-4 on AMD EPYC and less on Intel Xeon; they are now re-summed in float64 where they
