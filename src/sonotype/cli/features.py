@@ -96,6 +96,12 @@ def features(
     ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
+    if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
+        from ..errors import AudioError
+
+        first = ds.skipped[0] if ds.skipped else None
+        raise AudioError(None, f"none of the {n} clip(s) of {name} at {root} could be featurised"
+                         + (f"; first: {first.path}: {first.reason}" if first else ""))
     rate = n / secs if secs > 0 else float("inf")
     out.print(
         f"[bold]{n}[/] files in {secs:.1f} s ({rate:.1f} files/s): {len(ds.clips)} extracted, "
