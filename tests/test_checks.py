@@ -8,6 +8,7 @@ from sonotype.checks import check_labels, check_model, check_protocol, check_run
 from sonotype.config import load_config
 from sonotype.corpora import Clip, Manifest
 from sonotype.errors import ConfigError
+from sonotype.recipes import recipe_path
 
 
 def _manifest(n_groups: int, labels=("a", "b"), per=2) -> Manifest:
@@ -45,3 +46,14 @@ def test_labels_protocol_and_cross_targets(tmp_path):
     with pytest.raises(ConfigError, match=r"^cross\.0\.root: corpus root not found"):
         check_run(load_config(None, [f"cross=[{{corpus: savee, root: {tmp_path / 'nope'}}}]"]), _manifest(4))
     check_run(load_config(None, [f"cross=[{{corpus: savee, root: {tmp_path}}}]"]), _manifest(4))
+
+
+def test_model_is_built_once_on_a_stand_in_item():
+    from sonotype.checks import check_model_fits
+
+    for recipe in ("ravdess-best", "gtzan-images-cnn2d", "demo"):
+        check_model_fits(load_config(recipe_path(recipe)))
+    with pytest.raises(ConfigError, match=r"'cnn2d' cannot be built for representation 'stats' items \(vectors\).*takes \(F, T\)"):
+        check_model_fits(load_config(None, ["model.name=cnn2d"]))
+    with pytest.raises(ConfigError, match=r"cnn1d variant must be one of seed-a, seed-b, got 'x'"):
+        check_model_fits(load_config(None, ["model.name=cnn1d", "model.params.variant=x"]))

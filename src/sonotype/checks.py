@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigError, SonotypeError
 
-__all__ = ["check_labels", "check_model", "check_protocol", "check_run"]
+__all__ = ["check_labels", "check_model", "check_model_fits", "check_protocol", "check_run"]
 
 
 def _closest(name: str, known: Sequence[str]) -> str:
@@ -47,6 +47,34 @@ def check_model(name: str, params: Mapping[str, Any] | None = None, *, where: st
             f"{where}.params: model {name!r} takes no parameter(s) {', '.join(map(repr, unknown))}{hints} "
             f"(it takes: {', '.join(accepted) or 'none'})"
         )
+
+
+def check_model_fits(cfg: Any) -> None:
+    """Build the model once on a stand-in item of the representation's layout (no feature needed).
+
+    The item's rank and time length follow the representation (``stats``/``frames``: a vector;
+    ``windows``: (T, F); ``logmel``: (F, T), T from ``window`` and the hop); its feature size
+    is a generous stand-in. A parameter value the class refuses (``variant``, ``dropout``) or a
+    model that cannot take that layout (a 2D CNN on clip statistics) is named here.
+    """
+    from .errors import ParameterError
+    from .models import build_model
+
+    rep, fc = cfg.representation, cfg.features
+    width = 128
+    if rep.kind in ("windows", "logmel"):
+        frames = max(1, int(float(rep.window or 1.0) * fc.sr / fc.hop_length) + 1)
+        shape: tuple[int, ...] = (frames, width) if rep.kind == "windows" else (width, frames)
+        layout = f"({'T, F' if rep.kind == 'windows' else 'F, T'}) patches"
+    else:
+        shape, layout = (width,), "vectors"
+    try:
+        build_model(cfg.model.name, shape, 2, seed=0, **cfg.model.params)
+    except (ParameterError, ConfigError) as exc:
+        raise ConfigError(
+            f"model {cfg.model.name!r} cannot be built for representation {rep.kind!r} items ({layout}) "
+            f"with params {dict(cfg.model.params)}: {exc}"
+        ) from None
 
 
 def check_labels(labels: Sequence[str], *, what: str) -> None:
@@ -92,6 +120,8 @@ def check_run(cfg: Any, manifest: Any) -> None:
     finetune = bool(cfg.backbone) and int(cfg.backbone.get("finetune_layers") or 0) > 0
     if not finetune:  # a fine-tuned backbone takes its head's parameters, not a registry model's
         check_model(cfg.model.name, cfg.model.params)
+    if not cfg.backbone:
+        check_model_fits(cfg)
     if cfg.study and cfg.study.subsets:
         check_model(cfg.study.model.name, cfg.study.model.params, where="study.model")
     check_labels(manifest.labels, what=f"corpus {cfg.corpus.name!r} at {cfg.corpus.root} after its label operations")

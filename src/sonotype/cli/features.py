@@ -85,6 +85,8 @@ def features(
     out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
 ) -> None:
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
+    from rich.markup import escape
+
     from ..corpora import load_corpus
     from ..features import FeatureCache, build_dataset
     from ._common import out
@@ -113,9 +115,9 @@ def features(
     if store is not None:
         out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
     for s in manifest.skipped:
-        out.print(f"  [yellow]not a corpus file[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+        out.print(f"  [yellow]not a corpus file[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     for s in ds.skipped:
-        out.print(f"  [red]skipped[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+        out.print(f"  [red]skipped[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     if out_file is not None:
         _save_npz(out_file, ds, fcfg, rcfg)
         out.print(f"wrote {out_file}", highlight=False, soft_wrap=True)

@@ -207,6 +207,7 @@ def predict(
     each classified, and the file's label and probabilities are the mean over the segments:
     the timeline and the file-level answer both depend on --window.
     """
+    from rich.markup import escape
     from rich.table import Table
 
     from ..errors import ParameterError
@@ -255,10 +256,10 @@ def predict(
     else:
         t = Table("file", "label", "p", "segments")
         for r in results:
-            t.add_row(str(r.path), r.label, f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
+            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
         out.print(t)
         for e in errors:
-            console.print(f"[red]skipped[/] {e['path']}: {e['error']}", highlight=False)
+            console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
     if errors and not results:
         sys.exit(2)
 
