@@ -15,6 +15,11 @@ T = TypeVar("T")
 __all__ = ["check_field_types", "strict_from_dict", "type_name"]
 
 
+# The run-config section each settings class fills, for messages such as `train.lr: expected a number`.
+_SECTIONS = {"FeatureConfig": "features", "RepresentationConfig": "representation", "TrainConfig": "train",
+             "AugmentConfig": "augment", "BackboneConfig": "backbone"}
+
+
 def strict_from_dict(cls: type[T], d: dict[str, Any], *, where: str = "") -> T:
     """``cls(**d)``, but an unknown key or a value of the wrong type is a :class:`ConfigError`.
 
@@ -28,7 +33,7 @@ def strict_from_dict(cls: type[T], d: dict[str, Any], *, where: str = "") -> T:
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known: {', '.join(sorted(names))}")
-    check_field_types(cls, d, where=where or cls.__name__)
+    check_field_types(cls, d, where=where or _SECTIONS.get(cls.__name__, cls.__name__))
     return cls(**d)
 
 
