@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any]:
