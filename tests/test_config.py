@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sonotype.config import RunConfig, apply_overrides, load_config
@@ -81,3 +83,52 @@ def test_overrides_index_into_lists():
         apply_overrides(base, ["cross.3.root=x"])
     cfg = load_config(recipe_path("savee-cross"), ["cross.0.root=/data/savee"])
     assert cfg.cross[0].root == "/data/savee" and cfg.cross[0].corpus == "savee"
+
+
+def test_protocol_shortcut_keeps_the_sections_other_settings():
+    recipe = {"protocol": {"name": "logo", "val_size": 0.15, "seed": 3}}
+    cfg = RunConfig.from_dict(apply_overrides(recipe, ["protocol=kfold:6"]))
+    assert (cfg.protocol.name, cfg.protocol.k, cfg.protocol.val_size, cfg.protocol.seed) == ("kfold", 6, 0.15, 3)
+    cfg = RunConfig.from_dict(apply_overrides(recipe, ["protocol=holdout"]))
+    assert (cfg.protocol.name, cfg.protocol.test_size, cfg.protocol.val_size) == ("holdout", 0.2, 0.15)
+    cfg = RunConfig.from_dict(apply_overrides({"protocol": "logo"}, ["protocol.val_size=0.2"]))
+    assert (cfg.protocol.name, cfg.protocol.val_size) == ("logo", 0.2)
+    # Same result as setting the key itself: the shortcut and the dotted key agree.
+    a = load_config(recipe_path("ravdess-best"), ["protocol=kfold:6"]).protocol
+    b = load_config(recipe_path("ravdess-best"), ["protocol.k=6", "protocol.name=kfold"]).protocol
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=fast", r"^train\.lr: expected a number, got 'fast' \(str\)$"),
+        ("train.patience=soon", r"^train\.patience: expected an integer or null, got 'soon' \(str\)$"),
+        ("features.n_mfcc=true", r"^features\.n_mfcc: expected an integer, got True \(bool\)$"),
+        ("representation.stats=mean", r"^representation\.stats: expected a list of strings, got 'mean' \(str\)$"),
+        ("cross=[{corpus: savee, root: 3}]", r"^cross\[0\]\.root: expected a string or null, got 3 \(int\)$"),
+        ("train.lr={a: 1", r"^override 'train\.lr=\{a: 1': value '\{a: 1' is not valid YAML: "),
+        ("protocol=kfold4", r"did you mean 'kfold:4'\?$"),
+    ],
+)
+def test_values_are_checked_against_the_field_types(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_type_check_accepts_what_yaml_gives():
+    cfg = load_config(None, ["train.lr=1", "augment.gain_db=[-3, 3]", "protocol.test_groups=[1001, 1002]",
+                             "train.patience=null", "features.tuning=estimate"])
+    assert cfg.train.lr == 1 and tuple(cfg.augment.gain_db) == (-3.0, 3.0) and cfg.protocol.test_groups == ["1001", "1002"]
+
+
+def test_with_absolute_paths(tmp_path, monkeypatch):
+    from sonotype.config import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["corpus.root=data/ravdess", "cache_dir=~/c", "cross=[{corpus: savee, root: ../savee}]"])
+    absolute = with_absolute_paths(cfg)
+    assert absolute.corpus.root == str(tmp_path / "data" / "ravdess")
+    assert absolute.cross[0].root == str(tmp_path.parent / "savee")
+    assert absolute.cache_dir == str(Path("~/c").expanduser())
+    assert cfg.corpus.root == "data/ravdess", "the input is not modified"

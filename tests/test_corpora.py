@@ -62,6 +62,34 @@ def test_empty_root_is_a_corpus_error(name, tmp_path):
         load_corpus(name, tmp_path)
 
 
+# Every loader, given files of another corpus, says what naming it expected, with an example.
+_EXAMPLES = {
+    "ravdess": "Actor_12/03-01-05-01-02-01-12.wav", "tess": "OAF_Fear/OAF_back_fear.wav",
+    "emodb": "wav/03a01Wa.wav", "cremad": "AudioWAV/1001_DFA_ANG_XX.wav", "fsdd": "recordings/7_jackson_32.wav",
+    "savee": "AudioData/DC/a01.wav", "gtzan": "genres/blues/blues.00000.au", "folder": "<root>/angry/clip01.wav",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EXAMPLES))
+def test_a_root_of_another_corpus_names_the_expected_files(name, tmp_path):
+    # One file of a naming no loader but `folder` reads, directly in the root (folder needs a class folder).
+    write_wav(tmp_path / "recording x.wav", np.zeros(800, np.float32), 8000)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(name, tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{name} found no file named like {_EXAMPLES[name]} under {tmp_path.resolve()}")
+    assert "1 file(s) skipped, 1 of them as recording x.wav: " in msg and msg.endswith("Is this the right corpus?")
+
+
+@pytest.mark.realdata
+def test_ravdess_loader_on_the_real_tess_folder_says_so():
+    with pytest.raises(CorpusError) as err:
+        load_corpus("ravdess", data_dir("tess"))
+    msg = str(err.value)
+    assert msg.startswith("ravdess found no file named like Actor_12/03-01-05-01-02-01-12.wav under ")
+    assert "280 file(s) skipped, 280 of them as OAF_" in msg and "not a RAVDESS name" in msg
+
+
 def test_unknown_corpus_and_unknown_option(tmp_path):
     with pytest.raises(CorpusError, match="unknown corpus 'nosuch'"):
         load_corpus("nosuch", tmp_path)
@@ -93,9 +121,9 @@ def test_ravdess_real():
     }
     assert [c.path for c in m] == sorted(c.path for c in m)
     assert all(Path(c.path).is_absolute() for c in m)
-    song = load_corpus("ravdess", data_dir("ravdess"), vocal_channel="song")
-    assert len(song) == 0 and len(song.skipped) == 960
-    assert "speech file left out" in song.skipped[0].reason
+    # A filter that leaves no clip is an error that says why every file was left out.
+    with pytest.raises(CorpusError, match=r"960 file\(s\) skipped, 960 of them .*speech file left out"):
+        load_corpus("ravdess", data_dir("ravdess"), vocal_channel="song")
 
 
 @pytest.mark.realdata

@@ -133,7 +133,9 @@ def test_describe_counts_and_unreadable(tmp_path):
         [Skipped("z.txt", "not audio")],
     )
     d = describe(m)
-    assert d["n_clips"] == 3 and d["classes"] == {"x": 1, "y": 2} and d["groups"] == {"g1": 1, "g2": 2}
+    # The unreadable file is not a clip: counted apart (n_unreadable), listed under skipped.
+    assert d["n_clips"] == 2 and d["classes"] == {"x": 1, "y": 1} and d["groups"] == {"g1": 1, "g2": 1}
+    assert d["n_files"] == 2
     assert d["total_duration"] == pytest.approx(2.5) and d["min_duration"] == 0.5 and d["max_duration"] == 2.0
     assert d["sample_rates"] == {8000: 1, 16000: 1} and d["channels"] == {1: 1, 2: 1}
     assert d["n_unreadable"] == 1
@@ -145,6 +147,7 @@ def test_describe_counts_and_unreadable(tmp_path):
     assert describe(parts)["total_duration"] == pytest.approx(2.0) and describe(parts)["n_files"] == 1
     quick = describe(m, read_headers=False)
     assert quick["total_duration"] == 0 and quick["sample_rates"] == {} and len(quick["skipped"]) == 1
+    assert quick["n_clips"] == 3, "without reading headers every clip is counted"
     assert Path(d["root"]) == tmp_path
 
 

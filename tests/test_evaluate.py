@@ -145,3 +145,8 @@ def test_rank_subsets():
     assert [r["rank"] for r in ranked] == [1, 2, 3]
     with pytest.raises(ParameterError, match="n_features"):
         rank_subsets([{"name": "x", "balanced_accuracy": 0.1}])
+
+
+def test_one_shared_label_is_refused():
+    with pytest.raises(ParameterError, match=r"share only \['angry'\]: evaluating needs at least two shared labels"):
+        cross_corpus_labels(["angry", "calm"], ["angry", "boredom"])

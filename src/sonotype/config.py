@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .augment import AugmentConfig
+from .dataclass_io import check_field_types
 from .errors import ConfigError
 from .features.config import FeatureConfig, RepresentationConfig
 from .splits import ProtocolConfig
@@ -32,6 +33,7 @@ __all__ = [
     "StudyConfig",
     "apply_overrides",
     "load_config",
+    "with_absolute_paths",
 ]
 
 
@@ -205,6 +207,8 @@ def _build(cls: type, d: Any, where: str) -> Any:
             kwargs[k] = [_build(_LISTS[cls, k], item, f"{path}[{i}]") for i, item in enumerate(v)]
         else:
             kwargs[k] = v
+    nested = frozenset(k for (owner, k) in (*_NESTED, *_LISTS) if owner is cls)
+    check_field_types(cls, kwargs, where=where, skip=nested)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -212,11 +216,26 @@ def _build(cls: type, d: Any, where: str) -> Any:
 
 
 def _parse_value(text: str) -> Any:
-    """Parse an override value as YAML so `5`, `0.1`, `true`, `[a, b]`, `null` get their types."""
+    """Parse an override value as YAML so `5`, `0.1`, `true`, `[a, b]`, `null` get their types.
+
+    Text that is not YAML stays a string (a path with a colon), unless it opens a YAML list
+    or mapping (`[1`, `{a: 1`): that is a typo, refused here rather than taken as a string.
+    """
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text.lstrip().startswith(("[", "{")):
+            raise ConfigError(f"value {text!r} is not valid YAML: {yaml_problem(exc)}") from None
         return text
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from a YAML error: what is wrong and where (PyYAML's own message spans lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -229,6 +248,10 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
         key, _, value = item.partition("=")
+        try:
+            _parse_value(value)
+        except ConfigError as exc:
+            raise ConfigError(f"override {item!r}: {exc}") from None
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
             raise ConfigError(f"override {item!r} has an empty key")
@@ -238,8 +261,27 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         last = parts[-1]
         if isinstance(node, list):
             node[_index(node, last, item)] = _parse_value(value)
+        elif parts == ["protocol"] and isinstance(node.get("protocol"), dict) and isinstance(_parse_value(value), str):
+            # `protocol=kfold:6` is a shortcut for the protocol's name and main setting: it keeps
+            # the section's other settings (val_size, seed, ...) instead of resetting them.
+            node["protocol"] = {**node["protocol"], **_protocol_shortcut(_parse_value(value))}
         else:
             node[last] = _parse_value(value)
+    return out
+
+
+# The setting a `name:ARG` protocol shortcut sets, per protocol name.
+_SHORTCUT_ARG = {"kfold": "k", "holdout": "test_size", "random": "test_size", "groups": "test_groups",
+                 "predefined": "field"}
+
+
+def _protocol_shortcut(spec: str) -> dict[str, Any]:
+    """The protocol fields a ``name[:arg]`` string sets (validated), e.g. ``{name: kfold, k: 6}``."""
+    p = ProtocolConfig.parse(spec)
+    d = p.to_dict()
+    out: dict[str, Any] = {"name": p.name}
+    if ":" in spec and p.name in _SHORTCUT_ARG:
+        out[_SHORTCUT_ARG[p.name]] = d[_SHORTCUT_ARG[p.name]]
     return out
 
 
@@ -258,6 +300,8 @@ def _child(node: Any, part: str, item: str, *, make_list: bool) -> Any:
         return node
     if node.get(part) is None:
         node[part] = [] if make_list else {}
+    if part == "protocol" and isinstance(node[part], str):
+        node[part] = _protocol_shortcut(node[part])  # `protocol: logo` in a recipe, then `protocol.seed=3`
     if not isinstance(node[part], (dict, list)):
         raise ConfigError(f"override {item!r}: {part!r} is not a section")
     return node[part]
@@ -292,3 +336,27 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """A copy of ``cfg`` whose folders (corpus roots, cache, a local backbone) are absolute.
+
+    The saved ``config.yaml`` must reproduce the run from any working folder, so a root given
+    as ``data/ravdess`` is stored as the folder it meant when the run was made.
+    """
+    from dataclasses import replace
+
+    backbone = cfg.backbone
+    if backbone and isinstance(backbone.get("model"), str) and Path(backbone["model"]).expanduser().is_dir():
+        backbone = {**backbone, "model": _absolute(backbone["model"])}
+    return replace(
+        cfg,
+        corpus=replace(cfg.corpus, root=_absolute(cfg.corpus.root)),
+        cross=[replace(c, root=_absolute(c.root)) for c in cfg.cross],
+        cache_dir=_absolute(cfg.cache_dir),
+        backbone=backbone,
+    )

@@ -27,7 +27,9 @@ __all__ = ["run_demo"]
 
 def run_demo(out: str | Path, *, force: bool = False, console: Console | None = None) -> dict:
     """Run the demo into ``out`` (corpus/, heldout/, run/, predictions.json); return the metrics."""
-    console = console or Console(stderr=True)
+    from .console import make_console
+
+    console = console or make_console()
     out = Path(out)
     if out.exists():
         if not force:

@@ -327,6 +327,12 @@ def cross_corpus_labels(
     kept = [lab for lab in m if lab in cs]
     if not kept:
         raise ParameterError(f"the model's labels {m} and the corpus's labels {sorted(cs)} share nothing")
+    if len(kept) < 2:
+        # One label is no classification: every clip is scored right and accuracy reads 1.000.
+        raise ParameterError(
+            f"the model's labels {m} and the corpus's labels {sorted(cs)} share only {kept}: "
+            "evaluating needs at least two shared labels"
+        )
     return kept, [lab for lab in m if lab not in cs], sorted(lab for lab in cs if lab not in ms)
 
 

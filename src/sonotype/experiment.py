@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from . import checks
 from .audio import load as load_audio
 from .augment import augment_waveform
-from .config import CorpusConfig, CrossEvalConfig, RunConfig
+from .config import CorpusConfig, CrossEvalConfig, RunConfig, with_absolute_paths
 from .corpora import Manifest, load_corpus
 from .corpora.ops import apply_ops
 from .environment import environment
@@ -305,8 +306,9 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run ``cfg`` end to end and write its run directory at ``out``; return the metrics."""
     from . import report as rpt
+    from .console import make_console
 
-    console = console or Console(stderr=True)
+    console = console or make_console()
     out = Path(out)
     if cfg.backbone and cfg.augment.copies > 0:
         raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
@@ -327,6 +329,7 @@ def run_experiment(
     t0 = time.perf_counter()
     with atomic_dir(out, force=force) as tmp:
         manifest = load_manifest(cfg.corpus)
+        checks.check_run(cfg, manifest)  # every config mistake found now, not after extraction
         console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
         ds = _dataset(cfg, manifest.clips, progress)
         if ds.skipped:
@@ -391,7 +394,7 @@ def run_experiment(
 
         metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
         metrics["environment"] = environment()  # figures can move slightly on another CPU/BLAS
-        atomic_write_text(tmp / "config.yaml", cfg.to_yaml())
+        atomic_write_text(tmp / "config.yaml", with_absolute_paths(cfg).to_yaml())
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write_text(
             tmp / "history.json", json.dumps(_histories(outcomes), indent=2)
@@ -591,11 +594,8 @@ def evaluate_on_corpus(
 
     clf = load_model(model_dir)
     manifest = load_manifest(cc, name=cc.corpus)
+    checks.check_labels(manifest.labels, what=f"corpus {cc.corpus!r} at {cc.root} after its label operations")
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
-    if not kept:
-        raise SonotypeError(
-            f"model labels {clf.labels} and corpus {cc.corpus!r} labels {manifest.labels} share nothing to evaluate on"
-        )
     clips = [c for c in manifest.clips if c.label in kept]
     ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs, progress=progress)
     proba = restrict_proba(clf.forward_items(ds.X), clf.labels, kept)
@@ -603,10 +603,15 @@ def evaluate_on_corpus(
     y_true = [ds.clips[c].label for c in clip_ids]
     y_pred = [kept[i] for i in clip_proba.argmax(1)]
     m = clip_metrics(y_true, y_pred, kept)
+    trained = _trained_on(clf, model_dir)
+    chance = _chance(y_true, kept)
     m.update({
         "corpus": cc.corpus,
         "root": cc.root,
-        "protocol": f"cross-corpus: trained elsewhere, tested on all of {cc.corpus} on shared labels",
+        "protocol": _cross_protocol(trained, cc.corpus, len(clip_ids), kept, dropped_model, dropped_corpus,
+                                    len(manifest.clips) - len(clips), chance),
+        "trained_on": trained,
+        "chance": chance,
         "labels_kept": kept,
         "labels_dropped_model": dropped_model,
         "labels_dropped_corpus": dropped_corpus,
@@ -614,3 +619,49 @@ def evaluate_on_corpus(
         "n_skipped": len(manifest.skipped) + len(ds.skipped),
     })
     return m
+
+
+def _trained_on(clf: Any, model_dir: str | Path) -> dict[str, Any]:
+    """Which run and corpus a saved model comes from (its model.json), for cross-corpus records."""
+    headline = clf.metrics or {}
+    extra = clf.meta.get("extra") or {}
+    return {
+        "model": str(Path(model_dir).resolve()),
+        "model_id": clf.model_id,
+        "recipe": extra.get("recipe") or headline.get("recipe"),
+        "corpus": headline.get("corpus"),
+        "protocol": extra.get("protocol") or headline.get("protocol"),
+        "labels": list(clf.labels),
+    }
+
+
+def _chance(y_true: list[str], kept: list[str]) -> dict[str, Any]:
+    """Chance level on the kept labels: balanced accuracy 1/k; accuracy of always saying the commonest label."""
+    counts = {lab: y_true.count(lab) for lab in kept}
+    majority = max(kept, key=lambda lab: counts[lab])
+    return {
+        "balanced_accuracy": 1.0 / len(kept),
+        "accuracy": counts[majority] / max(len(y_true), 1),
+        "majority_label": majority,
+    }
+
+
+def _cross_protocol(
+    trained: dict[str, Any], corpus: str, n_clips: int, kept: list[str], dropped_model: list[str],
+    dropped_corpus: list[str], n_left_out: int, chance: dict[str, Any],
+) -> str:
+    """The cross-corpus sentence for reports: what was trained where, what was scored, and chance."""
+    origin = f"model {trained['model_id']} trained on {trained['corpus'] or 'an unrecorded corpus'}"
+    if trained.get("recipe"):
+        origin += f" (run {trained['recipe']!r})"
+    dropped = []
+    if dropped_model:
+        dropped.append(f"model labels with no clip in {corpus} {dropped_model}")
+    if dropped_corpus:
+        dropped.append(f"{corpus} labels the model lacks {dropped_corpus} ({n_left_out} clips left out)")
+    return (
+        f"cross-corpus: {origin}, tested on all {n_clips} clips of {corpus} on the {len(kept)} shared labels {kept}"
+        + (f"; dropped: {'; '.join(dropped)}" if dropped else "; nothing dropped")
+        + f"; chance: balanced accuracy {chance['balanced_accuracy']:.3f}, accuracy {chance['accuracy']:.3f}"
+        f" (always {chance['majority_label']!r})"
+    )

@@ -255,6 +255,8 @@ def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, d
                          else f"{root}: a model is a directory holding {MODEL_JSON} and {WEIGHTS_FILE}")
     mj = root / MODEL_JSON
     if not mj.is_file():
+        if (root / "model" / MODEL_JSON).is_file():  # a run directory given for its model
+            raise ModelError(f"{root} is a run directory, not a model: did you mean {root / 'model'}?")
         raise ModelError(f"{mj}: missing model file {MODEL_JSON}")
     try:
         meta = json.loads(mj.read_text(encoding="utf-8"))

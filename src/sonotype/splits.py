@@ -95,6 +95,18 @@ _ASSIGN = {
 }  # fmt: skip
 
 
+def _protocol_hint(name: str) -> str:
+    """``kfold4`` -> ``; did you mean 'kfold:4'?``; a near miss -> the closest protocol name."""
+    import difflib
+    import re
+
+    m = re.fullmatch(r"([a-z-]+?)[-_ =]?(\d+(?:\.\d+)?)", name.strip().lower())
+    if m and _ALIASES.get(m.group(1), m.group(1)) in ("kfold", "holdout", "random"):
+        return f"; did you mean '{m.group(1)}:{m.group(2)}'?"
+    close = difflib.get_close_matches(name.strip().lower(), [*PROTOCOLS, *_ALIASES], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class LeakWarning(UserWarning):
     """A protocol lets one group (speaker, track) sit on both sides of a split."""
 
@@ -123,7 +135,9 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         name = _ALIASES.get(self.name, self.name)
         if name not in PROTOCOLS:
-            raise ConfigError(f"protocol name must be one of {', '.join(PROTOCOLS)}; got {self.name!r}")
+            raise ConfigError(
+                f"protocol name must be one of {', '.join(PROTOCOLS)}; got {self.name!r}{_protocol_hint(str(self.name))}"
+            )
         object.__setattr__(self, "name", name)
         if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 2:
             raise ConfigError(f"protocol k (folds) must be an integer >= 2, got {self.k!r}")

@@ -257,9 +257,9 @@ def fit(
             f"got items {X_train.shape[1:]} and layout {getattr(model, 'input_layout', None)!r}"
         )
     if progress and console is None:
-        from rich.console import Console
+        from .console import make_console
 
-        console = Console(stderr=True)
+        console = make_console()
 
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()

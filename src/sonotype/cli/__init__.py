@@ -17,21 +17,29 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: rich markup would swallow '[happy, sad]'
 )
 
 for _module in (inspect, corpus, features, train, serve):
     _module.register(app)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    # An eager option's callback runs before the command is looked for: `sonotype --version` alone works.
+    if value:
         from .. import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"sonotype {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Labelled audio in, a trustworthy classifier out."""
 
 
 def main() -> None:

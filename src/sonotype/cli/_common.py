@@ -5,19 +5,30 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from ..console import make_console
 from ..errors import SonotypeError
 
-console = Console(stderr=True)
-out = Console()
+console = make_console()
+out = make_console(stderr=False)
+
+
+def messages(quiet: bool):
+    """The console for progress and notes: ``console``, or one that prints nothing under ``--quiet``.
+
+    ``--quiet`` means: no progress and no notes, only the final result line (or, with
+    ``--json``, only the JSON on stdout); warnings and errors are still shown.
+    """
+    return make_console(quiet=True) if quiet else console
 
 
 def run_app(app: typer.Typer) -> None:
     try:
         app()
     except SonotypeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # The message is text, not markup: '[happy, sad]' or "expected ']'" must print as they are.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

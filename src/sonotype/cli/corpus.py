@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-corpus_app = typer.Typer(help="List, inspect and download corpora.", no_args_is_help=True)
+corpus_app = typer.Typer(help="List, inspect and download corpora.", no_args_is_help=True, rich_markup_mode=None)
 
 _MAX_ROWS = 30
 

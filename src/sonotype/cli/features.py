@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any]:
@@ -85,6 +85,8 @@ def features(
     out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
 ) -> None:
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
+    from rich.markup import escape
+
     from ..corpora import load_corpus
     from ..features import FeatureCache, build_dataset
     from ._common import out
@@ -96,6 +98,12 @@ def features(
     ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
+    if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
+        from ..errors import AudioError
+
+        first = ds.skipped[0] if ds.skipped else None
+        raise AudioError(None, f"none of the {n} clip(s) of {name} at {root} could be featurised"
+                         + (f"; first: {first.path}: {first.reason}" if first else ""))
     rate = n / secs if secs > 0 else float("inf")
     out.print(
         f"[bold]{n}[/] files in {secs:.1f} s ({rate:.1f} files/s): {len(ds.clips)} extracted, "
@@ -107,9 +115,9 @@ def features(
     if store is not None:
         out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
     for s in manifest.skipped:
-        out.print(f"  [yellow]not a corpus file[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+        out.print(f"  [yellow]not a corpus file[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     for s in ds.skipped:
-        out.print(f"  [red]skipped[/] {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+        out.print(f"  [red]skipped[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     if out_file is not None:
         _save_npz(out_file, ds, fcfg, rcfg)
         out.print(f"wrote {out_file}", highlight=False, soft_wrap=True)

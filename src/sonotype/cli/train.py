@@ -9,9 +9,10 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, out
+from ._common import console, messages, out
 
 RUNTIMES = ("torch", "onnx")
+QUIET_HELP = "No progress or notes: only the final result line (with --json, only the JSON); warnings and errors still show."
 
 
 def _config(config: Path | None, overrides: list[str], base: dict | None = None):
@@ -36,7 +37,7 @@ def train(
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train and evaluate a classifier on a corpus; write model, metrics, plots and report."""
     from ..experiment import run_experiment
@@ -55,9 +56,8 @@ def train(
     if jobs is not None:
         sets.append(f"jobs={jobs}")
     cfg = _config(config, [*sets, *overrides])
-    metrics = run_experiment(cfg, out_dir, force=force, progress=not quiet)
-    if as_json:
-        out.print_json(json.dumps(metrics))
+    metrics = run_experiment(cfg, out_dir, force=force, progress=not quiet, console=messages(quiet))
+    _finish(metrics, out_dir, as_json=as_json, quiet=quiet)
 
 
 def run(
@@ -67,7 +67,7 @@ def run(
     overrides: list[str] = typer.Option([], "--set", help="Dotted override key.sub=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Run a recipe: one seed experiment or its honest twin."""
     from ..experiment import run_experiment
@@ -76,9 +76,24 @@ def run(
     path = recipe_path(recipe)
     sets = [f"corpus.root={root}"] if root else []
     cfg = _config(path, [*sets, *overrides])
-    metrics = run_experiment(cfg, out_dir or Path("runs") / cfg.name, force=force, progress=not quiet)
+    run_dir = out_dir or Path("runs") / cfg.name
+    metrics = run_experiment(cfg, run_dir, force=force, progress=not quiet, console=messages(quiet))
+    _finish(metrics, run_dir, as_json=as_json, quiet=quiet)
+
+
+def _finish(metrics: dict, run_dir: Path, *, as_json: bool, quiet: bool) -> None:
+    """The result: the metrics as JSON on stdout; under --quiet without --json, the summary line.
+
+    (Without --quiet the run has printed that line itself, after its progress.)
+    """
     if as_json:
         out.print_json(json.dumps(metrics))
+    elif quiet:
+        console.print(f"[green]done[/] {run_dir}: {_scores(metrics)} ({metrics['n_test_clips']} test clips)")
+
+
+def _scores(m: dict) -> str:
+    return f"accuracy {m['accuracy']:.3f}, balanced {m['balanced_accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}"
 
 
 def recipes() -> None:
@@ -98,54 +113,87 @@ def evaluate(
     corpus: str = typer.Option(..., "--corpus", help="Corpus loader name."),
     root: Path = typer.Option(..., "--root", help="Corpus root folder."),
     out_dir: Path = typer.Option(..., "--out", help="Directory for metrics.json and report.html."),
-    overrides: list[str] = typer.Option([], "--op", help="Label operation as YAML, e.g. '{keep: [happy, sad]}'."),
+    overrides: list[str] = typer.Option(
+        [], "--op", metavar="YAML", help="Label operation as YAML, e.g. '{keep: [happy, sad]}' (repeatable)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
-    """Evaluate a saved model on another corpus, on the labels both share."""
-    import yaml
-
+    """Evaluate a saved model on another corpus, on the labels both share (at least two)."""
     from .. import report as rpt
     from ..config import CrossEvalConfig
     from ..experiment import evaluate_on_corpus
     from ..io import atomic_dir, atomic_write_text
 
-    ops = [yaml.safe_load(o) for o in overrides]
+    ops = [_op(o) for o in overrides]
     cc = CrossEvalConfig(corpus=corpus, root=str(root), ops=ops)
     with atomic_dir(out_dir, force=force) as tmp:
-        metrics = evaluate_on_corpus(model, cc, progress=True)
+        metrics = evaluate_on_corpus(model, cc, progress=not quiet)
         metrics["model"] = str(model)
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         plots = rpt.write_plots(tmp, history=None, metrics=metrics, examples=[])
         rpt.write_report(tmp, config={"model": str(model), "corpus": corpus, "root": str(root), "ops": ops},
                          metrics=metrics, plots=plots, title=f"{Path(model).name} on {corpus}")
-    console.print(
-        f"[green]done[/] {out_dir}: labels kept {metrics['labels_kept']}, accuracy {metrics['accuracy']:.3f}, "
-        f"balanced {metrics['balanced_accuracy']:.3f} ({metrics['n_test_clips']} clips)"
-    )
     if as_json:
         out.print_json(json.dumps(metrics))
+        if quiet:
+            return
+    from rich.markup import escape
+
+    t, ch = metrics["trained_on"], metrics["chance"]
+    dropped = metrics["labels_dropped_model"] + metrics["labels_dropped_corpus"]
+    line = (
+        f"{out_dir}: {t['model_id']} (trained on {t['corpus']}" + (f", run {t['recipe']}" if t.get("recipe") else "")
+        + f") on {corpus}: labels kept {metrics['labels_kept']}, dropped {dropped}; {_scores(metrics)} "
+        f"({metrics['n_test_clips']} clips); chance: balanced {ch['balanced_accuracy']:.3f}, accuracy {ch['accuracy']:.3f}"
+    )
+    console.print(f"[green]done[/] {escape(line)}", highlight=False)
+
+
+def _op(text: str) -> dict:
+    """One ``--op`` value: a YAML mapping with one key (a YAML mistake is one line, not a traceback)."""
+    import yaml
+
+    from ..config import yaml_problem
+    from ..errors import ConfigError
+
+    try:
+        op = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--op {text!r} is not valid YAML: {yaml_problem(exc)}") from None
+    if not isinstance(op, dict) or len(op) != 1:
+        raise ConfigError(f"--op {text!r}: expected one operation as a mapping, e.g. '{{keep: [happy, sad]}}'")
+    return op
 
 
 def _audio_files(inputs: list[Path]) -> list[Path]:
     from ..audio import AUDIO_EXTENSIONS
-    from ..errors import SonotypeError
+    from ..errors import ParameterError
 
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise ParameterError(
+                    f"{p}: no audio file in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
+                )
+            files.extend(found)
         elif p.exists():
             files.append(p)
         else:
-            raise SonotypeError(f"no such file or folder: {p}")
+            raise ParameterError(f"no such file or folder: {p}")
     return files
 
 
 def predict(
     model: Path = typer.Argument(..., help="Saved model directory."),
     inputs: list[Path] = typer.Argument(..., help="Audio files or folders."),
-    window: float | None = typer.Option(None, "--window", help="Segment length in seconds for the timeline."),
+    window: float | None = typer.Option(
+        None, "--window", help="Segment length in seconds for the timeline. The file's label then is the mean "
+        "over these segments, which can differ from the label without --window (the whole file at once)."
+    ),
     hop: float | None = typer.Option(None, "--hop", help="Segment hop in seconds (default: window)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file (a JSON list)."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Write one row per file: path, label, probabilities."),
@@ -153,7 +201,13 @@ def predict(
     runtime: str = typer.Option("torch", "--runtime", help="torch | onnx"),
     onnx_path: Path | None = typer.Option(None, "--onnx", help="ONNX file (default MODEL/model.onnx, exported if missing)."),
 ) -> None:
-    """Classify audio files with a saved model."""
+    """Classify audio files with a saved model (MODEL is RUN_DIR/model).
+
+    Without --window a file is classified whole. With --window/--hop it is cut into segments,
+    each classified, and the file's label and probabilities are the mean over the segments:
+    the timeline and the file-level answer both depend on --window.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     from ..errors import ParameterError
@@ -202,10 +256,10 @@ def predict(
     else:
         t = Table("file", "label", "p", "segments")
         for r in results:
-            t.add_row(str(r.path), r.label, f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
+            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
         out.print(t)
         for e in errors:
-            console.print(f"[red]skipped[/] {e['path']}: {e['error']}", highlight=False)
+            console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
     if errors and not results:
         sys.exit(2)
 
@@ -219,6 +273,13 @@ def results(
     from ..results import collect_results, results_table
 
     rows = collect_results(list(dirs))
+    if not rows:
+        from ..errors import ParameterError
+
+        raise ParameterError(
+            f"no metrics.json at or under {', '.join(map(str, dirs))}: give finished run directories "
+            "(each holds the metrics.json that `sonotype train` or `run` wrote)"
+        )
     typer.echo(results_table(rows, fmt="markdown"))  # plain echo: rich would wrap the table at 80 columns
     if csv_out:
         atomic_write_text(csv_out, results_table(rows, fmt="csv"))

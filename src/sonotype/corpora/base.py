@@ -206,13 +206,34 @@ def scan_files(
     return sorted(audio), skipped
 
 
-def build_manifest(corpus: str, root: Path, clips: list[Clip], skipped: list[Skipped], *, layout: str) -> Manifest:
-    """Sort clips by path (deterministic order) and refuse a root with no files at all.
+def build_manifest(
+    corpus: str, root: Path, clips: list[Clip], skipped: list[Skipped], *, layout: str, example: str | None = None
+) -> Manifest:
+    """Sort clips by path (deterministic order) and refuse a root that yields no clip.
 
-    A root where every file was skipped still gives a manifest, so the reasons can be shown;
-    a root with nothing in it is almost surely the wrong folder and raises
-    :class:`CorpusError` naming the expected ``layout``.
+    A root with nothing in it, or whose every file was skipped (another corpus's naming, a
+    filter that leaves nothing), is almost surely the wrong folder or the wrong loader: a
+    :class:`CorpusError` names the file naming the loader expected (``layout``, with an
+    ``example`` name) and the commonest reason files were skipped.
     """
     if not clips and not skipped:
         raise CorpusError(f"{corpus}: no audio files found under {root} (expected {layout})")
+    if not clips:
+        raise CorpusError(_no_clip_message(corpus, root, skipped, layout, example))
     return Manifest(corpus, str(root), sorted(clips, key=lambda c: (c.path, c.start)), skipped)
+
+
+def _no_clip_message(corpus: str, root: Path, skipped: list[Skipped], layout: str, example: str | None) -> str:
+    reasons = Counter(s.reason for s in skipped)
+    reason, n = reasons.most_common(1)[0]
+    first = next(s for s in skipped if s.reason == reason)
+    try:
+        shown = Path(first.path).relative_to(root).as_posix()
+    except ValueError:
+        shown = first.path
+    like = example or layout
+    expected = f" (layout {layout})" if example and layout != example else ""
+    return (
+        f"{corpus} found no file named like {like} under {root}{expected}; "
+        f"{len(skipped)} file(s) skipped, {n} of them as {shown}: {reason}. Is this the right corpus?"
+    )

@@ -186,4 +186,4 @@ def prepare(root: Path, *, demographics: str | Path | None = None) -> Manifest:
         }
         meta.update(demo.get(int(actor), {}))
         clips.append(Clip(str(f), codes[emo], actor, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="AudioWAV/1001_DFA_ANG_XX.wav")
+    return build_manifest(NAME, root, clips, skipped, layout="AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav", example="AudioWAV/1001_DFA_ANG_XX.wav")

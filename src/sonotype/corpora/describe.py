@@ -20,9 +20,10 @@ def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]
     manifest : Manifest
     read_headers : bool
         Read each file's header (fast: no audio is decoded) for durations, sample rates and
-        channel counts. Unreadable files are added to ``skipped`` with the reason (they stay
-        counted in ``n_clips``; ``n_unreadable`` counts them). With False, durations come
-        only from clips that carry one.
+        channel counts. Unreadable files are not clips: they are left out of every count
+        (``n_clips``, ``classes``, ``groups``, durations), listed in ``skipped`` with the
+        reason, and counted by ``n_unreadable``. With False, no file is opened, every clip
+        is counted and durations come only from clips that carry one.
 
     Returns
     -------
@@ -43,8 +44,9 @@ def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]
             except AudioError as exc:
                 headers[c.path] = None
                 skipped.append({"path": c.path, "reason": f"unreadable: {exc.reason}"})
+    usable = [c for c in manifest if not read_headers or headers.get(c.path) is not None]
     durations: list[float] = []
-    for c in manifest:
+    for c in usable:
         h = headers.get(c.path)
         if c.duration is not None:
             durations.append(float(c.duration))
@@ -54,10 +56,10 @@ def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]
     return {
         "corpus": manifest.corpus,
         "root": manifest.root,
-        "n_clips": len(manifest),
-        "n_files": len({c.path for c in manifest}),
-        "classes": manifest.class_counts(),
-        "groups": manifest.group_counts(),
+        "n_clips": len(usable),
+        "n_files": len({c.path for c in usable}),
+        "classes": dict(sorted(Counter(c.label for c in usable).items())),
+        "groups": dict(sorted(Counter(c.group for c in usable).items())),
         "total_duration": round(sum(durations), 3),
         "mean_duration": round(sum(durations) / len(durations), 3) if durations else None,
         "min_duration": round(min(durations), 3) if durations else None,

@@ -228,4 +228,4 @@ def prepare(root: Path, *, manifests: list[str | Path] | str | Path | None = Non
             }
             group = info["group"] or str(audio)
             clips.append(Clip(str(audio), codes[info["emotion"]], group, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="crowd_train/raw_crowd_train.jsonl + wavs/")
+    return build_manifest(NAME, root, clips, skipped, layout="crowd_train/raw_crowd_train.jsonl + wavs/", example="crowd_train/wavs/<hash>.wav")

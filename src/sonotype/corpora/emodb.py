@@ -77,4 +77,4 @@ def prepare(root: Path) -> Manifest:
             "age": age,
         }
         clips.append(Clip(str(f), codes[letter], speaker, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="wav/03a01Wa.wav")
+    return build_manifest(NAME, root, clips, skipped, layout="wav/<speaker><text><emotion><version>.wav", example="wav/03a01Wa.wav")

@@ -67,4 +67,4 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
                 continue
             group = m.group(1)
         clips.append(Clip(str(f), label, group, corpus, meta={"relpath": rel.as_posix()}))
-    return build_manifest(corpus, root, clips, skipped, layout="<root>/<class>/<file>")
+    return build_manifest(corpus, root, clips, skipped, layout="<root>/<class>/<file>", example="<root>/angry/clip01.wav")

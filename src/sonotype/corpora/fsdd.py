@@ -55,4 +55,4 @@ def prepare(root: Path) -> Manifest:
                 meta={"digit": int(digit), "speaker": speaker, "take": int(take)},
             )
         )
-    return build_manifest(NAME, root, clips, skipped, layout="recordings/<digit>_<speaker>_<take>.wav")
+    return build_manifest(NAME, root, clips, skipped, layout="recordings/<digit>_<speaker>_<take>.wav", example="recordings/7_jackson_32.wav")

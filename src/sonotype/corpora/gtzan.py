@@ -129,4 +129,4 @@ def prepare(root: Path, *, split_csv: str | Path | None = None, seed_split: bool
         elif seed_split:
             meta["split"] = "train" if int(index) < SEED_TRAIN_FILES else "test"
         clips.append(Clip(str(keep), genre, track, NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="genres/<genre>/<genre>.000NN.au")
+    return build_manifest(NAME, root, clips, skipped, layout="genres/<genre>/<genre>.000NN.au", example="genres/blues/blues.00000.au")

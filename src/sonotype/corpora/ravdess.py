@@ -129,4 +129,4 @@ def prepare(root: Path, *, vocal_channel: str = "both") -> Manifest:
             continue
         label = str(meta.pop("emotion"))
         clips.append(Clip(str(f), label, f"Actor_{meta['actor']:02d}", NAME, meta=meta))
-    return build_manifest(NAME, root, clips, skipped, layout="Actor_NN/03-01-EE-II-SS-RR-AA.wav")
+    return build_manifest(NAME, root, clips, skipped, layout="Actor_NN/03-01-EE-II-SS-RR-AA.wav", example="Actor_12/03-01-05-01-02-01-12.wav")

@@ -76,5 +76,6 @@ def prepare(root: Path) -> Manifest:
         meta = {"code": code, "speaker": speaker, "take": take, "gender": "male", "layout": layout}
         clips.append(Clip(str(f), codes[code], speaker, NAME, meta=meta))
     return build_manifest(
-        NAME, root, clips, skipped, layout="AudioData/<SPEAKER>/<code><NN>.wav or <SPEAKER>_<code><NN>.wav"
+        NAME, root, clips, skipped, layout="AudioData/<SPEAKER>/<code><NN>.wav or <SPEAKER>_<code><NN>.wav",
+        example="AudioData/DC/a01.wav",
     )

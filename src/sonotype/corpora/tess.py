@@ -70,5 +70,6 @@ def prepare(root: Path) -> Manifest:
         meta.update(code=code, speaker=speaker, word=word, gender="female", age_group=age_group, age=age)
         clips.append(Clip(str(f), codes[code], speaker, NAME, meta=meta))
     return build_manifest(
-        NAME, root, clips, skipped, layout="<SPEAKER>_<emotion>/<SPEAKER>_<word>_<emotion>.wav"
+        NAME, root, clips, skipped, layout="<SPEAKER>_<emotion>/<SPEAKER>_<word>_<emotion>.wav",
+        example="OAF_Fear/OAF_back_fear.wav",
     )
