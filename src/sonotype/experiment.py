@@ -27,7 +27,7 @@ from .augment import augment_waveform
 from .config import CorpusConfig, CrossEvalConfig, RunConfig
 from .corpora import Manifest, load_corpus
 from .corpora.ops import apply_ops
-from .errors import ConfigError, SonotypeError
+from .errors import ConfigError, CorpusError, SonotypeError
 from .evaluate import (
     aggregate_folds,
     bootstrap_ci,
@@ -86,7 +86,7 @@ def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None
     if cc.ops:
         manifest = apply_ops(manifest, cc.ops)
     if not manifest.clips:
-        raise SonotypeError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
+        raise CorpusError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
     return manifest
 
 
@@ -591,7 +591,7 @@ def evaluate_on_corpus(
     manifest = load_manifest(cc, name=cc.corpus)
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
     if not kept:
-        raise SonotypeError(
+        raise CorpusError(
             f"model labels {clf.labels} and corpus {cc.corpus!r} labels {manifest.labels} share nothing to evaluate on"
         )
     clips = [c for c in manifest.clips if c.label in kept]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import audio
+from ._checks import mono_signal, sample_rate
 from .errors import AudioError, ModelError, ParameterError, SonotypeError
 from .features.config import FeatureConfig, RepresentationConfig
 from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
@@ -177,18 +178,9 @@ class Classifier:
             return y, str(source)
         if sr is None:
             raise ParameterError("predict on an array needs its sample rate: predict(y, sr)")
-        if int(sr) <= 0:
-            raise ParameterError(f"sample rate must be > 0, got {sr}")
-        y = np.asarray(source)
-        if np.issubdtype(y.dtype, np.integer):  # PCM integers -> [-1, 1] like soundfile does
-            y = y.astype(np.float32) / float(-np.iinfo(y.dtype).min)
-        y = y.astype(np.float32, copy=False)
-        if y.ndim == 2:  # (channels, n) or (n, channels): channels is the short axis
-            y = y.mean(axis=0 if y.shape[0] <= y.shape[1] else 1)
-        if y.ndim != 1:
-            raise ParameterError(f"audio array must be (samples,) or 2-D with a channel axis, got shape {y.shape}")
-        if y.size and not np.all(np.isfinite(y)):
-            raise AudioError(None, "audio array contains NaN or infinite samples")
+        sr = sample_rate(sr, "sample rate (sr)")
+        # shared with featurize, so a bad array gets the same error from predict and represent
+        y = mono_signal(source)
         if int(sr) != self.sample_rate and y.size:
             y = audio.resample(y, int(sr), self.sample_rate)
         return np.ascontiguousarray(y, dtype=np.float32), None

@@ -129,7 +129,7 @@ def evaluate(
 
 def _audio_files(inputs: list[Path]) -> list[Path]:
     from ..audio import AUDIO_EXTENSIONS
-    from ..errors import SonotypeError
+    from ..errors import AudioError
 
     files: list[Path] = []
     for p in inputs:
@@ -138,7 +138,7 @@ def _audio_files(inputs: list[Path]) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise SonotypeError(f"no such file or folder: {p}")
+            raise AudioError(p, "no such file or folder")
     return files
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
 from . import filters
 from .spectral import Spectrum
 
@@ -86,6 +87,9 @@ def tonnetz(chroma_frames: np.ndarray) -> np.ndarray:
     librosa's default computes its own CQT chroma; here the STFT chroma of the shared
     spectrogram is projected, which is what ``tonnetz(chroma=chroma_stft(...))`` gives.
     """
+    chroma_frames = np.asarray(chroma_frames)
+    if chroma_frames.ndim != 2 or chroma_frames.shape[1] < 1:
+        raise ParameterError(f"tonnetz needs chroma frames of shape (frames, n_chroma), got {chroma_frames.shape}")
     total = np.abs(chroma_frames).sum(axis=1, keepdims=True, dtype=np.float64)
     total[total < np.finfo(np.float32).tiny] = 1.0
     normed = (chroma_frames / total).astype(np.float32)
