@@ -26,7 +26,7 @@ from sonotype.features import spectral as S
 from sonotype.features.frames import compute_frames
 from sonotype.features.represent import window_frames
 from sonotype.features.spectral import Spectrum
-from sonotype.features.tonal import tonnetz
+from sonotype.features.tonal import estimate_tuning, tonnetz
 from sonotype.splits import make_splits
 from test_predict import FC, SR, _train
 
@@ -77,6 +77,8 @@ def sp() -> Spectrum:
         (lambda sp: Spectrum(np.zeros((2, 4096)), FeatureConfig()).mag, ("mono", "(2, 4096)")),
         (lambda sp: compute_frames(np.zeros((2, 22050), np.float32), FeatureConfig()), ("mono", "(2, 22050)")),
         (lambda sp: tonnetz(np.zeros(12)), ("tonnetz", "(12,)")),
+        (lambda sp: estimate_tuning(np.zeros(100), sr=22050, n_fft=2048), ("(frames, 1025)", "(100,)")),
+        (lambda sp: estimate_tuning(sp.power, sr=22050, n_fft=2048, fmin=500, fmax=100), ("fmin=500", "fmax=100")),
         (lambda sp: window_frames(100, 22050, 0, RepresentationConfig(kind="windows", window=1.0)), ("hop_length", "0")),
         (lambda sp: window_frames(100, -1, 512, RepresentationConfig(kind="windows", window=1.0)), ("sr", "-1")),
     ],
@@ -227,3 +229,24 @@ def test_channel_layouts_and_int_pcm_are_read_alike(model):
     assert model.predict(y, SR).probabilities == pytest.approx(
         model.predict(y.astype(np.float32) / 32768, SR).probabilities, abs=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("items", "match"),
+    [
+        (np.zeros((2, 33), np.float32), r"shape \(33,\), but the model was built for input_shape \(30,\)"),
+        (np.zeros((2, 3, 30), np.float32), r"shape \(3, 30\), but the model was built for input_shape \(30,\)"),
+        (np.zeros(30, np.float32), r"need shape \(N, \.\.\.\), got \(30,\)"),
+        (np.array([["a"] * 30]), "real numeric array"),
+    ],
+)
+def test_forward_items_names_the_expected_shape(model, items, match):
+    """Checked before the scaler: a wrong width is the caller's ParameterError, not a ModelError."""
+    with pytest.raises(ParameterError, match=match):
+        model.forward_items(items)
+
+
+@pytest.mark.parametrize("window", [NAN, INF, 0.0, -1.0, "1"])
+def test_predict_window_is_checked(model, window):
+    with pytest.raises(ParameterError, match="window"):
+        model.predict(np.zeros(2 * SR, np.float32), SR, window=window)
