@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import socket
+import struct
 import tarfile
 import threading
 import zipfile
@@ -39,7 +42,9 @@ class Server:
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
         self.routes: dict[str, bytes] = {"/data.zip": payload}  # tests may add more paths
-        self.mode = "ok"  # "ok" | "truncate-once" | "truncate-always" | "no-range"
+        # "ok" | "truncate-once" | "truncate-always" | "no-range" | "no-length" | "no-length-cut"
+        # | "chunked" | "chunked-cut-once" | "reset-once"
+        self.mode = "ok"
         self.requests: list[str | None] = []
         outer = self
 
@@ -59,6 +64,8 @@ class Server:
                     start = int(rng.split("=")[1].split("-")[0])
                     if start >= len(data):
                         self.send_response(416)
+                        if outer.mode != "416-no-size":
+                            self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.end_headers()
                         return
                     self.send_response(206)
@@ -66,11 +73,32 @@ class Server:
                 else:
                     self.send_response(200)
                 body = data[start:]
+                first = len(outer.requests) == 1
+                if outer.mode in ("no-length", "no-length-cut"):  # close-delimited body
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2] if outer.mode == "no-length-cut" else body)
+                    self.close_connection = True
+                    return
+                if outer.mode == "chunked" or (outer.mode == "chunked-cut-once" and first):
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    cut = outer.mode == "chunked-cut-once"
+                    for i in range(0, len(body) // 2 if cut else len(body), 1000):
+                        piece = body[i : i + 1000]
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    if not cut:
+                        self.wfile.write(b"0\r\n\r\n")  # the final chunk: the body is complete
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                truncate = outer.mode == "truncate-always" or (
-                    outer.mode == "truncate-once" and len(outer.requests) == 1
-                )
+                if outer.mode == "reset-once" and first:  # half the body, then a TCP reset
+                    self.wfile.write(body[: len(body) // 2])
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                truncate = outer.mode == "truncate-always" or (outer.mode == "truncate-once" and first)
                 self.wfile.write(body[: len(body) // 2] if truncate else body)
                 if truncate:
                     self.close_connection = True
@@ -160,6 +188,154 @@ def test_truncated_transfer_without_resume_is_an_error(server, tmp_path):
         download(server.url, tmp_path / "data.zip", sha256=sha(server.payload), progress=False).read_bytes()
         == server.payload
     )
+
+
+def marker(out: Path) -> dict:
+    return json.loads(out.with_name(f".{out.name}.complete").read_text())
+
+
+def test_no_length_no_checksum_is_never_promoted(server, tmp_path):
+    """A close-delimited body looks the same whole or cut: without a checksum it stays a .part."""
+    dest, part = tmp_path / "data.zip", tmp_path / "data.zip.part"
+    server.mode = "no-length-cut"
+    with pytest.raises(DownloadError, match=r"announced no length and no checksum is known") as info:
+        download(server.url, dest, progress=False)
+    assert not dest.exists() and part.stat().st_size == len(server.payload) // 2
+    assert str(part) in str(info.value)
+    # the next run must not report the cut file as "already present": the resumed request states
+    # the full size (Content-Range), which the part does not reach
+    with pytest.raises(DownloadError, match=rf"truncated transfer .* of {len(server.payload)} bytes"):
+        download(server.url, dest, progress=False)
+    assert not dest.exists()
+    part.unlink()
+    # a whole close-delimited body is refused the same way, until the server states its size
+    server.mode = "no-length"
+    with pytest.raises(DownloadError, match="announced no length"):
+        download(server.url, dest, progress=False)
+    assert not dest.exists() and part.read_bytes() == server.payload
+    assert download(server.url, dest, progress=False).read_bytes() == server.payload  # 416 "bytes */N"
+    assert marker(dest)["verified_by"] == "size matches Content-Length"
+    # with its checksum, a close-delimited body is verified: a cut one is rejected, a whole one accepted
+    server.mode = "no-length-cut"
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(server.url, tmp_path / "b.zip", sha256=sha(server.payload), progress=False)
+    assert not (tmp_path / "b.zip").exists()
+    server.mode = "no-length"
+    assert download(server.url, tmp_path / "b.zip", sha256=sha(server.payload), progress=False).read_bytes() == server.payload
+
+
+def test_a_chunked_body_ended_by_the_server_is_complete(server, tmp_path):
+    server.mode = "chunked"
+    dest = download(server.url, tmp_path / "data.zip", progress=False)
+    assert dest.read_bytes() == server.payload
+    rec = marker(dest)
+    assert rec == {
+        "url": server.url,
+        "size": len(server.payload),
+        "sha256": sha(server.payload),
+        "verified_by": "chunked body ended by the server",
+    }
+    download(server.url, dest, progress=False)  # recorded as complete: no second request
+    assert len(server.requests) == 1
+
+
+def test_a_cut_chunked_body_is_resumed(server, tmp_path):
+    server.mode = "chunked-cut-once"
+    dest = download(server.url, tmp_path / "data.zip", progress=False)
+    assert dest.read_bytes() == server.payload
+    sent = sum(len(server.payload[i : i + 1000]) for i in range(0, len(server.payload) // 2, 1000))
+    assert server.requests == [None, f"bytes={sent}-"]  # the chunks that arrived were kept
+    assert marker(dest)["verified_by"] == "size matches Content-Length"
+
+
+def test_a_connection_reset_mid_transfer_is_resumed(server, tmp_path):
+    server.mode = "reset-once"
+    dest = download(server.url, tmp_path / "data.zip", progress=False)
+    assert dest.read_bytes() == server.payload and len(server.requests) == 2
+    assert marker(dest)["sha256"] == sha(server.payload)
+    server.mode = "reset-once"
+    server.requests.clear()
+    with pytest.raises(DownloadError, match=r"truncated transfer .*of \d+ bytes received"):
+        download(server.url, tmp_path / "again.zip", retries=0, progress=False)
+    assert not (tmp_path / "again.zip").exists()
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once ``room`` bytes are on disk (the part that fits is written)."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, b: bytes) -> int:
+        if len(b) > self.room:
+            self.f.write(b[: self.room])
+            self.f.flush()
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(b)
+        return self.f.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+def test_a_full_disk_is_an_error_never_a_short_file(server, tmp_path, monkeypatch):
+    import builtins
+
+    import sonotype.corpora.download as dl
+
+    room = 3000
+
+    def full_open(*args, **kw) -> FullDisk:
+        return FullDisk(builtins.open(*args, **kw), room)  # closed by FullDisk.__exit__
+
+    monkeypatch.setattr(dl, "open", full_open, raising=False)
+    dest = tmp_path / "data.zip"
+    part = tmp_path / "data.zip.part"
+    for checksum in (None, sha(server.payload)):
+        with pytest.raises(DownloadError, match=r"cannot write .*data\.zip\.part: No space left on device \(errno 28\)"):
+            download(server.url, dest, sha256=checksum, progress=False)
+        assert not dest.exists() and part.stat().st_size == room  # kept for resuming
+        part.unlink()
+    # once there is room again, the kept part is resumed
+    with pytest.raises(DownloadError, match="No space left"):
+        download(server.url, dest, progress=False)
+    monkeypatch.undo()
+    server.requests.clear()
+    assert download(server.url, dest, progress=False).read_bytes() == server.payload
+    assert server.requests == [f"bytes={room}-"]
+
+
+def test_a_file_without_a_completion_record_is_treated_as_partial(server, tmp_path):
+    """A cut file promoted by an older version (no record) is resumed, not reported as present."""
+    dest = tmp_path / "data.zip"
+    dest.write_bytes(server.payload[:1000])
+    download(server.url, dest, progress=False)
+    assert dest.read_bytes() == server.payload and server.requests == ["bytes=1000-"]
+    # a record that no longer matches the file (the file was cut or changed later) is not trusted
+    dest.write_bytes(server.payload[:2000])
+    server.requests.clear()
+    download(server.url, dest, progress=False)
+    assert dest.read_bytes() == server.payload and server.requests == ["bytes=2000-"]
+
+
+def test_a_whole_part_is_promoted_only_when_the_server_states_its_size(server, tmp_path):
+    dest = tmp_path / "data.zip"
+    dest.with_name("data.zip.part").write_bytes(server.payload)
+    assert download(server.url, dest, progress=False).read_bytes() == server.payload
+    assert server.requests == [f"bytes={len(server.payload)}-"]  # answered 416 "bytes */N"
+    server.mode = "416-no-size"
+    server.requests.clear()
+    other = tmp_path / "other.zip"
+    other.with_name("other.zip.part").write_bytes(server.payload)
+    assert download(server.url, other, progress=False).read_bytes() == server.payload
+    assert server.requests == [f"bytes={len(server.payload)}-", None]  # fetched again from the start
 
 
 def test_checksum_mismatch(server, tmp_path):

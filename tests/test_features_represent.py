@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotype.errors import AudioError, ConfigError
+from sonotype.errors import AudioError, ConfigError, ParameterError
 from sonotype.features import (
     FeatureConfig,
     FrameFeatures,
@@ -144,5 +144,5 @@ def test_config_errors_are_clear() -> None:
         preset("nope")
     with pytest.raises(AudioError, match="too short"):
         compute_frames(np.zeros(100, np.float32), FeatureConfig(center=False))
-    with pytest.raises(ConfigError, match="mono"):
+    with pytest.raises(ParameterError, match="mono"):  # a bad argument, not a bad config
         compute_frames(np.zeros((2, 100), np.float32), FeatureConfig())

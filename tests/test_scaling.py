@@ -10,7 +10,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 from sklearn.preprocessing import StandardScaler
 
-from sonotype.errors import ConfigError, ModelError
+from sonotype.errors import ModelError, ParameterError
 from sonotype.features import Standardizer
 
 
@@ -57,9 +57,9 @@ def test_errors() -> None:
     with pytest.raises(ModelError, match="not fitted"):
         Standardizer().transform(np.zeros((2, 3)))
     s = Standardizer().fit(np.random.default_rng(3).normal(size=(10, 3)))
-    with pytest.raises(ModelError, match="3 features, got 4"):
+    with pytest.raises(ParameterError, match="3 features, got 4"):  # a bad argument, not a bad model
         s.transform(np.zeros((2, 4)))
-    with pytest.raises(ConfigError, match="feature axis"):
+    with pytest.raises(ParameterError, match="feature axis"):
         Standardizer().fit(np.zeros(5))
     with pytest.raises(ModelError, match="not a Standardizer state"):
         Standardizer.from_dict({"mean": [0.0]})

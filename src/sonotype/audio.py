@@ -7,6 +7,8 @@ really AIFF loads fine; soxr does the resampling. Every failure becomes an
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -232,10 +234,13 @@ def info(path: str | os.PathLike) -> AudioInfo:
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample ``y`` (samples,) or (samples, channels) with soxr's high-quality filter."""
-    if orig_sr <= 0 or target_sr <= 0:
-        raise ParameterError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    for rate in (orig_sr, target_sr):  # a NaN rate would make soxr spin for ever
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (math.isfinite(rate) and rate > 0):
+            raise ParameterError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
     if orig_sr == target_sr:
         return y
+    if np.ndim(y) not in (1, 2):
+        raise ParameterError(f"resample needs (samples,) or (samples, channels), got shape {np.shape(y)}")
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
@@ -272,10 +277,14 @@ def load(
     --------
     >>> y, sr = load("song.wav", sr=22050)  # doctest: +SKIP
     """
-    if offset < 0:
-        raise ParameterError(f"offset must be >= 0 s, got {offset}")
-    if duration is not None and duration <= 0:
-        raise ParameterError(f"duration must be > 0 s, got {duration}")
+    from ._checks import finite, positive_int, sample_rate
+
+    finite("offset (s)", offset, low=0.0)
+    if duration is not None:
+        finite("duration (s)", duration, low=0.0, low_open=True)
+    if sr is not None:
+        sr = sample_rate(sr)
+    positive_int("min_samples", min_samples, minimum=0)
     p = _check_file(path)
     with _open(p) as f:
         native_sr = int(f.samplerate)
@@ -346,12 +355,19 @@ def segment(
     [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     hop = window if hop is None else hop
-    if sr <= 0:
+
+    def ok(v: object) -> bool:
+        return not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v) and v > 0
+
+    if not ok(sr):
         raise ParameterError(f"sample rate must be > 0, got sr={sr}")
-    if window <= 0 or hop <= 0:
-        raise ParameterError(f"window and hop must be > 0 s, got window={window}, hop={hop}")
+    if not (ok(window) and ok(hop)):
+        raise ParameterError(f"window and hop must be finite and > 0 s, got window={window}, hop={hop}")
     if last not in ("pad", "drop", "keep"):
         raise ParameterError(f"last must be 'pad', 'drop' or 'keep', got {last!r}")
+    y = np.asarray(y)
+    if y.ndim < 1:
+        raise ParameterError(f"segment needs an array with a time axis, got shape {y.shape}")
     w = max(1, int(round(window * sr)))
     h = max(1, int(round(hop * sr)))
     n = int(y.shape[-1])

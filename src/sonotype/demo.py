@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .config import CrossEvalConfig, load_config
 from .corpora.demo import generate_demo
-from .errors import SonotypeError
+from .errors import ParameterError
 from .experiment import evaluate_on_corpus, run_experiment
 from .io import atomic_write_text
 from .predict import load_model
@@ -33,7 +33,7 @@ def run_demo(out: str | Path, *, force: bool = False, console: Console | None = 
     out = Path(out)
     if out.exists():
         if not force:
-            raise SonotypeError(f"{out} already exists; pass --force to replace it")
+            raise ParameterError(f"{out} already exists; pass --force to replace it")
         shutil.rmtree(out)
     t0 = time.perf_counter()
     corpus = generate_demo(out / "corpus", seed=0)

@@ -29,7 +29,7 @@ from .config import CorpusConfig, CrossEvalConfig, RunConfig, with_absolute_path
 from .corpora import Manifest, load_corpus
 from .corpora.ops import apply_ops
 from .environment import environment
-from .errors import ConfigError, SonotypeError
+from .errors import ConfigError, CorpusError, SonotypeError
 from .evaluate import (
     aggregate_folds,
     bootstrap_ci,
@@ -88,7 +88,7 @@ def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None
     if cc.ops:
         manifest = apply_ops(manifest, cc.ops)
     if not manifest.clips:
-        raise SonotypeError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
+        raise CorpusError(f"corpus {corpus!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
     return manifest
 
 

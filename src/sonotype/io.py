@@ -1,30 +1,79 @@
-"""Atomic file writes and content hashing, shared by caches, model files and reports."""
+"""Atomic file writes and content hashing, shared by caches, model files and reports.
+
+Temporary files and folders are created with ``os.open(..., 0o666)`` / ``os.mkdir(..., 0o777)``
+rather than ``tempfile.mkstemp``/``mkdtemp`` (which force 0600/0700): the kernel then applies the
+process umask (and any default ACL) at creation, exactly as for a plain ``open``, so every output
+ends up 0644/0755 under umask 022 with no racy ``os.umask`` read and no later ``chmod``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text", "file_digest"]
+__all__ = ["atomic_dir", "atomic_open", "atomic_write_bytes", "atomic_write_text", "file_digest"]
+
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` then rename it into place."""
+def _temp_name(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _create_temp_file(dest: Path) -> tuple[int, Path]:
+    """A new, exclusive temporary file beside ``dest``; its mode is ``0o666 & ~umask``."""
+    for _ in range(100):
+        tmp = _temp_name(dest)
+        try:
+            return os.open(tmp, _FILE_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {dest}")
+
+
+def _create_temp_dir(dest: Path) -> Path:
+    """A new temporary folder beside ``dest``; its mode is ``0o777 & ~umask``."""
+    for _ in range(100):
+        tmp = _temp_name(dest)
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {dest}")
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Stream bytes into a temporary file beside ``path``; fsync and rename it into place on success.
+
+    On any error the temporary file is removed and ``path`` is left as it was. Use it for
+    outputs too big to build in memory first (``np.savez`` straight to disk).
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    fd, tmp = _create_temp_file(p)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` then rename it into place."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -43,12 +92,12 @@ class atomic_dir:
         self.force = force
 
     def __enter__(self) -> Path:
-        from .errors import SonotypeError
+        from .errors import ParameterError
 
         if self.dest.exists() and not self.force:
-            raise SonotypeError(f"{self.dest} already exists; pass --force (force=True) to overwrite it")
+            raise ParameterError(f"{self.dest} already exists; pass --force (force=True) to overwrite it")
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".tmp"))
+        self.tmp = _create_temp_dir(self.dest)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import ConfigError, ModelError
 from .features.config import FeatureConfig, RepresentationConfig
-from .io import atomic_dir, atomic_write_text, file_digest
+from .io import atomic_dir, atomic_write_bytes, atomic_write_text, file_digest
 
 __all__ = [
     "FORMAT",
@@ -166,10 +166,11 @@ def save_model(
     if Path(dest).exists() and not force:
         raise ModelError(f"{dest} already exists; pass --force (force=True) to overwrite it")
     with atomic_dir(dest, force=force) as tmp:
-        save_file(_state_tensors(network.state_dict()), str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        # safetensors' save_file creates its file 0600; bytes through atomic_write_bytes honour the umask
+        atomic_write_bytes(tmp / WEIGHTS_FILE, save(_state_tensors(network.state_dict()), metadata={"format": FORMAT}))
         meta["files"][WEIGHTS_FILE] = file_digest(tmp / WEIGHTS_FILE)
         if scaler is not None:
-            save_file(_state_tensors(scaler.state_tensors()), str(tmp / SCALER_FILE), metadata={"format": FORMAT})
+            atomic_write_bytes(tmp / SCALER_FILE, save(_state_tensors(scaler.state_tensors()), metadata={"format": FORMAT}))
             meta["files"][SCALER_FILE] = file_digest(tmp / SCALER_FILE)
         atomic_write_text(tmp / MODEL_JSON, json.dumps(meta, indent=2, allow_nan=False) + "\n")
     return Path(dest)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import audio
+from ._checks import finite, mono_signal, sample_rate
 from .errors import AudioError, ModelError, ParameterError, SonotypeError
 from .features.config import FeatureConfig, RepresentationConfig
 from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
@@ -162,10 +163,20 @@ class Classifier:
                           dtype=np.float32)
 
     def forward_items(self, X: np.ndarray) -> np.ndarray:
-        """Scale items and run the network: probabilities, shape (n_items, n_classes)."""
-        from .train import predict_proba
+        """Scale items and run the network: probabilities, shape (n_items, n_classes).
 
-        X = np.asarray(X, dtype=np.float32)
+        A wrong shape or a non-numeric array is a :class:`ParameterError` naming the model's
+        ``input_shape``, checked before the scaler so every bad shape gets the same error.
+        """
+        from .train import _check_item_shape, predict_proba
+
+        X = np.asarray(X)
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            raise ParameterError(f"prediction items must be a real numeric array, got dtype {X.dtype}")
+        X = X.astype(np.float32, copy=False)
+        if X.ndim < 2:
+            raise ParameterError(f"prediction items need shape (N, ...), got {X.shape}")
+        _check_item_shape(self.network, X.shape[1:], "prediction")
         if self.scaler is not None:
             X = np.asarray(self.scaler.transform(X), dtype=np.float32)
         return predict_proba(self.network, X)
@@ -177,18 +188,9 @@ class Classifier:
             return y, str(source)
         if sr is None:
             raise ParameterError("predict on an array needs its sample rate: predict(y, sr)")
-        if int(sr) <= 0:
-            raise ParameterError(f"sample rate must be > 0, got {sr}")
-        y = np.asarray(source)
-        if np.issubdtype(y.dtype, np.integer):  # PCM integers -> [-1, 1] like soundfile does
-            y = y.astype(np.float32) / float(-np.iinfo(y.dtype).min)
-        y = y.astype(np.float32, copy=False)
-        if y.ndim == 2:  # (channels, n) or (n, channels): channels is the short axis
-            y = y.mean(axis=0 if y.shape[0] <= y.shape[1] else 1)
-        if y.ndim != 1:
-            raise ParameterError(f"audio array must be (samples,) or 2-D with a channel axis, got shape {y.shape}")
-        if y.size and not np.all(np.isfinite(y)):
-            raise AudioError(None, "audio array contains NaN or infinite samples")
+        sr = sample_rate(sr, "sample rate (sr)")
+        # shared with featurize, so a bad array gets the same error from predict and represent
+        y = mono_signal(source)
         if int(sr) != self.sample_rate and y.size:
             y = audio.resample(y, int(sr), self.sample_rate)
         return np.ascontiguousarray(y, dtype=np.float32), None
@@ -247,8 +249,8 @@ class Classifier:
             seg_p = P if len(bounds) == len(P) else P.mean(axis=0, keepdims=True)
         else:
             hop = window if hop is None else hop
-            if window <= 0 or hop <= 0:
-                raise ParameterError(f"window and hop must be > 0 s, got window={window}, hop={hop}")
+            window = finite("window (s)", window, low=0.0, low_open=True)
+            hop = finite("hop (s)", hop, low=0.0, low_open=True)
             if window * sr_m < self.min_samples:
                 raise ParameterError(f"window={window} s is shorter than this model's minimum "
                                      f"{self.min_duration:.3f} s")

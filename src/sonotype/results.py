@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ParameterError, SonotypeError
+from .errors import ParameterError
 
 __all__ = ["collect_results", "results_table"]
 
@@ -26,7 +26,7 @@ def collect_results(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
     """Read every ``metrics.json`` at or under ``paths`` (files or run directories).
 
     Returns one dict per file (its JSON keys plus ``run_dir``), sorted by corpus, recipe and
-    run directory. A file that is not valid JSON raises :class:`SonotypeError` naming it.
+    run directory. A file that is not valid JSON raises :class:`ParameterError` naming it.
     """
     found: list[Path] = []
     for raw in paths:
@@ -42,9 +42,9 @@ def collect_results(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SonotypeError(f"{f}: not a readable metrics.json ({exc})") from None
+            raise ParameterError(f"{f}: not a readable metrics.json ({exc})") from None
         if not isinstance(data, dict):
-            raise SonotypeError(f"{f}: metrics.json must hold a JSON object, got {type(data).__name__}")
+            raise ParameterError(f"{f}: metrics.json must hold a JSON object, got {type(data).__name__}")
         rows.append({**data, "run_dir": str(f.parent)})
     rows.sort(key=lambda r: (str(r.get("corpus", "")), str(r.get("recipe", "")), r["run_dir"]))
     return rows

@@ -49,7 +49,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -235,6 +235,10 @@ class Split:
 
 
 def _as_str_array(values: Sequence[Any], what: str) -> np.ndarray:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ParameterError(f"{what} must be a sequence with one entry per item, got {type(values).__name__}")
+    if isinstance(values, np.ndarray) and values.ndim != 1:
+        raise ParameterError(f"{what} must be one-dimensional (one entry per item), got shape {values.shape}")
     arr = np.asarray([str(v) for v in values], dtype=object)
     if arr.size == 0:
         raise ParameterError(f"make_splits needs at least one item; {what} is empty")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError, SonotypeError
+from ..errors import ModelError
 from ..io import file_digest
 from .config import BackboneConfig
 
@@ -37,7 +37,7 @@ def require_transformers() -> Any:
     try:
         return importlib.import_module("transformers")
     except ImportError as exc:
-        raise SonotypeError(
+        raise ModelError(
             f"pretrained backbones need the optional 'transformers' package ({exc}); "
             "install it with: pip install 'sonotype[backbones]'"
         ) from None
@@ -215,9 +215,7 @@ def load_backbone(cfg: BackboneConfig) -> Backbone:
     ------
     ModelError
         Weights or configuration missing (naming the files and how to get them), or a
-        model that is not an audio encoder sonotype can drive.
-    SonotypeError
-        ``transformers`` is not installed.
+        model that is not an audio encoder sonotype can drive, or ``transformers`` is not installed.
 
     Examples
     --------

@@ -47,31 +47,23 @@ def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any
 
 def _save_npz(out_path: Path, ds: Any, fcfg: Any, rcfg: Any) -> None:
     """Write the dataset as a plain .npz (no pickled objects), atomically: temp file + rename."""
-    import os
-    import tempfile
-
     import numpy as np
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:  # streamed to disk: X is not copied into memory again
-            np.savez(
-                f,
-                X=ds.X,
-                item_clip=ds.item_clip,
-                feature_names=np.asarray(ds.feature_names, dtype=str),
-                clip_path=np.asarray([c.path for c in ds.clips], dtype=str),
-                clip_label=np.asarray([c.label for c in ds.clips], dtype=str),
-                clip_group=np.asarray([c.group for c in ds.clips], dtype=str),
-                skipped_path=np.asarray([s.path for s in ds.skipped], dtype=str),
-                skipped_reason=np.asarray([s.reason for s in ds.skipped], dtype=str),
-                config=np.asarray(json.dumps({"features": fcfg.to_dict(), "representation": rcfg.to_dict()})),
-            )
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..io import atomic_open
+
+    with atomic_open(out_path) as f:  # streamed to disk: X is not copied into memory again
+        np.savez(
+            f,
+            X=ds.X,
+            item_clip=ds.item_clip,
+            feature_names=np.asarray(ds.feature_names, dtype=str),
+            clip_path=np.asarray([c.path for c in ds.clips], dtype=str),
+            clip_label=np.asarray([c.label for c in ds.clips], dtype=str),
+            clip_group=np.asarray([c.group for c in ds.clips], dtype=str),
+            skipped_path=np.asarray([s.path for s in ds.skipped], dtype=str),
+            skipped_reason=np.asarray([s.reason for s in ds.skipped], dtype=str),
+            config=np.asarray(json.dumps({"features": fcfg.to_dict(), "representation": rcfg.to_dict()})),
+        )
 
 
 def features(

@@ -169,7 +169,7 @@ def _op(text: str) -> dict:
 
 def _audio_files(inputs: list[Path]) -> list[Path]:
     from ..audio import AUDIO_EXTENSIONS
-    from ..errors import ParameterError
+    from ..errors import AudioError, ParameterError
 
     files: list[Path] = []
     for p in inputs:
@@ -183,7 +183,7 @@ def _audio_files(inputs: list[Path]) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise ParameterError(f"no such file or folder: {p}")
+            raise AudioError(p, "no such file or folder")
     return files
 
 

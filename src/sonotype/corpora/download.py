@@ -1,8 +1,11 @@
 """Fetch corpora: resumable HTTP downloads, checksum checks, safe extraction.
 
 ``download`` writes into ``<dest>.part`` and renames it into place only once the transfer is
-complete and its checksum matches, so an interrupted run never leaves a file that looks
-finished; the next run resumes the ``.part`` with an HTTP ``Range`` request. ``extract``
+known to be complete (checksum match; else exactly the announced size, or a chunked body the
+server ended) so an interrupted run never leaves a file that looks finished; the next run
+resumes the ``.part`` with an HTTP ``Range`` request. Files without a known checksum carry a
+``.<name>.complete`` record (size, sha256); one without it is partial. Write errors (disk
+full) are raised as :class:`DownloadError` naming the file, never taken for a short body. ``extract``
 refuses archive members that would land outside the destination (``../`` or absolute
 names, links pointing out). ``download_corpus`` reads each corpus module's ``DOWNLOADS``
 constant; corpora without a public address define ``MANUAL`` (the manual steps) instead,
@@ -81,8 +84,33 @@ def _total_from(resp: http.client.HTTPResponse, offset: int) -> int | None:
     return int(cl) if cl and cl.isdigit() else None
 
 
-def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> tuple[int, int | None]:
-    """One HTTP request that appends to ``part``; returns (bytes on disk, expected total)."""
+def _write_error(part: Path, exc: OSError) -> DownloadError:
+    """A failed write (disk full, permissions) is never a short transfer: say so, keep the part."""
+    why = exc.strerror or str(exc)
+    code = f" (errno {exc.errno})" if exc.errno else ""
+    return DownloadError(
+        f"cannot write {part}: {why}{code}; the {part.stat().st_size if part.exists() else 0} bytes "
+        "received so far are kept, so a later run resumes once the problem is fixed"
+    )
+
+
+@dataclass(frozen=True)
+class _Transfer:
+    """What one request left on disk: bytes in the part, the announced total, how the body ended.
+
+    ``ended`` is ``"length"`` (exactly the announced size), ``"chunked"`` (the chunked encoding's
+    final empty chunk arrived, so the server said it was done), ``"eof"`` (the server closed the
+    connection with no length announced: a complete body and a cut one look the same) or
+    ``"cut"`` (the body stopped short or the connection failed while reading).
+    """
+
+    size: int
+    total: int | None
+    ended: str
+
+
+def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> _Transfer:
+    """One HTTP request that appends to ``part``."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
     if offset:
@@ -91,8 +119,16 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> tupl
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # nothing left to send: the part is complete
-            return offset, offset
+        if exc.code == 416 and offset:
+            # Nothing left to send. Only a server that states the full size ("bytes */N") proves
+            # the part is whole; otherwise the part cannot be trusted and is fetched again.
+            cr = exc.headers.get("Content-Range", "") if exc.headers is not None else ""
+            total = cr.rsplit("/", 1)[1].strip() if "/" in cr else ""
+            if total.isdigit() and int(total) == offset:
+                return _Transfer(offset, offset, "length")
+            _say(progress, f"  server refused to resume {part.name} without stating its size; starting again")
+            part.unlink()
+            return _fetch_once(url, part, timeout=timeout, progress=progress)
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
@@ -101,27 +137,62 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> tupl
             _say(progress, f"  server ignored the resume request; starting {part.name} again")
             offset = 0
         total = _total_from(resp, offset)
-        mode = "ab" if offset else "wb"
-        done, shown = offset, -1
-        with open(part, mode) as f:
-            try:
-                while block := resp.read(CHUNK):
-                    f.write(block)
+        chunked = bool(getattr(resp, "chunked", False))
+        done, shown, cut = offset, -1, False
+        try:  # read errors are caught inside: an OSError reaching the handler is the disk's
+            with open(part, "ab" if offset else "wb") as f:
+                while True:
+                    try:
+                        block = resp.read(CHUNK)
+                    except http.client.IncompleteRead as exc:  # a chunked body cut: keep what came
+                        block, cut = exc.partial, True
+                    except (http.client.HTTPException, OSError):  # reset, timeout, bad framing
+                        block, cut = b"", True
+                    if block:
+                        f.write(block)
+                    if cut or not block:
+                        break
                     done += len(block)
                     if progress and total:
                         pct = int(100 * done / total)
                         if pct // 10 != shown:
                             shown = pct // 10
-                            print(
-                                f"\r  {part.name[:-5]}: {pct:3d}% of {total / 1e6:.1f} MB",
-                                end="",
-                                file=sys.stderr,
-                            )
-            except (http.client.IncompleteRead, OSError):
-                pass  # a cut connection is handled like a short body below
+                            print(f"\r  {part.name[:-5]}: {pct:3d}% of {total / 1e6:.1f} MB", end="", file=sys.stderr)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise _write_error(part, exc) from None
         if progress and total:
             print(file=sys.stderr)
-    return part.stat().st_size, total
+    size = part.stat().st_size
+    if total is not None:
+        ended = "length" if size == total and not cut else "cut"
+    elif cut:
+        ended = "cut"
+    else:
+        ended = "chunked" if chunked else "eof"
+    return _Transfer(size, total, ended)
+
+
+def _marker(out: Path) -> Path:
+    """The completed-transfer record of ``out`` (hidden, beside it)."""
+    return out.with_name(f".{out.name}.complete")
+
+
+def _read_marker(out: Path) -> dict | None:
+    try:
+        rec = json.loads(_marker(out).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _is_complete(out: Path) -> bool:
+    """True when ``out`` matches its completed-transfer record (size and sha256)."""
+    rec = _read_marker(out)
+    if rec is None or rec.get("size") != out.stat().st_size:
+        return False
+    return rec.get("sha256") == _digest(out, "sha256")
 
 
 def download(
@@ -137,6 +208,13 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` (a file path, or an existing folder to put it in).
 
+    A file is renamed into place only when the transfer is known to be complete: its checksum
+    matches, or (no checksum known) it has exactly the size the server announced, or the
+    server ended a chunked body properly. A body with neither a length nor a checksum cannot
+    be told from a cut one, so it is refused (the ``.part`` is kept). Without a checksum the
+    finished file gets a record ``.<name>.complete`` (size, sha256, how it was verified); a
+    file found without a matching record is treated as partial and resumed.
+
     Parameters
     ----------
     url : str
@@ -149,17 +227,18 @@ def download(
     resume : bool
         Continue an existing ``<dest>.part`` with a ``Range`` request (else start over).
     retries : int
-        Further attempts (each resuming) when the server sends fewer bytes than announced.
+        Further attempts (each resuming) when the transfer is cut short.
 
     Returns
     -------
     Path
-        The finished file. A ``dest`` already present whose checksum matches is not fetched again.
+        The finished file. A ``dest`` already present and verified is not fetched again.
 
     Raises
     ------
     DownloadError
-        Network failure, truncated transfer after all retries, or checksum mismatch.
+        Network failure, truncated transfer after all retries, unverifiable transfer, checksum
+        mismatch, or a write error (disk full: the path and the reason are given).
     """
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
@@ -171,47 +250,73 @@ def download(
             raise DownloadError(f"cannot derive a file name from {url!r}; give a file path as dest")
         out = out / urllib.parse.unquote(name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        if sha256 is None and md5 is None:
-            _say(progress, f"{out} already present (no checksum to verify); not downloading again")
-            return out
-        try:
-            _verify(out, url, sha256, md5)
-            _say(progress, f"{out} already present and verified")
-            return out
-        except DownloadError:
-            _say(progress, f"{out} present but its checksum differs; downloading again")
-            out.unlink()
     part = out.with_name(out.name + ".part")
+    checked = sha256 is not None or md5 is not None
+    if out.exists():
+        if checked:
+            try:
+                _verify(out, url, sha256, md5)
+                _say(progress, f"{out} already present and verified")
+                return out
+            except DownloadError:
+                _say(progress, f"{out} present but its checksum differs; downloading again")
+                out.unlink()
+        elif _is_complete(out):
+            _say(progress, f"{out} already present (complete transfer recorded); not downloading again")
+            return out
+        else:
+            # Written by something that did not record a complete transfer (an older version, a
+            # copy cut short): treat it as the partial file it may be, and resume it.
+            _say(progress, f"{out} present but not recorded as a complete transfer; resuming it as partial")
+            if resume and not part.exists():
+                os.replace(out, part)
+            else:
+                out.unlink()
+    _marker(out).unlink(missing_ok=True)
     if not resume:
         part.unlink(missing_ok=True)
     _say(progress, f"downloading {url} -> {out}")
-    size, total = 0, None
+    t = _Transfer(0, None, "cut")
     for _ in range(max(0, retries) + 1):
-        size, total = _fetch_once(url, part, timeout=timeout, progress=progress)
-        if total is None or size >= total:
+        t = _fetch_once(url, part, timeout=timeout, progress=progress)
+        if t.ended != "cut" or (t.total is not None and t.size > t.total):
             break
         if not resume:
             break
-        _say(progress, f"  transfer cut short at {size} of {total} bytes; resuming")
-    if total is not None and size > total:
+        got = f"{t.size} of {t.total}" if t.total is not None else f"{t.size}"
+        _say(progress, f"  transfer cut short at {got} bytes; resuming")
+    if t.total is not None and t.size > t.total:
         part.unlink(missing_ok=True)
         raise DownloadError(
-            f"{url}: received {size} bytes, more than the {total} announced; the partial file was removed"
+            f"{url}: received {t.size} bytes, more than the {t.total} announced; the partial file was removed"
         )
-    if total is not None and size < total:
+    if t.ended == "cut":
+        got = f"{t.size} of {t.total} bytes received" if t.total is not None else (
+            f"the connection failed after {t.size} bytes (no length announced)"
+        )
         raise DownloadError(
-            f"truncated transfer from {url}: {size} of {total} bytes received"
-            + (f"; run again to resume from {part}" if resume else "")
+            f"truncated transfer from {url}: {got}" + (f"; run again to resume from {part}" if resume else "")
         )
     try:
         _verify(part, url, sha256, md5)
     except DownloadError:
         part.unlink(missing_ok=True)
         raise
+    if not checked and t.ended == "eof":
+        raise DownloadError(
+            f"{url}: the server announced no length and no checksum is known, so a complete transfer "
+            f"cannot be told from a cut one; {t.size} bytes are kept in {part}. Check them and pass "
+            f"sha256={_digest(part, 'sha256')!r} (sonotype corpus download --sha256) to accept them"
+        )
+    digest = _digest(part, "sha256")
     os.replace(part, out)
-    if sha256 is None and md5 is None:
-        _say(progress, f"  no checksum known; sha256 of {out.name}: {_digest(out, 'sha256')}")
+    if not checked:
+        how = {"length": "size matches Content-Length", "chunked": "chunked body ended by the server"}[t.ended]
+        record = {"url": url, "size": t.size, "sha256": digest, "verified_by": how}
+        from ..io import atomic_write_text
+
+        atomic_write_text(_marker(out), json.dumps(record, indent=2) + "\n")
+        _say(progress, f"  no checksum known; sha256 of {out.name}: {digest}")
     return out
 
 

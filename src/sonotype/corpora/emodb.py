@@ -25,6 +25,10 @@ from .emotions import CODES
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "emodb"
+# The publisher (emodb.bilderbar.info) publishes no checksum, and none was found in the
+# projects that fetch this address (audb/audformat's emodb build scripts, nkululeko); the file is
+# accepted only as a verified complete transfer (size equal to Content-Length) and recorded
+# with its sha256 beside it (``.emodb-download.zip.complete``).
 DOWNLOADS = (
     Resource(url="http://emodb.bilderbar.info/download/download.zip", filename="emodb-download.zip"),
 )

@@ -22,7 +22,13 @@ from .download import Resource
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "fsdd"
-# The default branch moves, so no checksum can be pinned; the sha256 is printed after download.
+# No publisher checksum exists for this archive: it is GitHub's archive of the moving default
+# branch (3,000 clips, 6 speakers). The only published digest found is tensorflow-datasets'
+# for the older tag v1.0.9 (2,500 clips; tensorflow_datasets/audio/spoken_digit/checksums.tsv:
+# sha256 8bc44cde129d505cbbb6b365c09f80c663f2aa77578afc634e6141a2f87100c0, 11,975,353 bytes),
+# which would drop a speaker. So the download is accepted only as a verified complete transfer
+# (size equal to Content-Length, or a properly ended chunked body) and recorded with its sha256;
+# pin your copy with ``sonotype corpus download fsdd DEST --sha256 <digest>``.
 DOWNLOADS = (
     Resource(
         url="https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import check_length
-from ..errors import ConfigError
+from ..errors import ConfigError, ParameterError
 from . import pitch, spectral, tonal
 from .config import FeatureConfig
 from .spectral import Spectrum
@@ -164,7 +164,7 @@ def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
     """
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ConfigError(f"compute_frames needs a mono 1-D signal, got shape {y.shape}")
+        raise ParameterError(f"compute_frames needs a mono 1-D signal, got shape {y.shape}")
     check_length(y, 1 if cfg.center else int(cfg.n_fft))
     with one_blas_thread():
         return _compute(y, cfg)

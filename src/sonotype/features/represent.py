@@ -10,8 +10,9 @@ import re
 
 import numpy as np
 
+from .._checks import mono_signal, positive_int, sample_rate
 from ..audio import check_length, resample
-from ..errors import AudioError, ConfigError
+from ..errors import ConfigError
 from .config import FeatureConfig, RepresentationConfig
 from .frames import FrameFeatures, compute_frames, frame_layout
 
@@ -136,6 +137,9 @@ def window_frames(n_frames: int, sr: int, hop_length: int, rcfg: RepresentationC
     """
     if rcfg.window is None:
         raise ConfigError(f"representation {rcfg.kind!r} needs window > 0 seconds")
+    sample_rate(sr)
+    positive_int("hop_length", hop_length)
+    positive_int("n_frames", n_frames, minimum=0)
     tw = 1 + int(round(rcfg.window * sr)) // hop_length
     step = max(1, int(round((rcfg.hop if rcfg.hop else rcfg.window) * sr / hop_length)))
     starts = list(range(0, n_frames - tw + 1, step)) if n_frames >= tw else []
@@ -185,16 +189,14 @@ def featurize(
 ) -> np.ndarray:
     """Signal in, model items out: resample, cut to ``max_duration``, frame features, represent.
 
-    Raises :class:`~sonotype.errors.AudioError` (naming ``path``) when the signal is shorter
-    than one analysis frame (``n_fft`` samples) or not finite.
+    ``y`` is read as :meth:`Classifier.predict <sonotype.predict.Classifier.predict>` reads an
+    array (:func:`sonotype._checks.mono_signal`), so the same bad input raises the same error
+    from both: :class:`~sonotype.errors.ParameterError` for a shape or dtype that is not a
+    signal, :class:`~sonotype.errors.AudioError` (naming ``path``) for samples that are not
+    finite or fewer than one analysis frame (``n_fft`` samples).
     """
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim == 2:
-        y = y.mean(axis=0) if y.shape[0] < y.shape[1] else y.mean(axis=1)
-    if y.ndim != 1:
-        raise AudioError(path, f"expected a mono or (channels, samples) signal, got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(path, "signal contains NaN or infinity")
+    y = mono_signal(y, path=path)
+    sr = sample_rate(sr)
     y = prepare_signal(y, sr, fcfg, path=path)
     return represent(compute_frames(y, fcfg), rcfg)
 

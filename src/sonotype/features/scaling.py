@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError, ParameterError
 
 __all__ = ["Standardizer"]
 
@@ -32,7 +32,7 @@ class Standardizer:
 
     def _axes(self, x: np.ndarray) -> tuple[int, tuple[int, ...]]:
         if x.ndim < 2:
-            raise ConfigError(f"Standardizer needs items with a feature axis (ndim >= 2), got shape {x.shape}")
+            raise ParameterError(f"Standardizer needs items with a feature axis (ndim >= 2), got shape {x.shape}")
         ax = self.feature_axis % x.ndim
         return ax, tuple(i for i in range(x.ndim) if i != ax)
 
@@ -41,7 +41,7 @@ class Standardizer:
         x = np.asarray(X)
         ax, others = self._axes(x)
         if x.shape[0] == 0:
-            raise ConfigError("Standardizer.fit got no items")
+            raise ParameterError("Standardizer.fit got no items")
         self.mean_ = x.mean(axis=others, dtype=np.float64)
         var = x.var(axis=others, dtype=np.float64)
         scale = np.sqrt(var)
@@ -55,7 +55,7 @@ class Standardizer:
             raise ModelError("Standardizer is not fitted; call fit() on training data first")
         ax, _ = self._axes(x)
         if x.shape[ax] != self.n_features_in_:
-            raise ModelError(f"Standardizer was fitted on {self.n_features_in_} features, got {x.shape[ax]} (shape {x.shape})")
+            raise ParameterError(f"Standardizer was fitted on {self.n_features_in_} features, got {x.shape[ax]} (shape {x.shape})")
         return ax
 
     def _bcast(self, v: np.ndarray, x: np.ndarray, ax: int) -> np.ndarray:

@@ -17,7 +17,8 @@ from functools import cached_property
 import numpy as np
 import scipy.fft
 
-from ..errors import ConfigError
+from .._checks import finite, positive_int
+from ..errors import ConfigError, ParameterError
 from . import filters
 from .config import FeatureConfig
 
@@ -66,6 +67,8 @@ class Spectrum:
     """
 
     def __init__(self, y: np.ndarray, cfg: FeatureConfig, *, precise: bool = False) -> None:
+        if np.ndim(y) != 1:
+            raise ParameterError(f"Spectrum needs a mono 1-D signal, got shape {np.shape(y)}")
         self.y = np.ascontiguousarray(y, dtype=np.float32)
         self.cfg = cfg
         self.precise = precise
@@ -146,11 +149,12 @@ def needs_precise(features: list[str]) -> bool:
 
 def power_to_db(s: np.ndarray, *, amin: float = 1e-10, top_db: float | None = 80.0) -> np.ndarray:
     """``librosa.power_to_db`` with ``ref=1``: ``10 log10(max(amin, s))``, floored at max - top_db."""
+    finite("amin", amin, low=0.0, low_open=True)
+    if top_db is not None:
+        finite("top_db (dB)", top_db, low=0.0)
     out = np.log10(np.maximum(amin, s))
     out *= 10.0
-    if top_db is not None:
-        if top_db < 0:
-            raise ConfigError(f"top_db must be >= 0, got {top_db}")
+    if top_db is not None and out.size:
         np.maximum(out, out.max() - top_db, out=out)
     return out
 
@@ -324,6 +328,7 @@ def rolloff(sp: Spectrum) -> np.ndarray:
 
 def flatness(sp: Spectrum, *, amin: float = 1e-10) -> np.ndarray:
     """``librosa.feature.spectral_flatness(S=|X|, power=2, amin=1e-10)``: geometric over arithmetic mean."""
+    finite("amin", amin, low=0.0, low_open=True)  # 0 would take log(0) of silent bins
     s = np.maximum(amin, sp.power)
     gmean = np.exp(np.mean(np.log(s), axis=1))
     return (gmean / np.mean(s, axis=1)).astype(np.float32)[:, None]
@@ -334,7 +339,9 @@ def contrast(sp: Spectrum, *, quantile: float = 0.02) -> np.ndarray:
 
     Uses the same band edges as librosa; one ``np.partition`` per band (7 bands, not per frame)
     replaces the full sort, which only changes the order the quantile means are summed in.
+    ``quantile`` (the share of each band's bins averaged as its peak and its valley) lies in (0, 1).
     """
+    finite("quantile", quantile, low=0.0, high=1.0, low_open=True, high_open=True)
     c = sp.cfg
     freq = sp.freqs
     n_bands = int(c.contrast_bands)
@@ -386,14 +393,21 @@ def mfcc(sp: Spectrum) -> np.ndarray:
 def mfcc_delta(sp: Spectrum, *, order: int = 1, width: int = 9) -> np.ndarray:
     """``librosa.feature.delta(mfcc, width=9, order)`` along time (its Savitzky-Golay filter).
 
-    Clips shorter than ``width`` frames use the largest odd width that fits (librosa refuses
-    them); fewer than 3 frames give zeros.
+    ``width`` is odd and >= 3, ``order`` >= 1 and below ``width`` (as in librosa). Clips
+    shorter than ``width`` frames use the largest odd width that fits (librosa refuses them);
+    too few frames for any filter of that order give zeros.
     """
     import scipy.signal
 
+    width = positive_int("width", width, minimum=3)
+    if width % 2 == 0:
+        raise ParameterError(f"width must be an odd integer >= 3, got {width}")
+    order = positive_int("order", order)
+    if order >= width:
+        raise ParameterError(f"order must be below width, got order={order}, width={width}")
     m = sp.mfcc
     n = m.shape[0]
     w = min(width, n if n % 2 else n - 1)
-    if w < 3:
+    if w < 3 or w <= order:
         return np.zeros_like(m)
     return scipy.signal.savgol_filter(m, w, polyorder=order, deriv=order, axis=0, mode="interp").astype(np.float32)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import finite, positive_int, sample_rate
+from ..errors import ParameterError
 from . import filters
 from .spectral import Spectrum
 
@@ -23,7 +25,13 @@ def estimate_tuning(
 
     Returns the tuning offset in fractions of a bin, quantised to 0.01 as librosa does.
     """
-    s = power
+    s = np.asarray(power)
+    sr, n_fft = sample_rate(sr), positive_int("n_fft", n_fft)
+    positive_int("bins_per_octave", bins_per_octave)
+    if s.ndim != 2 or s.shape[1] != 1 + n_fft // 2:
+        raise ParameterError(f"estimate_tuning needs power of shape (frames, {1 + n_fft // 2}), got {s.shape}")
+    if not 0 < finite("fmin", fmin) < finite("fmax", fmax):
+        raise ParameterError(f"estimate_tuning needs 0 < fmin < fmax, got fmin={fmin}, fmax={fmax}")
     freqs = filters.fft_freqs(sr, n_fft)
     fmax = min(fmax, sr / 2.0)
     sel = np.flatnonzero((fmin <= freqs) & (freqs < fmax))
@@ -86,6 +94,9 @@ def tonnetz(chroma_frames: np.ndarray) -> np.ndarray:
     librosa's default computes its own CQT chroma; here the STFT chroma of the shared
     spectrogram is projected, which is what ``tonnetz(chroma=chroma_stft(...))`` gives.
     """
+    chroma_frames = np.asarray(chroma_frames)
+    if chroma_frames.ndim != 2 or chroma_frames.shape[1] < 1:
+        raise ParameterError(f"tonnetz needs chroma frames of shape (frames, n_chroma), got {chroma_frames.shape}")
     total = np.abs(chroma_frames).sum(axis=1, keepdims=True, dtype=np.float64)
     total[total < np.finfo(np.float32).tiny] = 1.0
     normed = (chroma_frames / total).astype(np.float32)
