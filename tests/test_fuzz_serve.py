@@ -111,6 +111,14 @@ def test_float_wav_with_huge_samples_is_422_not_500(client: TestClient) -> None:
     assert "beyond any PCM range" in r.json()["detail"]
 
 
+def test_file_field_without_a_filename_says_so(client: TestClient) -> None:
+    """A part named 'file' with no filename is a text value; the message said "got fields ['file']"."""
+    body = b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nRIFF....WAVE\r\n--xyz--\r\n'
+    r = client.post("/v1/classify", content=body, headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400 and r.json()["error"] == "missing_file"
+    assert "not a file (give it a filename)" in r.json()["detail"]
+
+
 def test_non_finite_probabilities_are_422_not_500(fuzz_app, client: TestClient) -> None:
     """Whatever else yields NaN (a model, a feature), the answer is 422 with a reason, never 500."""
     engine = fuzz_app.state.engine
@@ -173,4 +181,3 @@ def test_openapi_fuzz_finds_no_server_error(api_schema) -> None:
     assert all(c < 500 for *_, c in codes), codes
     refused = sum(n for (_m, _p, mode, c), n in codes.items() if mode == "negative" and 400 <= c < 500)
     assert refused > 0, codes
-    print(dict(codes))

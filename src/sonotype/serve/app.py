@@ -214,6 +214,8 @@ async def _extract_audio(request: Request, body: bytes) -> tuple[bytes, str | No
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         fields = sorted(form.keys())
+        if upload is not None:  # a part without a filename arrives as a text value
+            raise ApiError(400, "missing_file", "the multipart field 'file' is a form value, not a file (give it a filename)")
         raise ApiError(400, "missing_file", f"multipart body needs a file field named 'file' (got fields {fields})")
     try:
         data = await upload.read()
