@@ -31,7 +31,7 @@ FUZZ = settings(
     database=None,
     deadline=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 # (format, subtype) of the synthetic bases; 'wav-float' reaches the float-sample checks.
