@@ -245,7 +245,7 @@ def test_embedding_dataset_on_ravdess_is_cached(models: dict[str, Path], tmp_pat
     assert ds.item_clip.tolist() == list(range(6)) and [c.path for c in ds.clips] == [str(f) for f in files]
     assert len(ds.skipped) == 1 and ds.skipped[0].path == str(bad)
     assert ds.feature_names[:2] == ["emb_mean_0", "emb_mean_1"]
-    stored = sorted((tmp_path / "cache" / "embeddings").rglob("*.npy"))
+    stored = sorted((tmp_path / "cache" / "embeddings").rglob("*.npz"))
     assert len(stored) == 6
 
     import sonotype.backbones.dataset as dsmod

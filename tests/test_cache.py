@@ -16,6 +16,7 @@ import pytest
 from conftest import write_wav
 from sonotype.corpora.base import Clip, Skipped
 from sonotype.features import FeatureCache, FeatureConfig, RepresentationConfig, build_dataset, extract_corpus
+from sonotype.features.cache import CacheWarning
 
 CFG = FeatureConfig(sr=16000, n_fft=1024, hop_length=256, features=["rms", "mfcc", "chroma"], n_mfcc=13)
 
@@ -90,7 +91,8 @@ def test_corrupt_cache_file_is_recomputed(tmp_path: Path) -> None:
     (f,) = list(root.rglob("*.npz"))
     f.write_bytes(b"not a zip file")
     again = FeatureCache(root)
-    np.testing.assert_array_equal(next(extract_corpus(clips, CFG, cache_dir=again))[1].values, good)
+    with pytest.warns(CacheWarning, match=r"not a \.npz \(zip\) file.*recomputing"):
+        np.testing.assert_array_equal(next(extract_corpus(clips, CFG, cache_dir=again))[1].values, good)
     assert again.hits == 0 and again.writes == 1
 
 

@@ -178,8 +178,9 @@ def _check_truncation(p: Path, fmt: str) -> None:
             present = size - off
     elif fmt == "AIFF":
         with open(p, "rb") as f:
-            pos = 12
-            while pos + 8 <= size:
+            pos, seen = 12, 0
+            while pos + 8 <= size and seen < 64:  # a corrupt size could step 8 bytes at a time
+                seen += 1
                 f.seek(pos)
                 hdr = f.read(8)
                 n = int.from_bytes(hdr[4:], "big")
@@ -201,12 +202,30 @@ def _check_truncation(p: Path, fmt: str) -> None:
         )
 
 
+# Sample rates a real recording can have. A corrupt header claiming 1 Hz would otherwise be
+# "resampled" to 16,000 times as many samples (gigabytes from a 20 MB file).
+_MIN_SR, _MAX_SR = 1000, 1_000_000
+# Frames per read are capped at this many samples (64 MB of float32): a corrupt header that
+# announces billions of frames must not make us allocate for them before reading.
+_READ_BLOCK_SAMPLES = 1 << 24
+# Largest magnitude a sample can have: even int32 PCM written as float without scaling stays
+# below 2**31. A flipped exponent byte in a float WAV gives 1e37, which overflows the
+# float32 features (about 1e17 and up) into NaN probabilities.
+_MAX_ABS = 2.0**31
+
+
 def _open(p: Path) -> sf.SoundFile:
     try:
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(p, _describe_unreadable(p, exc)) from None
     try:
+        if not _MIN_SR <= f.samplerate <= _MAX_SR:
+            raise AudioError(
+                p,
+                f"corrupt {f.format} file: implausible sample rate {f.samplerate} Hz in the header "
+                f"(expected {_MIN_SR}-{_MAX_SR} Hz)",
+            )
         _check_truncation(p, str(f.format))
     except BaseException:
         f.close()
@@ -298,7 +317,7 @@ def load(
         n = min(want, total - start)
         try:
             f.seek(start)
-            data = f.read(n, dtype="float32", always_2d=True)
+            data = _read_frames(f, n)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(p, f"truncated or corrupt audio data ({exc})") from None
     if data.shape[0] == 0:
@@ -307,6 +326,11 @@ def load(
         raise AudioError(p, f"truncated audio: header announces {n} frames, only {data.shape[0]} readable")
     if not np.all(np.isfinite(data)):
         raise AudioError(p, "corrupt audio: samples contain NaN or infinity")
+    peak = float(np.max(np.abs(data)))
+    if peak > _MAX_ABS:
+        raise AudioError(
+            p, f"corrupt audio: sample values up to {peak:.3g}, beyond any PCM range (audio lies in [-1, 1])"
+        )
     y = data.mean(axis=1) if mono else data.T
     if sr is not None and sr != native_sr:
         y = resample(y if mono else y.T, native_sr, sr)
@@ -316,6 +340,29 @@ def load(
     y = np.ascontiguousarray(y, dtype=np.float32)
     check_length(y, min_samples, path=p)
     return y, int(sr)
+
+
+def _read_frames(f: sf.SoundFile, n: int) -> np.ndarray:
+    """Read up to ``n`` frames in bounded blocks, stopping at the real end of the data.
+
+    soundfile allocates the whole output for ``read(n)`` up front, so a FLAC or MP3 header
+    announcing 10^12 frames raised MemoryError (or took the machine's memory) before a byte
+    was decoded; blocks make the memory follow the samples actually present.
+    """
+    block = max(1, _READ_BLOCK_SAMPLES // max(1, f.channels))
+    if n <= block:
+        return f.read(n, dtype="float32", always_2d=True)
+    parts: list[np.ndarray] = []
+    got = 0
+    while got < n:
+        want = min(block, n - got)
+        part = f.read(want, dtype="float32", always_2d=True)
+        if part.shape[0]:
+            parts.append(part)
+            got += part.shape[0]
+        if part.shape[0] < want:
+            break
+    return np.concatenate(parts) if parts else np.zeros((0, f.channels), np.float32)
 
 
 def check_length(y: np.ndarray, min_samples: int, *, path: object = None) -> None:

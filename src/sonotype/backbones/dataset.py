@@ -36,7 +36,7 @@ __all__ = [
     "embedding_names",
 ]
 
-EMBED_CACHE_VERSION = 1
+EMBED_CACHE_VERSION = 2  # 2: .npz (zip CRC-32 catches a garbled file; a bare .npy loaded it silently)
 
 
 class EmbeddingCache:
@@ -63,13 +63,24 @@ class EmbeddingCache:
         return hashlib.blake2b(json.dumps(material, sort_keys=True).encode(), digest_size=16).hexdigest()
 
     def file_for(self, key: str) -> Path:
-        return self.root / "embeddings" / f"v{EMBED_CACHE_VERSION}" / key[:2] / f"{key}.npy"
+        return self.root / "embeddings" / f"v{EMBED_CACHE_VERSION}" / key[:2] / f"{key}.npz"
 
     def load(self, key: str, shape: tuple[int, int]) -> np.ndarray | None:
-        """The stored array, or None when missing, unreadable or of another shape."""
+        """The stored array, or None when missing, unreadable or of another shape.
+
+        An existing file that cannot be read back (truncated, garbled) warns
+        (:class:`~sonotype.features.cache.CacheWarning`) and is recomputed, never fatal.
+        """
+        from ..features.cache import warn_unreadable
+
+        f = self.file_for(key)
         try:
-            x = np.load(self.file_for(key), allow_pickle=False)
-        except (OSError, ValueError):
+            with np.load(f, allow_pickle=False) as z:
+                x = np.asarray(z["x"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # BadZipFile, EOFError, MemoryError, ...: recompute
+            warn_unreadable(f, exc)
             return None
         if x.shape != shape or x.dtype != np.float32:
             return None
@@ -78,7 +89,7 @@ class EmbeddingCache:
 
     def store(self, key: str, x: np.ndarray) -> None:
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(x, dtype=np.float32), allow_pickle=False)
+        np.savez(buf, x=np.ascontiguousarray(x, dtype=np.float32))
         with contextlib.suppress(OSError):  # a read-only cache still works, it just recomputes
             atomic_write_bytes(self.file_for(key), buf.getvalue())
             self.writes += 1

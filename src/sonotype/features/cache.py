@@ -5,7 +5,8 @@ Layout: ``<root>/frames/v<VERSION>/<k[:2]>/<k>.npz``, one file per clip, where `
 start and duration). One file per clip, written by atomic rename, means a crash or Ctrl-C
 can only lose the clip being computed: there is no shared index to corrupt or rewrite, a
 rerun simply finds what is there, and parallel workers never write the same file. Files are
-plain ``.npz`` read with ``allow_pickle=False``.
+plain ``.npz`` read with ``allow_pickle=False``; the zip CRC-32 of each member catches a
+garbled file, which is then recomputed with a :class:`CacheWarning`, never fatal.
 
 File digests are memoised per (path, size, mtime_ns, ctime_ns, inode) in ``<root>/digests``
 so a rerun does not re-hash big files; any change to the file changes ctime, so a changed
@@ -19,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,25 @@ from ..io import atomic_write_bytes, atomic_write_text, file_digest
 from .config import FeatureConfig
 from .frames import FrameFeatures
 
-__all__ = ["CACHE_VERSION", "FeatureCache", "default_cache_dir"]
+__all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache", "default_cache_dir"]
 
 CACHE_VERSION = 1
+
+
+class CacheWarning(UserWarning):
+    """A cache file exists but cannot be read back (truncated, garbled): it is recomputed."""
+
+
+def warn_unreadable(path: Path, exc: BaseException) -> None:
+    """Say that the cache file ``path`` is unusable and will be recomputed (and overwritten)."""
+    try:
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"
+    except OSError:
+        zipped = True
+    # numpy's own words for a non-zip file are about pickles, which would only mislead here.
+    why = f"{type(exc).__name__}: {exc}" if zipped else "not a .npz (zip) file: truncated at the start or overwritten"
+    warnings.warn(f"cache file {path} is unreadable ({why}); recomputing it", CacheWarning, stacklevel=3)
 
 
 def default_cache_dir() -> Path:
@@ -115,7 +133,12 @@ class FeatureCache:
         return self.file_for(key).is_file()
 
     def load(self, key: str) -> FrameFeatures | None:
-        """The stored features, or None (missing or unreadable: it is then recomputed)."""
+        """The stored features, or None (missing or unreadable: it is then recomputed).
+
+        Any failure to read an existing file is a miss with a :class:`CacheWarning`: a garbled
+        zip raises ``BadZipFile``, ``NotImplementedError``, ``EOFError``, ``MemoryError`` (a
+        flipped shape) and more, none of which may stop a corpus run.
+        """
         f = self.file_for(key)
         try:
             with np.load(f, allow_pickle=False) as z:
@@ -129,7 +152,12 @@ class FeatureCache:
                     sr=int(meta["sr"]),
                     hop_length=int(meta["hop_length"]),
                 )
-        except (OSError, ValueError, KeyError, TypeError):
+            if ff.values.ndim != 2 or ff.values.shape[1] != len(ff.names):
+                raise ValueError(f"values of shape {ff.values.shape} for {len(ff.names)} names")
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            warn_unreadable(f, exc)
             return None
         self.hits += 1
         return ff

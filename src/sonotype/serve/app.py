@@ -21,6 +21,7 @@ and the network itself is used by one thread at a time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tempfile
@@ -135,10 +136,23 @@ class _Engine:
         with self.lock:
             pred = self.clf.predict(y, sr, window=window, hop=hop)
         out = jsonable_encoder(pred.to_dict())
+        if not _all_finite(out):  # JSON has no NaN: answering it would be a 500 while encoding
+            raise AudioError(None, "the audio gives non-finite class probabilities (corrupt or extreme samples)")
         out.pop("path", None)
         if envelope:
             out["waveform"] = _envelope(y, sr, envelope)
         return out
+
+
+def _all_finite(obj: Any) -> bool:
+    """True when no float anywhere in the JSON-ready ``obj`` is NaN or infinite."""
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_all_finite(v) for v in obj)
+    return True
 
 
 def _envelope(y: np.ndarray, sr: int, bins: int) -> dict[str, Any]:
@@ -200,6 +214,8 @@ async def _extract_audio(request: Request, body: bytes) -> tuple[bytes, str | No
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         fields = sorted(form.keys())
+        if upload is not None:  # a part without a filename arrives as a text value
+            raise ApiError(400, "missing_file", "the multipart field 'file' is a form value, not a file (give it a filename)")
         raise ApiError(400, "missing_file", f"multipart body needs a file field named 'file' (got fields {fields})")
     try:
         data = await upload.read()
