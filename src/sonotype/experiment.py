@@ -586,14 +586,13 @@ def _final_model(
     # how == "all": every clip, no validation, each member's epochs fixed from the folds' best epochs.
     best = [[r.best_epoch for r in o.member_results or [o.result]] for o in outcomes]  # folds x members
     epochs = [max(1, int(np.floor(np.median(col) + 0.5))) for col in zip(*best)]
-    console.print(f"[bold]final fit[/] on all {len(ds.clips)} clips, no validation, {_epochs(epochs)} epochs "
-                  "(median of the folds' best epochs)")
+    rule = "median of the best epochs of " + ("the single split" if len(outcomes) == 1 else f"the {len(outcomes)} folds")
+    console.print(f"[bold]final fit[/] on all {len(ds.clips)} clips, no validation, {_epochs(epochs)} epochs ({rule})")
     final_cfg = replace(cfg, model=replace(cfg.model, ensemble_validation="same"))
     net, scaler, _ = _train_one(
         final_cfg, ds, y_items, len(labels), everything, np.empty(0, np.int64), aug_cache=aug_cache,
         progress=progress, console=console, train_configs=[replace(cfg.train, max_epochs=e) for e in epochs],
     )
-    rule = "median of the best epochs of " + ("the single split" if len(outcomes) == 1 else f"the {len(outcomes)} folds")
     return net, scaler, record("all", everything, np.empty(0, np.int64), epochs,
                                f"final fit on every clip for {_epochs(epochs)} epochs ({rule})",
                                fold_best_epochs=[b[0] if len(b) == 1 else b for b in best])

@@ -168,6 +168,10 @@ def plot_confusion(
 
 def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
     """Grouped bars of precision, recall and F1 per class."""
+    return _save(_per_class_figure(per_class), path)
+
+
+def _per_class_figure(per_class: dict[str, dict[str, float]]) -> Figure:
     if not per_class:
         raise ParameterError("per_class is empty: nothing to plot")
     labels = list(per_class)
@@ -181,7 +185,7 @@ def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLi
     ax.set_title("Per-class precision, recall, F1")
     fig.legend(loc="outside right upper")  # bars reach 1.0: a legend inside would cover them
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def plot_clip_predictions(
@@ -223,6 +227,11 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
 
     ``prediction`` is a :class:`sonotype.predict.Prediction` or its ``to_dict()``.
     """
+    return _save(_prediction_figure(prediction), path)
+
+
+def _prediction_figure(prediction: Any) -> Figure:
+    """The timeline (with its probability colour bar) beside the mean-probability bars."""
     d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
     labels = list(d["probabilities"])
     fig = Figure(figsize=(11, 3.5), layout="constrained")
@@ -254,7 +263,7 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     ax_b.set_xlim(0, 1)
     ax_b.set_title(f"mean: {d['label']}")
     fig.suptitle(Path(str(d.get("path") or "array")).name)
-    return _save(fig, path)
+    return fig
 
 
 def write_plots(
