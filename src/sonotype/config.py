@@ -101,7 +101,7 @@ class EvalConfig:
     ``refit``
         A fit on every clip except a validation part carved out by group (at least
         :data:`sonotype.splits.MIN_VAL_GROUPS` (3) groups are needed; with fewer, as with TESS's two speakers, it
-        fits like ``all``), early stopping on that part.
+        fits like ``all``), early stopping on that part (shared by ensemble members).
     ``best_fold``
         The fold model with the best validation score, trained on that fold's training side.
     ``auto`` (default)

@@ -562,22 +562,25 @@ def _final_model(
                                            split=o.split.name)
 
     everything = np.arange(len(ds.clips))
+    # One validation part (refit) or none (all), shared by every ensemble member: no rotation.
+    final_cfg = replace(cfg, model=replace(cfg.model, ensemble_validation="same"))
     if how == "refit":
         n_groups = len({c.group for c in ds.clips})
         holdout = ProtocolConfig(name="holdout", test_size=max(cfg.protocol.val_size, 0.1), val_size=0.0,
                                  seed=cfg.protocol.seed)
-        try:
-            if n_groups < MIN_VAL_GROUPS:
-                raise SonotypeError(f"{n_groups} {group_name}s")
-            split = make_splits([c.label for c in ds.clips], [c.group for c in ds.clips], holdout)[0]
-        except SonotypeError as exc:
-            console.print(f"[yellow]refit[/]: no validation part can be carved by {group_name} ({exc}); "
+        split, why = None, f"only {n_groups} {group_name}s"
+        if n_groups >= MIN_VAL_GROUPS:
+            try:
+                split = make_splits([c.label for c in ds.clips], [c.group for c in ds.clips], holdout)[0]
+            except SonotypeError as exc:
+                why = str(exc)
+        if split is None:
+            console.print(f"[yellow]refit[/]: no validation part can be carved by {group_name} ({why}); "
                           "fitting on every clip for a fixed number of epochs, as final_model 'all' does")
-            how = "all"
         else:
             console.print(f"[bold]refit[/] on {len(split.train)} of {len(ds.clips)} clips "
                           f"(validation by {group_name} for early stopping)")
-            net, scaler, results = _train_one(cfg, ds, y_items, len(labels), split.train, split.test,
+            net, scaler, results = _train_one(final_cfg, ds, y_items, len(labels), split.train, split.test,
                                               aug_cache=aug_cache, progress=progress, console=console)
             epochs = [r.best_epoch for r in results]
             return net, scaler, record("refit", split.train, split.test, epochs,
@@ -588,7 +591,6 @@ def _final_model(
     epochs = [max(1, int(np.floor(np.median(col) + 0.5))) for col in zip(*best)]
     rule = "median of the best epochs of " + ("the single split" if len(outcomes) == 1 else f"the {len(outcomes)} folds")
     console.print(f"[bold]final fit[/] on all {len(ds.clips)} clips, no validation, {_epochs(epochs)} epochs ({rule})")
-    final_cfg = replace(cfg, model=replace(cfg.model, ensemble_validation="same"))
     net, scaler, _ = _train_one(
         final_cfg, ds, y_items, len(labels), everything, np.empty(0, np.int64), aug_cache=aug_cache,
         progress=progress, console=console, train_configs=[replace(cfg.train, max_epochs=e) for e in epochs],

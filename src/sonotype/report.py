@@ -155,7 +155,7 @@ def plot_confusion(
         ax.set_yticks(range(k), labels=list(labels))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{title} {name}".strip())
+        ax.set_title(f"{title}: {name}" if title else name)
         hi = mat.max() if mat.max() > 0 else 1
         if k <= 20:
             for i in range(k):
