@@ -128,3 +128,174 @@ def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
     X3, _ = _augmented_items(ds, cfg, clips, cache, seed=1)
     assert not np.allclose(X3, X1)
     assert sorted(cache) == sorted((s, int(c)) for s in (0, 1) for c in clips)
+
+
+# --- what trained the saved model ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_speakers(tmp_path_factory):
+    """TESS-like: two speakers only, so no validation speaker can be carved from one training side."""
+    return generate_demo(tmp_path_factory.mktemp("two") / "corpus", seed=0, n_speakers=2, takes=3, seconds=1.0)
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Every call of train.fit: (training rows, validation given?, max_epochs, best epoch)."""
+    import sonotype.experiment as experiment
+    import sonotype.train as train
+
+    calls = []
+    real = train.fit
+
+    def spy(model, X_train, y_train, X_val=None, y_val=None, *, config, **kw):
+        res = real(model, X_train, y_train, X_val, y_val, config=config, **kw)
+        calls.append((len(X_train), X_val is not None, config.max_epochs, res.best_epoch))
+        return res
+
+    monkeypatch.setattr(train, "fit", spy)
+    monkeypatch.setattr(experiment, "fit", spy)
+    return calls
+
+
+def _two(root, cache, extra=()):
+    return load_config(recipe_path("demo"), [
+        f"corpus.root={root}", f"cache_dir={cache}", "train.max_epochs=6", "train.patience=null",
+        "evaluate.bootstrap=0", "train.num_threads=1", "evaluate.examples=4", *extra,
+    ])
+
+
+def test_default_final_model_is_fitted_on_both_speakers(two_speakers, tmp_path, fit_calls):
+    cfg = _two(two_speakers, tmp_path / "cache", ["protocol=logo", "evaluate.final_model=auto"])
+    m = run_experiment(cfg, tmp_path / "run", progress=False)
+    fm = json.loads((tmp_path / "run" / "metrics.json").read_text())["final_model"]
+    assert fm == m["final_model"]
+    assert fm["how"] == "all" and fm["requested"] == "auto"
+    assert fm["train_groups"] == ["spk1", "spk2"] and fm["validation_groups"] == []
+    assert fm["n_clips"] == m["n_clips"] == 30 and fm["n_validation_clips"] == 0
+    # Two folds of one speaker each (15 clips, no validation speaker), then one fit on all 30 clips.
+    assert [c[:3] for c in fit_calls] == [(15, False, 6), (15, False, 6), (30, False, 6)]
+    assert fm["epochs"] == 6 and fm["fold_best_epochs"] == [6, 6]
+    assert "trained on 30 of 30 clips (2 speakers: spk1, spk2), no validation part" in fm["text"]
+    assert json.loads((tmp_path / "run" / "model" / "model.json").read_text())["extra"]["trained_on"] == fm["text"]
+    assert "Saved model.</b> final fit on every clip" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_best_fold_and_refit_say_what_they_trained_on(two_speakers, tmp_path, fit_calls):
+    best = run_experiment(_two(two_speakers, tmp_path / "cache", ["protocol=logo", "evaluate.final_model=best_fold"]),
+                          tmp_path / "best", progress=False)["final_model"]
+    # No fold had validation data: the first fold's model, trained on the other speaker only.
+    assert best["how"] == "best_fold" and best["split"] == "test group spk1"
+    assert best["train_groups"] == ["spk2"] and best["n_clips"] == 15
+    assert "first fold (no fold had a validation part" in best["text"]
+    assert len(fit_calls) == 2  # no second fit
+    # refit cannot carve a validation speaker out of two: it fits on everything, and says so.
+    refit = run_experiment(_two(two_speakers, tmp_path / "cache", ["protocol=logo", "evaluate.final_model=refit"]),
+                           tmp_path / "refit", progress=False)["final_model"]
+    assert refit["requested"] == "refit" and refit["how"] == "all"
+    assert refit["train_groups"] == ["spk1", "spk2"] and refit["n_clips"] == 30
+    assert fit_calls[-1][:2] == (30, False)
+
+
+def test_refit_with_enough_groups_names_its_validation_groups(demo_root, tmp_path, fit_calls):
+    cfg = _cfg(demo_root, tmp_path / "cache", ["protocol=kfold:2", "evaluate.final_model=refit", "train.max_epochs=4"])
+    fm = run_experiment(cfg, tmp_path / "run", progress=False)["final_model"]
+    assert fm["how"] == "refit" and len(fm["validation_groups"]) == 1
+    assert sorted(fm["train_groups"] + fm["validation_groups"]) == ["spk1", "spk2", "spk3", "spk4"]
+    assert fm["n_clips"] + fm["n_validation_clips"] == 160 and fm["n_validation_clips"] == 40
+    assert fit_calls[-1][:2] == (120, True)
+
+
+def test_final_fit_epochs_are_the_median_of_each_members_best_epochs(tmp_path, fit_calls):
+    root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=6, takes=2, seconds=1.0)
+    cfg = _two(root, tmp_path / "cache", ["protocol={name: kfold, k: 2, val_size: 0.34}", "model.ensemble=2",
+                                          "train.max_epochs=10", "train.lr=0.01", "evaluate.final_model=all"])
+    fm = run_experiment(cfg, tmp_path / "run", progress=False)["final_model"]
+    folds, final = fit_calls[:4], fit_calls[4:]
+    assert all(val for _, val, _, _ in folds) and not any(val for _, val, _, _ in final)
+    best = [[folds[2 * f + i][3] for i in range(2)] for f in range(2)]  # folds x members
+    expected = [int(np.floor(np.median([best[0][i], best[1][i]]) + 0.5)) for i in range(2)]
+    assert len({e for row in best for e in row}) > 1, "the folds' best epochs differ (else nothing is tested)"
+    assert fm["fold_best_epochs"] == best and fm["epochs"] == expected
+    assert [c[2] for c in final] == expected and {c[0] for c in final} == {60}
+    assert fm["train_groups"] == [f"spk{i}" for i in range(1, 7)]
+
+
+@pytest.mark.filterwarnings("ignore::sonotype.splits.LeakWarning")
+def test_random_split_of_clips_says_speakers_straddle_and_saves_a_model_of_all_clips(two_speakers, tmp_path, fit_calls):
+    cfg = _two(two_speakers, tmp_path / "cache", ["protocol=random", "evaluate.final_model=all"])
+    m = run_experiment(cfg, tmp_path / "run", progress=False)
+    assert "LEAKS: random split over clips: 2 of 2 speakers on both sides" in m["protocol"]
+    assert "windows" not in m["protocol"]
+    fm = m["final_model"]
+    assert fm["how"] == "all" and fm["n_clips"] == 30 and fm["epochs"] == fit_calls[0][3]
+    assert fit_calls[-1][:3] == (30, False, fit_calls[0][3])
+
+
+def test_leak_text_names_what_straddles():
+    from types import SimpleNamespace
+
+    from sonotype.corpora import Clip
+    from sonotype.experiment import _leak_text
+    from sonotype.splits import Split
+
+    clips = [Clip(f"c{i}.wav", "a", f"s{i // 2}") for i in range(4)]  # 2 speakers x 2 clips
+    one = SimpleNamespace(item_clip=np.arange(4), clips=clips)
+    split = Split("random", np.array([0, 2]), np.array([], int), np.array([1, 3]))
+    assert _leak_text([split], one, "speaker") == (
+        "LEAKS: random split over clips: 2 of 2 speakers on both sides; reproduces the seed only")
+    # Two windows per clip; clip 0's windows on both sides, so its speaker too.
+    windows = SimpleNamespace(item_clip=np.repeat(np.arange(4), 2), clips=clips)
+    split = Split("random", np.array([0, 2, 3]), np.array([], int), np.array([1, 4, 5, 6, 7]))
+    assert _leak_text([split], windows, "speaker") == (
+        "LEAKS: random split over windows: windows of 1 of 4 clips on both sides, "
+        "1 of 2 speakers on both sides; reproduces the seed only")
+    # One clip per group (a folder corpus): nothing straddles.
+    alone = SimpleNamespace(item_clip=np.arange(4), clips=[Clip(f"c{i}.wav", "a", f"c{i}") for i in range(4)])
+    split = Split("random", np.array([0, 1]), np.array([2]), np.array([3]))
+    assert _leak_text([split], alone, "file") == "random split over clips: no clip and no file on both sides"
+
+
+def test_examples_show_wrong_clips_as_well_as_right_ones():
+    from types import SimpleNamespace
+
+    from sonotype.corpora import Clip
+    from sonotype.experiment import FoldOutcome, _examples
+    from sonotype.splits import Split
+
+    labels = ["a", "b"]
+    clips = [Clip(f"c{i}.wav", labels[i % 2], "g") for i in range(20)]
+    ds = SimpleNamespace(item_clip=np.arange(20), clips=clips)
+
+    def outcome(n_wrong):
+        p = np.array([[0.9, 0.1] if c.label == "a" else [0.1, 0.9] for c in clips], np.float32)
+        p[:n_wrong] = p[:n_wrong, ::-1]
+        return FoldOutcome(Split("fold", np.array([], int), np.array([], int), np.arange(20)), p, np.arange(20),
+                           None, None, None, {})
+
+    def wrong(ex):
+        return max(ex["probabilities"], key=ex["probabilities"].get) != ex["true"]
+
+    for n_wrong, want in ((3, 3), (1, 1), (0, 0), (20, 6)):
+        ex = _examples(ds, labels, [outcome(n_wrong)], 6)
+        assert len(ex) == 6 and sum(map(wrong, ex)) == want, n_wrong
+    ex = _examples(ds, labels, [outcome(15)], 6)
+    assert sum(map(wrong, ex)) == 3, "half wrong when both kinds abound"
+    assert all(e["split"] == "fold" for e in ex)
+
+
+def test_demo_report_shows_the_new_speakers_figure(tmp_path, monkeypatch):
+    import sonotype.demo as demo
+
+    small = lambda root, seed: generate_demo(root, seed=seed, n_speakers=2, takes=2, seconds=1.0)  # noqa: E731
+    fast = lambda path, overrides: load_config(path, [*overrides, *FAST[:1], "evaluate.bootstrap=0"])  # noqa: E731
+    monkeypatch.setattr(demo, "generate_demo", small)
+    monkeypatch.setattr(demo, "load_config", fast)
+    m = demo.run_demo(tmp_path / "out")
+    page = (tmp_path / "out" / "run" / "report.html").read_text()
+    assert "<img src='plots/confusion_on_new_speakers.png'" in page
+    assert (tmp_path / "out" / "run" / "plots" / "confusion_on_new_speakers.png").read_bytes().startswith(b"\x89PNG")
+    (cross,) = m["cross"]
+    assert cross["title"] == "on new speakers" and cross["n_test_clips"] == 20
+    assert json.loads((tmp_path / "out" / "heldout_metrics.json").read_text()) == cross
+    assert m["final_model"]["n_clips"] == 20 and m["final_model"]["how"] == "all"

@@ -77,3 +77,24 @@ def test_errors(tmp_path: Path, chirp_wav: Path) -> None:
     with pytest.raises(AudioError, match="file not found"):
         plot_audio(tmp_path / "nope.wav", out=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["centroid", "rolloff", "all"])
+def test_line_legends_sit_outside_the_spectrogram(chirp_wav: Path, kind: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sonotype.audio import load
+    from sonotype.plots import _Analysis, _figure
+
+    y, sr = load(chirp_wav)
+    fig = _figure(kind, _Analysis(y, sr, 2048, 512), "chirp")
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == (2 if kind == "all" else 1)
+    texts = {t.get_text() for lg in legends for t in lg.get_texts()}
+    assert texts & {"centroid", "roll-off 85 %"}
+    for lg in legends:
+        box = lg.get_window_extent(renderer)
+        for ax in fig.axes:  # no legend covers any axes' data area (nor a colour bar)
+            assert not box.overlaps(ax.get_window_extent(renderer)), (kind, ax.get_title(loc="left"))

@@ -175,6 +175,10 @@ def test_savee_cross_and_best(tmp_path, cache):
     m = _run("savee-cross", tess, tmp_path / "cross", cache, [f"cross=[{{corpus: savee, root: {savee}}}]"])
     (cross,) = m["cross"]
     assert cross["n_test_clips"] == 56 and len(cross["labels_kept"]) == 7
+    # The model taken to SAVEE is fitted on all of TESS, and the leak is said as it is: clips split, speakers straddle.
+    fm = m["final_model"]
+    assert fm["how"] == "all" and fm["n_clips"] == m["n_clips"] == 42 and fm["train_groups"] == ["OAF", "YAF"]
+    assert "LEAKS: random split over clips: 2 of 2 speakers on both sides" in m["protocol"]
     best = _run("savee-best", savee, tmp_path / "best", cache, ["augment.copies=1"])
     assert best["protocol_name"] == "logo" and len(best["folds"]) == 4 and best["n_test_clips"] == 56
 
@@ -251,4 +255,6 @@ def test_tess_by_speaker_on_real_data(tmp_path):
     root = data_dir("tess")
     m = _run("tess-by-speaker", root, tmp_path / "run", tmp_path / "cache", ["train.max_epochs=30"])
     assert m["n_test_clips"] == 280 and [f["name"] for f in m["folds"]] == ["test group OAF", "test group YAF"]
+    fm = m["final_model"]  # the saved model is fitted on both speakers, not on one fold's speaker
+    assert fm["how"] == "all" and fm["n_clips"] == m["n_clips"] == 280 and fm["train_groups"] == ["OAF", "YAF"]
     assert m["balanced_accuracy"] > 0.3  # chance is 1/7

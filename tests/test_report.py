@@ -98,3 +98,83 @@ def test_report_pipeline_shapes(tmp_path: Path):
     assert "<td>emodb</td><td>angry, sad</td><td>calm, boredom</td><td>12</td><td>0.417</td>" in page
     assert "<td>1</td><td>mfcc</td><td>20</td>" in page
     assert "<img" not in page
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    return fig.canvas.get_renderer()
+
+
+def _legends_off_the_axes(fig) -> list[str]:
+    """Every legend's texts, after checking that no legend overlaps any axes."""
+    renderer = _drawn(fig)
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+    assert legends, "the figure has a legend"
+    for lg in legends:
+        for ax in fig.axes:
+            assert not lg.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer)), ax.get_title()
+    return [t.get_text() for lg in legends for t in [*lg.get_texts(), lg.get_title()]]
+
+
+def _epochs(n: int, shift: float = 0.0, val: bool = True) -> list[dict]:
+    return [{"epoch": e, "loss": 1.0 / e + shift, "accuracy": 0.5 + e / 40, "lr": 1e-3,
+             "val_loss": 1.2 / e + shift if val else None, "val_accuracy": 0.4 + e / 40 if val else None,
+             "val_balanced_accuracy": 0.4 + e / 50 if val else None} for e in range(1, n + 1)]
+
+
+def test_training_curves_name_each_fold_and_keep_the_legend_off_the_curves():
+    from sonotype.report import _history_figure
+
+    runs = [{"split": "test group OAF", "history": _epochs(8)}, {"split": "test group YAF", "history": _epochs(6, 0.1)},
+            {"split": "fold 3/3", "member": 2, "history": _epochs(5, 0.2)}]
+    fig = _history_figure(runs)
+    texts = _legends_off_the_axes(fig)
+    assert {"test group OAF", "test group YAF", "fold 3/3, member 2", "training", "validation"} <= set(texts)
+    solid = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == len(dashed) == 3  # training and validation loss of each run
+    # Without validation there is no dashed line and no "validation" entry.
+    texts = _legends_off_the_axes(_history_figure([{"split": "a", "history": _epochs(4, val=False)},
+                                                  {"split": "b", "history": _epochs(4, val=False)}]))
+    assert "validation" not in texts and {"a", "b"} <= set(texts)
+    # One run: a colour per series, its name as the legend title.
+    texts = _legends_off_the_axes(_history_figure([{"split": "holdout", "history": _epochs(5)}]))
+    assert "holdout" in texts and "validation balanced accuracy" in texts
+    with pytest.raises(ParameterError, match="no epochs"):
+        _history_figure([{"split": "a", "history": []}])
+
+
+def test_per_class_legend_is_off_the_bars():
+    from sonotype.report import _per_class_figure
+
+    texts = _legends_off_the_axes(_per_class_figure(_metrics()["per_class"]))
+    assert {"precision", "recall", "f1"} <= set(texts)
+
+
+def test_prediction_timeline_has_a_probability_colour_bar():
+    from sonotype.report import _prediction_figure
+
+    segs = [{"start": float(s), "end": float(s + 2), "label": "jazz",
+             "probabilities": {"blues": 0.1 * s, "jazz": 1 - 0.1 * s}} for s in range(4)]
+    fig = _prediction_figure({"path": "x.wav", "label": "jazz", "duration": 5.0, "segments": segs,
+                              "probabilities": {"blues": 0.15, "jazz": 0.85}})
+    _drawn(fig)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "probability"
+    assert bars[0].get_ylim() == (0.0, 1.0)
+
+
+def test_cross_corpus_figure_and_saved_model_line(tmp_path: Path):
+    m = metrics(["a", "b", "b"], ["a", "b", "a"], ["a", "b"])
+    cross = metrics(["a", "b", "a", "a"], ["a", "a", "a", "b"], ["a", "b"])
+    cross.update(corpus="demo", title="on new speakers", labels_kept=["a", "b"])
+    m["cross"] = [cross, {**cross, "title": ""}]
+    m["final_model"] = {"how": "all", "text": "final fit on every clip for 7 epochs: trained on 3 of 3 clips"}
+    plots = write_plots(tmp_path, metrics=m)
+    assert [p.name for p in plots] == ["confusion.png", "per_class.png", "confusion_on_new_speakers.png",
+                                       "confusion_on_demo.png"]
+    page = write_report(tmp_path, config={}, metrics=m, plots=plots, title="t").read_text()
+    assert "<img src='plots/confusion_on_new_speakers.png'" in page and "confusion on new speakers" in page
+    assert "<b>Saved model.</b> final fit on every clip for 7 epochs: trained on 3 of 3 clips" in page

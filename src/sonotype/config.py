@@ -84,22 +84,44 @@ class ModelConfig:
             raise ConfigError("model.name 'ensemble' is built by training; set model.ensemble: N on the member model")
 
 
+FINAL_MODELS = ("auto", "all", "refit", "best_fold")
+
+
 @dataclass
 class EvalConfig:
-    """How the evaluation is reported.
+    """How the evaluation is reported, and which model ``model/`` holds.
 
-    ``final_model``: with several folds, ``refit`` trains the saved model on all clips
-    (a validation part carved out by the same group rule drives early stopping); ``best_fold``
-    keeps the fold model with the best validation score.
+    The reported figures always come from the protocol's test folds; ``final_model`` only
+    chooses the saved model, and ``metrics.json`` (``final_model``) records exactly what
+    trained it (clips, groups, validation groups, epochs):
+
+    ``all``
+        A final fit on every clip, with no validation part, for a fixed number of epochs:
+        the median over the folds of their best epochs (per member for an ensemble). The
+        model to take to another corpus. Without validation the learning-rate plateau rule
+        watches the training loss (see :class:`~sonotype.train.TrainConfig`).
+    ``refit``
+        A fit on every clip except a validation part carved out by group (at least
+        :data:`sonotype.splits.MIN_VAL_GROUPS` (3) groups are needed; with fewer, as with TESS's two speakers, it
+        fits like ``all``), early stopping on that part (shared by ensemble members).
+    ``best_fold``
+        The fold model with the best validation score, trained on that fold's training side.
+    ``auto`` (default)
+        ``all`` with several folds; with one split the split's own model (no second fit).
+
+    With one split, ``refit`` and ``best_fold`` keep the split's model; ``all`` still fits
+    on every clip (e.g. ``savee-cross``: TESS's random split, then all of TESS).
     """
 
     bootstrap: int = 1000
     examples: int = 6
-    final_model: str = "refit"
+    final_model: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.final_model not in ("refit", "best_fold"):
-            raise ConfigError(f"evaluate.final_model must be 'refit' or 'best_fold', got {self.final_model!r}")
+        if self.final_model not in FINAL_MODELS:
+            raise ConfigError(
+                f"evaluate.final_model must be one of {', '.join(FINAL_MODELS)}, got {self.final_model!r}"
+            )
 
 
 @dataclass
@@ -112,12 +134,16 @@ class StudyConfig:
 
 @dataclass
 class CrossEvalConfig:
-    """After training, evaluate the model on another corpus on the labels both share."""
+    """After training, evaluate the model on another corpus on the labels both share.
+
+    ``title`` is what reports call this evaluation (default ``on CORPUS``), e.g. ``on new speakers``.
+    """
 
     corpus: str = ""
     root: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     ops: list[dict[str, Any]] = field(default_factory=list)
+    title: str = ""
 
 
 @dataclass

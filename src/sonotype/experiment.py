@@ -45,6 +45,7 @@ from .io import atomic_dir, atomic_write_text
 from .modelio import save_model
 from .models import build_model, ensemble_of, model_spec
 from .splits import (
+    MIN_VAL_GROUPS,
     ProtocolConfig,
     Split,
     check_no_leak,
@@ -53,7 +54,7 @@ from .splits import (
     resolve_auto,
     rotate_validation,
 )
-from .train import TrainResult, fit, fit_members, predict_proba
+from .train import TrainConfig, TrainResult, fit, fit_members, predict_proba
 
 __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment"]
 
@@ -197,8 +198,12 @@ def _train_one(
     console: Console,
     train_items: np.ndarray | None = None,
     val_items: np.ndarray | None = None,
+    train_configs: list[TrainConfig] | None = None,
 ) -> tuple[torch.nn.Module, Standardizer | None, list[TrainResult]]:
     """Fit scaler (training items only) and network (or ensemble members) on one split.
+
+    ``train_configs`` (one per member, or one for a single network) replace ``cfg.train``:
+    the final fit on every clip gives each member its own fixed epoch count that way.
 
     Ensemble member ``i`` trains from seed ``train.seed + i`` on the same augmented copies as
     the others (members with their own copies were no better on RAVDESS, 0.590 against 0.605
@@ -249,7 +254,7 @@ def _train_one(
             how = ", each with its own validation groups" if rotate else ""
             console.print(f"training {n_members} ensemble members (seeds {seeds}, {min(cfg.jobs, n_members)} at a time{how})")
         members, results = fit_members(
-            model_spec(net), seeds, X_tr, y_tr, X_va, y_va, config=cfg.train, augment=cfg.augment,
+            model_spec(net), seeds, X_tr, y_tr, X_va, y_va, config=train_configs or cfg.train, augment=cfg.augment,
             n_classes=n_classes, jobs=cfg.jobs, progress=progress, console=console,
         )
         return ensemble_of(members, class_prior=_prior(cfg, y_items[tr], n_classes)), scaler, results
@@ -259,7 +264,7 @@ def _train_one(
         y_tr,
         X_va,
         y_va,
-        config=cfg.train,
+        config=(train_configs or [cfg.train])[0],
         augment=cfg.augment,
         n_classes=n_classes,
         progress=progress,
@@ -343,7 +348,7 @@ def run_experiment(
             proto, group_name=GROUP_NAMES.get(cfg.corpus.name, "group"), n_groups=len({c.group for c in ds.clips})
         )
         if item_level:
-            protocol_text += " - LEAKS: items (windows) of one clip on both sides; reproduces the seed only"
+            protocol_text += " - " + _leak_text(splits, ds, GROUP_NAMES.get(cfg.corpus.name, "group"))
         console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")
 
         aug_cache: dict[tuple[int, int], list[np.ndarray]] = {}
@@ -371,7 +376,8 @@ def run_experiment(
         train_seconds = time.perf_counter() - t_train
 
         metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
-        net, scaler, final_note = _final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console)
+        net, scaler, final_note = _final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console,
+                                               item_level)
         metrics["final_model"] = final_note
         metrics["train_seconds"] = round(train_seconds, 2)
         metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
@@ -385,7 +391,7 @@ def run_experiment(
             scaler=scaler,
             metrics=_headline(metrics),
             backbone=_backbone_record(cfg),
-            extra={"recipe": cfg.name, "protocol": protocol_text},
+            extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": final_note["text"]},
         )
         if cfg.study and cfg.study.subsets:
             metrics["study"] = _subset_study(cfg, manifest, splits[0], item_level, progress, console)
@@ -403,13 +409,40 @@ def run_experiment(
         atomic_write_text(tmp / "skipped.json", json.dumps(
             [{"path": s.path, "reason": s.reason} for s in [*manifest.skipped, *ds.skipped]], indent=2))
         examples = _examples(ds, labels, outcomes, cfg.evaluate.examples)
-        plots = rpt.write_plots(tmp, history=outcomes[0].result.history, metrics=metrics, examples=examples)
+        plots = rpt.write_plots(tmp, history=_histories(outcomes), metrics=metrics, examples=examples)
         rpt.write_report(tmp, config=cfg.to_dict(), metrics=metrics, plots=plots, title=cfg.name)
     console.print(
         f"[green]done[/] {out}: accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, "
         f"macro-F1 {metrics['macro_f1']:.3f} ({metrics['n_test_clips']} test clips)"
     )
     return metrics
+
+
+def _leak_text(splits: list[Split], ds: Dataset, group_name: str) -> str:
+    """What an item-level split really puts on more than one side: windows of a clip, clips of a group.
+
+    Computed from the split, so a one-item-per-clip representation is said to split clips
+    (its leak is speakers on both sides), and windows are named only when they straddle.
+    """
+    one_per_clip = len(ds.item_clip) == len(ds.clips)
+    groups = np.array([str(c.group) for c in ds.clips], dtype=object)
+    clips_across: set[int] = set()
+    groups_across: set[str] = set()
+    for sp in splits:
+        sides = [ds.item_clip[getattr(sp, side)] for side in ("train", "val", "test")]
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            clips_across |= set(np.intersect1d(sides[a], sides[b]).tolist())
+            groups_across |= set(groups[sides[a]]) & set(groups[sides[b]])
+    n_groups = len(set(groups))
+    what = "clips" if one_per_clip else "windows"
+    found = []
+    if clips_across:
+        found.append(f"windows of {len(clips_across)} of {len(ds.clips)} clips on both sides")
+    if groups_across:
+        found.append(f"{len(groups_across)} of {n_groups} {group_name}s on both sides")
+    if not found:
+        return f"random split over {what}: no clip and no {group_name} on both sides"
+    return f"LEAKS: random split over {what}: " + ", ".join(found) + "; reproduces the seed only"
 
 
 def _summarise(
@@ -488,28 +521,99 @@ def _final_model(
     aug_cache: dict[tuple[int, int], list[np.ndarray]],
     progress: bool,
     console: Console,
-) -> tuple[torch.nn.Module, Standardizer | None, str]:
-    """The model saved in ``model/``: the only split's, the best fold's, or one refit on all clips."""
-    if len(outcomes) == 1:
-        return outcomes[0].network, outcomes[0].scaler, "the model of the single split"
-    if cfg.evaluate.final_model == "best_fold":
-        scores = [_val_score(o) for o in outcomes]
-        best = int(np.argmax(scores))
-        return outcomes[best].network, outcomes[best].scaler, f"the fold model with the best validation score ({outcomes[best].split.name})"
-    console.print("[bold]refit[/] on all clips (validation carved out by group for early stopping)")
-    clip_labels = [c.label for c in ds.clips]
-    clip_groups = [c.group for c in ds.clips]
-    val_part = max(cfg.protocol.val_size, 0.1)
-    holdout = ProtocolConfig(name="holdout", test_size=val_part, val_size=0.0, seed=cfg.protocol.seed)
-    try:
-        split = make_splits(clip_labels, clip_groups, holdout)[0]
-        train_clips, val_clips = split.train, split.test
-    except SonotypeError:
-        train_clips, val_clips = np.arange(len(ds.clips)), np.empty(0, int)
+    item_level: bool = False,
+) -> tuple[torch.nn.Module, Standardizer | None, dict[str, Any]]:
+    """The model saved in ``model/`` (see :class:`~sonotype.config.EvalConfig`) and what trained it.
+
+    The record names the clips and groups that trained the saved model and those that only
+    validated it, so ``metrics.json`` never claims more data than the model saw.
+    """
+    asked = cfg.evaluate.final_model
+    how = asked
+    if asked == "auto":
+        how = "all" if len(outcomes) > 1 else "split"
+    elif len(outcomes) == 1 and asked != "all":
+        how = "split"
+    group_name = GROUP_NAMES.get(cfg.corpus.name, "group")
+
+    def record(how: str, train: np.ndarray, val: np.ndarray, epochs: list[int], text: str, **more: Any) -> dict[str, Any]:
+        groups = np.array([c.group for c in ds.clips], dtype=object)
+        train_groups = sorted({str(g) for g in groups[train]})
+        val_groups = sorted({str(g) for g in groups[val]})
+        return {
+            "how": how, "requested": asked,
+            "text": f"{text}: trained on {len(train)} of {len(ds.clips)} clips "
+                    f"({_some(train_groups, group_name)})"
+                    + (f", validated on {len(val)} clips ({_some(val_groups, group_name)})" if len(val) else
+                       ", no validation part"),
+            "n_clips": int(len(train)), "n_validation_clips": int(len(val)),
+            "train_groups": train_groups, "validation_groups": val_groups,
+            "epochs": epochs[0] if len(epochs) == 1 else epochs, **more,
+        }
+
+    if how in ("split", "best_fold"):
+        k = int(np.argmax([_val_score(o) for o in outcomes])) if how == "best_fold" else 0
+        o = outcomes[k]
+        train, val = (np.unique(ds.item_clip[o.split.train]), np.unique(ds.item_clip[o.split.val])) if item_level \
+            else (o.split.train, o.split.val)
+        epochs = [r.best_epoch for r in o.member_results or [o.result]]
+        if how == "split":
+            what = f"the model of the single split ({o.split.name})"
+        elif any(r.history and r.history[0].get("val_loss") is not None for r in o.member_results or [o.result]):
+            what = f"the model of {o.split.name}, the fold with the best validation score"
+        else:
+            what = f"the model of {o.split.name}, the first fold (no fold had a validation part to choose by)"
+        return o.network, o.scaler, record(how, train, val, epochs, what + f", weights of epoch {_epochs(epochs)}",
+                                           split=o.split.name)
+
+    everything = np.arange(len(ds.clips))
+    # One validation part (refit) or none (all), shared by every ensemble member: no rotation.
+    final_cfg = replace(cfg, model=replace(cfg.model, ensemble_validation="same"))
+    if how == "refit":
+        n_groups = len({c.group for c in ds.clips})
+        holdout = ProtocolConfig(name="holdout", test_size=max(cfg.protocol.val_size, 0.1), val_size=0.0,
+                                 seed=cfg.protocol.seed)
+        split, why = None, f"only {n_groups} {group_name}s"
+        if n_groups >= MIN_VAL_GROUPS:
+            try:
+                split = make_splits([c.label for c in ds.clips], [c.group for c in ds.clips], holdout)[0]
+            except SonotypeError as exc:
+                why = str(exc)
+        if split is None:
+            console.print(f"[yellow]refit[/]: no validation part can be carved by {group_name} ({why}); "
+                          "fitting on every clip for a fixed number of epochs, as final_model 'all' does")
+        else:
+            console.print(f"[bold]refit[/] on {len(split.train)} of {len(ds.clips)} clips "
+                          f"(validation by {group_name} for early stopping)")
+            net, scaler, results = _train_one(final_cfg, ds, y_items, len(labels), split.train, split.test,
+                                              aug_cache=aug_cache, progress=progress, console=console)
+            epochs = [r.best_epoch for r in results]
+            return net, scaler, record("refit", split.train, split.test, epochs,
+                                       f"refit, early stopping on a validation part, weights of epoch {_epochs(epochs)}")
+
+    # how == "all": every clip, no validation, each member's epochs fixed from the folds' best epochs.
+    best = [[r.best_epoch for r in o.member_results or [o.result]] for o in outcomes]  # folds x members
+    epochs = [max(1, int(np.floor(np.median(col) + 0.5))) for col in zip(*best)]
+    rule = "median of the best epochs of " + ("the single split" if len(outcomes) == 1 else f"the {len(outcomes)} folds")
+    console.print(f"[bold]final fit[/] on all {len(ds.clips)} clips, no validation, {_epochs(epochs)} epochs ({rule})")
     net, scaler, _ = _train_one(
-        cfg, ds, y_items, len(labels), train_clips, val_clips, aug_cache=aug_cache, progress=progress, console=console
+        final_cfg, ds, y_items, len(labels), everything, np.empty(0, np.int64), aug_cache=aug_cache,
+        progress=progress, console=console, train_configs=[replace(cfg.train, max_epochs=e) for e in epochs],
     )
-    return net, scaler, "refit on all clips; validation carved out by group for early stopping"
+    return net, scaler, record("all", everything, np.empty(0, np.int64), epochs,
+                               f"final fit on every clip for {_epochs(epochs)} epochs ({rule})",
+                               fold_best_epochs=[b[0] if len(b) == 1 else b for b in best])
+
+
+def _epochs(epochs: list[int]) -> str:
+    """``12``, or ``12/15/14`` for the members of an ensemble."""
+    return "/".join(str(e) for e in epochs)
+
+
+def _some(names: list[str], what: str, limit: int = 8) -> str:
+    """``2 speakers: OAF, YAF``; only the count beyond ``limit`` names."""
+    head = f"{len(names)} {what}{'s' if len(names) != 1 else ''}"
+    return head if len(names) > limit else f"{head}: {', '.join(names)}"
 
 
 def _val_score(o: FoldOutcome) -> float:
@@ -547,16 +651,31 @@ def _predictions_csv(ds: Dataset, labels: list[str], outcomes: list[FoldOutcome]
 
 
 def _examples(ds: Dataset, labels: list[str], outcomes: list[FoldOutcome], n: int) -> list[dict[str, Any]]:
-    """A few test clips with their mean prediction, for the seeds' green/red bar charts."""
-    o = outcomes[0]
-    cids, cp = vote(o.proba, ds.item_clip[o.test_items])
+    """A few test clips with their mean prediction, for the seeds' green/red bar charts.
+
+    Drawn (seeded) from every fold's test clips, half of them wrongly classified where
+    there are enough wrong ones, so the picture shows the errors as well as the successes.
+    """
+    pool = []  # (fold, clip id, mean probabilities)
+    for k, o in enumerate(outcomes):
+        cids, cp = vote(o.proba, ds.item_clip[o.test_items])
+        pool.extend((k, int(ci), p) for ci, p in zip(cids.tolist(), cp))
+    if not pool or n <= 0:
+        return []
+    wrong = [i for i, (_, ci, p) in enumerate(pool) if labels[int(np.argmax(p))] != ds.clips[ci].label]
+    right = sorted(set(range(len(pool))) - set(wrong))
+    n = min(n, len(pool))
+    n_wrong = min(len(wrong), max(n // 2, n - len(right)))
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(cids), size=min(n, len(cids)), replace=False) if len(cids) else []
-    return [
-        {"name": Path(ds.clips[cids[i]].path).name, "true": ds.clips[cids[i]].label,
-         "probabilities": {lab: float(p) for lab, p in zip(labels, cp[i])}}
-        for i in sorted(pick)
-    ]
+    pick = rng.choice(wrong, size=n_wrong, replace=False).tolist() if n_wrong else []
+    if n > n_wrong:
+        pick += rng.choice(right, size=n - n_wrong, replace=False).tolist()
+    out = []
+    for i in sorted(pick):
+        k, ci, p = pool[i]
+        out.append({"name": Path(ds.clips[ci].path).name, "true": ds.clips[ci].label,
+                    "split": outcomes[k].split.name, "probabilities": {lab: float(v) for lab, v in zip(labels, p)}})
+    return out
 
 
 def _subset_study(
@@ -607,6 +726,7 @@ def evaluate_on_corpus(
     chance = _chance(y_true, kept)
     m.update({
         "corpus": cc.corpus,
+        "title": cc.title or f"on {cc.corpus}",
         "root": cc.root,
         "protocol": _cross_protocol(trained, cc.corpus, len(clip_ids), kept, dropped_model, dropped_corpus,
                                     len(manifest.clips) - len(clips), chance),

@@ -104,6 +104,17 @@ def _spec_axes(ax, an: _Analysis, data: np.ndarray, *, y_axis: str, label: str, 
     return img
 
 
+def _legend_above(ax) -> None:
+    """The legend above the axes' right corner (title moved left), off the spectrogram.
+
+    The lines are light on a dark image, so the legend box is dark too.
+    """
+    ax.set_title(ax.get_title(), loc="left")
+    ax.set_title("", loc="center")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8, borderaxespad=0.3,
+              facecolor="#3a3a3a", edgecolor="#3a3a3a", framealpha=1.0, labelcolor="white")
+
+
 def _draw(kind: str, ax, fig, an: _Analysis) -> None:
     import librosa
     import librosa.display
@@ -127,7 +138,7 @@ def _draw(kind: str, ax, fig, an: _Analysis) -> None:
         if kind == "centroid":
             cent = librosa.feature.spectral_centroid(S=an.magnitude, sr=an.sr, n_fft=an.n_fft)[0]
             ax.plot(times, cent, color="white", linewidth=1.5, label="centroid")
-            ax.legend(loc="upper right")
+            _legend_above(ax)
         elif kind == "rolloff":
             roll = librosa.feature.spectral_rolloff(
                 S=an.magnitude, sr=an.sr, n_fft=an.n_fft, roll_percent=0.85
@@ -137,7 +148,7 @@ def _draw(kind: str, ax, fig, an: _Analysis) -> None:
             )[0]
             ax.plot(times, roll, color="cyan", linewidth=1.5, label="roll-off 85 %")
             ax.plot(times, low, color="white", linewidth=1.0, linestyle="--", label="roll-off 15 %")
-            ax.legend(loc="upper right")
+            _legend_above(ax)
         return
     if kind == "mel":
         _spec_axes(
@@ -236,9 +247,21 @@ def plot_audio(
 
     matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure(kind, an, title or f"{name} - {len(y) / sr_:.2f} s at {sr_} Hz")
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    from .io import atomic_write_bytes
+
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def _figure(kind: str, an: _Analysis, heading: str):
+    """The figure of one kind (or the ``all`` sheet), not yet rendered."""
     from matplotlib.figure import Figure
 
-    heading = title or f"{name} - {len(y) / sr_:.2f} s at {sr_} Hz"
     if kind == "all":
         fig = Figure(figsize=(14, 15), layout="constrained")
         grid = fig.add_gridspec(4, 2, height_ratios=[0.7, 1, 1, 1])
@@ -251,10 +274,4 @@ def plot_audio(
         fig = Figure(figsize=(10, 3.5 if kind == "waveform" else 4.5), layout="constrained")
         _draw(kind, fig.add_subplot(), fig, an)
     fig.suptitle(heading)
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    from .io import atomic_write_bytes
-
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return fig

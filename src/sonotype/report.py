@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,36 +50,89 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Training curves per epoch: loss and accuracy, train and validation.
+    """Training curves per epoch: loss and accuracy, train and validation, each named by its fold.
 
-    ``history`` is a list of dicts with ``epoch``, ``loss``, ``accuracy`` and optionally
-    ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy``, ``lr``.
+    ``history`` is one run's epoch records (dicts with ``epoch``, ``loss``, ``accuracy`` and
+    optionally ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy``, ``lr``), or
+    ``history.json``'s runs: ``{"split": name, "member": i (ensembles), "history": [records]}``.
     """
+    return _save(_history_figure(history), path)
+
+
+def _runs(history: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(name, epoch records) per run: a fold, or a fold's ensemble member."""
     if not history:
         raise ParameterError("history is empty: nothing to plot")
-    ep = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    if "history" not in history[0]:
+        return [("", list(history))]
+    runs = [(str(r.get("split", f"run {i + 1}")) + (f", member {r['member']}" if r.get("member") else ""),
+             list(r.get("history") or [])) for i, r in enumerate(history)]
+    runs = [(n, h) for n, h in runs if h]
+    if not runs:
+        raise ParameterError("history has no epochs: nothing to plot")
+    return runs
 
-    def series(key: str) -> list[float] | None:
-        vals = [h.get(key) for h in history]
-        return None if all(v is None for v in vals) else [np.nan if v is None else float(v) for v in vals]
 
-    fig = Figure(figsize=(10, 4), layout="constrained")
+def _series(recs: Sequence[dict[str, Any]], key: str) -> list[float] | None:
+    vals = [h.get(key) for h in recs]
+    return None if all(v is None for v in vals) else [np.nan if v is None else float(v) for v in vals]
+
+
+def _history_figure(history: Sequence[dict[str, Any]]) -> Figure:
+    """The training-curve figure; legends sit outside the axes, to the right, never on a curve.
+
+    One run: a colour per series and the run's name as the legend title. Several runs
+    (folds, members): a colour per run, training solid and validation dashed.
+    """
+    from matplotlib.lines import Line2D
+
+    runs = _runs(history)
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for ax, keys, title in (
-        (ax_loss, ("loss", "val_loss"), "Loss"),
-        (ax_acc, ("accuracy", "val_accuracy", "val_balanced_accuracy"), "Accuracy"),
-    ):
-        for key in keys:
-            s = series(key)
-            if s is not None:
-                ax.plot(ep, s, label=key.replace("_", " "), marker="." if len(ep) < 30 else None)
+    panels = ((ax_loss, ("loss", "val_loss"), "Loss"),
+              (ax_acc, ("accuracy", "val_accuracy", "val_balanced_accuracy"), "Accuracy"))
+    if len(runs) == 1:
+        name, recs = runs[0]
+        ep = [h.get("epoch", i + 1) for i, h in enumerate(recs)]
+        names = {"loss": "training loss", "val_loss": "validation loss", "accuracy": "training accuracy",
+                 "val_accuracy": "validation accuracy", "val_balanced_accuracy": "validation balanced accuracy"}
+        for ax, keys, _ in panels:
+            for key in keys:
+                s = _series(recs, key)
+                if s is not None:
+                    ax.plot(ep, s, label=names[key], marker="." if len(ep) < 30 else None)
+        handles = [h for ax, _, _ in panels for h in ax.get_lines()]
+        fig.legend(handles=handles, loc="outside right upper", title=name or None, fontsize=9)
+    else:
+        colours = [f"C{i}" if len(runs) <= 10 else _tab20(i) for i in range(len(runs))]
+        for (_, recs), colour in zip(runs, colours, strict=True):
+            ep = [h.get("epoch", i + 1) for i, h in enumerate(recs)]
+            for ax, keys, _ in panels:
+                val_key = next((k for k in keys[::-1] if k.startswith("val") and _series(recs, k) is not None), None)
+                ax.plot(ep, _series(recs, keys[0]), color=colour, linewidth=1.2)
+                if val_key is not None:
+                    ax.plot(ep, _series(recs, val_key), color=colour, linewidth=1.2, linestyle="--")
+        handles = [Line2D([], [], color=c, label=n) for (n, _), c in zip(runs, colours, strict=True)]
+        handles.append(Line2D([], [], color="#555", label="training"))
+        if any(_series(r, "val_loss") is not None for _, r in runs):
+            handles.append(Line2D([], [], color="#555", linestyle="--", label="validation"))
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8,
+                   ncols=1 if len(handles) <= 14 else 2)
+        ax_acc.set_ylabel("accuracy (validation: balanced)" if any(
+            _series(r, "val_balanced_accuracy") is not None for _, r in runs) else "accuracy")
+    for ax, _, title in panels:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend()
     ax_acc.set_ylim(0, 1.02)
-    return _save(fig, path)
+    return fig
+
+
+def _tab20(i: int) -> tuple[float, ...]:
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](i % 20)
 
 
 def plot_confusion(
@@ -101,7 +155,7 @@ def plot_confusion(
         ax.set_yticks(range(k), labels=list(labels))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{title} {name}".strip())
+        ax.set_title(f"{title}: {name}" if title else name)
         hi = mat.max() if mat.max() > 0 else 1
         if k <= 20:
             for i in range(k):
@@ -114,6 +168,10 @@ def plot_confusion(
 
 def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
     """Grouped bars of precision, recall and F1 per class."""
+    return _save(_per_class_figure(per_class), path)
+
+
+def _per_class_figure(per_class: dict[str, dict[str, float]]) -> Figure:
     if not per_class:
         raise ParameterError("per_class is empty: nothing to plot")
     labels = list(per_class)
@@ -125,9 +183,9 @@ def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLi
     ax.set_xticks(x, labels=labels, rotation=45, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_title("Per-class precision, recall, F1")
-    ax.legend()
+    fig.legend(loc="outside right upper")  # bars reach 1.0: a legend inside would cover them
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def plot_clip_predictions(
@@ -169,6 +227,11 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
 
     ``prediction`` is a :class:`sonotype.predict.Prediction` or its ``to_dict()``.
     """
+    return _save(_prediction_figure(prediction), path)
+
+
+def _prediction_figure(prediction: Any) -> Figure:
+    """The timeline (with its probability colour bar) beside the mean-probability bars."""
     d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
     labels = list(d["probabilities"])
     fig = Figure(figsize=(11, 3.5), layout="constrained")
@@ -183,8 +246,9 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
         else:
             widths = [segs[0]["end"] - segs[0]["start"]]
         for j, (x0, w) in enumerate(zip(edges, widths, strict=True)):
-            ax_t.imshow(mat[:, j : j + 1], aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                        extent=(x0, x0 + w, len(labels) - 0.5, -0.5))
+            img = ax_t.imshow(mat[:, j : j + 1], aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                              extent=(x0, x0 + w, len(labels) - 0.5, -0.5))
+        fig.colorbar(img, ax=ax_t, label="probability", fraction=0.05, pad=0.02)
         ax_t.set_xlim(0, max(d.get("duration") or 0, segs[-1]["end"]))
         ax_t.set_yticks(range(len(labels)), labels=labels)
         ax_t.set_xlabel("time (s)")
@@ -199,7 +263,7 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     ax_b.set_xlim(0, 1)
     ax_b.set_title(f"mean: {d['label']}")
     fig.suptitle(Path(str(d.get("path") or "array")).name)
-    return _save(fig, path)
+    return fig
 
 
 def write_plots(
@@ -220,6 +284,16 @@ def write_plots(
         paths.append(plot_per_class(metrics["per_class"], out / "per_class.png"))
     if examples:
         paths.append(plot_clip_predictions(examples, metrics["labels"], out / "clip_predictions.png"))
+    used: set[str] = set()
+    for c in metrics.get("cross") or []:
+        if c.get("confusion") is None or not c.get("labels"):
+            continue
+        title = str(c.get("title") or f"on {c.get('corpus', 'another corpus')}")
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "cross"
+        stem = f"confusion_{slug}"
+        stem = stem if stem not in used else f"{stem}_{len(used) + 1}"
+        used.add(stem)
+        paths.append(plot_confusion(c["confusion"], c["labels"], out / f"{stem}.png", title=title))
     return paths
 
 
@@ -364,6 +438,9 @@ def write_report(
     ]
     if metrics.get("protocol"):
         parts.append(f"<p class='protocol'><b>Protocol.</b> {_e(metrics['protocol'])}</p>")
+    final = metrics.get("final_model")
+    if final:
+        parts.append(f"<p><b>Saved model.</b> {_e(final.get('text', '') if isinstance(final, dict) else final)}</p>")
     parts.append("<h2>Results</h2>" + _headline(metrics) + _environment_line(metrics))
     wl = metrics.get("window_level") or {}
     if wl and wl.get("n") != metrics.get("n"):  # only when items are windows/frames, not whole clips

@@ -413,7 +413,7 @@ def fit_members(
     X_val: np.ndarray | Sequence[np.ndarray] | None = None,
     y_val: np.ndarray | Sequence[np.ndarray] | None = None,
     *,
-    config: TrainConfig,
+    config: TrainConfig | Sequence[TrainConfig],
     augment: AugmentConfig | None = None,
     n_classes: int,
     jobs: int = 1,
@@ -425,7 +425,8 @@ def fit_members(
     Member ``i`` is initialised from ``seeds[i]`` and trained with ``config.seed = seeds[i]``,
     exactly as :func:`fit` would in this process. ``X_train`` / ``y_train`` are one training
     set for all members, or a list with one per member (e.g. different augmented copies); so
-    are ``X_val`` / ``y_val`` (e.g. rotating validation groups). With ``jobs > 1`` the members
+    are ``X_val`` / ``y_val`` (e.g. rotating validation groups), and ``config`` (e.g. each
+    member's own epoch count for a final fit without validation). With ``jobs > 1`` the members
     train at the same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
     from memory-mapped temporary files (written once); each worker uses
     ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
@@ -446,6 +447,9 @@ def fit_members(
     if (X_val is None) != (y_val is None):
         raise ParameterError("give both X_val and y_val, or neither")
     n = len(seeds)
+    configs = list(config) if isinstance(config, (list, tuple)) else [config] * n
+    if len(configs) != n:
+        raise ParameterError(f"{n} seeds need {n} training configs, got {len(configs)}")
     per_member, Xs, ys = _per_member(X_train, y_train, n, "training")
     val_per_member, Xvs, yvs = _per_member(X_val, y_val, n, "validation")
     workers = max(1, min(int(jobs), n))
@@ -453,7 +457,7 @@ def fit_members(
         nets, results = [], []
         for i, seed in enumerate(seeds):
             net = from_spec(spec, seed=seed)
-            res = fit(net, Xs[i], ys[i], Xvs[i], yvs[i], config=replace(config, seed=seed), augment=augment,
+            res = fit(net, Xs[i], ys[i], Xvs[i], yvs[i], config=replace(configs[i], seed=seed), augment=augment,
                       n_classes=n_classes, progress=progress, console=console, progress_label=_member_label(i, n))
             nets.append(net)
             results.append(res)
@@ -464,7 +468,7 @@ def fit_members(
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = config.num_threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // workers)  # unless a member's config sets num_threads
     with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
         def saved(name: str, arr: np.ndarray) -> str:
             path = os.path.join(tmp, f"{name}.npy")
@@ -481,7 +485,7 @@ def fit_members(
         ]
         jobs_args = [
             (spec, seed, {**val_paths[i if val_per_member else 0], **train_paths[i if per_member else 0]},
-             replace(config, seed=seed, num_threads=threads).to_dict(),
+             replace(configs[i], seed=seed, num_threads=configs[i].num_threads or threads).to_dict(),
              None if augment is None else augment.to_dict(), n_classes, progress, _member_label(i, n))
             for i, seed in enumerate(seeds)
         ]
