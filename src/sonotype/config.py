@@ -88,14 +88,19 @@ class EvalConfig:
 
     ``final_model``: with several folds, ``refit`` trains the saved model on all clips
     (a validation part carved out by the same group rule drives early stopping); ``best_fold``
-    keeps the fold model with the best validation score.
+    keeps the fold model with the best validation score. ``baseline`` also fits, on the same
+    folds, clip statistics + logistic regression (:mod:`sonotype.baseline`) and reports the
+    model against it.
     """
 
     bootstrap: int = 1000
     examples: int = 6
     final_model: str = "refit"
+    baseline: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.baseline, bool):
+            raise ConfigError(f"evaluate.baseline must be true or false, got {self.baseline!r}")
         if self.final_model not in ("refit", "best_fold"):
             raise ConfigError(f"evaluate.final_model must be 'refit' or 'best_fold', got {self.final_model!r}")
 
