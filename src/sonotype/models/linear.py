@@ -19,12 +19,13 @@ Choices (documented because they change the figures):
   is one (F,) item; a clip's prediction is the mean probability over its items, like every
   other model. This keeps the model linear in what it sees and needs no new code at predict
   time; use ``representation.kind: stats`` for the classical clip-statistics baseline.
-- **linear-svm probabilities** are Platt-scaled one-vs-rest: for each class a 1-D logistic
-  fit ``p_c = sigmoid(a_c d_c + b_c)`` on the *out-of-fold* decision values of the inner group
-  CV at the chosen C (so calibration never sees the data the SVM was fitted on, the scheme of
-  ``CalibratedClassifierCV(method="sigmoid", ensemble=False)``), then normalised over classes.
-  The network returns ``log sigmoid(a_c d_c + b_c)`` as logits, whose softmax is exactly that
-  normalisation.
+- **linear-svm probabilities** are calibrated on the *out-of-fold* decision values of the
+  inner group CV at the chosen C, so calibration never sees the data each SVM was fitted on
+  (the scheme of ``CalibratedClassifierCV(ensemble=False)``): ``softmax(a * d + b)``, one
+  slope ``a > 0`` and one bias per class, fitted by multinomial log loss (for two classes
+  this is Platt scaling). One-vs-rest Platt sigmoids normalised over classes were tried first
+  and were underconfident by 8-9 points of mean confidence against accuracy on held-out data
+  with 4 classes; the shared slope keeps the SVM's ranking of classes and is calibrated.
 - ``class_weight: balanced`` (default) weights classes by inverse frequency: the headline
   figure is balanced accuracy.
 """
@@ -39,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
@@ -53,7 +53,7 @@ _ABSENT = -50.0  # logit of a class absent from training: probability ~ e^-50 of
 
 
 class LinearClassifier(nn.Module):
-    """``Flatten -> Linear`` (logreg), or ``Flatten -> Linear -> Platt -> log sigmoid`` (linear-svm).
+    """``Flatten -> Linear`` (logreg), or ``Flatten -> Linear -> a * d + b`` (linear-svm, calibrated).
 
     Parameters
     ----------
@@ -120,9 +120,9 @@ class LinearClassifier(nn.Module):
         if self.loss == "logistic":
             return d
         z = d * self.platt_a + self.platt_b
-        if self.binary_svm:
-            return torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
-        return F.logsigmoid(z)
+        if self.binary_svm:  # softmax([0, z]) = sigmoid(z): Platt scaling
+            return torch.cat([torch.zeros_like(z), z], dim=1)
+        return z
 
 
 def is_linear(model: Any) -> bool:
@@ -302,7 +302,7 @@ def _copy_coefficients(model: LinearClassifier, est: Any, present: np.ndarray) -
     if model.binary_svm:
         W, b = coef, icpt
     else:
-        W, b = np.zeros((k, d)), np.full(k, _ABSENT)
+        W, b = np.zeros((k, d)), np.full(k, _ABSENT if model.loss == "logistic" else 0.0)
         if coef.shape[0] == 1:  # two classes present: one row for classes_[1]
             lo, hi = present
             if model.loss == "logistic":  # softmax([0, z]) = sigmoid(z)
@@ -317,25 +317,42 @@ def _copy_coefficients(model: LinearClassifier, est: Any, present: np.ndarray) -
 
 
 def _platt(model: LinearClassifier, oof: np.ndarray | None, y: np.ndarray, present: np.ndarray) -> None:
-    """Per-class sigmoid on out-of-fold decision values; absent classes get probability ~0."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit ``softmax(a * d + b)`` on out-of-fold decision values (Platt scaling for two classes).
+
+    Absent classes get bias -50 (probability ~0); without out-of-fold decisions (no inner CV
+    possible) the slope stays 1 and the biases 0.
+    """
+    from scipy.optimize import minimize
 
     rows = 1 if model.binary_svm else model.n_classes
-    a, b = np.zeros(rows), np.full(rows, _ABSENT)
-    for r in range(rows):
-        c = 1 if model.binary_svm else r
-        if c not in present:
-            continue
-        # Rows whose inner-fold SVM never saw class c have no decision value for it.
-        ok = np.zeros(len(y), bool) if oof is None else np.isfinite(oof[:, c])
-        target = (y[ok] == c).astype(int)
-        if target.size == 0 or target.min() == target.max():
-            a[r], b[r] = 1.0, 0.0  # nothing to calibrate on: plain sigmoid of the decision value
-            continue
-        lr = LogisticRegression(C=1.0).fit(oof[ok, c : c + 1], target)
-        a[r], b[r] = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    a, b = 1.0, np.zeros(rows)
+    ok = np.zeros(len(y), bool) if oof is None else np.isfinite(oof[:, present]).all(axis=1)
+    if ok.sum() >= 2 and np.unique(y[ok]).size >= 2:
+        D = oof[ok][:, 1:2] if model.binary_svm else oof[ok][:, present]
+        onehot = (y[ok, None] == (np.array([0, 1]) if model.binary_svm else present)[None, :]).astype(float)
+        if model.binary_svm:
+            D, onehot = np.concatenate([np.zeros_like(D), D], 1), onehot
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            slope, bias = np.exp(theta[0]), theta[1:]
+            z = slope * D + (np.concatenate([[0.0], bias]) if model.binary_svm else bias)
+            z -= z.max(1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+            g = (np.exp(logp) - onehot) / len(D)
+            grad_b = g.sum(0)[1:] if model.binary_svm else g.sum(0)
+            return float(-(onehot * logp).sum() / len(D)), np.concatenate([[slope * (g * D).sum()], grad_b])
+
+        nb = 1 if model.binary_svm else present.size
+        res = minimize(loss, np.zeros(1 + nb), jac=True, method="L-BFGS-B")
+        a = float(np.exp(res.x[0]))
+        if model.binary_svm:
+            b[0] = res.x[1]
+        else:
+            b[present] = res.x[1:]
+    if not model.binary_svm:
+        b[np.setdiff1d(np.arange(rows), present)] = _ABSENT
     with torch.no_grad():
-        model.platt_a.copy_(torch.as_tensor(a, dtype=torch.float32))
+        model.platt_a.fill_(a)
         model.platt_b.copy_(torch.as_tensor(b, dtype=torch.float32))
 
 
