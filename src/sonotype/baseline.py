@@ -163,12 +163,12 @@ def run_baseline(
         ``balanced_accuracy``, ``accuracy``, ``macro_f1`` (pooled over the test folds, clip
         level), ``n_test_clips``, ``folds`` (name, n, figures, C), ``mean``/``std`` over folds,
         ``model`` (the model's figures on the same clips), ``comparison`` (paired bootstrap),
-        ``verdict`` (one sentence), ``config``, ``seconds`` (extraction included),
-        ``extract_seconds``. A baseline that cannot be fitted returns ``{"skipped": reason}``
+        ``verdict`` (one sentence), ``config``, ``seconds`` (wall, extraction included),
+        ``extract_seconds``, ``cpu_seconds`` (this process's CPU time). A baseline that cannot be fitted returns ``{"skipped": reason}``
         (printed) rather than losing the run.
     """
     console = console or Console(stderr=True)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     fc, rc = baseline_features(cfg)
     try:
         bds = build_dataset(ds.clips, fc, rc, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
@@ -180,6 +180,7 @@ def run_baseline(
     out["config"] = _config_record(fc, rc, out.pop("_inner_cv"))
     out["extract_seconds"] = round(t_extract, 2)
     out["seconds"] = round(time.perf_counter() - t0, 2)
+    out["cpu_seconds"] = round(time.process_time() - cpu0, 2)  # this process; wall time on a loaded machine varies
     if progress:
         console.print(f"[bold]baseline[/] (clip statistics + logistic regression, {out['seconds']:.1f}s): "
                       f"{out['verdict']}")
