@@ -174,7 +174,7 @@ def _clip_balanced_accuracy(scores: np.ndarray, y: np.ndarray, item_clip: np.nda
 
 def _inner_folds(y: np.ndarray, groups: np.ndarray, item_clip: np.ndarray, k: int) -> tuple[list, str]:
     """Stratified group folds over the groups (or over clips when there is one group)."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     unit, what = groups, "group"
     if np.unique(groups).size < 2:
@@ -183,11 +183,15 @@ def _inner_folds(y: np.ndarray, groups: np.ndarray, item_clip: np.ndarray, k: in
     if n_units < 2:
         return [], "none (a single clip)"
     k = min(int(k), n_units)
+    # Stratification needs some class with >= k members (e.g. not 31 GTZAN clips, 2 per genre).
+    stratified = np.bincount(y).max() >= k
+    splitter = StratifiedGroupKFold(n_splits=k) if stratified else GroupKFold(n_splits=k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has fewer members than n_splits"
-        folds = list(StratifiedGroupKFold(n_splits=k).split(np.zeros(len(y)), y, unit))
+        folds = list(splitter.split(np.zeros(len(y)), y, unit))
     folds = [(tr, te) for tr, te in folds if np.unique(y[tr]).size >= 2 and len(te)]
-    return folds, f"{k}-fold stratified by {what} over {n_units} {what.split(' ')[0]}s"
+    kind = "stratified " if stratified else ""
+    return folds, f"{k}-fold {kind}by {what} over {n_units} {what.split(' ')[0]}s"
 
 
 def fit_linear(
