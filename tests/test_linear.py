@@ -201,3 +201,25 @@ def test_too_few_clips_per_class_for_stratified_folds() -> None:
     X, y, _ = _blobs(n=20, k=10, d=8)
     info = fit_linear(build_model("logreg", (8,), 10), X, y, groups=np.arange(20))
     assert info["inner_cv"] == "5-fold by group over 20 groups" and info["chosen_by"] == "inner CV"
+
+
+def test_cli_train_with_model_linear_svm_then_predict_with_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from typer.testing import CliRunner
+
+    from sonotype.cli import app
+
+    root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=3, takes=2, seconds=1.0)
+    run = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--corpus", "demo", "--root", str(root), "--out", str(run), "--model",
+                              "linear-svm", "--features", "mfcc,centroid,rms", "--protocol", "kfold:3", "--json",
+                              "--quiet", "--set", "representation.stats=[mean, std]", "--set",
+                              "evaluate.bootstrap=50", "--set", "evaluate.baseline=false"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout)
+    assert m["model"] == "linear-svm" and m["balanced_accuracy"] > 0.5
+    clip = next(iter(sorted(root.rglob("*.wav"))))
+    res = runner.invoke(app, ["predict", str(run / "model"), str(clip), "--runtime", "onnx", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["label"] in m["labels"]
