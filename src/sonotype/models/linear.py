@@ -47,8 +47,9 @@ from . import register_model
 
 __all__ = ["DEFAULT_CS", "LinearClassifier", "fit_linear", "is_linear"]
 
-#: The C grid searched by inner cross-validation: 1e-3 .. 10 in half decades.
-DEFAULT_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: The C grid searched by inner cross-validation: 1e-4 .. 10 in half decades (GTZAN's 20
+#: training clips chose 1e-3 at the edge of a grid that started there).
+DEFAULT_CS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 _ABSENT = -50.0  # logit of a class absent from training: probability ~ e^-50 of the others
 
 
