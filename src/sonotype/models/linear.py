@@ -266,7 +266,7 @@ def fit_linear(
         if folds:
             ests = [_estimator(loss, grid[0], cw, max_iter) for _ in folds]
             for C in grid:  # ascending C, warm-started per fold (logreg)
-                out = np.zeros((len(y), model.n_classes))
+                out = np.full((len(y), model.n_classes), np.nan)  # rows of a dropped fold stay NaN
                 for est, (tr, te) in zip(ests, folds):
                     est.set_params(C=C)
                     est.fit(X2[tr], y[tr])
