@@ -128,3 +128,13 @@ def test_baseline_can_be_turned_off(corpus: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"evaluate\.baseline"):
         load_config(None, ["evaluate.baseline=maybe"])
+
+
+def test_item_level_random_split_of_frames_skips_the_baseline_with_a_reason(corpus: Path, tmp_path: Path) -> None:
+    cfg = load_config(recipe_path("demo"), [f"corpus.root={corpus}", f"cache_dir={tmp_path / 'cache'}", *QUICK,
+                                            "protocol=random", "representation.kind=frames", "model.name=logreg",
+                                            "model.params={C: 1.0}"])
+    m = run_experiment(cfg, tmp_path / "run", progress=False)
+    assert "no clean training clips" in m["baseline"]["skipped"]
+    assert "baseline skipped" in (tmp_path / "run" / "report.html").read_text()
+    assert "| baseline |" in results_table(collect_results([tmp_path / "run"]))

@@ -219,6 +219,10 @@ def _fit_folds(
         te, test_c = te[keep], test_c[keep]
         if not len(te):
             continue
+        if item_level and np.unique(y[tr]).size < 2:
+            raise SonotypeError(
+                "the item-level random split put items of (nearly) every clip on both sides, so a clip-level "
+                "baseline has no clean training clips; use a grouped protocol to compare with the baseline")
         scaler = Standardizer().fit(bds.X[tr])
         net = build_model(BASELINE_MODEL, (bds.X.shape[1],), len(labels))
         info = fit_linear(net, scaler.transform(bds.X[tr]), y[tr], groups=groups[tr])
