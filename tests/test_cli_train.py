@@ -14,7 +14,8 @@ from sonotype.cli import app
 from sonotype.corpora.demo import generate_demo
 
 runner = CliRunner()
-FAST = ["--set", "train.max_epochs=15", "--set", "train.num_threads=1", "--set", "evaluate.bootstrap=100"]
+FAST = ["--set", "train.max_epochs=15", "--set", "train.num_threads=1", "--set", "evaluate.bootstrap=100",
+        "--set", "evaluate.baseline=false"]
 
 
 @pytest.fixture(scope="module")

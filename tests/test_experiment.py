@@ -16,7 +16,8 @@ from sonotype.experiment import evaluate_on_corpus, run_experiment
 from sonotype.predict import load_model
 from sonotype.recipes import recipe_path
 
-FAST = ["train.max_epochs=25", "train.patience=6", "evaluate.bootstrap=200", "train.num_threads=1"]
+FAST = ["train.max_epochs=25", "train.patience=6", "evaluate.bootstrap=200", "train.num_threads=1",
+        "evaluate.baseline=false"]  # the baseline has its own tests (test_baseline.py)
 
 
 @pytest.fixture(scope="module")

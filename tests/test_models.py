@@ -24,6 +24,8 @@ SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "crnn": ((64, 44), (1, 1)),
     "cnn-bn": ((64, 44), (1, 1)),
     "layer-weighted-mlp": ((13, 64), (1, 2)),
+    "logreg": ((210,), (1,)),
+    "linear-svm": ((216, 13), (1,)),
 }
 
 # variants and extra layouts that the registry names alone do not reach

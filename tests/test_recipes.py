@@ -24,7 +24,8 @@ from sonotype.recipes import list_recipes, recipe_path
 from sonotype.splits import LeakWarning
 
 RECIPES = [r["name"] for r in list_recipes()]
-SHORT = ["train.max_epochs=2", "train.patience=null", "train.num_threads=1", "evaluate.bootstrap=0", "evaluate.examples=2"]
+SHORT = ["train.max_epochs=2", "train.patience=null", "train.num_threads=1", "evaluate.bootstrap=0", "evaluate.examples=2",
+         "evaluate.baseline=false"]
 
 
 def _tone(k: int, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:

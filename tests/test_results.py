@@ -24,7 +24,9 @@ def runs(tmp_path: Path) -> Path:
            protocol="4-fold by actor", accuracy=0.6512, balanced_accuracy=0.6401, macro_f1=0.6333,
            mean={"accuracy": 0.65, "balanced_accuracy": 0.64, "macro_f1": 0.63},
            std={"accuracy": 0.041, "balanced_accuracy": 0.05, "macro_f1": 0.052},
-           n_test_clips=960, train_seconds=412.0)
+           n_test_clips=960, train_seconds=412.0,
+           baseline={"balanced_accuracy": 0.4312, "accuracy": 0.44, "macro_f1": 0.42,
+                     "comparison": {"difference": 0.21, "interval": [0.17, 0.25], "verdict": "better"}})
     _write(tmp_path / "runs" / "nested" / "tess-seed", corpus="tess", recipe="tess-seed", protocol="random 80/20",
            accuracy=0.99, balanced_accuracy=0.991, macro_f1=0.99, n_test_clips=56, train_seconds=12.34)
     return tmp_path / "runs"
@@ -36,11 +38,12 @@ def test_collect_and_markdown(runs: Path):
     assert rows[0]["run_dir"].endswith("ravdess-mlp")
     md = results_table(rows)
     lines = md.strip().splitlines()
-    assert lines[0] == ("| corpus | recipe | protocol | accuracy | balanced accuracy | macro-F1 | test clips "
-                        "| training time |")
+    assert lines[0] == ("| corpus | recipe | protocol | accuracy | balanced accuracy | macro-F1 | baseline "
+                        "| test clips | training time |")
     assert lines[2] == ("| ravdess | ravdess-mlp | kfold:4 | 0.651 (0.650 ± 0.041) | 0.640 (0.640 ± 0.050) "
-                        "| 0.633 (0.630 ± 0.052) | 960 | 6.9 min |")
-    assert lines[3] == "| tess | tess-seed | random 80/20 | 0.990 | 0.991 | 0.990 | 56 | 12.3 s |"
+                        "| 0.633 (0.630 ± 0.052) | 0.431 (beaten) | 960 | 6.9 min |")
+    # A run without a baseline (older metrics.json, or evaluate.baseline false) leaves the cell empty.
+    assert lines[3] == "| tess | tess-seed | random 80/20 | 0.990 | 0.991 | 0.990 |  | 56 | 12.3 s |"
 
 
 def test_csv(runs: Path):
@@ -48,6 +51,17 @@ def test_csv(runs: Path):
     assert rows[0]["balanced_accuracy"] == "0.640" and rows[0]["balanced_accuracy_std"] == "0.050"
     assert rows[1]["accuracy_mean"] == "" and rows[1]["n_test_clips"] == "56"
     assert rows[1]["train_seconds"] == "12.3"
+    assert rows[0]["baseline_balanced_accuracy"] == "0.431" and rows[0]["baseline_verdict"] == "better"
+    assert rows[1]["baseline_balanced_accuracy"] == "" and rows[1]["baseline_verdict"] == ""
+
+
+@pytest.mark.parametrize(("verdict", "cell"), [("worse", "0.500 (model worse)"),
+                                               ("not distinguishable", "0.500 (not beaten)"), (None, "0.500")])
+def test_baseline_cell_says_how_the_model_compares(tmp_path: Path, verdict, cell):
+    cmp = None if verdict is None else {"verdict": verdict}
+    _write(tmp_path / "r", corpus="x", recipe="x", balanced_accuracy=0.4,
+           baseline={"balanced_accuracy": 0.5, "comparison": cmp})
+    assert f"| {cell} |" in results_table(collect_results([tmp_path]))
 
 
 def test_errors(tmp_path: Path):

@@ -111,13 +111,19 @@ class EvalConfig:
 
     With one split, ``refit`` and ``best_fold`` keep the split's model; ``all`` still fits
     on every clip (e.g. ``savee-cross``: TESS's random split, then all of TESS).
+
+    ``baseline`` (default true) also fits, on the same folds, clip statistics + logistic
+    regression (:mod:`sonotype.baseline`) and reports the model against it.
     """
 
     bootstrap: int = 1000
     examples: int = 6
     final_model: str = "auto"
+    baseline: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.baseline, bool):
+            raise ConfigError(f"evaluate.baseline must be true or false, got {self.baseline!r}")
         if self.final_model not in FINAL_MODELS:
             raise ConfigError(
                 f"evaluate.final_model must be one of {', '.join(FINAL_MODELS)}, got {self.final_model!r}"

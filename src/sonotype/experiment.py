@@ -44,6 +44,7 @@ from .features import Dataset, Standardizer, build_dataset, featurize
 from .io import atomic_dir, atomic_write_text
 from .modelio import save_model
 from .models import build_model, ensemble_of, model_spec
+from .models.linear import is_linear
 from .splits import (
     MIN_VAL_GROUPS,
     ProtocolConfig,
@@ -229,6 +230,8 @@ def _train_one(
                 y = np.concatenate([y, y_items[[first_item[c] for c in clip_aug.tolist()]]])
         return X, y
 
+    if is_linear(cfg.model.name):  # logreg / linear-svm: scikit-learn, no torch loop
+        return _train_linear(cfg, ds, y_items, n_classes, np.union1d(tr, va), with_copies, aug_cache, progress, console)
     X_tr, y_tr = with_copies(tr)
     # Waveform items of a fine-tuned backbone are normalised by the backbone itself: no scaler.
     scaler = None if _finetuning(cfg) else Standardizer(feature_axis=_feature_axis(cfg)).fit(X_tr)
@@ -273,6 +276,35 @@ def _train_one(
     if cfg.model.prior_correction:
         net = ensemble_of([net], class_prior=_prior(cfg, y_items[tr], n_classes))
     return net, scaler, [result]
+
+
+def _train_linear(
+    cfg: RunConfig, ds: Dataset, y_items: np.ndarray, n_classes: int, items: np.ndarray, with_copies: Any,
+    aug_cache: dict[tuple[int, int], list[np.ndarray]], progress: bool, console: Console,
+) -> tuple[torch.nn.Module, Standardizer, list[TrainResult]]:
+    """Fit a linear model on the whole training side: its validation part joins the training data
+    (there is no early stopping; inner group CV on this side picks C, see :mod:`sonotype.models.linear`)."""
+    from .models.linear import fit_linear
+
+    if cfg.augment.enabled_features:
+        raise ConfigError(f"model {cfg.model.name!r} is fitted by scikit-learn: SpecAugment, mixup and feature noise "
+                          "do not apply (waveform copies, augment.copies, do); set them to 0")
+    if cfg.model.ensemble > 1:
+        raise ConfigError(f"model {cfg.model.name!r} is deterministic: model.ensemble > 1 would repeat one fit")
+    X, y = with_copies(items)
+    clip_of = ds.item_clip[items]
+    if cfg.augment.copies > 0 and len(items):  # memoised: the copies with_copies just used, for their clips
+        clip_of = np.concatenate([clip_of, _augmented_items(ds, cfg, np.unique(clip_of), aug_cache, cfg.seed)[1]])
+    scaler = Standardizer(feature_axis=_feature_axis(cfg)).fit(X)
+    net = _build_network(cfg, tuple(ds.X.shape[1:]), n_classes)
+    info = fit_linear(net, scaler.transform(X), y, groups=np.array([ds.clips[c].group for c in clip_of]),
+                      item_clip=clip_of)
+    if progress:
+        console.print(f"{info['model']}: C={info['C']:g} ({info['chosen_by']}; {info['inner_cv']}), "
+                      f"{info['n_items']} items, {info['seconds']:.1f}s")
+    if cfg.model.prior_correction:
+        net = ensemble_of([net], class_prior=_prior(cfg, y_items[items], n_classes))
+    return net, scaler, [TrainResult(seconds=info["seconds"])]
 
 
 def _prior(cfg: RunConfig, y_train: np.ndarray, n_classes: int) -> list[float] | None:
@@ -376,6 +408,10 @@ def run_experiment(
         train_seconds = time.perf_counter() - t_train
 
         metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
+        if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips
+            from .baseline import run_baseline
+
+            metrics["baseline"] = run_baseline(cfg, ds, labels, outcomes, item_level, progress=progress, console=console)
         net, scaler, final_note = _final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console,
                                                item_level)
         metrics["final_model"] = final_note

@@ -368,6 +368,32 @@ def _environment_line(metrics: dict[str, Any]) -> str:
     return "<p class='muted'>ran on: " + _e(" · ".join(bits)) + "</p>"
 
 
+def _baseline_section(metrics: dict[str, Any]) -> str:
+    """The model beside the textbook baseline (same folds, same test clips) and the verdict in words."""
+    b = metrics.get("baseline")
+    if not isinstance(b, dict):
+        return ""
+    if "skipped" in b:
+        return f"<h2>Baseline</h2><p class='muted'>baseline skipped: {_e(b['skipped'])}</p>"
+    model = b.get("model") or {}
+    bm, bs = b.get("mean") or {}, b.get("std") or {}
+    rows = []
+    for key, name in zip(_SCORES, _SCORE_HEADERS):
+        cells = [_e(name), _num(model.get(key, metrics.get(key))), _num(b.get(key))]
+        if bm:
+            cells.append(f"{_num(bm.get(key))} &plusmn; {_num(bs.get(key))}")
+        rows.append(cells)
+    heads = ["metric (pooled, clip level)", "this model", "baseline", *(["baseline over folds"] if bm else [])]
+    out = _section_table("Baseline", heads, rows)
+    cfg = b.get("config") or {}
+    cs = ", ".join(f"{float(f['C']):g}" for f in b.get("folds") or [] if f.get("C") is not None)
+    out += f"<p><b>{_e(b.get('verdict', ''))}</b></p>"
+    out += (f"<p class='muted'>baseline: {_e(cfg.get('description', ''))}; inner CV: {_e(cfg.get('inner_cv', ''))}; "
+            f"C per fold: {_e(cs)}; "
+            f"{_e(b.get('seconds', '?'))} s (features {_e(b.get('extract_seconds', '?'))} s)</p>")
+    return out
+
+
 def _section_table(title: str, headers: list[str], rows: list[list[str]]) -> str:
     """An ``<h2>`` and a table; ``rows`` hold cells already escaped/formatted (empty -> nothing)."""
     if not rows:
@@ -447,6 +473,7 @@ def write_report(
         parts.append(f"<p class='muted'>window level: accuracy {_num(wl.get('accuracy'))}, balanced accuracy "
                      f"{_num(wl.get('balanced_accuracy'))}, macro-F1 {_num(wl.get('macro_f1'))} "
                      f"over {_e(wl.get('n', '?'))} windows</p>")
+    parts.append(_baseline_section(metrics))
     parts.append(_folds_table(metrics))
     parts.append(_per_class_table(metrics))
     parts.append(_cross_table(metrics))

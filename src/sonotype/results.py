@@ -69,9 +69,28 @@ def _seconds(x: Any) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
+def _baseline(row: dict[str, Any]) -> dict[str, Any]:
+    b = row.get("baseline")
+    return b if isinstance(b, dict) and "skipped" not in b else {}
+
+
+# How the model compares with its baseline (paired bootstrap of balanced accuracy, sonotype.baseline).
+_VERDICT_MARK = {"better": "beaten", "worse": "model worse", "not distinguishable": "not beaten"}
+
+
+def _baseline_cell(row: dict[str, Any]) -> str:
+    """The baseline's balanced accuracy and whether the model beats it beyond the bootstrap interval."""
+    b = _baseline(row)
+    if "balanced_accuracy" not in b:
+        return ""
+    verdict = (b.get("comparison") or {}).get("verdict")
+    return _fmt(b["balanced_accuracy"]) + (f" ({_VERDICT_MARK[verdict]})" if verdict in _VERDICT_MARK else "")
+
+
 def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"] = "markdown") -> str:
     """One line per run: corpus, recipe, protocol, clip-level accuracy, balanced accuracy,
-    macro-F1 (``mean +- std`` over folds where present), test clips, training time.
+    macro-F1 (``mean +- std`` over folds where present), the baseline's balanced accuracy (with
+    "beaten" when the model beats it beyond the paired bootstrap interval), test clips, training time.
 
     Markdown is for people (the pooled figure, then the fold mean +- std in brackets); CSV
     has one column per number (``*_mean``/``*_std`` empty without folds).
@@ -84,17 +103,19 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
         head = ["corpus", "recipe", "protocol"]
         for key, _ in _FIGURES:
             head += [key, f"{key}_mean", f"{key}_std"]
-        w.writerow([*head, "n_test_clips", "train_seconds", "run_dir"])
+        w.writerow([*head, "baseline_balanced_accuracy", "baseline_verdict", "n_test_clips", "train_seconds", "run_dir"])
         for r in rows:
             mean, std = r.get("mean") or {}, r.get("std") or {}
             line = [r.get("corpus", ""), _recipe(r), _protocol(r)]
             for key, _ in _FIGURES:
                 line += [_fmt(r.get(key)), _fmt(mean.get(key)), _fmt(std.get(key))]
+            base = _baseline(r)
+            line += [_fmt(base.get("balanced_accuracy")), (base.get("comparison") or {}).get("verdict", "")]
             w.writerow([*line, r.get("n_test_clips", ""), "" if r.get("train_seconds") is None
                         else f"{float(r['train_seconds']):.1f}", r.get("run_dir", "")])
         return buf.getvalue()
 
-    head = ["corpus", "recipe", "protocol", *(name for _, name in _FIGURES), "test clips", "training time"]
+    head = ["corpus", "recipe", "protocol", *(name for _, name in _FIGURES), "baseline", "test clips", "training time"]
 
     def cell(s: Any) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -108,7 +129,7 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
             if key in mean:
                 txt += f" ({_fmt(mean[key])} ± {_fmt(std.get(key, 0.0))})"
             figs.append(txt)
-        vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *figs, r.get("n_test_clips", ""),
+        vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *figs, _baseline_cell(r), r.get("n_test_clips", ""),
                 _seconds(r.get("train_seconds"))]
         lines.append("| " + " | ".join(cell(v) for v in vals) + " |")
     return "\n".join(lines) + "\n"

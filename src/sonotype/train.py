@@ -242,6 +242,16 @@ def fit(
         Shape or label mismatches, NaN inputs, or a loss that became NaN (naming the epoch).
     """
     X_train, y_train = _check_arrays(model, X_train, y_train, n_classes, "training")
+    if getattr(model, "fitted_by", None) == "sklearn":
+        # logreg / linear-svm: scikit-learn on training + validation items, each item its own
+        # inner-CV group (for grouped data call sonotype.models.linear.fit_linear with groups).
+        from .models.linear import fit_linear
+
+        if (X_val is None) != (y_val is None):
+            raise ParameterError("give both X_val and y_val, or neither")
+        if X_val is not None:
+            X_train, y_train = np.concatenate([X_train, X_val]), np.concatenate([y_train, np.asarray(y_val)])
+        return TrainResult(seconds=fit_linear(model, X_train, y_train)["seconds"])
     if X_train.shape[0] < 2:
         raise ParameterError(f"training needs at least 2 items (BatchNorm), got {X_train.shape[0]}")
     has_val = X_val is not None

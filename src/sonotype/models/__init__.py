@@ -222,3 +222,4 @@ from . import heads  # noqa: E402, F401
 from .ensemble import Ensemble, ensemble_of  # noqa: E402
 
 register_model("ensemble", Ensemble, {}, "mean probability of member networks (model.ensemble: N seeds)")
+from . import linear  # noqa: E402, F401  (logreg, linear-svm: fitted by scikit-learn)
