@@ -276,6 +276,8 @@ def write_plots(
     """Draw every plot a run has the data for into ``run_dir/plots/``; return their paths."""
     out = Path(run_dir) / "plots"
     paths: list[Path] = []
+    # Runs without epochs (scikit-learn linear models) have no curve to draw.
+    history = [r for r in history or [] if "history" not in r or r["history"]]
     if history:
         paths.append(plot_history(history, out / "training_curves.png"))
     if metrics.get("confusion") is not None and metrics.get("labels"):
