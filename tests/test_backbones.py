@@ -70,6 +70,13 @@ def _tiny_models(root: Path) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embeddings and digests are cached by default: keep them out of the user's cache."""
+    monkeypatch.setenv("SONOTYPE_CACHE", str(tmp_path_factory.mktemp("sonotype-cache")))
+    monkeypatch.delenv("SONOTYPE_BACKBONES", raising=False)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.set_num_threads(1)
@@ -179,9 +186,13 @@ def test_mean_pooling_ignores_padding() -> None:
 
 
 def test_whisper_runs_on_real_length_and_matches_the_stock_encoder_at_30s(models: dict[str, Path]) -> None:
+    tf = pytest.importorskip("transformers")
     cfg = BackboneConfig(str(models["whisper"]))
     bb = load_backbone(cfg)
-    fe, enc = bb.feature_extractor, bb.model
+    assert "WhisperEncoder" in type(bb.model).__name__ and type(bb.model).__module__ == "sonotype.backbones.whisper"
+    # the reference: transformers' own encoder and feature extractor on the same files
+    enc = tf.WhisperModel.from_pretrained(models["whisper"]).get_encoder().eval()
+    fe = tf.WhisperFeatureExtractor.from_pretrained(models["whisper"])
     (w30,) = _waves(1, (30 * SR,))
     with torch.no_grad():
         # exactly 30 s: our real-length path and Hugging Face's padded forward are the same computation
