@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DownloadError, ModelError, SonotypeError
+from ..errors import ConfigError, ModelError, SonotypeError
 from .config import BackboneConfig
 
 __all__ = [
