@@ -327,7 +327,9 @@ def run_experiment(
     with atomic_dir(out, force=force) as tmp:
         manifest = load_manifest(cfg.corpus)
         console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
+        t_extract = time.perf_counter()
         ds = _dataset(cfg, manifest.clips, progress)
+        extract_seconds = time.perf_counter() - t_extract
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
         labels = sorted({c.label for c in ds.clips})
@@ -370,17 +372,23 @@ def run_experiment(
         net, scaler, final_note = _final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console)
         metrics["final_model"] = final_note
         metrics["train_seconds"] = round(train_seconds, 2)
+        metrics["extract_seconds"] = round(extract_seconds, 2)
+        backbone = _backbone_record(cfg)
+        if backbone is not None:
+            from .backbones.load import summary
+
+            metrics["backbone"] = summary(backbone)
         metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
 
         save_model(
             tmp / "model",
             network=net,  # the network carries its own JSON architecture spec
             labels=labels,
-            feature_config=cfg.features,
-            representation=cfg.representation,
+            feature_config=None if cfg.backbone else cfg.features,  # a backbone model uses no frame features
+            representation=None if cfg.backbone else cfg.representation,
             scaler=scaler,
             metrics=_headline(metrics),
-            backbone=_backbone_record(cfg),
+            backbone=backbone,
             extra={"recipe": cfg.name, "protocol": protocol_text},
         )
         if cfg.study and cfg.study.subsets:
@@ -435,7 +443,7 @@ def _summarise(
         "protocol_name": proto.name,
         "protocol_config": proto.to_dict(),
         "item_level_split": item_level,
-        "representation": cfg.representation.kind,
+        "representation": "backbone" if cfg.backbone else cfg.representation.kind,
         "model": _model_text(cfg),
         "labels": labels,
         "n_clips": len(ds.clips),
@@ -595,7 +603,14 @@ def evaluate_on_corpus(
             f"model labels {clf.labels} and corpus {cc.corpus!r} labels {manifest.labels} share nothing to evaluate on"
         )
     clips = [c for c in manifest.clips if c.label in kept]
-    ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    if clf.backbone is not None and clf.backbone.waveform_samples is None:  # frozen-encoder model: embeddings
+        from .backbones import build_embedding_dataset
+
+        ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
+                                     progress=progress)
+    else:
+        ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
+                           progress=progress)
     proba = restrict_proba(clf.forward_items(ds.X), clf.labels, kept)
     clip_ids, clip_proba = vote(proba, ds.item_clip)
     y_true = [ds.clips[c].label for c in clip_ids]

@@ -45,6 +45,7 @@ __all__ = [
     "Alias",
     "Backbone",
     "Checkpoint",
+    "add_search_dirs",
     "backbone_record",
     "backbones_home",
     "describe",
@@ -180,6 +181,16 @@ def search_dirs(extra: list[str | os.PathLike] | tuple = ()) -> list[Path]:
         if q not in out:
             out.append(q)
     return out
+
+
+def add_search_dirs(dirs: list[str | os.PathLike] | tuple = ()) -> None:
+    """Put ``dirs`` (``--backbone-dir``) first in ``$SONOTYPE_BACKBONES``, so every later
+    lookup in this process and in the processes it starts searches them."""
+    if not dirs:
+        return
+    old = [p for p in os.environ.get(SEARCH_ENV, "").split(os.pathsep) if p.strip()]
+    new = [str(Path(os.path.expanduser(str(d))).absolute()) for d in dirs]
+    os.environ[SEARCH_ENV] = os.pathsep.join(dict.fromkeys([*new, *old]))
 
 
 def _valid_hub_id(s: str) -> bool:
