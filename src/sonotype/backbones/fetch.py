@@ -5,7 +5,7 @@ The revision asked for (default ``main``) is resolved to its commit first
 ``huggingface_hub.snapshot_download`` and ``allow_patterns`` (no ``.bin``/pickle files, no
 tokenizer or ONNX copies). Files land in ``<dir>/<name>.partial`` and the folder is renamed
 to ``<dir>/<name>`` only once every file is there and the encoder check passes, so an
-interrupted download never looks like a backbone; a rerun resumes it. The folder gets a
+interrupted download never looks like a backbone; a rerun keeps the files already complete. The folder gets a
 ``sonotype-backbone.json`` (hub id, pinned commit, digest of the encoder tensors, files),
 by which names, hub ids and digests are found again later.
 """
@@ -97,7 +97,7 @@ def fetch(
     endpoint = _endpoint()
     api = hh.HfApi(endpoint=endpoint)
     try:
-        info = api.model_info(hub_id, revision=revision)
+        info = api.model_info(hub_id, revision=revision or "main")
     except Exception as exc:  # network and hub errors of every kind: one line each
         raise DownloadError(_explain(exc, hub_id, revision, endpoint, hub_errors)) from None
     commit = str(info.sha)
@@ -118,7 +118,7 @@ def fetch(
     except Exception as exc:
         raise DownloadError(
             _explain(exc, hub_id, revision, endpoint, hub_errors)
-            + f"; what arrived is kept in {partial} and a rerun resumes it"
+            + f"; the files that arrived are kept in {partial}: run the same command again to finish"
         ) from None
     ck = inspect_checkpoint(partial)
     digest = checkpoint_digest(ck)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import corpus, features, inspect, serve, train
+from . import backbone, corpus, features, inspect, serve, train
 
 app = typer.Typer(
     name="sonotype",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (inspect, corpus, features, train, serve):
+for _module in (inspect, corpus, features, train, serve, backbone):
     _module.register(app)
 
 
