@@ -204,14 +204,14 @@ def build_embedding_dataset(
                     show.advance(1)
             if not waves:
                 continue
-            secs = [len(w) / bb.sampling_rate for w in waves]
-            out = embed_all_layers(bb, waves, bb.sampling_rate, every)
+            mean_s = sum(len(w) for w in waves) / bb.sampling_rate / len(waves)
+            out = embed_all_layers(bb, waves, bb.sampling_rate, every,
+                                   on_batch=lambda n, m=mean_s: show.advance(n, audio_seconds=n * m))
             for i, x in zip(owners, out, strict=True):
                 found[i] = x
                 if store is not None:
                     store.store(keys[i], x)
-            audio_seconds += sum(secs)
-            show.advance(len(waves), audio_seconds=sum(secs))
+            audio_seconds += mean_s * len(waves)
     finally:
         show.close()
 
