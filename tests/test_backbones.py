@@ -736,3 +736,18 @@ def test_real_whisper_matches_transformers_on_a_ravdess_clip() -> None:
                 BackboneConfig(str(REAL), layer="all", pooling="meanstd"))
     assert ours.shape == (1, 7, 1024)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()))
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_whisper_reproduces_a_stored_reference_embedding() -> None:
+    """Recorded with this code on 03-01-01-01-01-01-01.flac (after the transformers parity test above passed)."""
+    clip = data_dir("ravdess", "Actor_01") / "03-01-01-01-01-01-01.flac"
+    bb = load_backbone(BackboneConfig(str(REAL)))
+    assert bb.weights_digest == "f4b429617cd45c03a3843706876837f9"  # the encoder tensors of ../shared/models
+    X = embed(bb, [load_audio_16k(str(clip))], SR, BackboneConfig(str(REAL), layer="all", pooling="meanstd"))[0]
+    mean_norms = [16.0529, 12.2908, 12.5122, 13.2391, 17.1589, 26.5497, 18.7674]
+    std_norms = [11.3172, 6.9586, 7.4238, 8.3581, 52.7593, 55.9860, 24.0812]
+    np.testing.assert_allclose(np.linalg.norm(X[:, :512], axis=1), mean_norms, rtol=2e-4)
+    np.testing.assert_allclose(np.linalg.norm(X[:, 512:], axis=1), std_norms, rtol=2e-4)
+    np.testing.assert_allclose(X[-1, :4], [-0.07113, -0.20209, 0.05432, 0.05352], atol=2e-4)
