@@ -83,17 +83,19 @@ class Alias:
     note: str = ""
 
 
-# CPU cost: one thread, every layer pooled, 24 RAVDESS clips (91 s of audio) on this project's AMD EPYC machine:
-# 3.6 CPU-s, 25 audio-s per CPU-s. Only whisper-base could be measured here (no hub access).
+# CPU cost per hour of audio, one thread. whisper-base: real weights, every layer pooled, 24 RAVDESS clips (91 s)
+# on this project's AMD EPYC machine: 3.6 CPU-s, 25 audio-s per CPU-s. wav2vec2-base and AST: the README's
+# measurement with random weights of the same architecture (same compute). The others: no weights here to time.
 ALIASES: dict[str, Alias] = {a.name: a for a in (
     Alias("whisper-tiny", "openai/whisper-tiny", "8.2 M", "not measured"),
-    Alias("whisper-base", "openai/whisper-base", "20.6 M", "140 CPU-s (measured)"),
+    Alias("whisper-base", "openai/whisper-base", "20.6 M", "2.4 CPU-min (measured)"),
     Alias("whisper-small", "openai/whisper-small", "88 M", "not measured"),
     Alias("wavlm-base-plus", "microsoft/wavlm-base-plus", "94 M", "not measured"),
     Alias("hubert-base", "facebook/hubert-base-ls960", "94 M", "not measured"),
-    Alias("wav2vec2-base", "facebook/wav2vec2-base", "95 M", "not measured",
+    Alias("wav2vec2-base", "facebook/wav2vec2-base", "95 M", "11 CPU-min (measured, random weights)",
           "the main branch may hold only PyTorch .bin weights: pick a revision with safetensors"),
-    Alias("ast-audioset", "MIT/ast-finetuned-audioset-10-10-0.4593", "86 M", "not measured"),
+    Alias("ast-audioset", "MIT/ast-finetuned-audioset-10-10-0.4593", "86 M",
+          "20 CPU-min for 10 s clips (measured, random weights)"),
 )}
 
 _HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.\-]*/)?[A-Za-z0-9][\w.\-]*")

@@ -47,7 +47,7 @@ def list_backbones(
     dirs = search_dirs(backbone_dir)
     rows = [
         {"name": a.name, "hub_id": a.hub_id, "encoder_parameters": a.parameters,
-         "cpu_seconds_per_audio_hour": a.cpu_per_audio_hour, "present": _present(a.hub_id, dirs), "note": a.note}
+         "cpu_per_audio_hour": a.cpu_per_audio_hour, "present": _present(a.hub_id, dirs), "note": a.note}
         for a in ALIASES.values()
     ]
     if as_json:
@@ -55,7 +55,7 @@ def list_backbones(
         return
     t = Table("name", "hub id", "encoder params", "CPU per audio hour", "here")
     for r in rows:
-        t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_seconds_per_audio_hour"], r["present"] or "-")
+        t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["present"] or "-")
     out.print(t)
     from ..backbones.load import CONFIG_FILE, _candidates, _marker, _shape
 
