@@ -751,3 +751,21 @@ def test_real_whisper_reproduces_a_stored_reference_embedding() -> None:
     np.testing.assert_allclose(np.linalg.norm(X[:, :512], axis=1), mean_norms, rtol=2e-4)
     np.testing.assert_allclose(np.linalg.norm(X[:, 512:], axis=1), std_norms, rtol=2e-4)
     np.testing.assert_allclose(X[-1, :4], [-0.07113, -0.20209, 0.05432, 0.05352], atol=2e-4)
+
+
+def test_frame_features_print_progress_lines_off_terminal(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from sonotype.features import build_dataset
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: no bar, plain lines
+        ds = build_dataset(clips, FeatureConfig(sr=SR), RepresentationConfig(), progress=True)
+    assert len(ds.clips) == 10
+    lines = err.getvalue().strip().splitlines()
+    assert lines[0].startswith("features: 1/10 files (10%)") and "files/s" in lines[0] and "ETA" in lines[0]
+    assert lines[-1].startswith("features: 10/10 files (100%)") and "done in" in lines[-1]
+    assert 5 <= len(lines) <= 11

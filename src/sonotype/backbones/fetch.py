@@ -91,8 +91,12 @@ def fetch(
             f"cannot download {hub_id}: offline mode (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set); unset it on a machine "
             "with network access, or copy a backbone folder here and use its path"
         )
-    import huggingface_hub as hh
-    from huggingface_hub import errors as hub_errors
+    try:
+        import huggingface_hub as hh
+        from huggingface_hub import errors as hub_errors
+    except ImportError as exc:
+        raise DownloadError(f"downloading needs the 'huggingface_hub' package ({exc}): "
+                            "pip install 'sonotype[backbones]'") from None
 
     endpoint = _endpoint()
     api = hh.HfApi(endpoint=endpoint)

@@ -271,7 +271,10 @@ def _hint_moved() -> str:
 
 def _cached(hub_id: str, revision: str | None) -> Path | None:
     """The snapshot folder of a hub model in the Hugging Face cache, when complete."""
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # no hub library, hence no hub cache
+        return None
 
     found: dict[str, str] = {}
     for name in (CONFIG_FILE, PREPROCESSOR_FILE, *WEIGHT_FILES):
@@ -616,8 +619,11 @@ def _build(ck: Checkpoint) -> tuple[Any, Any]:
     try:
         hf_log.set_verbosity_error()  # sonotype checks the loading report itself, below
         hf_log.disable_progress_bar()
+        import torch
+
+        dtype = {"dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype": torch.float32}
         model, info = model_cls.from_pretrained(str(ck.folder), config=conf, use_safetensors=True, local_files_only=True,
-                                                output_loading_info=True, dtype="float32")
+                                                output_loading_info=True, **dtype)
         fe_cls = getattr(tf, str(ck.preprocessor.get("feature_extractor_type", "")), None) or tf.AutoFeatureExtractor
         extractor = fe_cls.from_pretrained(str(ck.folder), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
