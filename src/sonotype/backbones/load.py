@@ -324,7 +324,7 @@ def resolve(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tuple = ()
     snap = _cached(hub_id, cfg.revision)
     if snap is not None:
         return Source(snap, snap.name, hub_id)
-    where = "" if ref != hub_id or "/" not in ref else f"no folder at {path.absolute()}, "
+    where = "" if ref in ALIASES else f"no folder at {path.absolute()}, "
     if cfg.local_files_only or _offline():
         looked = f" at revision {cfg.revision!r}" if cfg.revision else ""
         raise ModelError(
@@ -702,10 +702,10 @@ def load_backbone(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tupl
 def _record(cfg: BackboneConfig, identity: dict[str, Any], hub_id: str | None) -> dict[str, Any]:
     """``{"config", "identity"}`` with folders made absolute and the hub commit pinned."""
     conf = cfg.to_dict()
-    if hub_id is None:  # a folder: stored resolved, so predict works from any working folder
-        conf["model"] = identity["path"]
+    if hub_id is None or Path(os.path.expanduser(cfg.model)).is_dir():
+        conf["model"] = identity["path"]  # a folder: stored resolved, so predict works from any working folder
     elif identity.get("revision"):
-        conf["revision"] = identity["revision"]
+        conf["revision"] = identity["revision"]  # a name or hub id: pinned to the commit it was trained with
     return json.loads(json.dumps({"config": conf, "identity": identity}))
 
 
@@ -738,7 +738,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     """metrics.json's ``backbone`` entry from a record: model, digest, layers, pooling."""
     conf, ident = record.get("config", {}), record.get("identity", {})
     return {
-        "model": ident.get("model") or conf.get("model"),
+        "model": conf.get("model") or ident.get("model"),
         "path": ident.get("path"),
         "revision": ident.get("revision"),
         "digest": ident.get("weights_digest"),
