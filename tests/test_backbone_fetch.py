@@ -134,6 +134,7 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     files = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
     files["pytorch_model.bin"] = b"pickle: must never be downloaded"
     files["tokenizer.json"] = b"{}"
+    files["model.fp16.safetensors"] = b"a variant: not needed, not downloaded"
     return files
 
 
@@ -154,7 +155,7 @@ def test_fetch_pins_the_revision_downloads_only_safe_files_and_loads(hub: FakeHu
     assert folder == tmp_path / "bb" / "tiny-org--whisper-tiny-random"
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["config.json", "preprocessor_config.json", "model.safetensors", MARKER_FILE])
-    assert not any(path.endswith((".bin", "tokenizer.json")) for _, path in hub.requests)
+    assert not any(path.endswith((".bin", "tokenizer.json", "fp16.safetensors")) for _, path in hub.requests)
     assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests
     assert all(COMMIT in path for _, path in hub.requests if "/resolve/" in path)  # every file from the pinned commit
     marker = json.loads((folder / MARKER_FILE).read_text())

@@ -35,7 +35,9 @@ from .load import (
 
 __all__ = ["ALLOW_PATTERNS", "fetch", "folder_name"]
 
-ALLOW_PATTERNS = ["*.safetensors", "model.safetensors.index.json", CONFIG_FILE, PREPROCESSOR_FILE]
+# the weights (one file or its shards and index), no variants (model.fp16.safetensors), no pickles
+ALLOW_PATTERNS = ["model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", CONFIG_FILE,
+                  PREPROCESSOR_FILE]
 
 
 def folder_name(name: str) -> str:
@@ -106,7 +108,7 @@ def fetch(
         raise DownloadError(_explain(exc, hub_id, revision, endpoint, hub_errors)) from None
     commit = str(info.sha)
     files = [s.rfilename for s in (info.siblings or [])]
-    if not any(f.endswith(".safetensors") for f in files):
+    if not any(f == "model.safetensors" or (f.startswith("model-") and f.endswith(".safetensors")) for f in files):
         raise DownloadError(
             f"{hub_id} at {revision or 'main'} ({commit[:12]}) has no safetensors weights (files: {', '.join(files[:8])}); "
             "sonotype never loads pickled .bin files. Pick a revision that has them, e.g. the safetensors "

@@ -383,6 +383,8 @@ def _weight_files(folder: Path) -> list[Path]:
     if index.is_file():
         wm = _read_json(index).get("weight_map", {})
         return sorted({folder / str(f) for f in wm.values()})
+    if (folder / WEIGHT_FILES[0]).is_file():  # not variants such as model.fp16.safetensors beside it
+        return [folder / WEIGHT_FILES[0]]
     return sorted(folder.glob("*.safetensors"))
 
 
