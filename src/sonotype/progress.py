@@ -55,8 +55,9 @@ class LineProgress:
         self.every_fraction, self.every_seconds = every_fraction, every_seconds
         self.stream = stream
         self.done = 0
+        self.cached = 0  # units done without work (cache hits): not counted in the rate
         self.audio_seconds = 0.0
-        self._t0 = self._last_t = time.monotonic()
+        self._start = self._t0 = self._last_t = time.monotonic()
         self._last_done = 0
         self._closed = False
 
@@ -64,9 +65,13 @@ class LineProgress:
         stream = self.stream if self.stream is not None else sys.stderr
         print(text, file=stream, flush=True)
 
-    def advance(self, n: int = 1, *, audio_seconds: float = 0.0, skipped: bool = False) -> None:
-        """Record ``n`` more units done (``audio_seconds`` of audio processed by them)."""
+    def advance(self, n: int = 1, *, audio_seconds: float = 0.0, cached: bool = False) -> None:
+        """Record ``n`` more units done (``audio_seconds`` of audio processed by them;
+        ``cached``: found ready, so left out of the rate and the ETA)."""
         self.done += int(n)
+        if cached:
+            self.cached += int(n)
+            self._t0 = time.monotonic()  # the rate counts from the first real work
         self.audio_seconds += float(audio_seconds)
         now = time.monotonic()
         due_share = self.total and (self.done - self._last_done) >= self.every_fraction * self.total
@@ -78,12 +83,17 @@ class LineProgress:
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         elapsed = max(now - self._t0, 1e-9)
-        rate = self.done / elapsed
+        worked = self.done - self.cached
+        rate = worked / elapsed
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        text = f"{self.what}: {self.done}/{self.total} {self.unit} ({pct:.0f}%), {rate:.2f} {self.unit}/s"
+        text = f"{self.what}: {self.done}/{self.total} {self.unit} ({pct:.0f}%)"
+        if self.cached:
+            text += f", {self.cached} from the cache"
+        if worked:
+            text += f", {rate:.2f} {self.unit}/s"
         if self.audio_seconds:
             text += f", {self.audio_seconds / elapsed:.1f} audio-s/s"
-        if 0 < self.done < self.total:
+        if worked and self.done < self.total:
             text += f", ETA {format_duration((self.total - self.done) / rate)}"
         return text
 
@@ -92,5 +102,4 @@ class LineProgress:
         if self._closed:
             return
         self._closed = True
-        elapsed = time.monotonic() - self._t0
-        self._write(f"{self.line()} - done in {format_duration(elapsed)}")
+        self._write(f"{self.line()} - done in {format_duration(time.monotonic() - self._start)}")

@@ -191,7 +191,7 @@ def build_embedding_dataset(
     show = _Progress(progress, console, len(clips), name)
     audio_seconds = 0.0
     try:
-        show.advance(len(clips) - len(todo))
+        show.advance(len(clips) - len(todo), cached=True)
         chunk = max(1, int(cfg.batch_size)) * 4  # bounded memory: load a few batches at a time
         for s in range(0, len(todo), chunk):
             waves, owners = [], []
@@ -290,11 +290,11 @@ class _Progress:
         self.task = self.bar.add_task(name, total=total)
         self.bar.start()
 
-    def advance(self, n: int, *, audio_seconds: float = 0.0) -> None:
+    def advance(self, n: int, *, audio_seconds: float = 0.0, cached: bool = False) -> None:
         if n <= 0:
             return
         if self.lines is not None:
-            self.lines.advance(n, audio_seconds=audio_seconds)
+            self.lines.advance(n, audio_seconds=audio_seconds, cached=cached)
         elif self.bar is not None:
             self.bar.update(self.task, advance=n)
 
