@@ -70,6 +70,13 @@ def _tiny_models(root: Path) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embeddings and digests are cached by default: keep them out of the user's cache."""
+    monkeypatch.setenv("SONOTYPE_CACHE", str(tmp_path_factory.mktemp("sonotype-cache")))
+    monkeypatch.delenv("SONOTYPE_BACKBONES", raising=False)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.set_num_threads(1)
@@ -179,9 +186,13 @@ def test_mean_pooling_ignores_padding() -> None:
 
 
 def test_whisper_runs_on_real_length_and_matches_the_stock_encoder_at_30s(models: dict[str, Path]) -> None:
+    tf = pytest.importorskip("transformers")
     cfg = BackboneConfig(str(models["whisper"]))
     bb = load_backbone(cfg)
-    fe, enc = bb.feature_extractor, bb.model
+    assert "WhisperEncoder" in type(bb.model).__name__ and type(bb.model).__module__ == "sonotype.backbones.whisper"
+    # the reference: transformers' own encoder and feature extractor on the same files
+    enc = tf.WhisperModel.from_pretrained(models["whisper"]).get_encoder().eval()
+    fe = tf.WhisperFeatureExtractor.from_pretrained(models["whisper"])
     (w30,) = _waves(1, (30 * SR,))
     with torch.no_grad():
         # exactly 30 s: our real-length path and Hugging Face's padded forward are the same computation
@@ -462,7 +473,299 @@ def test_run_experiment_with_a_backbone_end_to_end(models: dict[str, Path], tmp_
     assert m["n_test_clips"] > 0 and 0.0 <= m["balanced_accuracy"] <= 1.0
     meta = (tmp_path / "run" / "model" / "model.json").read_text()
     assert str(models["wavlm"]) in meta  # the backbone is recorded
+    import json
+
+    doc = json.loads(meta)
+    assert doc["features"] is None and doc["representation"] is None  # no unused frame settings (sr 22050, ...)
+    assert m["representation"] == "backbone" and m["extract_seconds"] > 0 and m["train_seconds"] > 0
+    assert m["backbone"]["digest"] == doc["backbone"]["identity"]["weights_digest"]
+    assert (m["backbone"]["model"], m["backbone"]["layers"], m["backbone"]["pooling"]) == (str(models["wavlm"]), "all", "mean")
     clf = load_model(tmp_path / "run" / "model")
     wav = sorted(root.rglob("*.wav"))[0]
     pred = clf.predict(wav)
     assert pred.label in clf.labels and abs(sum(pred.probabilities.values()) - 1) < 1e-5
+
+
+# -- encoders you can trust: checked checkpoints, references, digests, moved folders ------------
+
+
+def _rekey(src: Path, dst: Path, rename) -> Path:
+    """A copy of backbone folder ``src`` whose safetensors keys are ``rename(key)`` (None drops one)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True)
+    for f in ("config.json", "preprocessor_config.json"):
+        shutil.copy(src / f, dst / f)
+    state = load_file(str(src / "model.safetensors"))
+    save_file({rename(k): v.contiguous() for k, v in state.items() if rename(k) is not None}, str(dst / "model.safetensors"))
+    return dst
+
+
+def _bare(key: str) -> str | None:
+    """What a bare WhisperEncoder.save_pretrained writes: encoder keys without any prefix."""
+    for p in ("model.encoder.", "encoder."):
+        if key.startswith(p):
+            return key[len(p):]
+    return None
+
+
+def test_a_bare_whisper_encoder_save_is_refused_naming_cause_and_fix(models: dict[str, Path], tmp_path: Path) -> None:
+    bad = _rekey(models["whisper"], tmp_path / "bare", _bare)
+    with pytest.raises(ModelError) as err:
+        load_backbone(BackboneConfig(str(bad)))
+    msg = str(err.value)
+    assert "\n" not in msg and str(bad) in msg
+    assert "of the encoder's 37 parameters are not in the checkpoint" in msg  # every one: 2 layers x 15 + 7
+    assert "missing: conv1.weight" in msg and "unexpected: conv1.bias" in msg
+    assert "bare WhisperEncoder" in msg and "'model.encoder.' + k" in msg
+    from sonotype.backbones import backbone_record
+
+    with pytest.raises(ModelError, match="bare WhisperEncoder"):  # the record is refused too, before any training
+        backbone_record(BackboneConfig(str(bad)))
+    # one tensor short is refused as well, by name
+    short = _rekey(models["whisper"], tmp_path / "short", lambda k: None if k == "encoder.layers.1.fc2.bias" else k)
+    with pytest.raises(ModelError, match=r"1 of the encoder's 37 parameters .*missing: layers\.1\.fc2\.bias"):
+        load_backbone(BackboneConfig(str(short)))
+
+
+def test_a_mis_keyed_ssl_checkpoint_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    bad = _rekey(models["wavlm"], tmp_path / "wavlm", lambda k: "other." + k)
+    with pytest.raises(ModelError, match=r"parameters are not in the checkpoint; missing: .*random weights"):
+        load_backbone(BackboneConfig(str(bad)))
+
+
+def test_digest_is_of_the_encoder_tensors_not_the_files(models: dict[str, Path], tmp_path: Path) -> None:
+    full = load_backbone(BackboneConfig(str(models["whisper"])))  # WhisperModel: encoder.* and decoder.*
+    enc_only = _rekey(models["whisper"], tmp_path / "enc", lambda k: "model." + k if k.startswith("encoder.") else None)
+    copy = load_backbone(BackboneConfig(str(enc_only)))
+    assert copy.weights_digest == full.weights_digest and len(full.weights_digest) == 32
+    half = _rekey(models["whisper"], tmp_path / "half", lambda k: k)
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(half / "model.safetensors"))
+    state["encoder.layer_norm.bias"] = state["encoder.layer_norm.bias"] + 1e-3
+    save_file(state, str(half / "model.safetensors"))
+    assert load_backbone(BackboneConfig(str(half))).weights_digest != full.weights_digest
+
+
+def test_bad_references_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    cases = [
+        ("./no/such/folder", ModelError, rf"backbone folder {tmp_path}/no/such/folder does not exist; if it moved, pass "
+                                          r"--backbone-dir"),
+        ("bad id with spaces", ConfigError, r"not a folder .*not a known name \(whisper-tiny.*not a valid Hugging Face hub id"),
+        ("org/na--me", ConfigError, "not a valid Hugging Face hub id"),
+        ("whisper-base", ModelError, r"'whisper-base' \(openai/whisper-base\) is not downloaded.*sonotype backbone fetch "
+                                     r"whisper-base"),
+        ("models/whisper-base", ModelError, rf"no folder at {tmp_path}/models/whisper-base.*backbone fetch"),
+    ]
+    for ref, exc, match in cases:
+        with pytest.raises(exc, match=match) as err:
+            load_backbone(BackboneConfig(ref))
+        assert "\n" not in str(err.value) and "HFValidationError" not in str(err.value), ref
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ModelError, match="is a file; a backbone is a folder"):
+        load_backbone(BackboneConfig("afile"))
+
+
+def test_relative_folders_are_recorded_absolute_and_moved_ones_found_by_digest(
+    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from sonotype.backbones import backbone_record
+    from sonotype.features import Standardizer
+    from sonotype.modelio import read_model_dir, save_model
+    from sonotype.predict import load_model
+
+    shutil.copytree(models["whisper"], tmp_path / "work" / "enc")
+    monkeypatch.chdir(tmp_path / "work")
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=2)
+    cfg = BackboneConfig("enc", pooling="meanstd")
+    ds = build_embedding_dataset(clips, cfg)
+    record = backbone_record(cfg)
+    assert record["config"]["model"] == str(tmp_path / "work" / "enc")  # resolved, not "enc"
+    net = _head_flat(ds.X.shape[1])
+    save_model(tmp_path / "model", network=net, labels=["hiss", "hum"], feature_config=None, representation=None,
+               scaler=Standardizer().fit(ds.X), backbone=record)
+    meta, _ = read_model_dir(tmp_path / "model")
+    assert meta["features"] is None and meta["representation"] is None  # no unused frame settings
+    monkeypatch.chdir(tmp_path)  # from elsewhere: the absolute record still works
+    want = load_model(tmp_path / "model").predict(clips[0].path).probabilities
+    assert load_model(tmp_path / "model").info()["features"] is None
+    shutil.move(tmp_path / "work" / "enc", tmp_path / "moved" / "deep" / "enc")
+    with pytest.raises(ModelError, match=rf"does not exist.*No folder in .* holds an encoder with digest "
+                                         rf"{record['identity']['weights_digest']}; pass --backbone-dir"):
+        load_model(tmp_path / "model")
+    got = load_model(tmp_path / "model", backbone_dirs=[tmp_path / "moved"])
+    assert got.backbone.backbone.path == str(tmp_path / "moved" / "deep" / "enc")
+    np.testing.assert_allclose(list(got.predict(clips[0].path).probabilities.values()), list(want.values()), atol=1e-6)
+    monkeypatch.setenv("SONOTYPE_BACKBONES", str(tmp_path / "moved"))
+    assert load_model(tmp_path / "model").backbone.backbone.path == str(tmp_path / "moved" / "deep" / "enc")
+    # the CLI: --backbone-dir on predict
+    from typer.testing import CliRunner
+
+    from sonotype.cli import app
+
+    monkeypatch.delenv("SONOTYPE_BACKBONES")
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), clips[0].path, "--json",
+                                   "--backbone-dir", str(tmp_path / "moved")])
+    assert res.exit_code == 0, res.output
+    assert '"label"' in res.output
+
+
+def _head_flat(width: int) -> torch.nn.Module:
+    from sonotype.models import build_model
+
+    return build_model("mlp", (width,), 2, hidden=[8])
+
+
+def test_layer_and_pooling_changes_cost_no_encoder_pass(models: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sonotype.backbones.extract as ext
+
+    calls = []
+    real = ext._STATES["whisper"]
+    monkeypatch.setitem(ext._STATES, "whisper", lambda bb, waves: calls.append(len(waves)) or real(bb, waves))
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=3)
+    base = BackboneConfig(str(models["whisper"]), batch_size=4)
+    bb = load_backbone(base)
+    stats: dict = {}
+    first = build_embedding_dataset(clips, base, backbone=bb, stats=stats)  # cache_dir None: the default cache
+    assert sum(calls) == 6 and stats["computed"] == 6 and stats["audio_seconds"] > 3
+    from sonotype.features.cache import default_cache_dir
+
+    assert len(list(default_cache_dir().glob("embeddings/v2/*/*.npy"))) == 6  # $SONOTYPE_CACHE (see _own_cache)
+    calls.clear()
+    variants = {}
+    for layer in ("last", 0, 1, "all"):
+        for pooling in ("mean", "meanstd"):
+            st: dict = {}
+            variants[layer, pooling] = build_embedding_dataset(clips, BackboneConfig(base.model, layer=layer, pooling=pooling),
+                                                               backbone=bb, stats=st).X
+            assert st["cached"] == 6 and st["computed"] == 0
+    assert calls == []  # eight settings, not one encoder pass
+    np.testing.assert_array_equal(variants["last", "mean"], first.X)
+    assert variants["all", "meanstd"].shape == (6, 3, 64) and variants[1, "mean"].shape == (6, 32)
+    np.testing.assert_array_equal(variants["all", "meanstd"][:, 1, :32], variants[1, "mean"])
+    fresh = embed(bb, [load_audio_16k(clips[0].path)], SR, BackboneConfig(base.model, layer=0, pooling="meanstd"))
+    np.testing.assert_allclose(variants[0, "meanstd"][0], fresh[0], atol=1e-5)
+    calls.clear()
+    # the same encoder from another folder (same digest) hits the same entries
+    import shutil
+
+    shutil.copytree(models["whisper"], tmp_path / "copy")
+    st = {}
+    build_embedding_dataset(clips, BackboneConfig(str(tmp_path / "copy")), stats=st)
+    assert st["cached"] == 6 and calls == []
+    build_embedding_dataset(clips[:2], base, backbone=bb, cache=False)
+    assert sum(calls) == 2  # cache=False: computed
+
+
+def load_audio_16k(path: str) -> np.ndarray:
+    from sonotype.audio import load as load_audio
+
+    return load_audio(path, sr=SR)[0]
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(models: dict[str, Path], tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
+    buf = io.StringIO()
+    build_embedding_dataset(clips, BackboneConfig(str(models["whisper"]), batch_size=1), progress=True,
+                            console=Console(file=buf, force_terminal=False), cache=False)
+    import contextlib
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        build_embedding_dataset(clips, BackboneConfig(str(models["whisper"]), batch_size=1), progress=True,
+                                console=Console(file=io.StringIO(), force_terminal=False), cache=False)
+    lines = err.getvalue().strip().splitlines()
+    assert 5 <= len(lines) <= 12, lines  # about one line per 10 %, and a last one
+    assert lines[0].startswith("embedding whisper: 1/10 clips (10%)") or lines[0].startswith("embedding whisper: 2/10")
+    assert "clips/s" in lines[0] and "audio-s/s" in lines[0] and "ETA" in lines[0]
+    assert lines[-1].startswith("embedding whisper: 10/10 clips (100%)") and "done in" in lines[-1]
+
+
+def test_whisper_loads_without_importing_transformers(models: dict[str, Path]) -> None:
+    import subprocess
+
+    code = (f"import sys; from sonotype.backbones import BackboneConfig, load_backbone; "
+            f"bb = load_backbone(BackboneConfig({str(models['whisper'])!r})); "
+            "print('transformers' in sys.modules, bb.n_hidden)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "3"]
+
+
+# -- the real encoder (../shared/models/whisper-base) -----------------------------------------
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-base"
+needs_real = pytest.mark.skipif(not (REAL / "model.safetensors").is_file(), reason="needs ../shared/models/whisper-base")
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_whisper_mis_keyed_copy_is_refused(tmp_path: Path) -> None:
+    bad = _rekey(REAL, tmp_path / "bare", _bare)  # 41 MB, as a bare WhisperEncoder.save_pretrained writes it
+    with pytest.raises(ModelError, match=r"97 of the encoder's 97 parameters are not in the checkpoint.*bare WhisperEncoder"):
+        load_backbone(BackboneConfig(str(bad)))
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_whisper_matches_transformers_on_a_ravdess_clip() -> None:
+    tf = pytest.importorskip("transformers")
+    clip = sorted(data_dir("ravdess", "Actor_01").glob("*.flac"))[0]
+    y = load_audio_16k(str(clip))
+    bb = load_backbone(BackboneConfig(str(REAL)))
+    assert (bb.n_hidden, bb.dim) == (7, 512)
+    ours = embed(bb, [y], SR, BackboneConfig(str(REAL), layer="all", pooling="meanstd"))
+    import dataclasses
+
+    ref_enc = tf.WhisperModel.from_pretrained(REAL).get_encoder().eval()
+    ref_fe = tf.WhisperFeatureExtractor.from_pretrained(REAL)
+    ref = embed(dataclasses.replace(bb, model=ref_enc, feature_extractor=ref_fe), [y], SR,
+                BackboneConfig(str(REAL), layer="all", pooling="meanstd"))
+    assert ours.shape == (1, 7, 1024)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()))
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_whisper_reproduces_a_stored_reference_embedding() -> None:
+    """Recorded with this code on 03-01-01-01-01-01-01.flac (after the transformers parity test above passed)."""
+    clip = data_dir("ravdess", "Actor_01") / "03-01-01-01-01-01-01.flac"
+    bb = load_backbone(BackboneConfig(str(REAL)))
+    assert bb.weights_digest == "f4b429617cd45c03a3843706876837f9"  # the encoder tensors of ../shared/models
+    X = embed(bb, [load_audio_16k(str(clip))], SR, BackboneConfig(str(REAL), layer="all", pooling="meanstd"))[0]
+    mean_norms = [16.0529, 12.2908, 12.5122, 13.2391, 17.1589, 26.5497, 18.7674]
+    std_norms = [11.3172, 6.9586, 7.4238, 8.3581, 52.7593, 55.9860, 24.0812]
+    np.testing.assert_allclose(np.linalg.norm(X[:, :512], axis=1), mean_norms, rtol=2e-4)
+    np.testing.assert_allclose(np.linalg.norm(X[:, 512:], axis=1), std_norms, rtol=2e-4)
+    np.testing.assert_allclose(X[-1, :4], [-0.07113, -0.20209, 0.05432, 0.05352], atol=2e-4)
+
+
+def test_frame_features_print_progress_lines_off_terminal(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from sonotype.features import build_dataset
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: no bar, plain lines
+        ds = build_dataset(clips, FeatureConfig(sr=SR), RepresentationConfig(), progress=True)
+    assert len(ds.clips) == 10
+    lines = err.getvalue().strip().splitlines()
+    assert lines[0].startswith("features: 1/10 files (10%)") and "files/s" in lines[0] and "ETA" in lines[0]
+    assert lines[-1].startswith("features: 10/10 files (100%)") and "done in" in lines[-1]
+    assert 5 <= len(lines) <= 11

@@ -74,3 +74,18 @@ def test_errors(tmp_path: Path):
         collect_results([tmp_path])
     with pytest.raises(ParameterError, match="fmt"):
         results_table([], fmt="html")
+
+
+def test_backbone_column(runs: Path):
+    _write(runs / "ravdess-whisper", corpus="ravdess", recipe="ravdess-whisper", protocol_name="kfold:4",
+           protocol="4-fold by actor", representation="backbone", accuracy=0.74, balanced_accuracy=0.73, macro_f1=0.72,
+           n_test_clips=960, train_seconds=30.0,
+           backbone={"model": "/models/whisper-base", "digest": "d135fcc7455a2e76", "layers": "all", "pooling": "meanstd"})
+    rows = collect_results([runs])
+    lines = results_table(rows).strip().splitlines()
+    assert lines[0].startswith("| corpus | recipe | protocol | backbone | accuracy |")
+    assert "| ravdess | ravdess-whisper | kfold:4 | whisper-base@d135fcc7 all/meanstd | 0.740 |" in lines[3]
+    assert "| ravdess | ravdess-mlp | kfold:4 |  | 0.651" in lines[2]  # frame-feature runs: empty cell
+    by_recipe = {r["recipe"]: r for r in csv.DictReader(io.StringIO(results_table(rows, fmt="csv")))}
+    assert by_recipe["ravdess-whisper"]["backbone"] == "whisper-base@d135fcc7 all/meanstd"
+    assert by_recipe["tess-seed"]["backbone"] == ""

@@ -368,7 +368,9 @@ def run_experiment(
         manifest = load_manifest(cfg.corpus)
         checks.check_run(cfg, manifest)  # every config mistake found now, not after extraction
         console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
+        t_extract = time.perf_counter()
         ds = _dataset(cfg, manifest.clips, progress)
+        extract_seconds = time.perf_counter() - t_extract
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
         labels = sorted({c.label for c in ds.clips})
@@ -416,17 +418,23 @@ def run_experiment(
                                                item_level)
         metrics["final_model"] = final_note
         metrics["train_seconds"] = round(train_seconds, 2)
+        metrics["extract_seconds"] = round(extract_seconds, 2)
+        backbone = _backbone_record(cfg)
+        if backbone is not None:
+            from .backbones.load import summary
+
+            metrics["backbone"] = summary(backbone)
         metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
 
         save_model(
             tmp / "model",
             network=net,  # the network carries its own JSON architecture spec
             labels=labels,
-            feature_config=cfg.features,
-            representation=cfg.representation,
+            feature_config=None if cfg.backbone else cfg.features,  # a backbone model uses no frame features
+            representation=None if cfg.backbone else cfg.representation,
             scaler=scaler,
             metrics=_headline(metrics),
-            backbone=_backbone_record(cfg),
+            backbone=backbone,
             extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": final_note["text"]},
         )
         if cfg.study and cfg.study.subsets:
@@ -509,7 +517,7 @@ def _summarise(
         "protocol_name": proto.name,
         "protocol_config": proto.to_dict(),
         "item_level_split": item_level,
-        "representation": cfg.representation.kind,
+        "representation": "backbone" if cfg.backbone else cfg.representation.kind,
         "model": _model_text(cfg),
         "labels": labels,
         "n_clips": len(ds.clips),
@@ -752,7 +760,14 @@ def evaluate_on_corpus(
     checks.check_labels(manifest.labels, what=f"corpus {cc.corpus!r} at {cc.root} after its label operations")
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
     clips = [c for c in manifest.clips if c.label in kept]
-    ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    if clf.backbone is not None and clf.backbone.waveform_samples is None:  # frozen-encoder model: embeddings
+        from .backbones import build_embedding_dataset
+
+        ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
+                                     progress=progress)
+    else:
+        ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
+                           progress=progress)
     proba = restrict_proba(clf.forward_items(ds.X), clf.labels, kept)
     clip_ids, clip_proba = vote(proba, ds.item_clip)
     y_true = [ds.clips[c].label for c in clip_ids]

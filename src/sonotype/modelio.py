@@ -53,8 +53,8 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
     "sonotype_version": ((str,), True),
     "labels": ((list,), True),
     "architecture": ((dict,), True),
-    "features": ((dict,), True),
-    "representation": ((dict,), True),
+    "features": ((dict, type(None)), True),  # null for backbone models: no frame features are used
+    "representation": ((dict, type(None)), True),
     "scaler": ((dict, type(None)), True),
     "metrics": ((dict, type(None)), True),
     "created": ((str,), True),
@@ -91,8 +91,8 @@ def save_model(
     network: torch.nn.Module,
     architecture: dict[str, Any] | None = None,
     labels: list[str],
-    feature_config: FeatureConfig | dict[str, Any],
-    representation: RepresentationConfig | dict[str, Any],
+    feature_config: FeatureConfig | dict[str, Any] | None,
+    representation: RepresentationConfig | dict[str, Any] | None,
     scaler: Any = None,
     metrics: dict[str, Any] | None = None,
     backbone: dict[str, Any] | None = None,
@@ -114,8 +114,9 @@ def save_model(
         given, must agree with it on name, input_shape and n_classes).
     labels : list of str
         Class names in output order.
-    feature_config, representation : dataclass or dict
-        The exact feature settings used at training time.
+    feature_config, representation : dataclass, dict or None
+        The exact feature settings used at training time; None (stored as null) for a
+        model on backbone embeddings, which uses no frame features.
     scaler : Standardizer, optional
         Anything with ``to_dict()`` (JSON) and ``state_tensors()`` (name -> tensor).
     metrics : dict, optional
@@ -145,8 +146,10 @@ def save_model(
                     raise ModelError(f"architecture {key}={given.get(key)!r} disagrees with the network's "
                                      f"{spec.get(key)!r}")
         architecture = spec
-    fdict = feature_config.to_dict() if hasattr(feature_config, "to_dict") else dict(feature_config)
-    rdict = representation.to_dict() if hasattr(representation, "to_dict") else dict(representation)
+    fdict = None if feature_config is None else (
+        feature_config.to_dict() if hasattr(feature_config, "to_dict") else dict(feature_config))
+    rdict = None if representation is None else (
+        representation.to_dict() if hasattr(representation, "to_dict") else dict(representation))
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -213,9 +216,13 @@ def _validate(meta: Any, where: Path) -> None:
         raise ModelError(f"{where}: architecture.input_shape must be positive ints, got {arch['input_shape']!r}")
     if arch["n_classes"] != len(labels):
         raise ModelError(f"{where}: architecture.n_classes={arch['n_classes']} but {len(labels)} labels")
+    if (meta["features"] is None or meta["representation"] is None) and meta["backbone"] is None:
+        raise ModelError(f"{where}: 'features' and 'representation' may be null only for a backbone model")
     try:
-        FeatureConfig.from_dict(meta["features"])
-        RepresentationConfig.from_dict(meta["representation"])
+        if meta["features"] is not None:
+            FeatureConfig.from_dict(meta["features"])
+        if meta["representation"] is not None:
+            RepresentationConfig.from_dict(meta["representation"])
     except (ConfigError, TypeError, ValueError) as exc:
         raise ModelError(f"{where}: invalid feature settings ({exc})") from None
     for name, digest in meta["files"].items():

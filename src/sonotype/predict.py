@@ -133,8 +133,9 @@ class Classifier:
             "labels": list(self.labels),
             "sample_rate": self.sample_rate,
             "min_duration": self.min_duration,
-            "features": self.feature_config.to_dict(),
-            "representation": self.representation.to_dict(),
+            "features": None if self.backbone is not None else self.feature_config.to_dict(),
+            "representation": None if self.backbone is not None else self.representation.to_dict(),
+            "backbone": self.meta.get("backbone"),
             "architecture": dict(self.architecture),
             "metrics": self.metrics,
             "created": self.meta.get("created"),
@@ -332,10 +333,13 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def load_model(path: str | os.PathLike) -> Classifier:
+def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.PathLike] = ()) -> Classifier:
     """Load a model directory written by :func:`sonotype.modelio.save_model`.
 
-    Only JSON and safetensors are read; nothing from the directory is executed.
+    Only JSON and safetensors are read; nothing from the directory is executed. A model
+    on a pretrained backbone reloads it from the recorded folder, or, when that folder
+    moved, from the one in ``backbone_dirs`` (``--backbone-dir``), ``$SONOTYPE_BACKBONES``
+    or the fetch folder whose encoder digest is the recorded one.
 
     Raises
     ------
@@ -351,7 +355,7 @@ def load_model(path: str | os.PathLike) -> Classifier:
     if meta["backbone"] is not None:  # reload the recorded backbone; refused when it differs
         from .backbones.runtime import featurizer_for, network_for
 
-        backbone = featurizer_for(meta, where=str(root / "model.json"))
+        backbone = featurizer_for(meta, where=str(root / "model.json"), search=tuple(backbone_dirs))
     arch = meta["architecture"]
     try:
         if backbone is not None and backbone.waveform_samples is not None:  # fine-tuned backbone + head
@@ -367,8 +371,9 @@ def load_model(path: str | os.PathLike) -> Classifier:
     return Classifier(
         network=net,
         labels=meta["labels"],
-        feature_config=FeatureConfig.from_dict(meta["features"]),
-        representation=RepresentationConfig.from_dict(meta["representation"]),
+        # a backbone model stores no frame settings (null): the defaults are placeholders, never used
+        feature_config=FeatureConfig.from_dict(meta["features"] or {}),
+        representation=RepresentationConfig.from_dict(meta["representation"] or {}),
         architecture=arch,
         scaler=scaler,
         metrics=meta["metrics"],

@@ -58,6 +58,17 @@ def _recipe(row: dict[str, Any]) -> str:
     return str(row.get("recipe") or Path(row.get("run_dir", "")).name)
 
 
+def _backbone(row: dict[str, Any]) -> str:
+    """``whisper-base@d135fcc7 all/meanstd`` for a backbone run (name, digest, layers/pooling); else empty."""
+    b = row.get("backbone")
+    if not isinstance(b, dict):
+        return ""
+    model = str(b.get("model") or "")
+    name = Path(model).name or model
+    digest = f"@{str(b['digest'])[:8]}" if b.get("digest") else ""
+    return f"{name}{digest} {b.get('layers')}/{b.get('pooling')}"
+
+
 def _fmt(x: Any) -> str:
     return "" if x is None else f"{float(x):.3f}"
 
@@ -88,9 +99,10 @@ def _baseline_cell(row: dict[str, Any]) -> str:
 
 
 def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"] = "markdown") -> str:
-    """One line per run: corpus, recipe, protocol, clip-level accuracy, balanced accuracy,
-    macro-F1 (``mean +- std`` over folds where present), the baseline's balanced accuracy (with
-    "beaten" when the model beats it beyond the paired bootstrap interval), test clips, training time.
+    """One line per run: corpus, recipe, protocol, backbone (Markdown: only when a run has
+    one), clip-level accuracy, balanced accuracy, macro-F1 (``mean +- std`` over folds where
+    present), the baseline's balanced accuracy (with "beaten" when the model beats it beyond
+    the paired bootstrap interval), test clips, training time.
 
     Markdown is for people (the pooled figure, then the fold mean +- std in brackets); CSV
     has one column per number (``*_mean``/``*_std`` empty without folds).
@@ -100,13 +112,13 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        head = ["corpus", "recipe", "protocol"]
+        head = ["corpus", "recipe", "protocol", "backbone"]
         for key, _ in _FIGURES:
             head += [key, f"{key}_mean", f"{key}_std"]
         w.writerow([*head, "baseline_balanced_accuracy", "baseline_verdict", "n_test_clips", "train_seconds", "run_dir"])
         for r in rows:
             mean, std = r.get("mean") or {}, r.get("std") or {}
-            line = [r.get("corpus", ""), _recipe(r), _protocol(r)]
+            line = [r.get("corpus", ""), _recipe(r), _protocol(r), _backbone(r)]
             for key, _ in _FIGURES:
                 line += [_fmt(r.get(key)), _fmt(mean.get(key)), _fmt(std.get(key))]
             base = _baseline(r)
@@ -115,12 +127,15 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
                         else f"{float(r['train_seconds']):.1f}", r.get("run_dir", "")])
         return buf.getvalue()
 
-    head = ["corpus", "recipe", "protocol", *(name for _, name in _FIGURES), "baseline", "test clips", "training time"]
+    with_bb = any(_backbone(r) for r in rows)  # the column only when some run used a pretrained encoder
+    lead = ["corpus", "recipe", "protocol", *(["backbone"] if with_bb else [])]
+    head = [*lead, *(name for _, name in _FIGURES), "baseline", "test clips", "training time"]
 
     def cell(s: Any) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * len(lead) + ["---:"] * (len(head) - len(lead))) + "|"]
     for r in rows:
         mean, std = r.get("mean") or {}, r.get("std") or {}
         figs = []
@@ -129,7 +144,8 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
             if key in mean:
                 txt += f" ({_fmt(mean[key])} ± {_fmt(std.get(key, 0.0))})"
             figs.append(txt)
-        vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *figs, _baseline_cell(r), r.get("n_test_clips", ""),
+        vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *([_backbone(r)] if with_bb else []), *figs,
+                _baseline_cell(r), r.get("n_test_clips", ""),
                 _seconds(r.get("train_seconds"))]
         lines.append("| " + " | ".join(cell(v) for v in vals) + " |")
     return "\n".join(lines) + "\n"

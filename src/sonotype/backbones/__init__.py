@@ -4,38 +4,63 @@ Frozen use: :func:`build_embedding_dataset` turns clips into one pooled embeddin
 (cached on disk), and any registry model trains on them; ``layer="all"`` keeps every hidden
 state for the ``layer-weighted-mlp`` head. Fine-tuning: :class:`FineTuneClassifier` wraps
 the backbone and a head and trains with :func:`sonotype.train.fit` on waveform arrays.
-A model saved with ``backbone=backbone_record(cfg)`` records the backbone's identity and
-is refused at load time when the backbone found there differs.
+A model saved with ``backbone=backbone_record(cfg)`` records the backbone's folder
+(absolute) and the digest of its encoder tensors; at load time a moved folder is found
+again by that digest (``--backbone-dir``, ``$SONOTYPE_BACKBONES``) and another encoder is
+refused. Every checkpoint is checked: an encoder parameter missing from it is an error,
+never a random weight. ``sonotype backbone fetch NAME`` downloads one (:func:`fetch`).
 
-Needs the optional ``transformers`` package (``pip install 'sonotype[backbones]'``); this
-package imports without it and raises a clear error only when a backbone is loaded.
+Whisper runs on sonotype's own torch encoder (:mod:`.whisper`), without importing
+transformers; the other families need the optional ``transformers`` package
+(``pip install 'sonotype[backbones]'``), and raise a clear error only when loaded.
 
 Examples
 --------
->>> cfg = BackboneConfig("microsoft/wavlm-base-plus", layer="all")  # doctest: +SKIP
->>> ds = build_embedding_dataset(manifest.clips, cfg, cache_dir="cache")  # doctest: +SKIP
+>>> cfg = BackboneConfig("whisper-base", layer="all", pooling="meanstd")  # doctest: +SKIP
+>>> ds = build_embedding_dataset(manifest.clips, cfg)  # cached in ~/.cache/sonotype  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from .config import BackboneConfig
-from .dataset import build_embedding_dataset, build_waveform_dataset
+from .dataset import EmbeddingCache, build_embedding_dataset, build_waveform_dataset
 from .extract import embed, hidden_states, pool
+from .fetch import fetch
 from .finetune import FineTuneClassifier, waveform_array
-from .load import Backbone, backbone_record, describe, load_backbone, require_transformers
+from .load import (
+    ALIASES,
+    Backbone,
+    backbone_record,
+    describe,
+    find_by_digest,
+    inspect_checkpoint,
+    load_backbone,
+    require_transformers,
+    resolve,
+    search_dirs,
+    summary,
+)
 
 __all__ = [
+    "ALIASES",
     "Backbone",
     "BackboneConfig",
+    "EmbeddingCache",
     "FineTuneClassifier",
     "backbone_record",
     "build_embedding_dataset",
     "build_waveform_dataset",
     "describe",
     "embed",
+    "fetch",
+    "find_by_digest",
     "hidden_states",
+    "inspect_checkpoint",
     "load_backbone",
     "pool",
     "require_transformers",
+    "resolve",
+    "search_dirs",
+    "summary",
     "waveform_array",
 ]

@@ -28,12 +28,14 @@ class BackboneConfig:
     Parameters
     ----------
     model : str
-        A Hugging Face hub id (``"facebook/wav2vec2-base"``, ``"openai/whisper-base"``,
-        ``"microsoft/wavlm-base-plus"``, ``"MIT/ast-finetuned-audioset-10-10-0.4593"``) or a
-        local directory holding ``config.json``, ``preprocessor_config.json`` and
-        ``model.safetensors``.
+        A local folder holding ``config.json``, ``preprocessor_config.json`` and
+        ``model.safetensors`` (recorded absolute in saved models); a known name
+        (``whisper-base``, ``wavlm-base-plus``, ...: ``sonotype backbone list``); or a Hugging
+        Face hub id (``"openai/whisper-base"``). Names and hub ids are looked up in the fetch
+        folders and the Hugging Face cache (``sonotype backbone fetch NAME``).
     revision : str, optional
-        Hub revision (branch, tag or commit); None = what the local cache holds for ``main``.
+        Hub revision (branch, tag or commit); None = what was fetched for ``main``. Saved
+        models pin the commit.
     layer : int or {"last", "all", "weighted"}
         Which hidden state to pool: ``"last"``, an index into the hidden states (0 = the
         input embeddings, negative counts from the end), or ``"all"``/``"weighted"`` to keep
@@ -52,7 +54,8 @@ class BackboneConfig:
     finetune_lr : float
         Learning rate of the unfrozen backbone layers (the head uses the training lr).
     local_files_only : bool
-        Never reach the hub unless this is False (and there is a network).
+        Never reach the hub unless this is False (and there is a network); then a name or
+        hub id not found locally is fetched on first use.
     """
 
     model: str = ""

@@ -1,9 +1,12 @@
 """Clips -> one pooled backbone embedding per clip, cached on disk like frame features.
 
-The cache stores every layer's pooled embedding, (L, D), per clip, under a key made of
-the backbone's identity (hub id + resolved commit, or the weights digest of a local
-directory), the pooling and length settings, and the clip's audio content and span. A
-later run with another ``layer`` reuses it; a changed model file or audio file misses.
+The cache (the frame-feature cache's root: ``cache_dir``, default ``$SONOTYPE_CACHE`` or
+``~/.cache/sonotype``) stores, per clip, every layer's mean *and* standard deviation over
+the clip's real frames, (L, 2D): what every precomputable pooling needs (``mean`` is the
+first half, ``meanstd`` all of it). The key is the encoder's digest (the tensors, not the
+folder's name or place), the input settings (preprocessor, rate, ``max_seconds``), and the
+clip's audio content and span. So a later run with another ``layer`` or ``pooling``, or
+the same encoder from another folder, costs no encoder pass; a changed audio file misses.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +45,29 @@ EMBED_CACHE_VERSION = 2  # 2: .npz (zip CRC-32 catches a garbled file; a bare .n
 
 
 class EmbeddingCache:
-    """Per-clip (L, D) embeddings under ``root/embeddings/v<version>/``; counts hits and writes."""
+    """Per-clip (L, 2D) statistics under ``root/embeddings/v<version>/``; counts hits and writes."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
         from ..features.cache import FeatureCache
 
-        self.root = Path(root)
-        self._digests = FeatureCache(root)  # content digests, memoised on disk
+        self._digests = FeatureCache(root)  # content digests, memoised on disk; root None = the default
+        self.root = self._digests.root
         self.hits = 0
         self.writes = 0
 
     def key(self, backbone: Backbone, cfg: BackboneConfig, clip: Clip) -> str:
         material = {
             "version": EMBED_CACHE_VERSION,
-            "backbone": backbone.identity,
-            "pooling": cfg.pooling,
-            "max_seconds": cfg.max_seconds,
+            "encoder": backbone.weights_digest,
+            "model_type": backbone.model_type,
+            "shape": [backbone.n_hidden, backbone.dim],
+            "input": {"sampling_rate": backbone.sampling_rate, "preprocessor": backbone.preprocessor,
+                      "max_seconds": cfg.max_seconds},
             "audio": self._digests.digest(clip.path),
             "start": float(clip.start),
             "duration": None if clip.duration is None else float(clip.duration),
         }
-        return hashlib.blake2b(json.dumps(material, sort_keys=True).encode(), digest_size=16).hexdigest()
+        return hashlib.blake2b(json.dumps(material, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
     def file_for(self, key: str) -> Path:
         return self.root / "embeddings" / f"v{EMBED_CACHE_VERSION}" / key[:2] / f"{key}.npz"
@@ -95,6 +102,18 @@ class EmbeddingCache:
             self.writes += 1
 
 
+def pooled_view(stats: np.ndarray, pooling: str, dim: int) -> np.ndarray:
+    """From stored (..., L, 2D) mean+std statistics to ``pooling``'s (..., L, D or 2D)."""
+    if pooling == "mean":
+        return stats[..., :dim]
+    if pooling == "meanstd":
+        return stats
+    raise ConfigError(
+        f"pooling {pooling!r} cannot be precomputed; frozen embeddings take 'mean' or 'meanstd' "
+        "('attention' is learned and needs fine-tuning, backbone.finetune_layers > 0)"
+    )
+
+
 def embedding_names(backbone: Backbone, cfg: BackboneConfig) -> list[str]:
     """Column names of one item's last axis: ``emb_mean_0``... (and ``emb_std_*`` for meanstd)."""
     names = [f"emb_mean_{i}" for i in range(backbone.dim)]
@@ -116,9 +135,11 @@ def build_embedding_dataset(
     cfg: BackboneConfig,
     *,
     cache_dir: str | os.PathLike | None = None,
+    cache: bool = True,
     progress: bool = False,
     backbone: Backbone | None = None,
     console: Any = None,
+    stats: dict[str, Any] | None = None,
 ) -> Any:
     """One embedding item per clip, as a :class:`sonotype.features.Dataset`.
 
@@ -127,12 +148,18 @@ def build_embedding_dataset(
     clips : sequence of Clip
     cfg : BackboneConfig
     cache_dir : path, optional
-        Cache root (the same as the frame-feature cache's); None = no disk cache.
+        Cache root, shared with the frame features; None = the default cache
+        (``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``).
+    cache : bool
+        False computes everything and stores nothing.
     progress : bool
-        Show a progress bar over clips (rich, on stderr).
+        Show progress on stderr: a bar on a terminal, lines with rate and ETA otherwise.
     backbone : Backbone, optional
         An already loaded backbone (default: :func:`load_backbone` of ``cfg``).
     console : rich.console.Console, optional
+    stats : dict, optional
+        Filled with ``clips``, ``cached``, ``computed``, ``audio_seconds`` (encoded) and
+        ``seconds`` (wall time of this call).
 
     Returns
     -------
@@ -142,39 +169,40 @@ def build_embedding_dataset(
     """
     from ..features import Dataset
 
+    t0 = time.perf_counter()
     if cfg.finetune_layers:
         raise ConfigError(
             f"backbone.finetune_layers={cfg.finetune_layers}: fine-tuning trains on waveforms, not on "
             "precomputed embeddings (use build_waveform_dataset and FineTuneClassifier)"
         )
+    pooled_view(np.zeros((1, 2)), cfg.pooling, 1)  # refuse 'attention' before any work
     bb = backbone if backbone is not None else load_backbone(cfg)
     clips = list(clips)
-    width = bb.dim * (2 if cfg.pooling == "meanstd" else 1)
-    shape = (bb.n_hidden, width)
-    cache = EmbeddingCache(cache_dir) if cache_dir is not None else None
-    pooled: dict[int, np.ndarray] = {}
+    shape = (bb.n_hidden, 2 * bb.dim)
+    store = EmbeddingCache(cache_dir) if cache else None
+    every = replace(cfg, pooling="meanstd")  # what the cache holds: mean and std of every layer
+    found: dict[int, np.ndarray] = {}
     keys: dict[int, str] = {}
     todo: list[int] = []
     skipped: list[Skipped] = []
-    bad: set[int] = set()
     for i, clip in enumerate(clips):
-        if cache is not None:
+        if store is not None:
             try:
-                keys[i] = cache.key(bb, cfg, clip)
+                keys[i] = store.key(bb, cfg, clip)
             except OSError as exc:
                 skipped.append(Skipped(clip.path, f"unreadable: {exc}"))
-                bad.add(i)
                 continue
-            hit = cache.load(keys[i], shape)
+            hit = store.load(keys[i], shape)
             if hit is not None:
-                pooled[i] = hit
+                found[i] = hit
                 continue
         todo.append(i)
 
-    bar, task = _progress(progress, console, len(clips), bb.model_id)
+    name = Path(bb.model_id).name or bb.model_id
+    show = _Progress(progress, console, len(clips), name)
+    audio_seconds = 0.0
     try:
-        if bar is not None:
-            bar.update(task, advance=len(pooled) + len(bad))
+        show.advance(len(clips) - len(todo), cached=True)
         chunk = max(1, int(cfg.batch_size)) * 4  # bounded memory: load a few batches at a time
         for s in range(0, len(todo), chunk):
             waves, owners = [], []
@@ -184,28 +212,32 @@ def build_embedding_dataset(
                     owners.append(i)
                 except AudioError as exc:
                     skipped.append(Skipped(clips[i].path, exc.reason))
-                    bad.add(i)
-                    if bar is not None:
-                        bar.update(task, advance=1)
+                    show.advance(1)
             if not waves:
                 continue
-            on_batch = None if bar is None else (lambda n: bar.update(task, advance=n))
-            out = embed_all_layers(bb, waves, bb.sampling_rate, cfg, on_batch=on_batch)
+            mean_s = sum(len(w) for w in waves) / bb.sampling_rate / len(waves)
+            out = embed_all_layers(bb, waves, bb.sampling_rate, every,
+                                   on_batch=lambda n, m=mean_s: show.advance(n, audio_seconds=n * m))
             for i, x in zip(owners, out, strict=True):
-                pooled[i] = x
-                if cache is not None:
-                    cache.store(keys[i], x)
+                found[i] = x
+                if store is not None:
+                    store.store(keys[i], x)
+            audio_seconds += mean_s * len(waves)
     finally:
-        if bar is not None:
-            bar.stop()
+        show.close()
 
-    ok = [i for i in range(len(clips)) if i in pooled]
+    ok = [i for i in range(len(clips)) if i in found]
+    width = bb.dim * (2 if cfg.pooling == "meanstd" else 1)
     if ok:
-        X = layer_view(np.stack([pooled[i] for i in ok]), cfg.layer).astype(np.float32, copy=False)
+        full = pooled_view(np.stack([found[i] for i in ok]), cfg.pooling, bb.dim)
+        X = layer_view(full, cfg.layer).astype(np.float32, copy=False)
     else:
         X = np.zeros((0, width), dtype=np.float32)
+    if stats is not None:
+        stats.update(clips=len(clips), cached=len(clips) - len(todo), computed=len(todo),
+                     audio_seconds=round(audio_seconds, 3), seconds=round(time.perf_counter() - t0, 3))
     return Dataset(
-        X=X,
+        X=np.ascontiguousarray(X),
         item_clip=np.arange(len(ok), dtype=np.int64),
         clips=[clips[i] for i in ok],
         skipped=skipped,
@@ -247,19 +279,38 @@ def build_waveform_dataset(
                    feature_names=["samples", "mask"])
 
 
-def _progress(show: bool, console: Any, total: int, name: str) -> tuple[Any, Any]:
-    if not show:
-        return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class _Progress:
+    """A rich bar on a terminal, :class:`~sonotype.progress.LineProgress` lines otherwise."""
 
-    bar = Progress(
-        TextColumn("[bold]embedding[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-    )
-    task = bar.add_task(Path(name).name or name, total=total)
-    bar.start()
-    return bar, task
+    def __init__(self, show: bool, console: Any, total: int, name: str) -> None:
+        self.bar = self.task = self.lines = None
+        if not show or total == 0:
+            return
+        from rich.console import Console
+
+        console = console or Console(stderr=True)
+        if not console.is_terminal:
+            from ..progress import LineProgress
+
+            self.lines = LineProgress(total, f"embedding {name}", unit="clips")
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("[bold]embedding[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=console)
+        self.task = self.bar.add_task(name, total=total)
+        self.bar.start()
+
+    def advance(self, n: int, *, audio_seconds: float = 0.0, cached: bool = False) -> None:
+        if n <= 0:
+            return
+        if self.lines is not None:
+            self.lines.advance(n, audio_seconds=audio_seconds, cached=cached)
+        elif self.bar is not None:
+            self.bar.update(self.task, advance=n)
+
+    def close(self) -> None:
+        if self.lines is not None:
+            self.lines.close()
+        elif self.bar is not None:
+            self.bar.stop()

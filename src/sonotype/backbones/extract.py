@@ -45,6 +45,7 @@ from ..audio import resample
 from ..errors import ConfigError, ParameterError
 from .config import BackboneConfig
 from .load import Backbone
+from .whisper import WhisperLogMel
 
 __all__ = ["batchable", "embed", "embed_all_layers", "hidden_states", "layer_view", "pool", "prepare_waveforms"]
 
@@ -109,10 +110,11 @@ def _legacy_layer_kwargs(layer: torch.nn.Module) -> dict[str, Any]:
 
 def _whisper_states(backbone: Backbone, waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
     fe, enc = backbone.feature_extractor, backbone.model
-    mels = [
-        np.asarray(fe(w, sampling_rate=fe.sampling_rate, padding="longest", return_tensors="np")["input_features"][0])
-        for w in waves
-    ]
+    if isinstance(fe, WhisperLogMel):
+        mels = [fe(w) for w in waves]
+    else:  # a transformers WhisperFeatureExtractor in a hand-built Backbone
+        mels = [np.asarray(fe(w, sampling_rate=fe.sampling_rate, padding="longest", return_tensors="np")["input_features"][0])
+                for w in waves]
     x, n = _pad_stack(mels)  # (B, n_mels, N), real frame counts
     x = x.to(enc.conv1.weight.dtype)
     frames = torch.arange(x.shape[-1])

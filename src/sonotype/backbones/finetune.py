@@ -239,11 +239,9 @@ def check_identity(backbone: Backbone, recorded: dict[str, Any] | None) -> None:
     if not recorded:
         raise ModelError("the model records no backbone identity; it cannot be checked against the loaded backbone")
     now = backbone.identity
-    diffs = [
-        k
-        for k in ("model_type", "n_hidden", "dim", "revision", "weights_digest")
-        if recorded.get(k) is not None and recorded.get(k) != now.get(k)
-    ]
+    # the digest of the encoder tensors decides; a hub revision only for records without one
+    keys = ("model_type", "n_hidden", "dim", "weights_digest" if recorded.get("weights_digest") else "revision")
+    diffs = [k for k in keys if recorded.get(k) is not None and recorded.get(k) != now.get(k)]
     if diffs:
         detail = ", ".join(f"{k}: recorded {recorded.get(k)!r}, loaded {now.get(k)!r}" for k in diffs)
         raise ModelError(f"backbone {backbone.model_id} does not match the one the model was trained with ({detail})")

@@ -9,16 +9,18 @@ rate, the shortest usable input and ``items(y)``.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from .config import BackboneConfig
 from .extract import embed
 from .finetune import FINETUNE_NAME, FineTuneClassifier, check_identity, from_spec, waveform_array
-from .load import Backbone, load_backbone
+from .load import SEARCH_ENV, Backbone, find_by_digest, load_backbone, search_dirs
 
 __all__ = ["BackboneFeaturizer", "featurizer_for", "network_for"]
 
@@ -52,14 +54,20 @@ class BackboneFeaturizer:
         return embed(self.backbone, [y], self.sample_rate, self.cfg)
 
 
-def featurizer_for(meta: dict[str, Any], *, where: str = "model.json") -> BackboneFeaturizer:
-    """Load and check the backbone a saved model records.
+def featurizer_for(
+    meta: dict[str, Any], *, where: str = "model.json", search: list[str | os.PathLike] | tuple = ()
+) -> BackboneFeaturizer:
+    """Load and check the backbone a saved model records; find a moved folder by its digest.
+
+    When the recorded folder is gone (or holds other weights), the folders in ``search``
+    (``--backbone-dir``), ``$SONOTYPE_BACKBONES`` and the fetch folder are searched for one
+    whose encoder digest is the recorded one.
 
     Raises
     ------
     ModelError
-        Malformed record, backbone weights missing (naming the files), or a backbone whose
-        identity differs from the recorded one.
+        Malformed record, backbone not found anywhere (naming where it looked), or a
+        backbone whose identity differs from the recorded one.
     """
     rec = meta.get("backbone")
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or not isinstance(rec.get("identity"), dict):
@@ -68,11 +76,21 @@ def featurizer_for(meta: dict[str, Any], *, where: str = "model.json") -> Backbo
         cfg = BackboneConfig.from_dict(rec["config"])
     except Exception as exc:  # ConfigError or TypeError from a hand-edited file
         raise ModelError(f"{where}: invalid backbone settings ({exc})") from None
+    ident = rec["identity"]
+    digest = ident.get("weights_digest")
     try:
+        bb = load_backbone(cfg, search=search)
+        check_identity(bb, ident)
+    except (ModelError, ConfigError) as exc:
+        found = find_by_digest(digest, search_dirs(search), model_type=ident.get("model_type")) if digest else None
+        if found is None:
+            looked = ", ".join(map(str, search_dirs(search)))
+            hint = f" No folder in {looked} holds an encoder with digest {digest}; pass --backbone-dir DIR " \
+                   f"(or set ${SEARCH_ENV}) to where a copy is." if digest else ""
+            raise ModelError(f"{where}: the model's backbone cannot be loaded: {exc}{hint}") from None
+        cfg = replace(cfg, model=str(found))
         bb = load_backbone(cfg)
-    except ModelError as exc:
-        raise ModelError(f"{where}: the model's backbone cannot be loaded: {exc}") from None
-    check_identity(bb, rec["identity"])
+        check_identity(bb, ident)
     arch = meta.get("architecture", {})
     samples = int(arch["input_shape"][1]) if arch.get("name") == FINETUNE_NAME else None
     return BackboneFeaturizer(bb, cfg, waveform_samples=samples)

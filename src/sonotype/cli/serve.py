@@ -26,9 +26,15 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, help="Largest accepted upload, in MB (413 beyond)."),
     max_duration: float = typer.Option(600.0, help="Longest accepted audio, in seconds (413 beyond)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
+    backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
+                                            "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
     """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, a web page at /."""
     import logging
+
+    from ..backbones.load import add_search_dirs
+
+    add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
 
     import uvicorn
 

@@ -200,6 +200,8 @@ def predict(
     plot: Path | None = typer.Option(None, "--plot", help="Folder for a timeline + probability plot per file."),
     runtime: str = typer.Option("torch", "--runtime", help="torch | onnx"),
     onnx_path: Path | None = typer.Option(None, "--onnx", help="ONNX file (default MODEL/model.onnx, exported if missing)."),
+    backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
+                                            "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
     """Classify audio files with a saved model (MODEL is RUN_DIR/model).
 
@@ -209,6 +211,10 @@ def predict(
     """
     from rich.markup import escape
     from rich.table import Table
+
+    from ..backbones.load import add_search_dirs
+
+    add_search_dirs(backbone_dir)
 
     from ..errors import ParameterError
     from ..io import atomic_write_text

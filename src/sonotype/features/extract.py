@@ -102,6 +102,15 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from ..progress import LineProgress, stderr_is_terminal
+
+    if not stderr_is_terminal():  # a log or a pipe: plain lines with rate and ETA, not a silent bar
+        lines = LineProgress(total, "features", unit="files")
+        try:
+            yield lambda: lines.advance(1)
+        finally:
+            lines.close()
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -114,7 +114,7 @@ class _Engine:
     def __init__(self, clf: Any, *, max_duration_s: float) -> None:
         self.clf = clf
         self.max_duration_s = max_duration_s
-        self.sr = int(clf.feature_config.sr)
+        self.sr = int(clf.sample_rate)  # a backbone model's rate is its encoder's
         self.lock = threading.Lock()
         self.limiter = anyio.CapacityLimiter(4)
 
