@@ -638,7 +638,7 @@ def test_layer_and_pooling_changes_cost_no_encoder_pass(models: dict[str, Path],
     assert sum(calls) == 6 and stats["computed"] == 6 and stats["audio_seconds"] > 3
     from sonotype.features.cache import default_cache_dir
 
-    assert len(list(default_cache_dir().glob("embeddings/v2/*/*.npy"))) == 6  # $SONOTYPE_CACHE (see _own_cache)
+    assert len(list(default_cache_dir().glob("embeddings/v2/*/*.npz"))) == 6  # $SONOTYPE_CACHE (see _own_cache)
     calls.clear()
     variants = {}
     for layer in ("last", 0, 1, "all"):

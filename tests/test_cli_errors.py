@@ -35,8 +35,9 @@ def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *
 
 
 def _one_error_line(code: int, err: str) -> str:
-    # A progress bar may precede the error (`features` reads the files first); nothing else may.
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("features ━")]
+    # Progress (a bar, or plain "features: n/N files" lines off a terminal) may precede the
+    # error (`features` reads the files first); nothing else may.
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("features ━", "features: "))]
     assert code == 2, err
     assert "Traceback" not in err
     assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from sonotype.corpora import load_corpus
 from sonotype.corpora.download import Resource, download, download_corpus, extract
-from sonotype.errors import DownloadError
+from sonotype.errors import CorpusError, DownloadError
 
 
 def make_zip() -> bytes:
@@ -434,8 +434,8 @@ def test_cremad_fetch_resolves_git_lfs_pointers(server, tmp_path, monkeypatch):
     # before fetching, the loader reports pointers instead of listing them as audio
     raw = tmp_path / "raw"
     extract_to = extract(download(f"{base}/repo.zip", tmp_path / "r.zip", progress=False), raw)
-    m = load_corpus("cremad", extract_to / "CREMA-D-master")
-    assert len(m) == 0 and "git-lfs pointer" in m.skipped[0].reason
+    with pytest.raises(CorpusError, match="git-lfs pointer"):
+        load_corpus("cremad", extract_to / "CREMA-D-master")
 
     root = download_corpus("cremad", tmp_path / "cremad", progress=False)
     assert root.name == "CREMA-D-master" and (root / "AudioWAV" / "1001_DFA_ANG_XX.wav").read_bytes() == wav

@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 
 from .config import RunConfig
-from .errors import ParameterError, SonotypeError
+from .errors import ConfigError, CorpusError, ParameterError, SonotypeError
 from .evaluate import metrics as clip_metrics
 from .evaluate import vote
 from .features import Dataset, FeatureConfig, RepresentationConfig, Standardizer, build_dataset
@@ -207,7 +207,7 @@ def _fit_folds(
     row_of = {id(c): r for r, c in enumerate(bds.clips)}
     rows = np.array([row_of.get(id(c), -1) for c in ds.clips])
     if bds.X.shape[0] != len(bds.clips):
-        raise SonotypeError(f"baseline: expected one statistics vector per clip, got {bds.X.shape[0]} for "
+        raise ConfigError(f"baseline: expected one statistics vector per clip, got {bds.X.shape[0]} for "
                             f"{len(bds.clips)} clips")
     y = np.array([lid[c.label] for c in bds.clips])
     groups = np.array([c.group for c in bds.clips], dtype=object)
@@ -220,7 +220,7 @@ def _fit_folds(
         if not len(te):
             continue
         if item_level and np.unique(y[tr]).size < 2:
-            raise SonotypeError(
+            raise ConfigError(
                 "the item-level random split put items of (nearly) every clip on both sides, so a clip-level "
                 "baseline has no clean training clips; use a grouped protocol to compare with the baseline")
         scaler = Standardizer().fit(bds.X[tr])
@@ -237,7 +237,7 @@ def _fit_folds(
         base_pred.append(pred)
         model_pred.append(mp)
     if not folds:
-        raise SonotypeError("baseline: no test clip has baseline features")
+        raise CorpusError("baseline: no test clip has baseline features")
     t, b, m = np.concatenate(truth), np.concatenate(base_pred), np.concatenate(model_pred)
     pooled, model_m = clip_metrics(t, b, labels), clip_metrics(t, m, labels)
     cmp = None
