@@ -17,6 +17,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioClassifier",
     "AudioError",
     "ConfigError",
     "CorpusError",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .estimator import AudioClassifier
     from .predict import Classifier
 
 
@@ -37,3 +39,12 @@ def load_model(path: Any) -> Classifier:
     from .predict import load_model as _load
 
     return _load(path)
+
+
+def __getattr__(name: str) -> Any:
+    """``sonotype.AudioClassifier`` on first use: ``import sonotype`` stays free of torch and scikit-learn."""
+    if name == "AudioClassifier":
+        from .estimator import AudioClassifier
+
+        return AudioClassifier
+    raise AttributeError(f"module 'sonotype' has no attribute {name!r}")
