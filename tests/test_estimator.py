@@ -190,3 +190,17 @@ def test_grid_search_over_one_parameter(corpus):
     assert grid.best_params_["model"] in ("mlp-small", "logreg")
     assert grid.best_estimator_.predict(paths[:3]).shape == (3,)
     assert grid.best_score_ == pytest.approx(max(grid.cv_results_["mean_test_score"]))
+
+
+def test_augmented_copies_of_arrays_match_those_of_files(corpus):
+    """Waveform copies of in-memory signals are made by the run's rule (seed, clip, copy) for files."""
+    _, paths, y, groups, _ = corpus
+    idx = np.flatnonzero(groups != "spk3")[::2]  # 20 clips of two speakers: small and quick
+    aug = {"copies": 1, "noise_snr_db": [10.0, 20.0], "gain_db": [-6.0, 6.0]}
+    on_files = _est(augment=aug).fit([paths[i] for i in idx], y[idx], groups=groups[idx])
+    pairs = [sf.read(paths[i], dtype="float32") for i in idx]
+    on_arrays = _est(augment=aug).fit([(s, r) for s, r in pairs], y[idx], groups=groups[idx])
+    probe = [paths[i] for i in np.flatnonzero(groups == "spk3")[:6]]
+    np.testing.assert_allclose(on_arrays.predict_proba(probe), on_files.predict_proba(probe), atol=1e-5)
+    plain = _est().fit([paths[i] for i in idx], y[idx], groups=groups[idx])
+    assert np.abs(plain.predict_proba(probe) - on_files.predict_proba(probe)).max() > 1e-3  # the copies count
