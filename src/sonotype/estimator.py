@@ -181,7 +181,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         inputs = _Inputs(clips, inputs.signals)
         console = self._console()
         with torch.random.fork_rng(devices=[]):  # _train_one seeds torch's global generator
-            ds = self._dataset(cfg, inputs, console, where="fit")
+            ds = self._dataset(cfg, inputs, where="fit")
             y_items = y_clip[ds.item_clip].astype(np.int64)  # nothing skipped: ds.clips are the inputs, in order
             aug_cache = self._array_copies(cfg, inputs, ds)
             train_clips, val_clips = self._validation(cfg, ds)
@@ -207,7 +207,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         groups = np.array([c.group for c in ds.clips])
         return _carve_val(every, labels, groups, ProtocolConfig(seed=cfg.seed), 0, grouped=True)
 
-    def _dataset(self, cfg: RunConfig, inputs: _Inputs, console: Console, *, where: str) -> Dataset:
+    def _dataset(self, cfg: RunConfig, inputs: _Inputs, *, where: str) -> Dataset:
         """Model items of the inputs, by the same extraction as a run (files) or featurize (arrays)."""
         from .experiment import _dataset
 
@@ -262,10 +262,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self, ("classes_", "network_"))
         inputs = _as_inputs(X, what="predict")
-        ds = self._dataset(self.config_, inputs, self._console(), where="predict")
+        ds = self._dataset(self.config_, inputs, where="predict")
         Xi = ds.X if self.scaler_ is None else np.asarray(self.scaler_.transform(ds.X), dtype=np.float32)
-        with torch.random.fork_rng(devices=[]):
-            P = predict_proba(self.network_, Xi)
+        P = predict_proba(self.network_, Xi)
         out = np.zeros((len(ds.clips), len(self.classes_)), np.float64)
         np.add.at(out, ds.item_clip, P)
         out /= np.bincount(ds.item_clip, minlength=len(ds.clips))[:, None]
@@ -308,7 +307,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False  # inputs are audio (paths, signals), not a feature table
-        tags.non_deterministic = False
         return tags
 
 
