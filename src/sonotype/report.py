@@ -302,18 +302,21 @@ def _draw_events(ax: Any, d: dict[str, Any], labels: list[str]) -> None:
     env = _envelope(str(d["path"])) if d.get("path") else None
     if env is not None:
         t, mn, mx = env
-        ax.fill_between(t, mn, mx, color="#424242", linewidth=0, zorder=2)
-        ax.set_ylim(-1.05 * max(1e-6, float(np.abs(mn).max()), float(np.abs(mx).max())),
-                    1.05 * max(1e-6, float(np.abs(mn).max()), float(np.abs(mx).max())))
+        ax.fill_between(t, mn, mx, color="#424242", alpha=0.75, linewidth=0, zorder=2)
+        peak = max(1e-6, float(np.abs(mn).max()), float(np.abs(mx).max()))
+        ax.set_ylim(-1.05 * peak, 1.35 * peak)  # headroom for the band of event names
     ax.set_yticks([])
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10"]
     colour = {lab: cmap(i % 10) for i, lab in enumerate(labels)}
     for e in d.get("events") or []:
-        ax.axvspan(e["start"], e["end"], color=colour.get(e["label"], "#9e9e9e"), alpha=0.35, zorder=1, linewidth=0)
-        ax.text((e["start"] + e["end"]) / 2, 0.97, e["label"], transform=ax.get_xaxis_transform(), ha="center",
-                va="top", fontsize=8, clip_on=True)
+        c = colour.get(e["label"], "#9e9e9e")
+        ax.axvspan(e["start"], e["end"], color=c, alpha=0.25, zorder=1, linewidth=0)
+        ax.axvspan(e["start"], e["end"], ymin=0.88, ymax=1.0, color=c, alpha=0.9, zorder=3, linewidth=0.5,
+                   edgecolor="white")
+        ax.text((e["start"] + e["end"]) / 2, 0.94, e["label"], transform=ax.get_xaxis_transform(), ha="center",
+                va="center", fontsize=8, clip_on=True, zorder=4)
     ax.set_xlim(0, max(d.get("duration") or 0, *(e["end"] for e in d.get("events") or [{"end": 0}])) or 1)
     ax.set_xlabel("time (s)")
     ax.set_title(f"events ({len(d.get('events') or [])})" + ("" if env is not None else " (no waveform)"))

@@ -286,9 +286,10 @@ def predict(
     if as_json:
         out.print_json(json.dumps({"model": clf.model_id, "results": [r.to_dict() for r in results], "errors": errors}))
     else:
-        t = Table("file", "label", "p", "segments")
+        t = Table("file", "label", "p", "segments", "events")
         for r in results:
-            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
+            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)),
+                      str(len(r.events)))
         out.print(t)
         for e in errors:
             console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
