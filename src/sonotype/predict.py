@@ -395,18 +395,23 @@ class Classifier:
         window: float | None = None,
         hop: float | None = None,
         on_error: Literal["skip", "raise"] = "skip",
+        smooth: int = 1,
+        smooth_kind: Literal["mean", "median"] = "mean",
+        min_event: float = 0.0,
     ) -> list[Prediction | tuple[str, SonotypeError]]:
         """Predict every file (folders are searched recursively for audio files).
 
         With ``on_error="skip"`` a file that fails gives ``(path, error)`` in its place and
-        the rest go on; ``"raise"`` stops at the first error.
+        the rest go on; ``"raise"`` stops at the first error. The other settings are
+        :meth:`predict`'s.
         """
         if on_error not in ("skip", "raise"):
             raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         out: list[Prediction | tuple[str, SonotypeError]] = []
         for f in _expand(paths):
             try:
-                out.append(self.predict(f, window=window, hop=hop))
+                out.append(self.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
+                                        min_event=min_event))
             except SonotypeError as exc:
                 if on_error == "raise":
                     raise

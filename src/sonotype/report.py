@@ -313,7 +313,7 @@ def _draw_events(ax: Any, d: dict[str, Any], labels: list[str]) -> None:
     for e in d.get("events") or []:
         c = colour.get(e["label"], "#9e9e9e")
         ax.axvspan(e["start"], e["end"], color=c, alpha=0.25, zorder=1, linewidth=0)
-        ax.axvspan(e["start"], e["end"], ymin=0.88, ymax=1.0, color=c, alpha=0.9, zorder=3, linewidth=0.5,
+        ax.axvspan(e["start"], e["end"], ymin=0.88, ymax=1.0, facecolor=c, alpha=0.9, zorder=3, linewidth=0.5,
                    edgecolor="white")
         ax.text((e["start"] + e["end"]) / 2, 0.94, e["label"], transform=ax.get_xaxis_transform(), ha="center",
                 va="center", fontsize=8, clip_on=True, zorder=4)
