@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ import soxr
 
 from .errors import AudioError, ParameterError
 
-__all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment"]
+__all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment", "stream"]
 
 AUDIO_EXTENSIONS = frozenset(
     {
@@ -340,6 +341,66 @@ def load(
     y = np.ascontiguousarray(y, dtype=np.float32)
     check_length(y, min_samples, path=p)
     return y, int(sr)
+
+
+# Frames per block when streaming a file (about 3 s at 22,050 Hz): small enough that the
+# memory of a prediction does not grow with the recording, large enough to keep per-block
+# overhead (soundfile, soxr, numpy) negligible.
+STREAM_BLOCK_FRAMES = 1 << 16
+
+
+def stream(path: str | os.PathLike, sr: int | None = None, *, block: int | None = None) -> Iterator[np.ndarray]:
+    """Yield a file's audio as mono float32 chunks at ``sr``, reading ``block`` frames at a time.
+
+    Memory is bounded by the block whatever the file's length, so an hours-long recording
+    can be classified as it is read. Resampling runs through one stateful
+    ``soxr.ResampleStream``, so block joins are seamless: concatenated, the chunks equal
+    ``load(path, sr)[0]`` (same filter, same length). Each block gets the checks
+    :func:`load` makes (NaN/infinity, impossible magnitudes), and a file that ends before
+    its header's frame count is an :class:`AudioError` once the shortfall shows. ``block``
+    defaults to :data:`STREAM_BLOCK_FRAMES`.
+    """
+    from ._checks import positive_int, sample_rate
+
+    block = STREAM_BLOCK_FRAMES if block is None else block
+
+    if sr is not None:
+        sr = sample_rate(sr)
+    block = positive_int("block", block)
+    p = _check_file(path)
+    with _open(p) as f:
+        native_sr = int(f.samplerate)
+        total = int(f.frames)
+        if total <= 0:
+            raise AudioError(p, "zero-length audio (no samples)")
+        rs = None if sr is None or sr == native_sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32",
+                                                                            quality="HQ")
+        got = 0
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(p, f"truncated or corrupt audio data ({exc})") from None
+            got += data.shape[0]
+            last = data.shape[0] < block or got >= total
+            if data.shape[0]:
+                if not np.all(np.isfinite(data)):
+                    raise AudioError(p, "corrupt audio: samples contain NaN or infinity")
+                peak = float(np.max(np.abs(data)))
+                if peak > _MAX_ABS:
+                    raise AudioError(p, f"corrupt audio: sample values up to {peak:.3g}, beyond any PCM range "
+                                        "(audio lies in [-1, 1])")
+            y = np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+            if rs is not None:
+                y = rs.resample_chunk(y, last=last)
+            if y.size:
+                yield y
+            if last:
+                break
+    if got == 0:
+        raise AudioError(p, "truncated or corrupt audio data (no samples could be read)")
+    if got < total:
+        raise AudioError(p, f"truncated audio: header announces {total} frames, only {got} readable")
 
 
 def _read_frames(f: sf.SoundFile, n: int) -> np.ndarray:

@@ -14,6 +14,14 @@ Timeline policy
   frame (``n_fft`` samples) carries no information of its own and is dropped, unless it
   is the only segment. Each segment's probability is the mean over its items; the file's
   is the mean over segments.
+- A *file* with ``window`` is streamed (:func:`sonotype.audio.stream`): read in blocks,
+  resampled by one stateful resampler, cut into segments as their audio arrives, so the
+  memory does not grow with the recording's length. The segments equal those of the
+  in-memory path (an array, or the whole file loaded) to float rounding.
+- ``smooth``/``smooth_kind`` smooth the segment probabilities (see :mod:`sonotype.events`);
+  the segments then carry the smoothed probabilities and labels, while the file's label
+  and probabilities stay the mean of the unsmoothed segments. ``events`` merge
+  consecutive segments of one label; ``min_event`` merges shorter events into a neighbour.
 """
 
 from __future__ import annotations
@@ -30,10 +38,15 @@ import torch
 from . import audio
 from ._checks import finite, mono_signal, sample_rate
 from .errors import AudioError, ModelError, ParameterError, SonotypeError
+from .events import Event, merge_events
+from .events import smooth as smooth_probabilities
 from .features.config import FeatureConfig, RepresentationConfig
 from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
 
-__all__ = ["Classifier", "Prediction", "SegmentPrediction", "load_model"]
+__all__ = ["Classifier", "Event", "Prediction", "SegmentPrediction", "load_model"]
+
+# Segments featurized before one network call while streaming: amortises the call, bounds memory.
+_STREAM_BATCH = 64
 
 
 @dataclass
@@ -51,13 +64,15 @@ class SegmentPrediction:
 
 @dataclass
 class Prediction:
-    """A file's (or array's) label, mean class probabilities, duration and segment timeline."""
+    """A file's (or array's) label, mean class probabilities, duration, segment timeline and
+    the events (consecutive segments of one label merged)."""
 
     path: str | None
     label: str
     probabilities: dict[str, float]
     duration: float
     segments: list[SegmentPrediction] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +81,7 @@ class Prediction:
             "probabilities": dict(self.probabilities),
             "duration": self.duration,
             "segments": [s.to_dict() for s in self.segments],
+            "events": [e.to_dict() for e in self.events],
         }
 
 
@@ -211,6 +227,9 @@ class Classifier:
         *,
         window: float | None = None,
         hop: float | None = None,
+        smooth: int = 1,
+        smooth_kind: Literal["mean", "median"] = "mean",
+        min_event: float = 0.0,
     ) -> Prediction:
         """Label a file or an array; with ``window``/``hop`` also a segment timeline.
 
@@ -220,7 +239,13 @@ class Classifier:
         sr : int, optional
             Sample rate of an array (required for arrays); resampled to the model's.
         window, hop : float, optional
-            Segment length and step in seconds (``hop`` defaults to ``window``).
+            Segment length and step in seconds (``hop`` defaults to ``window``). A file is
+            then streamed in blocks: memory independent of its length.
+        smooth, smooth_kind : int, str
+            Smooth segment probabilities over a centred window of ``smooth`` segments,
+            ``"mean"`` (moving average) or ``"median"`` (see :mod:`sonotype.events`).
+        min_event : float
+            Events shorter than this (seconds) are merged into a neighbour.
 
         Raises
         ------
@@ -235,8 +260,21 @@ class Classifier:
         """
         if window is None and hop is not None:
             raise ParameterError(f"hop={hop} given without window")
-        y, path = self._signal(source, sr)
+        smooth_probabilities(np.zeros((0, 1)), smooth, smooth_kind)  # check the settings before any work
+        merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
         sr_m = self.sample_rate
+        if window is not None:
+            hop = window if hop is None else hop
+            window = finite("window (s)", window, low=0.0, low_open=True)
+            hop = finite("hop (s)", hop, low=0.0, low_open=True)
+            if window * sr_m < self.min_samples:
+                raise ParameterError(f"window={window} s is shorter than this model's minimum "
+                                     f"{self.min_duration:.3f} s")
+        if window is not None and isinstance(source, (str, os.PathLike)):
+            path = str(source)
+            seg_p, bounds, n = self._stream_segments(path, window, hop)
+            return self._result(path, seg_p, bounds, n / sr_m, smooth, smooth_kind, min_event)
+        y, path = self._signal(source, sr)
         n = int(y.shape[-1])
         duration = n / sr_m
         if n < self.min_samples:
@@ -249,12 +287,6 @@ class Classifier:
             bounds = self._item_bounds(len(P), n)
             seg_p = P if len(bounds) == len(P) else P.mean(axis=0, keepdims=True)
         else:
-            hop = window if hop is None else hop
-            window = finite("window (s)", window, low=0.0, low_open=True)
-            hop = finite("hop (s)", hop, low=0.0, low_open=True)
-            if window * sr_m < self.min_samples:
-                raise ParameterError(f"window={window} s is shorter than this model's minimum "
-                                     f"{self.min_duration:.3f} s")
             segs = audio.segment(y, sr_m, window, hop, last="keep")
             segs = [s for i, s in enumerate(segs) if i == 0 or s.samples.shape[-1] >= self.min_samples]
             Xs = [self.items(s.samples, sr_m, path=path) for s in segs]
@@ -265,12 +297,71 @@ class Classifier:
             cuts = np.cumsum([len(Xs[i]) for i in keep])[:-1]
             seg_p = np.stack([p.mean(axis=0) for p in np.split(P, cuts)])
             bounds = [(segs[i].start, min(segs[i].end, duration)) for i in keep]
+        return self._result(path, seg_p, bounds, duration, smooth, smooth_kind, min_event)
+
+    def _result(self, path: str | None, seg_p: np.ndarray, bounds: Sequence[tuple[float, float]], duration: float,
+                smooth: int, smooth_kind: Literal["mean", "median"], min_event: float) -> Prediction:
+        """The Prediction from segment probabilities: file mean (unsmoothed), smoothed timeline, events."""
         clip = seg_p.mean(axis=0)
+        shown = smooth_probabilities(seg_p, smooth, smooth_kind) if smooth > 1 else seg_p
+        bounds = [(round(float(s), 6), round(float(e), 6)) for s, e in bounds]
         segments = [
-            SegmentPrediction(round(float(s), 6), round(float(e), 6), self.labels[int(p.argmax())], self._probabilities(p))
-            for (s, e), p in zip(bounds, seg_p, strict=True)
+            SegmentPrediction(s, e, self.labels[int(p.argmax())], self._probabilities(p))
+            for (s, e), p in zip(bounds, shown, strict=True)
         ]
-        return Prediction(path, self.labels[int(clip.argmax())], self._probabilities(clip), float(duration), segments)
+        events = merge_events(bounds, shown, self.labels, min_event=min_event)
+        return Prediction(path, self.labels[int(clip.argmax())], self._probabilities(clip), float(duration),
+                          segments, events)
+
+    def _stream_segments(self, path: str, window: float, hop: float) -> tuple[np.ndarray, list[tuple[float, float]], int]:
+        """Segment probabilities, bounds and sample count of a file read block by block.
+
+        The same segments as :func:`sonotype.audio.segment` (``last="keep"``) on the whole
+        signal, and the same tail rule as the in-memory path, but only about one window
+        plus one block of audio is held at a time.
+        """
+        sr = self.sample_rate
+        w, h = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
+        buf = np.zeros(0, np.float32)
+        buf_start = next_start = n = n_full = 0
+        probs: list[np.ndarray] = []
+        bounds: list[tuple[float, float]] = []
+        pending: list[tuple[np.ndarray, tuple[float, float]]] = []
+
+        def flush() -> None:
+            items = [x for x, _ in pending if len(x)]
+            if items:
+                P = self.forward_items(np.concatenate(items))
+                cuts = np.cumsum([len(x) for x in items])[:-1]
+                probs.extend(p.mean(axis=0) for p in np.split(P, cuts))
+                bounds.extend(b for x, b in pending if len(x))
+            pending.clear()
+
+        def add(seg: np.ndarray, start: int, end: int) -> None:
+            pending.append((self.items(seg, sr, path=path), (start / sr, end / sr)))
+            if len(pending) >= _STREAM_BATCH:
+                flush()
+
+        for chunk in audio.stream(path, sr):
+            n += chunk.size
+            buf = np.concatenate([buf, chunk]) if buf.size else chunk
+            while buf_start + buf.size >= next_start + w:
+                off = next_start - buf_start
+                add(buf[off : off + w], next_start, next_start + w)
+                next_start += h
+                n_full += 1
+            trim = min(buf.size, max(0, next_start - buf_start))
+            buf, buf_start = buf[trim:], buf_start + trim
+        if n < self.min_samples:
+            raise self._too_short(n, path)
+        # the tail no full window covers, kept at its real length (dropped under one frame)
+        tail = 0 if n_full == 0 else next_start
+        if (n_full == 0 or next_start - h + w < n) and tail < n and (n_full == 0 or n - tail >= self.min_samples):
+            add(buf[tail - buf_start :], tail, n)
+        flush()
+        if not probs:
+            raise self._too_short(n, path)
+        return np.stack(probs), bounds, n
 
     def _item_bounds(self, n_items: int, n_samples: int) -> list[tuple[float, float]]:
         """Start/end (s) of each item when items are the model's own windows; else the whole
@@ -304,18 +395,23 @@ class Classifier:
         window: float | None = None,
         hop: float | None = None,
         on_error: Literal["skip", "raise"] = "skip",
+        smooth: int = 1,
+        smooth_kind: Literal["mean", "median"] = "mean",
+        min_event: float = 0.0,
     ) -> list[Prediction | tuple[str, SonotypeError]]:
         """Predict every file (folders are searched recursively for audio files).
 
         With ``on_error="skip"`` a file that fails gives ``(path, error)`` in its place and
-        the rest go on; ``"raise"`` stops at the first error.
+        the rest go on; ``"raise"`` stops at the first error. The other settings are
+        :meth:`predict`'s.
         """
         if on_error not in ("skip", "raise"):
             raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         out: list[Prediction | tuple[str, SonotypeError]] = []
         for f in _expand(paths):
             try:
-                out.append(self.predict(f, window=window, hop=hop))
+                out.append(self.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
+                                        min_event=min_event))
             except SonotypeError as exc:
                 if on_error == "raise":
                     raise

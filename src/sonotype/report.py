@@ -234,8 +234,10 @@ def _prediction_figure(prediction: Any) -> Figure:
     """The timeline (with its probability colour bar) beside the mean-probability bars."""
     d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
     labels = list(d["probabilities"])
-    fig = Figure(figsize=(11, 3.5), layout="constrained")
-    ax_t, ax_b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    axes = fig.subplot_mosaic([["wave", "wave"], ["time", "bars"]], width_ratios=[3, 1], height_ratios=[1, 1])
+    ax_t, ax_b = axes["time"], axes["bars"]
+    _draw_events(axes["wave"], d, labels)
     segs = d.get("segments") or []
     if segs:
         mat = np.array([[s["probabilities"][lab] for lab in labels] for s in segs]).T
@@ -264,6 +266,60 @@ def _prediction_figure(prediction: Any) -> Figure:
     ax_b.set_title(f"mean: {d['label']}")
     fig.suptitle(Path(str(d.get("path") or "array")).name)
     return fig
+
+
+def _envelope(path: str, n_bins: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Min/max of the mono signal in ``n_bins`` bins, read in blocks (bounded memory for any
+    length); ``None`` when the file cannot be read again."""
+    from . import audio
+    from .errors import SonotypeError
+
+    try:
+        inf = audio.info(path)
+        per = max(1, -(-inf.frames // n_bins))
+        lo, hi, rest = [], [], np.zeros(0, np.float32)
+        for chunk in audio.stream(path):
+            y = np.concatenate([rest, chunk]) if rest.size else chunk
+            k = y.size // per * per
+            if k:
+                b = y[:k].reshape(-1, per)
+                lo.append(b.min(axis=1))
+                hi.append(b.max(axis=1))
+            rest = y[k:]
+        if rest.size:
+            lo.append(rest.min(keepdims=True))
+            hi.append(rest.max(keepdims=True))
+    except (SonotypeError, OSError):
+        return None
+    if not lo:
+        return None
+    mn, mx = np.concatenate(lo), np.concatenate(hi)
+    return (np.arange(mn.size) + 0.5) * per / inf.samplerate, mn, mx
+
+
+def _draw_events(ax: Any, d: dict[str, Any], labels: list[str]) -> None:
+    """The waveform (when the file can be read) with each event as a coloured, named span."""
+    env = _envelope(str(d["path"])) if d.get("path") else None
+    if env is not None:
+        t, mn, mx = env
+        ax.fill_between(t, mn, mx, color="#424242", alpha=0.75, linewidth=0, zorder=2)
+        peak = max(1e-6, float(np.abs(mn).max()), float(np.abs(mx).max()))
+        ax.set_ylim(-1.05 * peak, 1.35 * peak)  # headroom for the band of event names
+    ax.set_yticks([])
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    colour = {lab: cmap(i % 10) for i, lab in enumerate(labels)}
+    for e in d.get("events") or []:
+        c = colour.get(e["label"], "#9e9e9e")
+        ax.axvspan(e["start"], e["end"], color=c, alpha=0.25, zorder=1, linewidth=0)
+        ax.axvspan(e["start"], e["end"], ymin=0.88, ymax=1.0, facecolor=c, alpha=0.9, zorder=3, linewidth=0.5,
+                   edgecolor="white")
+        ax.text((e["start"] + e["end"]) / 2, 0.94, e["label"], transform=ax.get_xaxis_transform(), ha="center",
+                va="center", fontsize=8, clip_on=True, zorder=4)
+    ax.set_xlim(0, max(d.get("duration") or 0, *(e["end"] for e in d.get("events") or [{"end": 0}])) or 1)
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"events ({len(d.get('events') or [])})" + ("" if env is not None else " (no waveform)"))
 
 
 def write_plots(

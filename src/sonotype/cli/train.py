@@ -195,9 +195,23 @@ def predict(
         "over these segments, which can differ from the label without --window (the whole file at once)."
     ),
     hop: float | None = typer.Option(None, "--hop", help="Segment hop in seconds (default: window)."),
+    smooth: int = typer.Option(1, "--smooth", help="Smooth segment probabilities over N segments (a centred "
+                               "window, shrunk at the edges) before labelling segments and merging events."),
+    smooth_kind: str = typer.Option("mean", "--smooth-kind", help="mean (moving average) | median (per class, "
+                                    "renormalised)."),
+    min_event: float = typer.Option(0.0, "--min-event", help="Events shorter than S seconds are merged into the "
+                                    "neighbour their segments favour (not dropped: the timeline keeps no hole)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file (a JSON list)."),
-    csv_out: Path | None = typer.Option(None, "--csv", help="Write one row per file: path, label, probabilities."),
-    plot: Path | None = typer.Option(None, "--plot", help="Folder for a timeline + probability plot per file."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write a CSV; --csv-rows says what a row is."),
+    csv_rows: str = typer.Option("file", "--csv-rows", help="file (path, label, probabilities) | segments "
+                                 "(path, start, end, label, probabilities) | events (path, start, end, label, "
+                                 "probability)."),
+    labels_out: Path | None = typer.Option(None, "--labels", help="Write the events as an Audacity label track "
+                                           "(start<TAB>end<TAB>label); with several inputs, a folder of STEM.txt."),
+    vtt_out: Path | None = typer.Option(None, "--vtt", help="Write the events as WebVTT cues; with several inputs, "
+                                        "a folder of STEM.vtt."),
+    plot: Path | None = typer.Option(None, "--plot", help="Folder for a plot per file: events over the waveform, "
+                                     "the probability timeline and the mean probabilities."),
     runtime: str = typer.Option("torch", "--runtime", help="torch | onnx"),
     onnx_path: Path | None = typer.Option(None, "--onnx", help="ONNX file (default MODEL/model.onnx, exported if missing)."),
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
@@ -207,7 +221,9 @@ def predict(
 
     Without --window a file is classified whole. With --window/--hop it is cut into segments,
     each classified, and the file's label and probabilities are the mean over the segments:
-    the timeline and the file-level answer both depend on --window.
+    the timeline and the file-level answer both depend on --window. A file is then read in
+    blocks, so an hours-long recording is classified in bounded memory. Consecutive segments
+    of one label form the events (JSON "events", --csv-rows events, --labels, --vtt).
     """
     from rich.markup import escape
     from rich.table import Table
@@ -222,6 +238,15 @@ def predict(
 
     if runtime not in RUNTIMES:
         raise ParameterError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
+    import numpy as np
+
+    if csv_rows not in CSV_ROWS:
+        raise ParameterError(f"--csv-rows must be one of {CSV_ROWS}, got {csv_rows!r}")
+    from ..events import merge_events
+    from ..events import smooth as smooth_check
+
+    smooth_check(np.zeros((0, 1)), smooth, smooth_kind)  # a bad setting fails before the model loads
+    merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
     if runtime == "onnx":
         from ..export import export_onnx, load_onnx_classifier
 
@@ -235,7 +260,8 @@ def predict(
     results, errors = [], []
     for f in files:
         try:
-            results.append(clf.predict(f, window=window, hop=hop))
+            results.append(clf.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
+                                       min_event=min_event))
         except Exception as exc:  # reported per file, the run goes on
             from ..errors import SonotypeError
 
@@ -243,14 +269,14 @@ def predict(
                 raise
             errors.append({"path": str(f), "error": str(exc)})
     if csv_out:
-        import io
+        atomic_write_text(csv_out, _prediction_csv(results, clf.labels, csv_rows))
+    if labels_out or vtt_out:
+        from ..events import audacity_labels, webvtt
 
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["path", "label", *[f"p_{lab}" for lab in clf.labels]])
-        for r in results:
-            w.writerow([r.path, r.label, *[f"{r.probabilities[lab]:.6f}" for lab in clf.labels]])
-        atomic_write_text(csv_out, buf.getvalue())
+        for dest, ext, fmt in ((labels_out, ".txt", audacity_labels), (vtt_out, ".vtt", webvtt)):
+            if dest:
+                for r, target in _per_file_outputs(results, dest, ext, single=len(files) == 1):
+                    atomic_write_text(target, fmt(r.events))
     if plot:
         from ..report import plot_prediction
 
@@ -260,14 +286,62 @@ def predict(
     if as_json:
         out.print_json(json.dumps({"model": clf.model_id, "results": [r.to_dict() for r in results], "errors": errors}))
     else:
-        t = Table("file", "label", "p", "segments")
+        t = Table("file", "label", "p", "segments", "events")
         for r in results:
-            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)))
+            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)),
+                      str(len(r.events)))
         out.print(t)
         for e in errors:
             console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
     if errors and not results:
         sys.exit(2)
+
+
+CSV_ROWS = ("file", "segments", "events")
+
+
+def _prediction_csv(results: list, labels: list[str], rows: str) -> str:
+    """The --csv text: one row per file, per segment or per event."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    probs = [f"p_{lab}" for lab in labels]
+    if rows == "file":
+        w.writerow(["path", "label", *probs])
+        for r in results:
+            w.writerow([r.path, r.label, *[f"{r.probabilities[lab]:.6f}" for lab in labels]])
+    elif rows == "segments":
+        w.writerow(["path", "start", "end", "label", *probs])
+        for r in results:
+            for s in r.segments:
+                w.writerow([r.path, f"{s.start:.6f}", f"{s.end:.6f}", s.label,
+                            *[f"{s.probabilities[lab]:.6f}" for lab in labels]])
+    else:
+        w.writerow(["path", "start", "end", "label", "probability"])
+        for r in results:
+            for e in r.events:
+                w.writerow([r.path, f"{e.start:.6f}", f"{e.end:.6f}", e.label, f"{e.probability:.6f}"])
+    return buf.getvalue()
+
+
+def _per_file_outputs(results: list, dest: Path, ext: str, *, single: bool) -> list[tuple]:
+    """(result, path) pairs: ``dest`` itself for one input file, else ``dest/STEM.ext`` per file."""
+    from ..errors import ParameterError
+
+    if single:
+        return [(r, dest) for r in results]
+    dest.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, str] = {}
+    pairs = []
+    for r in results:
+        stem = Path(r.path).stem
+        if stem in seen:
+            raise ParameterError(f"{seen[stem]} and {r.path} would both write {dest / (stem + ext)}; "
+                                 "predict them separately")
+        seen[stem] = r.path
+        pairs.append((r, dest / f"{stem}{ext}"))
+    return pairs
 
 
 def results(
