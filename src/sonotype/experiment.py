@@ -59,7 +59,7 @@ __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment
 # What a clip's group is, per corpus, for the protocol sentence in reports.
 GROUP_NAMES = {
     "gtzan": "track", "folder": "file", "demo": "speaker", "fsdd": "speaker", "ravdess": "actor", "cremad": "actor",
-    "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker",
+    "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker", "esc50": "source recording",
 }
 
 
