@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,11 @@ from sonotype.experiment import run_experiment
 from sonotype.recipes import list_recipes, recipe_path
 
 runner = CliRunner()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The console entry point in a subprocess: errors become one red line and exit code 2 there."""
+    return subprocess.run([sys.executable, "-m", "sonotype.cli", *args], capture_output=True, text=True, timeout=300)
 FAST = ["--set", "train.max_epochs=2", "--set", "train.patience=null", "--set", "evaluate.bootstrap=0",
         "--set", "evaluate.examples=1", "--set", "augment.copies=0", "--set", "jobs=1"]
 
@@ -120,16 +127,16 @@ def test_plain_train_uses_the_kind_default_and_records_it(tmp_path):
                               "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "features.features=[mfcc]"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["config_source"] == "default for speech"
-    res = runner.invoke(app, ["train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "m"),
-                              "--model", "mlp", "--kind", "speech"])
-    assert res.exit_code == 2 and "--kind" in res.output
+    res = _cli("train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "m"), "--model", "mlp",
+               "--kind", "speech")
+    assert res.returncode == 2 and "--kind" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_bad_backbone_is_one_line_before_any_work(tmp_path):
-    res = runner.invoke(app, ["run", "ravdess-best", "--root", str(tmp_path), "--out", str(tmp_path / "r"),
-                              "--backbone", str(tmp_path / "missing-encoder")])
-    assert res.exit_code == 2
-    assert "not found" in res.output and "Traceback" not in res.output
+    res = _cli("run", "ravdess-best", "--root", str(tmp_path), "--out", str(tmp_path / "r"),
+               "--backbone", str(tmp_path / "missing-encoder"))
+    assert res.returncode == 2, res.stderr
+    assert "backbone" in res.stderr and "not found" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "r").exists()
 
 
