@@ -106,7 +106,7 @@ def test_mismatched_backbone_model_is_refused_before_extraction(tmp_path, monkey
     with pytest.raises(ConfigError, match="cannot read"):
         run_experiment(cfg, tmp_path / "r1", progress=False)
     cfg = load_config(recipe_path("ravdess-whisper"), [*base, f"backbone.model={enc}", "augment.copies=2"])
-    with pytest.raises(ConfigError, match="augment.copies"):
+    with pytest.raises(ConfigError, match=r"augment\.copies"):
         run_experiment(cfg, tmp_path / "r2", progress=False)
     cfg = load_config(recipe_path("ravdess-whisper"), [*base, "backbone.model=not-here"])
     with pytest.raises(ConfigError, match="backbone 'not-here' not found"):
