@@ -121,7 +121,7 @@ def test_plain_train_uses_the_kind_default_and_records_it(tmp_path):
     assert "configuration: default for sounds" in res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config_source"] == "default for sounds"
-    assert metrics["recipe"] == "default-sounds" and "cnn1d-bn" in metrics["model"]
+    assert metrics["recipe"] == "default-sounds" and metrics["model"] == "resmlp"
     res = runner.invoke(app, ["train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "k"),
                               "--kind", "speech", "--quiet", "--json", *FAST,
                               "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "features.features=[mfcc]"])
@@ -149,7 +149,7 @@ def test_backbone_flag_end_to_end_with_a_tiny_encoder(tmp_path):
                               "--backbone", str(enc), "--set", f"cache_dir={tmp_path / 'cache'}",
                               "--set", "train.max_epochs=3", "--set", "evaluate.bootstrap=0"])
     assert res.exit_code == 0, res.output
-    assert "note --backbone: model cnn1d-bn" in " ".join(res.output.split())
+    assert "note --backbone: model resmlp" in " ".join(res.output.split())
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config_source"] == f"default for sounds, switched to backbone {enc}"
     saved = load_config(tmp_path / "run" / "config.yaml")
