@@ -35,9 +35,10 @@ def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *
 
 
 def _one_error_line(code: int, err: str) -> str:
-    # Progress (a bar, or plain "features: n/N files" lines off a terminal) may precede the
-    # error (`features` reads the files first); nothing else may.
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("features ━", "features: "))]
+    # Progress (a bar, or plain "features: n/N files" lines off a terminal) and `train`'s
+    # "configuration: ..." line may precede the error; nothing else may.
+    lines = [ln for ln in err.splitlines()
+             if ln.strip() and not ln.startswith(("features ━", "features: ", "configuration: "))]
     assert code == 2, err
     assert "Traceback" not in err
     assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -42,6 +42,7 @@ def test_every_corpus_is_registered():
         "emodb",
         "dusha",
         "fsdd",
+        "esc50",
         "demo",
     }
 

@@ -63,7 +63,7 @@ __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment
 # What a clip's group is, per corpus, for the protocol sentence in reports.
 GROUP_NAMES = {
     "gtzan": "track", "folder": "file", "demo": "speaker", "fsdd": "speaker", "ravdess": "actor", "cremad": "actor",
-    "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker",
+    "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker", "esc50": "source recording",
 }
 
 
@@ -340,15 +340,22 @@ def run_experiment(
     force: bool = False,
     progress: bool = True,
     console: Console | None = None,
+    config_source: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``cfg`` end to end and write its run directory at ``out``; return the metrics."""
+    """Run ``cfg`` end to end and write its run directory at ``out``; return the metrics.
+
+    ``config_source`` says where the configuration came from (``metrics.json``), e.g.
+    ``"recipe ravdess-best"`` or ``"default for speech"``; default ``"config <name>"``.
+    """
     from . import report as rpt
     from .console import make_console
+    from .defaults import check_backbone_run, resolve_backbone
 
     console = console or make_console()
     out = Path(out)
-    if cfg.backbone and cfg.augment.copies > 0:
-        raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
+    if cfg.backbone and cfg.backbone.get("model"):  # a name from a recipe -> a folder or hub id, before any work
+        cfg = replace(cfg, backbone={**cfg.backbone, "model": resolve_backbone(cfg.backbone["model"])})
+    check_backbone_run(cfg)
     if cfg.model.ensemble > 1 and cfg.model.ensemble_validation == "rotate" and (
         cfg.protocol.val_size <= 0 or cfg.protocol.name == "random"
     ):
@@ -410,6 +417,7 @@ def run_experiment(
         train_seconds = time.perf_counter() - t_train
 
         metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
+        metrics["config_source"] = config_source or f"config {cfg.name}"
         if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips
             from .baseline import run_baseline
 

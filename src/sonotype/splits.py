@@ -24,7 +24,8 @@ logo
 official, predefined
     Per-item assignments (``train``, ``valid``/``val``/``dev``, ``test``); items without
     one are left out and counted in :attr:`Split.excluded`. ``official`` reads the
-    corpus's ``split`` field, ``predefined`` any field named by ``field``.
+    corpus's ``split`` field, ``predefined`` any field named by ``field``. Numbered folds
+    (``fold1`` ... ``foldK``, as ESC-50's) give one split per fold, that fold testing.
 groups
     Explicit test groups (``groups:YAF``); training is ``train_groups`` or every other group.
 random
@@ -48,6 +49,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -382,6 +384,7 @@ def resolve_auto(
         assignments is not None
         and len(assignments) == len(g)
         and all(a not in (None, "") for a in assignments)
+        and len(_fold_ids(assignments) or ("train", "test")) >= 2  # one numbered fold alone is no split
     ):
         name = "official"
     else:
@@ -497,6 +500,8 @@ def make_splits(
         name = f"test groups {', '.join(cfg.test_groups or [])}"
         splits.append(Split(name, train, val, idx[in_test], excluded))
 
+    elif _fold_ids(assignments):  # official / predefined with numbered folds (ESC-50's fold1..fold5)
+        splits.extend(_fold_splits(cfg, y, g, assignments))
     else:  # official / predefined
         splits.append(_assigned_split(cfg, y, g, assignments))
 
@@ -505,6 +510,45 @@ def make_splits(
             check_no_leak(s, g)
         _check_classes(s, y)
     return splits
+
+
+_FOLD_RE = re.compile(r"^fold\s*(\d+)$", re.IGNORECASE)
+
+
+def _fold_ids(assignments: Sequence[str | None] | None) -> list[str] | None:
+    """The distinct fold names when every assignment is ``fold<N>`` (a corpus's own k folds), else None."""
+    if not assignments:
+        return None
+    values = {str(a).strip() for a in assignments if a is not None and str(a).strip()}
+    if not values or not all(_FOLD_RE.match(v) for v in values):
+        return None
+    return sorted(values, key=lambda v: int(_FOLD_RE.match(v).group(1)))  # type: ignore[union-attr]
+
+
+def _fold_splits(
+    cfg: ProtocolConfig, y: np.ndarray, g: np.ndarray, assignments: Sequence[str | None] | None
+) -> list[Split]:
+    """One split per official fold: that fold tests, the others train (validation carved by group)."""
+    folds = _fold_ids(assignments) or []
+    if len(folds) < 2:
+        raise ParameterError(
+            f"protocol {cfg.name!r}: field {cfg.field!r} holds only {', '.join(folds)}; leave-one-fold-out needs "
+            "at least 2 folds (use kfold:K on a part of the corpus)"
+        )
+    a = np.array([str(v).strip() if v is not None else "" for v in assignments or []], dtype=object)
+    idx = np.arange(len(y), dtype=np.int64)
+    out = []
+    for k, fold in enumerate(folds):
+        test, rest = idx[a == fold], idx[(a != fold) & (a != "")]
+        train, val = _carve_val(rest, y, g, cfg, k, grouped=True)
+        excluded = idx[a == ""]
+        split = Split(f"{fold} ({k + 1}/{len(folds)})", train, val, test, excluded)
+        try:
+            check_no_leak(split, g)
+        except LeakError as exc:
+            warnings.warn(f"the {cfg.name} folds keep groups together only partly: {exc}", LeakWarning, stacklevel=3)
+        out.append(split)
+    return out
 
 
 def _assigned_split(

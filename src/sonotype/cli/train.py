@@ -21,6 +21,19 @@ def _config(config: Path | None, overrides: list[str], base: dict | None = None)
     return load_config(config, overrides, base=base)
 
 
+def _with_backbone(config: Path | None, backbone: str, source: str, quiet: bool) -> tuple[dict, str]:
+    """The config file as a plain dict switched to the frozen encoder (before overrides), printing each change."""
+    from ..config import load_config
+    from ..defaults import resolve_backbone, switch_to_backbone
+
+    plain = load_config(config).to_dict() if config else {}
+    switched, notes = switch_to_backbone(plain, resolve_backbone(backbone))
+    if not quiet:
+        for note in notes:
+            console.print(f"[yellow]note[/] --backbone: {note}", highlight=False)
+    return switched, f"{source}, switched to backbone {backbone}"
+
+
 def train(
     corpus: str = typer.Option(..., "--corpus", help="Corpus loader name (see `sonotype corpus list`)."),
     root: Path = typer.Option(..., "--root", help="Corpus root folder."),
@@ -35,13 +48,34 @@ def train(
     jobs: int | None = typer.Option(
         None, "--jobs", help="Worker processes for features, augmented copies and ensemble members."
     ),
+    kind: str | None = typer.Option(
+        None, "--kind", help="speech | music | sounds: the measured default for that kind (folder corpora)."
+    ),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Frozen pretrained encoder (folder or hub id): embeddings + the recommended head."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
-    """Train and evaluate a classifier on a corpus; write model, metrics, plots and report."""
+    """Train and evaluate a classifier on a corpus; write model, metrics, plots and report.
+
+    Without --config and --model the configuration measured best for the corpus is used (its
+    `best` recipe, or the default for speech, music or other sounds; --kind chooses).
+    """
     from ..experiment import run_experiment
 
+    base, source = None, f"config {config}" if config else "built-in defaults"
+    if config is None and model is None:
+        from ..defaults import default_recipe
+
+        config, source = default_recipe(corpus, kind)
+    elif kind is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--kind chooses a default configuration; it does not combine with --config or --model")
+    if model and not config:
+        source = f"built-in defaults with --model {model}"
     sets = [f"corpus.name={corpus}", f"corpus.root={root}"]
     if features:
         sets.append(f"features.features=[{features}]")
@@ -55,8 +89,14 @@ def train(
         sets.append(f"protocol={protocol}")
     if jobs is not None:
         sets.append(f"jobs={jobs}")
-    cfg = _config(config, [*sets, *overrides])
-    metrics = run_experiment(cfg, out_dir, force=force, progress=not quiet, console=messages(quiet))
+    if backbone is not None:
+        base, source = _with_backbone(config, backbone, source, quiet)
+        config = None
+    cfg = _config(config, [*sets, *overrides], base)
+    if not quiet:
+        console.print(f"configuration: {source}", highlight=False)
+    metrics = run_experiment(cfg, out_dir, force=force, progress=not quiet, console=messages(quiet),
+                             config_source=source)
     _finish(metrics, out_dir, as_json=as_json, quiet=quiet)
 
 
@@ -65,19 +105,29 @@ def run(
     root: Path | None = typer.Option(None, "--root", help="Corpus root folder (overrides the recipe's)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<recipe>)."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override key.sub=value (repeatable)."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Frozen pretrained encoder (folder or hub id): embeddings + the recommended head."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Run a recipe: one seed experiment or its honest twin."""
     from ..experiment import run_experiment
-    from ..recipes import recipe_path
+    from ..recipes import RECIPES_DIR, recipe_path
 
     path = recipe_path(recipe)
+    source = f"recipe {path.stem}" if path.resolve().parent == RECIPES_DIR else f"config {path}"
+    base = None
     sets = [f"corpus.root={root}"] if root else []
-    cfg = _config(path, [*sets, *overrides])
+    if backbone is not None:
+        base, source = _with_backbone(path, backbone, source, quiet)
+    cfg = _config(None if base is not None else path, [*sets, *overrides], base)
+    if not quiet:
+        console.print(f"configuration: {source}", highlight=False)
     run_dir = out_dir or Path("runs") / cfg.name
-    metrics = run_experiment(cfg, run_dir, force=force, progress=not quiet, console=messages(quiet))
+    metrics = run_experiment(cfg, run_dir, force=force, progress=not quiet, console=messages(quiet),
+                             config_source=source)
     _finish(metrics, run_dir, as_json=as_json, quiet=quiet)
 
 

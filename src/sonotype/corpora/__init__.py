@@ -13,7 +13,7 @@ from .base import CORPORA, Clip, Manifest, Skipped, get_loader, load_corpus, reg
 __all__ = ["CORPORA", "Clip", "Manifest", "Skipped", "get_loader", "load_corpus", "register"]
 
 # Corpus modules register themselves on import; imported lazily so `import sonotype` stays fast.
-_MODULES = ("folder", "gtzan", "ravdess", "tess", "savee", "cremad", "emodb", "dusha", "fsdd", "demo")
+_MODULES = ("folder", "gtzan", "ravdess", "tess", "savee", "cremad", "emodb", "dusha", "fsdd", "esc50", "demo")
 
 
 def _ensure_registered() -> None:
