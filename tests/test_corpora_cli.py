@@ -35,6 +35,7 @@ def test_list():
         "demo",
         "dusha",
         "emodb",
+        "esc50",
         "folder",
         "fsdd",
         "gtzan",

@@ -32,7 +32,7 @@ from .frames import FrameFeatures
 
 __all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache", "default_cache_dir"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: bandwidth moments summed in float64 near the centroid (values differ up to ~1e-4 from v1)
 
 
 class CacheWarning(UserWarning):
