@@ -43,7 +43,8 @@ from .events import smooth as smooth_probabilities
 from .features.config import FeatureConfig, RepresentationConfig
 from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
 
-__all__ = ["Classifier", "Event", "Prediction", "SegmentPrediction", "load_model"]
+__all__ = ["BatchSummary", "BatchWriter", "Classifier", "Event", "Prediction", "SegmentPrediction", "batch_row",
+           "load_model", "predict_files", "read_batch"]
 
 # Segments featurized before one network call while streaming: amortises the call, bounds memory.
 _STREAM_BATCH = 64
@@ -320,10 +321,10 @@ class Classifier:
         signal, and the same tail rule as the in-memory path, but only about one window
         plus one block of audio is held at a time.
         """
+        from .live import Windower
+
         sr = self.sample_rate
-        w, h = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
-        buf = np.zeros(0, np.float32)
-        buf_start = next_start = n = n_full = 0
+        win = Windower(sr, window, hop, min_samples=self.min_samples)
         probs: list[np.ndarray] = []
         bounds: list[tuple[float, float]] = []
         pending: list[tuple[np.ndarray, tuple[float, float]]] = []
@@ -337,27 +338,18 @@ class Classifier:
                 bounds.extend(b for x, b in pending if len(x))
             pending.clear()
 
-        def add(seg: np.ndarray, start: int, end: int) -> None:
-            pending.append((self.items(seg, sr, path=path), (start / sr, end / sr)))
-            if len(pending) >= _STREAM_BATCH:
-                flush()
+        def add(windows: list) -> None:
+            for wd in windows:
+                pending.append((self.items(wd.samples, sr, path=path), (wd.start / sr, wd.end / sr)))
+                if len(pending) >= _STREAM_BATCH:
+                    flush()
 
         for chunk in audio.stream(path, sr):
-            n += chunk.size
-            buf = np.concatenate([buf, chunk]) if buf.size else chunk
-            while buf_start + buf.size >= next_start + w:
-                off = next_start - buf_start
-                add(buf[off : off + w], next_start, next_start + w)
-                next_start += h
-                n_full += 1
-            trim = min(buf.size, max(0, next_start - buf_start))
-            buf, buf_start = buf[trim:], buf_start + trim
+            add(win.push(chunk))
+        n = win.n
         if n < self.min_samples:
             raise self._too_short(n, path)
-        # the tail no full window covers, kept at its real length (dropped under one frame)
-        tail = 0 if n_full == 0 else next_start
-        if (n_full == 0 or next_start - h + w < n) and tail < n and (n_full == 0 or n - tail >= self.min_samples):
-            add(buf[tail - buf_start :], tail, n)
+        add(win.finish())  # the tail no full window covers, kept at its real length (dropped under one frame)
         flush()
         if not probs:
             raise self._too_short(n, path)
@@ -501,3 +493,331 @@ def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] 
     if not same:
         raise ModelError(f"{root}: the scaler statistics in model.json and {SCALER_FILE} disagree")
     return scaler
+
+
+# ---------------------------------------------------------------------- batch over big folders
+BATCH_FIXED_COLUMNS = ("path", "digest", "model", "duration", "label")
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`predict_files` did: rows written now, files found done already, failures."""
+
+    out: str
+    total: int
+    written: int
+    skipped: int
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_header(labels: Sequence[str]) -> list[str]:
+    """The columns of a :func:`predict_files` CSV: one row per file."""
+    return [*BATCH_FIXED_COLUMNS, *(f"p_{lab}" for lab in labels), "segments", "events"]
+
+
+def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = None, **settings: Any) -> list[str]:
+    """The CSV row of one file: path, content digest, model id, duration, label, probabilities,
+    segment and event counts. ``settings`` go to :meth:`Classifier.predict`.
+
+    This is the per-file unit of work of :func:`predict_files`; another engine (Ray, a job
+    queue) can call it on its own workers and hand the rows to :class:`BatchWriter`.
+    """
+    from .io import file_digest
+
+    digest = file_digest(path) if digest is None else digest
+    r = clf.predict(path, **settings)
+    return [str(path), digest, clf.model_id, f"{r.duration:.6f}", r.label,
+            *(f"{r.probabilities[lab]:.6f}" for lab in clf.labels), str(len(r.segments)), str(len(r.events))]
+
+
+def _csv_line(row: Sequence[str]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+class BatchWriter:
+    """Append rows to a results CSV so that a kill loses nothing written.
+
+    Each row is one ``write`` on an ``O_APPEND`` descriptor followed by ``fsync``: after a
+    crash, SIGKILL or power cut the file holds every finished row, and at worst a last
+    line cut short, which :func:`read_batch` detects and :meth:`open` (``resume=True``)
+    repairs by rewriting the file atomically without it.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.header = list(header)
+        self._fd: int | None = None
+
+    def open(self, *, resume: bool, keep: Sequence[Sequence[str]] | None = None) -> None:
+        """Start the file (header) or, resuming, continue it; ``keep``: rows to rewrite it with."""
+        from .io import atomic_write_text
+
+        if keep is not None:  # a repaired file: only whole, current rows, written atomically
+            atomic_write_text(self.path, "".join(_csv_line(r) for r in [self.header, *keep]))
+        elif not (resume and self.path.exists() and self.path.stat().st_size):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, _csv_line(self.header))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def write(self, row: Sequence[str]) -> None:
+        if self._fd is None:
+            raise ParameterError("BatchWriter.write before open")
+        os.write(self._fd, _csv_line(row).encode("utf-8"))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_batch(path: str | os.PathLike, header: Sequence[str]) -> tuple[list[list[str]], bool]:
+    """The whole rows of an earlier :func:`predict_files` CSV, and whether a damaged last
+    line (cut short by a kill) was left out.
+
+    Raises
+    ------
+    ParameterError
+        The header is not ``header`` (another model or another label set wrote it), or a
+        line other than the last is damaged (not a file this function wrote).
+    """
+    import csv
+
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    cut = bool(lines) and lines[-1] != ""  # the last line has no newline: written halfway
+    if not cut:
+        lines = lines[:-1]
+    if not lines:
+        return [], cut
+    rows = list(csv.reader(lines))
+    if rows[0] != list(header):
+        raise ParameterError(f"{path}: its columns {rows[0][:8]}... are not this model's {list(header)[:8]}...: "
+                             "it was written by another model; write to a new file")
+    body = rows[1:]
+    if cut and body:
+        body = body[:-1]
+    elif cut:  # even the header is incomplete: start again
+        return [], True
+    for i, r in enumerate(body, 2):
+        if len(r) != len(header):
+            raise ParameterError(f"{path}: line {i} has {len(r)} fields, expected {len(header)}: "
+                                 "not a results file this command wrote")
+    return body, cut
+
+
+def _batch_progress(total: int, enabled: bool) -> Any:
+    """``advance(cached=...)`` and ``close()``: a rich bar on a terminal, plain lines otherwise."""
+    from .progress import LineProgress, stderr_is_terminal
+
+    class _Off:
+        def advance(self, *, cached: bool = False) -> None: ...
+
+        def close(self) -> None: ...
+
+    if not enabled:
+        return _Off()
+    if not stderr_is_terminal():
+        lines = LineProgress(total, "predict", unit="files")
+
+        class _Lines:
+            def advance(self, *, cached: bool = False) -> None:
+                lines.advance(1, cached=cached)
+
+            def close(self) -> None:
+                lines.close()
+
+        return _Lines()
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    prog = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+    prog.start()
+    task = prog.add_task("predict", total=total)
+
+    class _Bar:
+        def advance(self, *, cached: bool = False) -> None:
+            prog.advance(task)
+
+        def close(self) -> None:
+            prog.stop()
+
+    return _Bar()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(model: str, backbone_dirs: Sequence[str]) -> None:
+    torch.set_num_threads(1)  # one process per core: threads inside would only fight over them
+    _WORKER["clf"] = load_model(model, backbone_dirs=backbone_dirs)
+
+
+def _worker_row(path: str, digest: str | None, settings: dict[str, Any]) -> tuple[str, list[str] | None, str | None]:
+    try:
+        return path, batch_row(_WORKER["clf"], path, digest=digest, **settings), None
+    except SonotypeError as exc:
+        return path, None, str(exc)
+
+
+def predict_files(
+    model: str | os.PathLike | Classifier,
+    paths: Iterable[str | os.PathLike],
+    *,
+    out: str | os.PathLike,
+    jobs: int = 1,
+    resume: bool = False,
+    window: float | None = None,
+    hop: float | None = None,
+    smooth: int = 1,
+    smooth_kind: Literal["mean", "median"] = "mean",
+    min_event: float = 0.0,
+    progress: bool = True,
+    backbone_dirs: Sequence[str | os.PathLike] = (),
+) -> BatchSummary:
+    """Predict every file (folders searched recursively) into the CSV ``out``, one row per file.
+
+    Rows are appended and fsynced as files finish (:class:`BatchWriter`), so an interrupted
+    run keeps every finished file. ``resume=True`` continues such a file: a file whose path
+    *and* content digest (BLAKE2b) are already in it is skipped; a file whose content
+    changed is predicted again and its old row dropped; a last line cut short by a kill is
+    repaired. Without ``resume`` an existing ``out`` is refused rather than overwritten.
+
+    Parameters
+    ----------
+    model : path-like or Classifier
+        ``jobs > 1`` needs the model directory: each worker process loads its own copy.
+    jobs : int
+        Worker processes (each with one torch thread); 1 predicts in this process.
+    window, hop, smooth, smooth_kind, min_event
+        As :meth:`Classifier.predict`; the row gives the file-level answer.
+    progress : bool
+        A progress bar on stderr (plain lines with rate and ETA when it is not a terminal).
+
+    Returns
+    -------
+    BatchSummary
+        Files that fail (unreadable, too short) are listed in ``errors`` and get no row, so
+        a later ``resume`` tries them again.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    from ._checks import positive_int
+    from .io import file_digest
+
+    jobs = positive_int("jobs", jobs)
+    settings = {"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind, "min_event": min_event}
+    if isinstance(model, Classifier):
+        if jobs > 1:
+            raise ParameterError("jobs > 1 needs the model directory (each worker loads it), not a loaded Classifier")
+        clf = model
+    else:
+        clf = load_model(model, backbone_dirs=backbone_dirs)
+    # settings checked once, before any file or the output is touched
+    if window is None and hop is not None:
+        raise ParameterError(f"hop={hop} given without window")
+    smooth_probabilities(np.zeros((0, 1)), smooth, smooth_kind)
+    merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
+    out_p = Path(out)
+    header = batch_header(clf.labels)
+    files = [str(f) for f in _expand(paths)]
+    if len(set(files)) != len(files):
+        files = list(dict.fromkeys(files))
+    done: dict[str, list[str]] = {}
+    keep: list[list[str]] | None = None
+    repaired: list[str] = []
+    if out_p.exists() and out_p.stat().st_size and not resume:
+        raise ParameterError(f"{out_p} exists: add --resume (resume=True) to continue it, or remove it to start over")
+    if resume and out_p.exists() and out_p.stat().st_size:
+        rows, cut = read_batch(out_p, header)
+        others = {r[2] for r in rows} - {clf.model_id}
+        if others:
+            raise ParameterError(f"{out_p} holds rows of model {sorted(others)[0]}, not {clf.model_id}: "
+                                 "write to a new file")
+        if cut:
+            repaired.append("a last line cut short (dropped; its file is predicted again)")
+        wanted = set(files)
+        current: list[list[str]] = []
+        for r in rows:
+            if r[0] in done:  # a file twice (should not happen): keep the first
+                repaired.append(f"a second row of {r[0]}")
+                continue
+            if r[0] in wanted:
+                f = r[0]
+                if not Path(f).is_file() or file_digest(f) != r[1]:
+                    repaired.append(f"{f} changed since its row was written (predicted again)")
+                    continue
+                done[f] = r
+            current.append(r)
+        if repaired:
+            keep = current
+    todo = [f for f in files if f not in done]
+    summary = BatchSummary(str(out_p), len(files), 0, len(files) - len(todo), [], repaired)
+    bar = _batch_progress(len(files), progress)
+    for _ in range(summary.skipped):
+        bar.advance(cached=True)
+    writer = BatchWriter(out_p, header)
+    writer.open(resume=resume, keep=keep)
+    try:
+        if jobs == 1 or len(todo) <= 1:
+            for f in todo:
+                try:
+                    writer.write(batch_row(clf, f, **settings))
+                    summary.written += 1
+                except SonotypeError as exc:
+                    summary.errors.append((f, str(exc)))
+                bar.advance()
+            return summary
+        model_dir = str(Path(model))  # type: ignore[arg-type]
+        ctx = get_context("spawn")  # fork after torch has started threads can deadlock
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(model_dir, [str(b) for b in backbone_dirs])) as pool:
+            queue = iter(todo)
+            running: set[Any] = set()
+            try:
+                while True:
+                    while len(running) < 2 * jobs and (f := next(queue, None)) is not None:
+                        running.add(pool.submit(_worker_row, f, None, settings))
+                    if not running:
+                        break
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        f, row, err = fut.result()
+                        if row is not None:
+                            writer.write(row)
+                            summary.written += 1
+                        else:
+                            summary.errors.append((f, str(err)))
+                        bar.advance()
+            except BaseException:
+                for fut in running:
+                    fut.cancel()
+                raise
+        return summary
+    finally:
+        writer.close()
+        bar.close()

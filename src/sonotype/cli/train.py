@@ -266,6 +266,12 @@ def predict(
     onnx_path: Path | None = typer.Option(None, "--onnx", help="ONNX file (default MODEL/model.onnx, exported if missing)."),
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
+    batch_out: Path | None = typer.Option(None, "--out", help="Batch mode for big folders: append one CSV row per "
+                                          "file (path, digest, model, duration, label, probabilities) as each "
+                                          "finishes, fsynced, with a progress bar."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="With --out: worker processes (one torch thread each)."),
+    resume: bool = typer.Option(False, "--resume", help="With --out: continue an interrupted run, skipping files "
+                                "whose path and content digest are already in the CSV."),
 ) -> None:
     """Classify audio files with a saved model (MODEL is RUN_DIR/model).
 
@@ -297,6 +303,17 @@ def predict(
 
     smooth_check(np.zeros((0, 1)), smooth, smooth_kind)  # a bad setting fails before the model loads
     merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
+    if batch_out is None and (jobs != 1 or resume):
+        raise ParameterError("--jobs and --resume belong to the batch mode: add --out results.csv")
+    if batch_out is not None:
+        if as_json or csv_out or labels_out or vtt_out or plot:
+            raise ParameterError("--out (batch mode) writes one CSV row per file; it does not combine with "
+                                 "--json, --csv, --labels, --vtt or --plot")
+        _predict_batch(model, inputs, batch_out, jobs=jobs, resume=resume, runtime=runtime, onnx_path=onnx_path,
+                       backbone_dirs=backbone_dir,
+                       settings={"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind,
+                                 "min_event": min_event})
+        return
     if runtime == "onnx":
         from ..export import export_onnx, load_onnx_classifier
 
@@ -344,6 +361,37 @@ def predict(
         for e in errors:
             console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
     if errors and not results:
+        sys.exit(2)
+
+
+def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int, resume: bool, runtime: str,
+                   onnx_path: Path | None, backbone_dirs: list[Path], settings: dict) -> None:
+    """``predict --out``: :func:`sonotype.predict.predict_files`, then a summary line."""
+    from rich.markup import escape
+
+    from ..errors import ParameterError
+    from ..predict import predict_files
+
+    source: object = model
+    if runtime == "onnx":
+        if jobs > 1:
+            raise ParameterError("--runtime onnx runs in one process: leave --jobs at 1")
+        from ..export import export_onnx, load_onnx_classifier
+
+        onnx_file = onnx_path or model / "model.onnx"
+        if not onnx_file.exists():
+            export_onnx(model, onnx_file)
+        source = load_onnx_classifier(model, onnx_file)
+    _audio_files(inputs)  # a missing input or an empty folder fails before any work
+    s = predict_files(source, inputs, out=out_csv, jobs=jobs, resume=resume, backbone_dirs=backbone_dirs,  # type: ignore[arg-type]
+                      **settings)
+    for note in s.repaired:
+        console.print(f"[yellow]repaired[/] {escape(note)}", highlight=False)
+    for path, err in s.errors:
+        console.print(f"[red]skipped[/] {escape(path + ': ' + err)}", highlight=False)
+    out.print(f"{s.out}: {s.written} file(s) written, {s.skipped} already there, {len(s.errors)} failed "
+              f"(of {s.total})", highlight=False, soft_wrap=True)
+    if s.errors and not (s.written or s.skipped):
         sys.exit(2)
 
 
