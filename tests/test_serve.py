@@ -115,7 +115,8 @@ def test_model_endpoint(client: TestClient, clf) -> None:
     assert m["features"]["n_fft"] == 512 and m["features"]["n_mfcc"] == 13
     assert m["architecture"]["name"] == "mlp"
     assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
-    assert m["limits"] == {"max_upload_mb": 1.0, "max_duration_s": 5.0}
+    assert m["limits"] == {"max_upload_mb": 1.0, "max_duration_s": 5.0, "max_stream_s": 4 * 3600.0,
+                           "max_stream_buffer_s": 60.0}
 
 
 def test_classify_multipart_matches_python_api(client: TestClient, clf, model_files) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -173,8 +173,12 @@ class LiveStream:
         return classify_windows(self.clf, windows)
 
 
-def classify_windows(clf: Classifier, windows: Sequence[Window]) -> list[SegmentPrediction]:
-    """Segment predictions of windows at the model's rate, as ``predict(window=...)`` makes them."""
+def classify_windows(clf: Classifier, windows: Sequence[Window], lock: Any = None) -> list[SegmentPrediction]:
+    """Segment predictions of windows at the model's rate, as ``predict(window=...)`` makes them.
+
+    ``lock`` (a ``threading.Lock``), when given, is held around the network call only:
+    featurizing runs concurrently with other streams' calls.
+    """
     from .predict import SegmentPrediction
 
     sr = clf.sample_rate
@@ -182,7 +186,12 @@ def classify_windows(clf: Classifier, windows: Sequence[Window]) -> list[Segment
     keep = [i for i, x in enumerate(items) if len(x)]
     if not keep:
         return []
-    P = clf.forward_items(np.concatenate([items[i] for i in keep]))
+    X = np.concatenate([items[i] for i in keep])
+    if lock is None:
+        P = clf.forward_items(X)
+    else:
+        with lock:
+            P = clf.forward_items(X)
     cuts = np.cumsum([len(items[i]) for i in keep])[:-1]
     out = []
     for i, p in zip(keep, np.split(P, cuts), strict=True):

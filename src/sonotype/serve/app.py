@@ -7,6 +7,8 @@ Endpoints
   waveform bins to return for drawing). Answers label, probabilities, segment timeline,
   duration, model id and request id.
 - ``GET /v1/model``: labels, feature settings, training metrics summary.
+- ``GET /v1/stream``: a WebSocket classifying live float32 PCM window by window
+  (protocol and close codes in :mod:`sonotype.serve.stream`).
 - ``GET /healthz``: liveness and the model id.
 - ``GET /``: a small offline web page; ``GET /docs``: API docs rendered from ``/openapi.json``
   without any CDN (FastAPI's default Swagger UI loads its assets from the internet).
@@ -35,7 +37,7 @@ from typing import Any
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -244,6 +246,8 @@ def create_app(
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     read_timeout_s: float = 60.0,
     torch_threads: int | None = None,
+    max_stream_s: float | None = None,
+    max_stream_buffer_s: float | None = None,
 ) -> FastAPI:
     """Build the FastAPI app serving one model.
 
@@ -259,6 +263,9 @@ def create_app(
         A client that has not sent its whole body within this time gets 408.
     torch_threads : int or None
         Threads torch may use for inference (process-wide); ``None`` leaves torch's setting.
+    max_stream_s, max_stream_buffer_s : float, optional
+        ``/v1/stream`` limits: the longest stream (default 4 h) and the most audio waiting
+        for classification (default 60 s); beyond either the socket closes with 1008.
 
     Returns
     -------
@@ -271,6 +278,13 @@ def create_app(
         raise ParameterError(f"max_duration_s must be > 0, got {max_duration_s}")
     if read_timeout_s <= 0:
         raise ParameterError(f"read_timeout_s must be > 0, got {read_timeout_s}")
+    from .stream import DEFAULT_STREAM_MAX_BUFFER_S, DEFAULT_STREAM_MAX_S, serve_stream
+
+    max_stream_s = DEFAULT_STREAM_MAX_S if max_stream_s is None else max_stream_s
+    max_stream_buffer_s = DEFAULT_STREAM_MAX_BUFFER_S if max_stream_buffer_s is None else max_stream_buffer_s
+    if not (max_stream_s > 0 and max_stream_buffer_s > 0):
+        raise ParameterError(f"max_stream_s and max_stream_buffer_s must be > 0, got {max_stream_s}, "
+                             f"{max_stream_buffer_s}")
     if torch_threads is not None:
         if torch_threads < 1:
             raise ParameterError(f"torch_threads must be >= 1, got {torch_threads}")
@@ -288,7 +302,8 @@ def create_app(
     max_bytes = int(max_upload_mb * 1_000_000)
     model_info = jsonable_encoder(clf.info())
     model_info.setdefault("model_id", clf.model_id)
-    limits = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s}
+    limits = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s, "max_stream_s": max_stream_s,
+              "max_stream_buffer_s": max_stream_buffer_s}
 
     app = FastAPI(
         title="sonotype",
@@ -394,6 +409,10 @@ def create_app(
             1000 * (time.perf_counter() - t0),
         )
         return JSONResponse(result)
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await serve_stream(ws, engine, max_seconds=max_stream_s, max_buffer_s=max_stream_buffer_s)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
