@@ -116,7 +116,7 @@ def test_many_streams_at_once(client, clf, signal):
     results: dict[int, list[dict]] = {}
 
     def one(k: int) -> None:
-        with client.websocket_connect(f"/v1/stream?window=0.5&hop=0.25") as ws:
+        with client.websocket_connect("/v1/stream?window=0.5&hop=0.25") as ws:
             results[k] = _stream(ws, signal, [1000 + 37 * k] * 20)
 
     threads = [threading.Thread(target=one, args=(k,)) for k in range(4)]
