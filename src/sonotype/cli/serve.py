@@ -1,4 +1,4 @@
-"""CLI commands: ``serve`` (HTTP service and web page) and ``export`` (ONNX)."""
+"""CLI commands: ``serve`` (HTTP service and web page), ``listen`` (live input) and ``export`` (ONNX)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ._common import out
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     app.command("serve")(serve)
+    app.command("listen")(listen)
     app.command("export")(export)
 
 
@@ -74,6 +75,56 @@ def serve(
         log_level=log_level,
         timeout_keep_alive=5,
     )
+
+
+def listen(
+    model: Path = typer.Argument(..., help="Saved model directory."),
+    input_file: Path | None = typer.Option(None, "--input", help="Play this audio file in real time instead of "
+                                           "listening to a device (for trying a model, and for tests)."),
+    speed: float = typer.Option(1.0, "--speed", help="With --input: play N times faster than real time."),
+    window: float = typer.Option(1.0, "--window", help="Window length in seconds (as predict --window)."),
+    hop: float | None = typer.Option(None, "--hop", help="Window step in seconds (default: window)."),
+    events: Path | None = typer.Option(None, "--events", help="Append each event (consecutive windows of one "
+                                       "label) to this file as it closes: an Audacity label track."),
+    device: str | None = typer.Option(None, "--device", help="Input device, by number or by (part of its) name; "
+                                      "default: the system's default input."),
+    seconds: float | None = typer.Option(None, "--seconds", help="Stop a device after this many seconds "
+                                         "(default: until Ctrl-C)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per window (JSON lines)."),
+) -> None:
+    """Label a microphone (sounddevice/PortAudio) or a file played in real time, window by window.
+
+    The windows equal those of `predict --window W --hop H` on the same audio. Ctrl-C stops,
+    flushing the last partial window and closing the last event.
+    """
+    import json
+
+    from ..listen import device_source, file_source
+    from ..listen import listen as run_listen
+    from ..predict import load_model
+
+    clf = load_model(model)
+    if input_file is not None:
+        source = file_source(input_file, speed=speed)
+    else:
+        dev: int | str | None = int(device) if device is not None and device.isdigit() else device
+        source = device_source(dev, seconds=seconds)
+
+    def show(seg) -> None:
+        if as_json:
+            typer.echo(json.dumps(seg.to_dict()))
+        else:
+            p = seg.probabilities[seg.label]
+            typer.echo(f"{_clock(seg.start)}-{_clock(seg.end)}  {seg.label}  {p:.2f}")
+
+    _segs, evs = run_listen(clf, source, window=window, hop=hop, on_segment=show, events_out=events)
+    if not as_json and events is not None:
+        out.print(f"{len(evs)} event(s) appended to {events}", highlight=False)
+
+
+def _clock(t: float) -> str:
+    m, s = divmod(t, 60.0)
+    return f"{int(m)}:{s:04.1f}"
 
 
 def export(
