@@ -203,4 +203,139 @@ $("file").addEventListener("change", (e) => { onFiles(e.target.files); e.target.
 window.addEventListener("dragover", (e) => e.preventDefault());
 window.addEventListener("drop", (e) => e.preventDefault());
 
+// ---------------------------------------------------------------- Listen: the microphone, live
+// getUserMedia -> AudioWorklet (pcm-worklet.js) -> binary float32 messages on /v1/stream at the
+// context's rate; one JSON message per window comes back and is drawn on a rolling timeline.
+const LIVE_SPAN_S = 30; // the rolling timeline shows the last 30 s
+const live = { ws: null, ctx: null, media: null, node: null, segments: [] };
+window.sonotypeLive = live.segments; // every window answered, for scripts and tests
+
+function setLive(state, text) {
+  document.body.dataset.live = state;
+  $("listen-btn").textContent = state === "listening" ? "Stop" : "Listen";
+  $("status").textContent = text || "";
+}
+
+async function startListen() {
+  $("error").hidden = true;
+  live.segments.length = 0;
+  $("live-timeline").innerHTML = "";
+  $("live-label").textContent = "…";
+  $("live-prob").textContent = "";
+  $("live").hidden = false;
+  setLive("starting", "Asking for the microphone …");
+  try {
+    // the context and the worklet first: capture starts with getUserMedia, no sample is lost waiting
+    live.ctx = new AudioContext();
+    await live.ctx.audioWorklet.addModule("/static/pcm-worklet.js");
+    const params = new URLSearchParams({ sr: String(live.ctx.sampleRate) });
+    const w = $("live-window").value, h = $("live-hop").value;
+    if (w) params.set("window", w);
+    if (h) params.set("hop", h);
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    live.ws = new WebSocket(`${proto}//${location.host}/v1/stream?${params}`);
+    live.ws.binaryType = "arraybuffer";
+    await new Promise((ok, fail) => {
+      live.ws.onopen = ok;
+      live.ws.onerror = () => fail(new Error("the WebSocket /v1/stream could not be opened"));
+    });
+    live.ws.onmessage = (e) => onLiveWindow(JSON.parse(e.data));
+    live.ws.onclose = (e) => onLiveClose(e);
+    const ctx = live.ctx;
+    live.node = new AudioWorkletNode(ctx, "pcm-tap", { numberOfOutputs: 1 });
+    live.node.port.onmessage = (e) => { if (live.ws && live.ws.readyState === WebSocket.OPEN) live.ws.send(e.data); };
+    const media = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
+    });
+    if (live.ctx !== ctx) { // the server closed the stream meanwhile (its reason is shown already)
+      media.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    live.media = media;
+    const src = live.ctx.createMediaStreamSource(live.media);
+    const mute = live.ctx.createGain();
+    mute.gain.value = 0; // the worklet must be pulled by the graph, but nothing is played back
+    src.connect(live.node);
+    live.node.connect(mute);
+    mute.connect(live.ctx.destination);
+    await ctx.resume();
+    if (live.ctx === ctx) setLive("listening", `Listening at ${ctx.sampleRate} Hz …`);
+  } catch (e) {
+    stopAudio();
+    if (live.ws) live.ws.close();
+    setLive("error", "");
+    showError("Listening could not start: " + (e && e.message ? e.message : e));
+  }
+}
+
+function stopAudio() {
+  if (live.media) live.media.getTracks().forEach((t) => t.stop());
+  if (live.node) live.node.port.postMessage("flush");
+  if (live.ctx) live.ctx.close();
+  live.media = live.ctx = live.node = null;
+}
+
+function stopListen() {
+  stopAudio();
+  // the last block the worklet flushes arrives just before; then 'end' flushes the partial window
+  setTimeout(() => { if (live.ws && live.ws.readyState === WebSocket.OPEN) live.ws.send("end"); }, 50);
+  setLive("stopping", "Stopping …");
+}
+
+function onLiveWindow(seg) {
+  live.segments.push(seg);
+  $("live-label").textContent = seg.label;
+  $("live-label").style.color = colour(seg.label);
+  $("live-prob").textContent = `${(100 * (seg.probabilities[seg.label] || 0)).toFixed(1)} %`;
+  $("live-meta").textContent = `${seg.start.toFixed(1)}–${seg.end.toFixed(1)} s · ${live.segments.length} windows`;
+  drawLiveTimeline();
+}
+
+function drawLiveTimeline() {
+  const segs = live.segments;
+  const now = segs.length ? segs[segs.length - 1].end : 0;
+  const t0 = Math.max(0, now - LIVE_SPAN_S);
+  const t = $("live-timeline");
+  t.innerHTML = "";
+  segs.forEach((s, i) => {
+    if (s.end <= t0) return;
+    const end = i + 1 < segs.length ? Math.min(s.end, segs[i + 1].start) : s.end;
+    const a = Math.max(s.start, t0);
+    const div = document.createElement("div");
+    div.className = "seg";
+    div.dataset.start = s.start;
+    div.dataset.label = s.label;
+    div.style.left = `${(100 * (a - t0) / LIVE_SPAN_S).toFixed(3)}%`;
+    div.style.width = `${(100 * Math.max(0, end - a) / LIVE_SPAN_S).toFixed(3)}%`;
+    div.style.background = colour(s.label);
+    div.title = `${s.start.toFixed(2)}–${s.end.toFixed(2)} s: ${s.label}`;
+    div.textContent = s.label;
+    t.appendChild(div);
+  });
+  const axis = $("live-axis");
+  axis.innerHTML = "";
+  for (let k = 0; k <= 3; k++) {
+    const span = document.createElement("span");
+    span.textContent = `${(t0 + LIVE_SPAN_S * k / 3).toFixed(0)} s`;
+    axis.appendChild(span);
+  }
+}
+
+function onLiveClose(e) {
+  stopAudio();
+  live.ws = null;
+  if (e.code === 1000) {
+    setLive("stopped", `Stopped: ${live.segments.length} windows.`);
+  } else {
+    setLive("error", "");
+    showError(`The live stream was closed (${e.code}): ${e.reason || "connection lost"}`);
+  }
+}
+
+$("listen-btn").addEventListener("click", () => {
+  const st = document.body.dataset.live;
+  if (st === "listening") stopListen();
+  else if (st !== "starting" && st !== "stopping") startListen();
+});
+
 loadModel();
