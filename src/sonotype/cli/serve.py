@@ -26,6 +26,9 @@ def serve(
     threads: int = typer.Option(0, min=0, help="Torch threads per worker; 0 = CPU cores / workers, at most 4."),
     max_upload_mb: float = typer.Option(20.0, help="Largest accepted upload, in MB (413 beyond)."),
     max_duration: float = typer.Option(600.0, help="Longest accepted audio, in seconds (413 beyond)."),
+    max_stream: float = typer.Option(4 * 3600.0, help="Longest /v1/stream WebSocket stream, in seconds (closed 1008 beyond)."),
+    max_stream_buffer: float = typer.Option(60.0, help="Most audio (s) a stream may have waiting for classification "
+                                            "(closed 1008 beyond: the client sends faster than real time)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
@@ -47,7 +50,8 @@ def serve(
         threads = max(1, min(4, (os.cpu_count() or 1) // workers))
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Load once here so a bad model directory fails now, as one clear line, not in every worker.
-    app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration, torch_threads=threads)
+    app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration, torch_threads=threads,
+                     max_stream_s=max_stream, max_stream_buffer_s=max_stream_buffer)
     clf = app.state.classifier
     out.print(
         f"serving [bold]{clf.model_id}[/] ({len(clf.labels)} classes) on http://{host}:{port}/ "
@@ -65,6 +69,8 @@ def serve(
         SONOTYPE_SERVE_MAX_UPLOAD_MB=str(max_upload_mb),
         SONOTYPE_SERVE_MAX_DURATION_S=str(max_duration),
         SONOTYPE_SERVE_TORCH_THREADS=str(threads),
+        SONOTYPE_SERVE_MAX_STREAM_S=str(max_stream),
+        SONOTYPE_SERVE_MAX_STREAM_BUFFER_S=str(max_stream_buffer),
     )
     uvicorn.run(
         "sonotype.serve.app:app_from_env",

@@ -451,7 +451,8 @@ def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` with several workers: settings from the environment.
 
     ``SONOTYPE_SERVE_MODEL`` (required), ``SONOTYPE_SERVE_MAX_UPLOAD_MB``,
-    ``SONOTYPE_SERVE_MAX_DURATION_S``, ``SONOTYPE_SERVE_TORCH_THREADS``.
+    ``SONOTYPE_SERVE_MAX_DURATION_S``, ``SONOTYPE_SERVE_TORCH_THREADS``, ``SONOTYPE_SERVE_MAX_STREAM_S``,
+    ``SONOTYPE_SERVE_MAX_STREAM_BUFFER_S``.
     """
     model = os.environ.get("SONOTYPE_SERVE_MODEL")
     if not model:
@@ -462,5 +463,8 @@ def app_from_env() -> FastAPI:
         max_upload_mb=float(os.environ.get("SONOTYPE_SERVE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)),
         max_duration_s=float(os.environ.get("SONOTYPE_SERVE_MAX_DURATION_S", DEFAULT_MAX_DURATION_S)),
         torch_threads=int(threads) if threads else None,
+        max_stream_s=float(os.environ["SONOTYPE_SERVE_MAX_STREAM_S"]) if "SONOTYPE_SERVE_MAX_STREAM_S" in os.environ else None,
+        max_stream_buffer_s=(float(os.environ["SONOTYPE_SERVE_MAX_STREAM_BUFFER_S"])
+                             if "SONOTYPE_SERVE_MAX_STREAM_BUFFER_S" in os.environ else None),
     )
 
