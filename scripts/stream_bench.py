@@ -86,8 +86,13 @@ def main() -> None:
                 time.sleep(0.2)
         # warm the model (first call loads numba code etc.), as a served model is warm
         ws = websocket.create_connection(f"ws://127.0.0.1:{port}/v1/stream?sr={sr}&window={a.window}&hop={hop}")
-        ws.send_binary(y[: int(a.window * sr)].astype("<f4").tobytes())
-        ws.recv()
+        ws.send_binary(y[: int((a.window + 0.5) * sr)].astype("<f4").tobytes())
+        ws.send("end")  # a resampling server holds back its filter's delay: 'end' flushes it
+        try:
+            while ws.recv():
+                pass
+        except websocket.WebSocketConnectionClosedException:
+            pass
         ws.close()
         cpu0 = _cpu_seconds(srv.pid)
 
