@@ -106,7 +106,9 @@ def test_writer_rows_survive_without_close(tmp_path: Path):
     w.close()
 
 
-def test_resume_after_sigkill(model_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_kill(model_dir: Path, tmp_path: Path, sig: int):
+    """SIGKILL (a crash) or SIGINT (Ctrl-C) mid-run, then --resume: every file exactly once."""
     files = _folder(tmp_path / "d", 80, seconds=6.0)
     out = tmp_path / "r.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
@@ -121,9 +123,12 @@ def test_resume_after_sigkill(model_dir: Path, tmp_path: Path):
             break
         time.sleep(0.002)
     assert proc.poll() is None, f"finished before the kill ({n} rows): {proc.stderr.read().decode()[-500:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL
+    proc.send_signal(sig)
+    proc.wait(30)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # Ctrl-C: the CLI's clean exit
+        assert proc.returncode == 130 and b"stopped; --resume continues" in proc.stderr.read()
     before, _ = read_batch(out, batch_header(LABELS))
     assert 5 <= len(before) < 80
     res = CliRunner().invoke(app, ["predict", str(model_dir), str(tmp_path / "d"), "--out", str(out), "--resume",

@@ -628,7 +628,7 @@ def _batch_progress(total: int, enabled: bool) -> Any:
     class _Off:
         def advance(self, *, cached: bool = False) -> None: ...
 
-        def close(self) -> None: ...
+        def close(self, stopped: bool = False) -> None: ...
 
     if not enabled:
         return _Off()
@@ -639,8 +639,12 @@ def _batch_progress(total: int, enabled: bool) -> Any:
             def advance(self, *, cached: bool = False) -> None:
                 lines.advance(1, cached=cached)
 
-            def close(self) -> None:
-                lines.close()
+            def close(self, stopped: bool = False) -> None:
+                if stopped:  # not "done": say how far it got
+                    lines._closed = True
+                    lines._write(f"{lines.line()} - stopped; --resume continues")
+                else:
+                    lines.close()
 
         return _Lines()
     from rich.console import Console
@@ -662,7 +666,7 @@ def _batch_progress(total: int, enabled: bool) -> Any:
         def advance(self, *, cached: bool = False) -> None:
             prog.advance(task)
 
-        def close(self) -> None:
+        def close(self, stopped: bool = False) -> None:
             prog.stop()
 
     return _Bar()
@@ -782,6 +786,7 @@ def predict_files(
         bar.advance(cached=True)
     writer = BatchWriter(out_p, header)
     writer.open(resume=resume, keep=keep)
+    stopped = True
     try:
         if jobs == 1 or len(todo) <= 1:
             for f in todo:
@@ -791,6 +796,7 @@ def predict_files(
                 except SonotypeError as exc:
                     summary.errors.append((f, str(exc)))
                 bar.advance()
+            stopped = False
             return summary
         model_dir = str(Path(model))  # type: ignore[arg-type]
         ctx = get_context("spawn")  # fork after torch has started threads can deadlock
@@ -817,7 +823,8 @@ def predict_files(
                 for fut in running:
                     fut.cancel()
                 raise
+        stopped = False
         return summary
     finally:
         writer.close()
-        bar.close()
+        bar.close(stopped)

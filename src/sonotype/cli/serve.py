@@ -33,7 +33,8 @@ def serve(
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
-    """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, a web page at /."""
+    """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, the WebSocket
+    GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
     import logging
 
     from ..backbones.load import add_search_dirs
