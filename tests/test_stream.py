@@ -197,6 +197,10 @@ def test_classification_failure_closes_1011(clf, monkeypatch):
         ws.send_bytes(np.zeros(SR, "<f4").tobytes())
         ws.send_text("end")
         assert _close_of(ws)[0] == 1011
+    with c.websocket_connect("/v1/stream?window=0.5") as ws:  # told at once, not at the next message
+        ws.send_bytes(np.zeros(SR, "<f4").tobytes())
+        code, reason = _close_of(ws)
+        assert code == 1011 and "see the server log" in reason
 
 
 def test_windower_equals_segment():

@@ -123,13 +123,17 @@ async def serve_stream(ws: WebSocket, engine: Any, *, max_seconds: float, max_bu
         log.info("stream %s: sr=%d window=%g hop=%g", sid, sr, live.window, live.hop)
         worker = asyncio.create_task(work())
         while True:
-            msg = await ws.receive()
+            recv = asyncio.ensure_future(ws.receive())
+            await asyncio.wait({recv, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if not recv.done():  # the worker ended before 'end': classification failed, say so now
+                recv.cancel()
+                worker.result()
+                raise RuntimeError("the classification task ended early")
+            msg = recv.result()
             if msg["type"] == "websocket.disconnect":
                 log.info("stream %s: client left after %.1f s of audio", sid, live.seconds)
                 worker.cancel()
                 return
-            if worker.done():  # classification failed: surface its error
-                worker.result()
             data, text = msg.get("bytes"), msg.get("text")
             if data is not None:
                 if len(data) > MAX_FRAME_BYTES:
