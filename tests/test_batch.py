@@ -157,3 +157,14 @@ def test_cli_batch_errors(model_dir: Path, tmp_path: Path):
     assert "2 file(s) written, 0 already there, 1 failed" in res.output and "bad.wav" in res.output
     assert "predict: 1/3 files (33%)" in res.output and "done in" in res.output  # progress lines (not a terminal)
     assert len(_rows(tmp_path / "r.csv")) == 2
+
+
+def test_resume_from_another_directory(model_dir: Path, tmp_path: Path, monkeypatch):
+    _folder(tmp_path / "d", 3)
+    clf = sonotype.load_model(model_dir)
+    monkeypatch.chdir(tmp_path)
+    predict_files(clf, ["d"], out="r.csv", progress=False)
+    monkeypatch.chdir(tmp_path / "d")
+    s = predict_files(clf, ["."], out=tmp_path / "r.csv", resume=True, progress=False)
+    assert (s.written, s.skipped) == (0, 3)
+    assert all(Path(r["path"]).is_absolute() for r in _rows(tmp_path / "r.csv"))

@@ -704,7 +704,7 @@ def predict_files(
 ) -> BatchSummary:
     """Predict every file (folders searched recursively) into the CSV ``out``, one row per file.
 
-    Rows are appended and fsynced as files finish (:class:`BatchWriter`), so an interrupted
+    Rows (absolute paths) are appended and fsynced as files finish (:class:`BatchWriter`), so an interrupted
     run keeps every finished file. ``resume=True`` continues such a file: a file whose path
     *and* content digest (BLAKE2b) are already in it is skipped; a file whose content
     changed is predicted again and its old row dropped; a last line cut short by a kill is
@@ -748,9 +748,8 @@ def predict_files(
     merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
     out_p = Path(out)
     header = batch_header(clf.labels)
-    files = [str(f) for f in _expand(paths)]
-    if len(set(files)) != len(files):
-        files = list(dict.fromkeys(files))
+    # absolute paths: a resume from another working directory still recognises its files
+    files = list(dict.fromkeys(os.path.abspath(f) for f in _expand(paths)))
     done: dict[str, list[str]] = {}
     keep: list[list[str]] | None = None
     repaired: list[str] = []
