@@ -72,9 +72,11 @@ def features(
     settings: Path | None = typer.Option(None, "--set", help="YAML with `features:` and `representation:` settings."),
     preset_name: str | None = typer.Option(None, "--preset", help="Named settings: gtzan37, gtzan37-frames, mfcc13-windows, tess40, logmel128."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes."),
-    cache: Path | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype)."),
+    cache: str | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype); with --engine ray also an fsspec URL (s3://...)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute everything, store nothing."),
     out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
+    engine: str = typer.Option("local", "--engine", help="local (--jobs processes) | ray (tasks over manifest shards)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local cluster of --jobs CPUs)."),
 ) -> None:
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
     from rich.markup import escape
@@ -84,10 +86,25 @@ def features(
     from ._common import out
 
     fcfg, rcfg = _load_settings(settings, preset_name)
+    from ..engine import EngineConfig, MapStats
+
+    ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs if jobs > 1 or engine == "local" else None)
+    if cache is not None and "://" in cache and ecfg.name != "ray":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--cache {cache}: a URL cache holds shards of the ray engine; add --engine ray, or give a folder")
     manifest = load_corpus(name, root)
-    store = None if no_cache else FeatureCache(cache)
+    store = None if no_cache or (cache and "://" in cache) else FeatureCache(cache)
     t0 = time.perf_counter()
-    ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
+    if ecfg.name == "ray":
+        from .. import engine as eng
+
+        stats = MapStats()
+        ds = eng.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
+                               cache=None if no_cache else (cache if store is None else str(store.root)))
+        store = None
+    else:
+        ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
     if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
@@ -106,6 +123,10 @@ def features(
     )
     if store is not None:
         out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
+    if ecfg.name == "ray":
+        out.print(f"ray: {stats.shards} shards of {ecfg.shard_size}: {stats.cached} from the cache, {stats.computed} computed "
+                  f"({stats.cpu_seconds:.1f} CPU-s in {len(stats.peak_rss_mb)} workers; start-up {stats.startup_seconds:.1f} s)",
+                  highlight=False, soft_wrap=True)
     for s in manifest.skipped:
         out.print(f"  [yellow]not a corpus file[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     for s in ds.skipped:
