@@ -384,17 +384,17 @@ def _map_ray(task, shards, context, cfg, pending, cached, cached_result, save, e
     ray, started = _ray(cfg)
     st.startup_seconds = time.perf_counter() - t0
     try:
+        in_flight: dict[Any, int] = {}
         remote = ray.remote(_run_task).options(num_cpus=1, max_retries=int(cfg.max_retries), retry_exceptions=False)
         workers = max(1, int(ray.cluster_resources().get("CPU", cfg.n_workers())))
         limit = 2 * workers
         ctx_ref = ray.put(context)
         task_ref = ray.put(task)
         todo = iter(pending)
-        in_flight: dict[Any, int] = {}
         done: dict[int, Any] = {}  # finished out of order, waiting for their turn (bounded by the window)
 
         def fill() -> None:
-            while len(in_flight) < limit and (j := next(todo, None)) is not None:
+            while len(in_flight) + len(done) < limit and (j := next(todo, None)) is not None:
                 in_flight[remote.remote(task_ref, shards[j], ctx_ref)] = j
 
         fill()
@@ -421,6 +421,9 @@ def _map_ray(task, shards, context, cfg, pending, cached, cached_result, save, e
                 fill()
             yield emit(i, done.pop(i))
     finally:
+        for ref in in_flight:  # the caller stopped early (or failed): stop what is still running
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
         if started:
             ray.shutdown()
 
@@ -579,7 +582,8 @@ _BACKBONES: dict[str, Any] = {}
 
 def _embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     """One shard -> every layer's mean+std (n, L, 2D); the backbone is loaded once per worker."""
-    from .backbones import BackboneConfig, build_embedding_dataset as local_build, load_backbone
+    from .backbones import BackboneConfig, load_backbone
+    from .backbones import build_embedding_dataset as local_build
     from .corpora.base import Clip
 
     cfg = BackboneConfig.from_dict(ctx["backbone"])
