@@ -210,3 +210,48 @@ def test_features_command_on_ray_with_a_url_cache(ray_cluster, tmp_path: Path) -
         assert a["X"].shape == (6, 9) and np.array_equal(a["X"], b["X"]) and np.array_equal(a["clip_path"], b["clip_path"])
     bad = CliRunner().invoke(app, [*args, "--jobs", "2"])
     assert isinstance(bad.exception, ConfigError) and "add --engine ray" in str(bad.exception)
+
+
+@pytest.mark.ray
+def test_run_config_engine_key_builds_the_same_dataset(ray_cluster, tmp_path: Path) -> None:
+    from sonotype.config import RunConfig, apply_overrides
+    from sonotype.experiment import _dataset
+
+    clips = load_corpus("folder", _corpus(tmp_path / "corpus", n=6)).clips
+    base = {**RunConfig().to_dict(), "features": FCFG.to_dict(), "representation": RCFG.to_dict(),
+            "cache_dir": str(tmp_path / "cache")}
+    local = _dataset(RunConfig.from_dict(base), clips, False)
+    on_ray = _dataset(RunConfig.from_dict(apply_overrides(base, ["engine.name=ray", "engine.shard_size=2"])), clips, False)
+    assert on_ray.X.shape == (6, 20) and np.array_equal(on_ray.X, local.X) and on_ray.clips == local.clips
+    assert len(list((tmp_path / "cache" / "shards" / "features").rglob("*.npz"))) == 4  # 7 clips (1 broken) in shards of 2
+
+
+@pytest.mark.ray
+def test_ray_embeddings_match_the_local_extraction(ray_cluster, tmp_path: Path) -> None:
+    tf = pytest.importorskip("transformers", reason="needs sonotype[backbones]")
+    import torch
+
+    from sonotype.backbones import BackboneConfig
+    from sonotype.backbones import build_embedding_dataset as local_embed
+    from sonotype.engine import build_embedding_dataset
+
+    torch.manual_seed(0)
+    model = tf.WhisperModel(tf.WhisperConfig(
+        vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=16,
+        decoder_start_token_id=1, pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    model.save_pretrained(tmp_path / "whisper")
+    tf.WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path / "whisper")
+    clips = load_corpus("folder", _corpus(tmp_path / "corpus", n=5)).clips
+    cfg = BackboneConfig(str(tmp_path / "whisper"), layer="last", pooling="meanstd")
+    ref = local_embed(clips, cfg, cache=False)
+    st = MapStats()
+    ds = build_embedding_dataset(clips, cfg, engine=EngineConfig(name="ray", shard_size=2), cache=str(tmp_path / "c"), stats=st)
+    assert ds.X.shape == ref.X.shape == (5, 64) and ds.clips == ref.clips and ds.feature_names == ref.feature_names
+    assert len(ds.skipped) == 1 and ds.skipped[0].path.endswith("broken.wav")
+    np.testing.assert_allclose(ds.X, ref.X, rtol=1e-4, atol=1e-5)  # batched per shard, not per corpus
+    assert st.computed == 3
+    mean_only = build_embedding_dataset(clips, BackboneConfig(str(tmp_path / "whisper"), layer=1, pooling="mean"),
+                                        engine="ray", cache=str(tmp_path / "c"))  # from the stored shards: all layers kept
+    np.testing.assert_allclose(mean_only.X, local_embed(clips, BackboneConfig(str(tmp_path / "whisper"), layer=1, pooling="mean"),
+                                                        cache=False).X, rtol=1e-4, atol=1e-5)
