@@ -220,6 +220,46 @@ def bench_predict(
     )
 
 
+@bench_app.command("scale")
+def bench_scale(
+    root: Path | None = typer.Argument(None, help="Folder of real clips to repeat (default: generated short clips)."),
+    n: int = typer.Option(2000, "--n", help="Clips in the manifest."),
+    engine: list[str] = typer.Option([], "--engine", help="local and/or ray (repeatable; default both)."),
+    workers: list[int] = typer.Option([], "--workers", "-w", help="Worker counts to run (repeatable; default: all cores)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local cluster)."),
+    seconds: float = typer.Option(0.25, "--seconds", help="Length of each generated clip."),
+    shard_size: int = typer.Option(64, "--shard-size", help="Clips per Ray task."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Clips/s, CPU-s per audio hour and peak RSS of the local and Ray engines on N clips; Dusha (350 h) projected."""
+    from ..scale import DUSHA_HOURS, run_scale
+    from ._common import out
+
+    r = run_scale(n, engines=tuple(engine) or ("local", "ray"), workers=tuple(workers) or None, root=root,
+                  clip_seconds=seconds, address=address, shard_size=shard_size)
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{r['clips']} clips ({r['source']}, {r['distinct_files']} distinct), {r['audio_hours']:.2f} audio-hours")
+    ks = list(r["runs"][0]["dusha_hours_on_k_workers"]) if r["runs"] else []
+    for col in ("engine", "workers", "wall s", "clips/s", "x RT", "CPU-s/audio-h", "RSS/worker MB"):
+        t.add_column(col, justify="left" if col == "engine" else "right")
+    for run in r["runs"]:
+        t.add_row(run["engine"], str(run["workers"]), f"{run['wall_seconds']:.1f}", f"{run['clips_per_second']:.0f}",
+                  f"{run['x_realtime']:.0f}", f"{run['cpu_seconds_per_audio_hour']:.1f}", f"{run['peak_rss_mb_per_worker']:.0f}")
+    out.print(t)
+    for run in r["runs"]:
+        proj = run["dusha_hours_on_k_workers"]
+        start = f"; start-up {run['startup_seconds']:.1f} s in the wall time" if run.get("startup_seconds") else ""
+        out.print(f"{run['engine']}, {run['workers']} worker(s){start}: Dusha ({DUSHA_HOURS:.0f} h) in hours, CPU-bound / as "
+                  "measured here: " + ", ".join(f"K={k} {proj[k]['cpu_bound']:.2f}/{proj[k]['as_measured']:.2f}" for k in ks),
+                  highlight=False, soft_wrap=True)
+    out.print(f"driver peak RSS {r['driver_peak_rss_mb']:.0f} MB; {r['cpu_count']} CPUs, load average "
+              f"{', '.join(f'{x:.1f}' for x in r['load_average'])}", highlight=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``features`` and the ``bench`` group to `app`."""
     app.command("features")(features)
