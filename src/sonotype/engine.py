@@ -507,13 +507,30 @@ def _pack(clips: list[Any], ds: Any) -> dict[str, np.ndarray]:
     }
 
 
-def _gather(clips: list[Any], shards: list[list[Any]], results: Iterator[tuple[int, dict[str, np.ndarray]]]) -> Any:
-    """Shard results -> one Dataset, as if built in one pass."""
+def _gather(
+    clips: list[Any],
+    shards: list[list[Any]],
+    results: Iterator[tuple[int, dict[str, np.ndarray]]],
+    *,
+    view: Callable[[np.ndarray], np.ndarray] | None = None,
+    memmap: Any = False,
+    folder: str | os.PathLike | None = None,
+) -> Any:
+    """Shard results -> one Dataset, as if built in one pass.
+
+    ``view`` maps each shard's items (e.g. the layer asked for). With ``memmap`` (true, or
+    auto once the items pass :func:`sonotype.shards.memmap_limit_bytes`) the items go to
+    ``.npy`` shards in ``folder`` as they arrive and ``X`` is a
+    :class:`~sonotype.shards.ShardedArray`: the set is never whole in memory.
+    """
     from .corpora.base import Skipped
     from .features import Dataset
+    from .shards import ShardWriter, wants_memmap
 
     items, owners, ok_clips, skipped = [], [], [], []
     names: list[str] = []
+    held = 0
+    writer: ShardWriter | None = None
     for k, r in results:
         shard = shards[k]
         base = len(ok_clips)
@@ -522,15 +539,38 @@ def _gather(clips: list[Any], shards: list[list[Any]], results: Iterator[tuple[i
                 ok_clips.append(c)
             else:
                 skipped.append(Skipped(c.path, str(why)))
-        if r["X"].shape[0]:
-            items.append(r["X"])
-            owners.append(r["item_clip"] + base)
-            names = names or [str(n) for n in r["names"]]
-    if items:
+        if not r["X"].shape[0]:
+            continue
+        x = r["X"] if view is None else view(r["X"])
+        if writer is None and folder is not None and wants_memmap(memmap, held + x.nbytes):
+            writer = ShardWriter(folder)
+            for b in items:  # what was held so far goes to disk first, in order
+                writer.append(b)
+            items, held = [], 0
+        if writer is not None:
+            writer.append(x)
+        else:
+            items.append(x)
+            held += x.nbytes
+        owners.append(r["item_clip"] + base)
+        names = names or [str(n) for n in r["names"]]
+    if writer is not None:
+        X: Any = writer.close()
+        item_clip = np.concatenate(owners)
+    elif items:
         X, item_clip = np.concatenate(items, axis=0), np.concatenate(owners)
     else:
         X, item_clip = np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return Dataset(X=X, item_clip=item_clip, clips=ok_clips, skipped=skipped, feature_names=names)
+
+
+def _arrays_folder(store: ShardStore | None, keys: list[str] | None, kind: str) -> Path:
+    """Where memory-mapped items go: ``<local cache>/arrays/<kind>-<hash of the shard keys>``."""
+    from .features.cache import default_cache_dir
+
+    root = Path(store.local_root() or default_cache_dir()) if store is not None else default_cache_dir()
+    tag = hashlib.blake2b(json.dumps(keys or [os.getpid(), time.time()]).encode(), digest_size=12).hexdigest()
+    return root / "arrays" / f"{kind}-{tag}"
 
 
 def _progress(total: int, enabled: bool, what: str) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
@@ -551,11 +591,13 @@ def build_dataset(
     cache: str | os.PathLike | None = None,
     progress: bool = False,
     stats: MapStats | None = None,
+    memmap: Any = False,
 ) -> Any:
     """:func:`sonotype.features.build_dataset` over shards on an engine; the same Dataset.
 
     ``cache`` (folder or fsspec URL) stores each shard's items; when it is a local folder
     the workers also use its per-clip frame cache, shared with the local engine.
+    ``memmap`` (auto | true | false): items in memory-mapped shards (see :func:`_gather`).
     """
     from .features.cache import CACHE_VERSION
 
@@ -571,7 +613,7 @@ def build_dataset(
     try:
         results = map_shards(_features_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=cfg,
                              store=store, keys=keys, stats=stats, on_shard=advance)
-        return _gather(clips, shards, results)
+        return _gather(clips, shards, results, memmap=memmap, folder=_arrays_folder(store, keys, "features"))
     finally:
         close()
 
@@ -606,6 +648,7 @@ def build_embedding_dataset(
     cache: str | os.PathLike | None = None,
     progress: bool = False,
     stats: MapStats | None = None,
+    memmap: Any = False,
 ) -> Any:
     """Backbone embeddings over shards on an engine (:func:`sonotype.backbones.build_embedding_dataset`).
 
@@ -631,23 +674,57 @@ def build_embedding_dataset(
     try:
         results = map_shards(_embedding_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=ecfg,
                              store=store, keys=keys, stats=stats, on_shard=advance)
-        ds = _gather(clips, shards, results)
+
+        def view(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(layer_view(pooled_view(x, cfg.pooling, bb.dim), cfg.layer), dtype=np.float32)
+
+        tag = [*(keys or []), json.dumps([cfg.layer, cfg.pooling])]
+        ds = _gather(clips, shards, results, view=view, memmap=memmap,
+                     folder=_arrays_folder(store, tag if keys else None, "embeddings"))
     finally:
         close()
-    width = bb.dim * (2 if cfg.pooling == "meanstd" else 1)
-    if len(ds.clips):
-        ds.X = np.ascontiguousarray(layer_view(pooled_view(ds.X, cfg.pooling, bb.dim), cfg.layer), dtype=np.float32)
-    else:
-        ds.X = np.zeros((0, width), dtype=np.float32)
+    if not len(ds.clips):
+        ds.X = np.zeros((0, bb.dim * (2 if cfg.pooling == "meanstd" else 1)), dtype=np.float32)
     ds.item_clip = np.arange(len(ds.clips), dtype=np.int64)
     ds.feature_names = embedding_names(bb, cfg)
     return ds
 
 
+def _estimated_bytes(run_cfg: Any, clips: list[Any]) -> float:
+    """Bytes of the run's items, for ``train.memmap: auto``: one clip extracted (features), or
+    the encoder's recorded shape (``config.json``: layers x width) for embeddings."""
+    if not clips:
+        return 0.0
+    if run_cfg.backbone:
+        from .backbones import BackboneConfig
+
+        bcfg = BackboneConfig.from_dict(run_cfg.backbone)
+        try:
+            c = json.loads((Path(bcfg.model).expanduser() / "config.json").read_text())
+        except (OSError, ValueError):
+            return 0.0  # a hub id not fetched yet: no estimate, kept in memory
+        c = {**c, **(c.get("encoder") or {})} if isinstance(c.get("encoder"), dict) else c
+        width = int(c.get("hidden_size") or c.get("d_model") or 0) * (2 if bcfg.pooling == "meanstd" else 1)
+        layers = int(c.get("num_hidden_layers") or c.get("encoder_layers") or 0) + 1 if bcfg.keeps_layers else 1
+        return float(len(clips) * layers * width * 4)
+    from .features import build_dataset as local_build
+
+    first = local_build(clips[:1], run_cfg.features, run_cfg.representation, cache_dir=run_cfg.cache_dir)
+    return float(first.X.nbytes * len(clips))
+
+
 def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | None:
-    """The run's dataset built on its ``engine`` (None: the local path applies, nothing to do here)."""
+    """The run's dataset on its ``engine`` and, where ``train.memmap`` says so, on disk.
+
+    None when neither applies: the ordinary local path builds it.
+    """
+    from .shards import wants_memmap
+
     ecfg = EngineConfig.from_any(getattr(run_cfg, "engine", None), jobs=run_cfg.jobs)
-    if ecfg.name == "local":
+    memmap = getattr(run_cfg.train, "memmap", False)
+    if run_cfg.backbone and int(run_cfg.backbone.get("finetune_layers") or 0) > 0:
+        return None  # waveforms for fine-tuning are read locally
+    if ecfg.name == "local" and not (memmap is True or wants_memmap(memmap, _estimated_bytes(run_cfg, clips))):
         return None
     from .features.cache import default_cache_dir
 
@@ -656,7 +733,6 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
         from .backbones import BackboneConfig
 
         bcfg = BackboneConfig.from_dict(run_cfg.backbone)
-        if bcfg.finetune_layers > 0:
-            return None  # waveforms for fine-tuning are read locally
-        return build_embedding_dataset(clips, bcfg, engine=ecfg, cache=cache, progress=progress)
-    return build_dataset(clips, run_cfg.features, run_cfg.representation, engine=ecfg, cache=cache, progress=progress)
+        return build_embedding_dataset(clips, bcfg, engine=ecfg, cache=cache, progress=progress, memmap=memmap)
+    return build_dataset(clips, run_cfg.features, run_cfg.representation, engine=ecfg, cache=cache, progress=progress,
+                         memmap=memmap)
