@@ -17,7 +17,9 @@ batches from them, so RSS stays bounded by the batch, not the set.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,10 +189,23 @@ class ShardedArray(_Rows):
             sel = shard == s
             local = rows[sel] - self._starts[s]
             out[sel] = self._maps[s][local]  # sorted local rows read pages in order
+            _release(self._maps[s])
         return out
 
     def __repr__(self) -> str:
         return f"ShardedArray({str(self.folder)!r}, shape={self.shape}, shards={len(self._maps)})"
+
+
+def _release(m: np.ndarray) -> None:
+    """Drop the pages just read from this process's RSS (they stay in the page cache).
+
+    Without it every page an epoch touched would count as resident memory of the process
+    until the kernel needs it back: RSS would grow to the size of the set.
+    """
+    mm = getattr(m, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise"):
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap.MADV_DONTNEED)
 
 
 class LazyRows(_Rows):

@@ -71,7 +71,7 @@ def features(
     root: Path = typer.Argument(..., help="Corpus root folder."),
     settings: Path | None = typer.Option(None, "--set", help="YAML with `features:` and `representation:` settings."),
     preset_name: str | None = typer.Option(None, "--preset", help="Named settings: gtzan37, gtzan37-frames, mfcc13-windows, tess40, logmel128."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Worker processes (default 1; with --engine ray the local cluster's CPUs, default all cores)."),
     cache: str | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype); with --engine ray also an fsspec URL (s3://...)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute everything, store nothing."),
     out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
@@ -88,7 +88,8 @@ def features(
     fcfg, rcfg = _load_settings(settings, preset_name)
     from ..engine import EngineConfig, MapStats
 
-    ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs if jobs > 1 or engine == "local" else None)
+    ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs)
+    jobs = jobs or 1
     if cache is not None and "://" in cache and ecfg.name != "ray":
         from ..errors import ConfigError
 
@@ -258,6 +259,35 @@ def bench_scale(
                   highlight=False, soft_wrap=True)
     out.print(f"driver peak RSS {r['driver_peak_rss_mb']:.0f} MB; {r['cpu_count']} CPUs, load average "
               f"{', '.join(f'{x:.1f}' for x in r['load_average'])}", highlight=False, soft_wrap=True)
+
+
+@bench_app.command("memmap")
+def bench_memmap(
+    gb: float = typer.Option(2.0, "--gb", help="Size of the synthetic set of items."),
+    dim: int = typer.Option(1024, "--dim", help="Values per item."),
+    epochs: int = typer.Option(1, "--epochs", help="Training epochs over the set."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Train on a set of items in memory-mapped shards larger than the RSS it uses: peak RSS vs set size."""
+    from ..scale import run_memmap_bench
+    from ._common import out
+
+    r = run_memmap_bench(gb, dim=dim, epochs=epochs)
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    rss = r["rss_mb"]
+    out.print(
+        f"{r['set_gb']:.2f} GB of items ({r['rows']} x {r['dim']} float32, {r['shards']} shards): written in "
+        f"{r['write_seconds']:.1f} s, scaler {r['scaler_seconds']:.1f} s, {r['epochs']} epoch(s) in {r['train_seconds']:.1f} s "
+        f"({r['rows_per_second']:.0f} rows/s), val accuracy {r['val_accuracy']:.3f}",
+        highlight=False, soft_wrap=True)
+    out.print(
+        f"peak RSS {rss['baseline'].get('VmHWM', 0):.0f} MB before, {rss['end'].get('VmHWM', 0):.0f} MB after "
+        f"(+{r['peak_rss_growth_mb']:.0f} MB for a {r['set_gb'] * 1024:.0f} MB set); at the end RssAnon "
+        f"{rss['end'].get('RssAnon', 0):.0f} MB, RssFile {rss['end'].get('RssFile', 0):.0f} MB; load average "
+        f"{', '.join(f'{x:.1f}' for x in r['load_average'])}",
+        highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
