@@ -255,3 +255,19 @@ def test_ray_embeddings_match_the_local_extraction(ray_cluster, tmp_path: Path) 
                                         engine="ray", cache=str(tmp_path / "c"))  # from the stored shards: all layers kept
     np.testing.assert_allclose(mean_only.X, local_embed(clips, BackboneConfig(str(tmp_path / "whisper"), layer=1, pooling="mean"),
                                                         cache=False).X, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.ray
+def test_bench_scale_runs_both_engines_and_projects_dusha(ray_cluster) -> None:
+    from sonotype.scale import DUSHA_HOURS, run_scale
+
+    r = run_scale(40, engines=("local", "ray"), workers=(2,), clip_seconds=0.1, shard_size=8, cluster_sizes=(1, 8))
+    assert r["clips"] == 40 and r["distinct_files"] == 40 and abs(r["audio_hours"] - 40 * 0.1 / 3600) < 1e-6
+    assert [(x["engine"], x["workers"], x["items"]) for x in r["runs"]] == [("local", 2, 40), ("ray", 2, 40)]
+    for x in r["runs"]:
+        proj = x["dusha_hours_on_k_workers"]
+        assert x["clips_per_second"] > 0 and x["cpu_seconds"] > 0 and x["peak_rss_mb_per_worker"] > 10
+        assert proj["8"]["cpu_bound"] == pytest.approx(proj["1"]["cpu_bound"] / 8)
+        assert proj["1"]["cpu_bound"] == pytest.approx(DUSHA_HOURS * x["cpu_seconds_per_audio_hour"] / 3600)
+    with pytest.raises(ParameterError, match="engine must be local or ray"):
+        run_scale(4, engines=("dask",))

@@ -123,3 +123,11 @@ def test_run_with_train_memmap_equals_the_in_memory_run(tmp_path: Path, monkeypa
         assert mem[key] == disk[key], key
     arrays = list((tmp_path / "cache" / "arrays").glob("features-*/index.json"))
     assert len(arrays) == 1 and json.loads(arrays[0].read_text())["shards"]
+
+
+def test_bench_memmap_trains_from_disk(tmp_path: Path) -> None:
+    from sonotype.scale import run_memmap_bench
+
+    r = run_memmap_bench(0.02, dim=64, folder=tmp_path)
+    assert r["rows"] == int(0.02 * 2**30 // 256) and r["shards"] == 1 and r["val_accuracy"] > 0.9
+    assert (tmp_path / "items" / "index.json").is_file()
