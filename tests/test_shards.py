@@ -131,3 +131,23 @@ def test_bench_memmap_trains_from_disk(tmp_path: Path) -> None:
     r = run_memmap_bench(0.02, dim=64, folder=tmp_path)
     assert r["rows"] == int(0.02 * 2**30 // 256) and r["shards"] == 1 and r["val_accuracy"] > 0.9
     assert (tmp_path / "items" / "index.json").is_file()
+
+
+def test_parallel_ensemble_members_train_from_disk_backed_items(tmp_path: Path) -> None:
+    import torch
+
+    from sonotype.models import build_model, model_spec
+    from sonotype.train import TrainConfig, fit_members, predict_proba
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 6_000)
+    X = (rng.standard_normal((6_000, 16)) + y[:, None]).astype(np.float32)
+    A = _write(tmp_path / "a", X, 2_500)
+    scaler = Standardizer().fit(A)
+    spec = model_spec(build_model("mlp", (16,), 2))
+    cfg = TrainConfig(max_epochs=2, patience=None, num_threads=1)
+    on_disk, _ = fit_members(spec, [0, 1], scaler.transform(A), y, config=cfg, n_classes=2, jobs=2, progress=False)
+    in_mem, _ = fit_members(spec, [0, 1], scaler.transform(X), y, config=cfg, n_classes=2, jobs=2, progress=False)
+    for a, b in zip(on_disk, in_mem):
+        with torch.no_grad():
+            assert np.array_equal(predict_proba(a, scaler.transform(X[:500])), predict_proba(b, scaler.transform(X[:500])))

@@ -491,7 +491,16 @@ def fit_members(
     with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
         def saved(name: str, arr: np.ndarray) -> str:
             path = os.path.join(tmp, f"{name}.npy")
-            np.save(path, np.asarray(arr))
+            from .shards import is_lazy
+
+            if is_lazy(arr):  # disk-backed items: copied chunk by chunk, never whole in memory
+                out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=arr.shape)
+                for s, block in zip(range(0, arr.shape[0], 4096), arr.chunks(4096)):
+                    out[s : s + len(block)] = block
+                out.flush()
+                del out
+            else:
+                np.save(path, np.asarray(arr))
             return path
 
         train_paths = [
