@@ -159,7 +159,9 @@ class RunConfig:
     ``backbone`` (optional) names a pretrained model whose embeddings replace the frame
     features (see :class:`sonotype.backbones.BackboneConfig`; needs ``sonotype[backbones]``).
     ``jobs`` is the number of worker processes for feature extraction, augmented copies
-    and ensemble members (results do not depend on it).
+    and ensemble members (results do not depend on it). ``engine`` (``{name: local|ray,
+    address, shard_size, max_retries}``, see :class:`sonotype.engine.EngineConfig`) runs the
+    feature or embedding extraction as Ray tasks instead.
     """
 
     name: str = "run"
@@ -179,6 +181,7 @@ class RunConfig:
     seed: int = 0
     jobs: int = 1
     cache_dir: str | None = None
+    engine: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)

@@ -96,6 +96,10 @@ def load_manifest(cc: CorpusConfig | CrossEvalConfig, *, name: str | None = None
 
 def _dataset(cfg: RunConfig, clips: list, progress: bool) -> Dataset:
     """Frame features -> representation, or pretrained-backbone embeddings when configured."""
+    from .engine import dataset_for_run
+
+    if (ds := dataset_for_run(cfg, clips, progress)) is not None:  # engine: ray
+        return ds
     if cfg.backbone:
         from .backbones import BackboneConfig, build_embedding_dataset, build_waveform_dataset
 

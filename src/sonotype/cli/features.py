@@ -71,10 +71,12 @@ def features(
     root: Path = typer.Argument(..., help="Corpus root folder."),
     settings: Path | None = typer.Option(None, "--set", help="YAML with `features:` and `representation:` settings."),
     preset_name: str | None = typer.Option(None, "--preset", help="Named settings: gtzan37, gtzan37-frames, mfcc13-windows, tess40, logmel128."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes."),
-    cache: Path | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Worker processes (default 1; with --engine ray the local cluster's CPUs, default all cores)."),
+    cache: str | None = typer.Option(None, "--cache", help="Cache folder (default $SONOTYPE_CACHE or ~/.cache/sonotype); with --engine ray also an fsspec URL (s3://...)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Compute everything, store nothing."),
     out_file: Path | None = typer.Option(None, "--out", help="Write the dataset (X, item_clip, names, clips) to this .npz."),
+    engine: str = typer.Option("local", "--engine", help="local (--jobs processes) | ray (tasks over manifest shards)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local cluster of --jobs CPUs)."),
 ) -> None:
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
     from rich.markup import escape
@@ -84,10 +86,26 @@ def features(
     from ._common import out
 
     fcfg, rcfg = _load_settings(settings, preset_name)
+    from ..engine import EngineConfig, MapStats
+
+    ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs)
+    jobs = jobs or 1
+    if cache is not None and "://" in cache and ecfg.name != "ray":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--cache {cache}: a URL cache holds shards of the ray engine; add --engine ray, or give a folder")
     manifest = load_corpus(name, root)
-    store = None if no_cache else FeatureCache(cache)
+    store = None if no_cache or (cache and "://" in cache) else FeatureCache(cache)
     t0 = time.perf_counter()
-    ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
+    if ecfg.name == "ray":
+        from .. import engine as eng
+
+        stats = MapStats()
+        ds = eng.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
+                               cache=None if no_cache else (cache if store is None else str(store.root)))
+        store = None
+    else:
+        ds = build_dataset(manifest.clips, fcfg, rcfg, cache_dir=store, jobs=jobs, progress=True)
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
     if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
@@ -106,6 +124,10 @@ def features(
     )
     if store is not None:
         out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
+    if ecfg.name == "ray":
+        out.print(f"ray: {stats.shards} shards of {ecfg.shard_size}: {stats.cached} from the cache, {stats.computed} computed "
+                  f"({stats.cpu_seconds:.1f} CPU-s in {len(stats.peak_rss_mb)} workers; start-up {stats.startup_seconds:.1f} s)",
+                  highlight=False, soft_wrap=True)
     for s in manifest.skipped:
         out.print(f"  [yellow]not a corpus file[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     for s in ds.skipped:
@@ -197,6 +219,75 @@ def bench_predict(
         f"{r['predict_seconds_median'] * 1000:.0f} ms, max {r['predict_seconds_max'] * 1000:.0f} ms ({threads} thread(s))",
         highlight=False, soft_wrap=True,
     )
+
+
+@bench_app.command("scale")
+def bench_scale(
+    root: Path | None = typer.Argument(None, help="Folder of real clips to repeat (default: generated short clips)."),
+    n: int = typer.Option(2000, "--n", help="Clips in the manifest."),
+    engine: list[str] = typer.Option([], "--engine", help="local and/or ray (repeatable; default both)."),
+    workers: list[int] = typer.Option([], "--workers", "-w", help="Worker counts to run (repeatable; default: all cores)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local cluster)."),
+    seconds: float = typer.Option(0.25, "--seconds", help="Length of each generated clip."),
+    shard_size: int = typer.Option(64, "--shard-size", help="Clips per Ray task."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Clips/s, CPU-s per audio hour and peak RSS of the local and Ray engines on N clips; Dusha (350 h) projected."""
+    from ..scale import DUSHA_HOURS, run_scale
+    from ._common import out
+
+    r = run_scale(n, engines=tuple(engine) or ("local", "ray"), workers=tuple(workers) or None, root=root,
+                  clip_seconds=seconds, address=address, shard_size=shard_size)
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{r['clips']} clips ({r['source']}, {r['distinct_files']} distinct), {r['audio_hours']:.2f} audio-hours")
+    ks = list(r["runs"][0]["dusha_hours_on_k_workers"]) if r["runs"] else []
+    for col in ("engine", "workers", "wall s", "clips/s", "x RT", "CPU-s/audio-h", "RSS/worker MB"):
+        t.add_column(col, justify="left" if col == "engine" else "right")
+    for run in r["runs"]:
+        t.add_row(run["engine"], str(run["workers"]), f"{run['wall_seconds']:.1f}", f"{run['clips_per_second']:.0f}",
+                  f"{run['x_realtime']:.0f}", f"{run['cpu_seconds_per_audio_hour']:.1f}", f"{run['peak_rss_mb_per_worker']:.0f}")
+    out.print(t)
+    for run in r["runs"]:
+        proj = run["dusha_hours_on_k_workers"]
+        start = f"; start-up {run['startup_seconds']:.1f} s in the wall time" if run.get("startup_seconds") else ""
+        out.print(f"{run['engine']}, {run['workers']} worker(s){start}: Dusha ({DUSHA_HOURS:.0f} h) in hours, CPU-bound / as "
+                  "measured here: " + ", ".join(f"K={k} {proj[k]['cpu_bound']:.2f}/{proj[k]['as_measured']:.2f}" for k in ks),
+                  highlight=False, soft_wrap=True)
+    out.print(f"driver peak RSS {r['driver_peak_rss_mb']:.0f} MB; {r['cpu_count']} CPUs, load average "
+              f"{', '.join(f'{x:.1f}' for x in r['load_average'])}", highlight=False, soft_wrap=True)
+
+
+@bench_app.command("memmap")
+def bench_memmap(
+    gb: float = typer.Option(2.0, "--gb", help="Size of the synthetic set of items."),
+    dim: int = typer.Option(1024, "--dim", help="Values per item."),
+    epochs: int = typer.Option(1, "--epochs", help="Training epochs over the set."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Train on a set of items in memory-mapped shards larger than the RSS it uses: peak RSS vs set size."""
+    from ..scale import run_memmap_bench
+    from ._common import out
+
+    r = run_memmap_bench(gb, dim=dim, epochs=epochs)
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    rss = r["rss_mb"]
+    out.print(
+        f"{r['set_gb']:.2f} GB of items ({r['rows']} x {r['dim']} float32, {r['shards']} shards): written in "
+        f"{r['write_seconds']:.1f} s, scaler {r['scaler_seconds']:.1f} s, {r['epochs']} epoch(s) in {r['train_seconds']:.1f} s "
+        f"({r['rows_per_second']:.0f} rows/s), val accuracy {r['val_accuracy']:.3f}",
+        highlight=False, soft_wrap=True)
+    out.print(
+        f"peak RSS {rss['baseline'].get('VmHWM', 0):.0f} MB before, {rss['end'].get('VmHWM', 0):.0f} MB after "
+        f"(+{r['peak_rss_growth_mb']:.0f} MB for a {r['set_gb'] * 1024:.0f} MB set); at the end RssAnon "
+        f"{rss['end'].get('RssAnon', 0):.0f} MB, RssFile {rss['end'].get('RssFile', 0):.0f} MB; load average "
+        f"{', '.join(f'{x:.1f}' for x in r['load_average'])}",
+        highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

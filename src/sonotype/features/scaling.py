@@ -37,13 +37,21 @@ class Standardizer:
         return ax, tuple(i for i in range(x.ndim) if i != ax)
 
     def fit(self, X: np.ndarray) -> Standardizer:
-        """Learn ``mean_`` and ``scale_`` (float64) from ``X``; returns ``self``."""
-        x = np.asarray(X)
+        """Learn ``mean_`` and ``scale_`` (float64) from ``X``; returns ``self``.
+
+        Disk-backed arrays (:mod:`sonotype.shards`) are read in chunks, never whole.
+        """
+        from ..shards import is_lazy, streaming_moments
+
+        x = X if is_lazy(X) else np.asarray(X)
         ax, others = self._axes(x)
         if x.shape[0] == 0:
             raise ParameterError("Standardizer.fit got no items")
-        self.mean_ = x.mean(axis=others, dtype=np.float64)
-        var = x.var(axis=others, dtype=np.float64)
+        if is_lazy(x):
+            self.mean_, var, _ = streaming_moments(x, ax)
+        else:
+            self.mean_ = x.mean(axis=others, dtype=np.float64)
+            var = x.var(axis=others, dtype=np.float64)
         scale = np.sqrt(var)
         scale[~(scale > np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self.mean_)))] = 1.0
         self.scale_ = scale
@@ -64,7 +72,11 @@ class Standardizer:
         return v.reshape(shape)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """``(X - mean_) / scale_`` as float32."""
+        """``(X - mean_) / scale_`` as float32 (a lazy view, computed per batch, for disk-backed arrays)."""
+        from ..shards import Scaled, is_lazy
+
+        if is_lazy(X):
+            return Scaled(X, self.mean_, self.scale_, self._check(X))
         x = np.asarray(X)
         ax = self._check(x)
         out = (x - self._bcast(self.mean_, x, ax)) / self._bcast(self.scale_, x, ax)
