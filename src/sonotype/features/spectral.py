@@ -27,6 +27,7 @@ __all__ = [
     "bandwidth",
     "centroid",
     "contrast",
+    "delta",
     "flatness",
     "logmel",
     "mel",
@@ -69,9 +70,23 @@ class Spectrum:
     def __init__(self, y: np.ndarray, cfg: FeatureConfig, *, precise: bool = False) -> None:
         if np.ndim(y) != 1:
             raise ParameterError(f"Spectrum needs a mono 1-D signal, got shape {np.shape(y)}")
-        self.y = np.ascontiguousarray(y, dtype=np.float32)
+        self.y: np.ndarray | None = np.ascontiguousarray(y, dtype=np.float32)
         self.cfg = cfg
         self.precise = precise
+
+    @classmethod
+    def from_spectrogram(cls, S: np.ndarray, cfg: FeatureConfig, *, power: bool = False) -> Spectrum:
+        """A Spectrum over a given spectrogram (frames as rows) instead of a signal.
+
+        ``S`` is ``|X|`` (``power=False``) or ``|X|**2``; the other is derived from it. There
+        is no signal, so the waveform features (:func:`rms`, :func:`zcr`) cannot use it.
+        """
+        S = np.ascontiguousarray(S, dtype=np.float32)
+        sp = cls.__new__(cls)
+        sp.y, sp.cfg, sp.precise = None, cfg, False
+        sp.__dict__["power" if power else "mag"] = S
+        sp.__dict__["mag" if power else "power"] = np.sqrt(S) if power else S * S
+        return sp
 
     @cached_property
     def mag(self) -> np.ndarray:
@@ -108,6 +123,8 @@ class Spectrum:
     def n_frames(self) -> int:
         """librosa's frame count, without computing the spectrum (rms/zcr need only this)."""
         c = self.cfg
+        if self.y is None:
+            return int(self.mag.shape[0])
         n = self.y.size + (2 * (c.n_fft // 2) if c.center else 0)
         return 1 + (n - c.n_fft) // c.hop_length
 
@@ -159,6 +176,12 @@ def power_to_db(s: np.ndarray, *, amin: float = 1e-10, top_db: float | None = 80
     return out
 
 
+def _signal(sp: Spectrum, what: str) -> np.ndarray:
+    if sp.y is None:
+        raise ParameterError(f"{what} needs the waveform; this Spectrum was built from a spectrogram")
+    return sp.y
+
+
 def rms(sp: Spectrum) -> np.ndarray:
     """``librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop, center, pad_mode)``.
 
@@ -167,7 +190,7 @@ def rms(sp: Spectrum) -> np.ndarray:
     librosa sums each frame in float32, so the two agree to ~1e-6 relative.
     """
     c = sp.cfg
-    y = _pad(sp.y, c.n_fft, c.center, c.pad_mode).astype(np.float64)
+    y = _pad(_signal(sp, "rms"), c.n_fft, c.center, c.pad_mode).astype(np.float64)
     n, hop, nf = sp.n_frames, c.hop_length, c.n_fft
     if nf % hop == 0:
         per = nf // hop
@@ -192,7 +215,7 @@ def zcr(sp: Spectrum) -> np.ndarray:
     running sum gives the identical rates.
     """
     c = sp.cfg
-    y = sp.y
+    y = _signal(sp, "zcr")
     if c.center:
         y = np.pad(y, (c.n_fft // 2, c.n_fft // 2), mode="edge")
     neg = y < np.float64(-1e-10)  # float64 compare, as librosa's numba stencil does
@@ -391,11 +414,16 @@ def mfcc(sp: Spectrum) -> np.ndarray:
 
 
 def mfcc_delta(sp: Spectrum, *, order: int = 1, width: int = 9) -> np.ndarray:
-    """``librosa.feature.delta(mfcc, width=9, order)`` along time (its Savitzky-Golay filter).
+    """:func:`delta` of the clip's MFCC (``librosa.feature.delta(mfcc, width, order)``)."""
+    return delta(sp.mfcc, order=order, width=width)
 
-    ``width`` is odd and >= 3, ``order`` >= 1 and below ``width`` (as in librosa). Clips
-    shorter than ``width`` frames use the largest odd width that fits (librosa refuses them);
-    too few frames for any filter of that order give zeros.
+
+def delta(m: np.ndarray, *, order: int = 1, width: int = 9) -> np.ndarray:
+    """``librosa.feature.delta(m.T, width=9, order).T`` along time (its Savitzky-Golay filter).
+
+    ``m`` is (n_frames, k). ``width`` is odd and >= 3, ``order`` >= 1 and below ``width`` (as
+    in librosa). Clips shorter than ``width`` frames use the largest odd width that fits
+    (librosa refuses them); too few frames for any filter of that order give zeros.
     """
     import scipy.signal
 
@@ -405,7 +433,6 @@ def mfcc_delta(sp: Spectrum, *, order: int = 1, width: int = 9) -> np.ndarray:
     order = positive_int("order", order)
     if order >= width:
         raise ParameterError(f"order must be below width, got order={order}, width={width}")
-    m = sp.mfcc
     n = m.shape[0]
     w = min(width, n if n % 2 else n - 1)
     if w < 3 or w <= order:
