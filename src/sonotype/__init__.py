@@ -24,10 +24,14 @@ __all__ = [
     "DownloadError",
     "ModelError",
     "ParameterError",
+    "RunResult",
     "SonotypeError",
     "__version__",
     "load_model",
+    "load_run",
 ]
+
+from .runs import RunResult, load_run
 
 if TYPE_CHECKING:
     from .estimator import AudioClassifier

@@ -84,6 +84,22 @@ class Prediction:
             "events": [e.to_dict() for e in self.events],
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook view: the label, probability bars (highest first) and the segment timeline."""
+        from ._html import bar, colour, esc, table, timeline
+
+        labels = list(self.probabilities)  # the model's label order: one colour per label everywhere
+        where = f" <span style='color:#777'>{esc(self.path)}</span>" if self.path else ""
+        out = f"<div><b>{esc(self.label)}</b> ({self.duration:.2f} s){where}"
+        ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+        out += table(["class", "probability", ""],
+                     [[esc(k), f"{v:.3f}", bar(v, color=colour(labels.index(k)))] for k, v in ranked])
+        if self.segments:  # events are the segments merged and never overlap; overlapping windows may
+            spans = [(e.start, e.end, e.label) for e in self.events] or [(s.start, s.end, s.label) for s in self.segments]
+            out += f"<div>timeline ({len(self.segments)} segments, {len(self.events)} events)</div>"
+            out += timeline(spans, labels, self.duration)
+        return out + "</div>"
+
 
 class Classifier:
     """A loaded model: network (eval mode), scaler, labels and the exact feature settings.

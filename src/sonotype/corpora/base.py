@@ -101,6 +101,29 @@ class Manifest:
     def group_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(c.group for c in self.clips).items()))
 
+    def _repr_html_(self) -> str:
+        """A notebook summary: clips per class (with bars) and per class and group."""
+        from .._html import bar, esc, table
+
+        classes, groups = self.class_counts(), self.group_counts()
+        head = (f"<b>Manifest</b> {esc(self.corpus or '(unnamed)')}: {len(self.clips)} clips, {len(classes)} classes, "
+                f"{len(groups)} groups" + (f", {len(self.skipped)} files skipped" if self.skipped else ""))
+        if not self.clips:
+            return f"<div>{head}</div>"
+        top = max(classes.values())
+        per_class_groups = Counter(lab for lab, _ in {(c.label, c.group) for c in self.clips})
+        rows = [[esc(lab), str(n), bar(n / top), str(per_class_groups[lab])] for lab, n in classes.items()]
+        out = head + table(["class", "clips", "", "groups"], rows)
+        if len(groups) <= _GROUP_COLUMNS:
+            cross = Counter((c.label, c.group) for c in self.clips)
+            rows = [[esc(lab), *(str(cross[lab, g]) if cross[lab, g] else "" for g in groups)] for lab in classes]
+            out += table(["class \\ group", *groups], rows, caption="clips per class and group")
+        else:
+            n = sorted(groups.values())
+            out += (f"<div>clips per group: min {n[0]}, median {n[len(n) // 2]}, max {n[-1]} "
+                    f"({len(groups)} groups; too many to tabulate)</div>")
+        return f"<div>{out}</div>"
+
     def replace_clips(self, clips: Iterable[Clip], skipped: Iterable[Skipped] = ()) -> Manifest:
         """A new manifest with other clips, keeping the skipped list (plus ``skipped``)."""
         return Manifest(self.corpus, self.root, list(clips), [*self.skipped, *skipped])
@@ -123,6 +146,9 @@ class Manifest:
                     raise CorpusError(f"{path}:{i}: not a clip record ({exc})") from None
         return cls(corpus, root, clips)
 
+
+# Up to this many groups, the notebook view tabulates clips per class and group.
+_GROUP_COLUMNS = 24
 
 CorpusLoader = Callable[..., Manifest]
 # Where ``download_corpus`` keeps archives inside a corpus root; never scanned by loaders.

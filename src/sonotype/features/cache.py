@@ -52,7 +52,21 @@ def warn_unreadable(path: Path, exc: BaseException) -> None:
 
 
 def default_cache_dir() -> Path:
-    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``."""
+    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``.
+
+    Returns
+    -------
+    pathlib.Path
+        Not created here.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SONOTYPE_CACHE"] = "/tmp/sonotype-cache"
+    >>> str(default_cache_dir())
+    '/tmp/sonotype-cache'
+    >>> del os.environ["SONOTYPE_CACHE"]
+    """
     env = os.environ.get("SONOTYPE_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "sonotype"
 
@@ -66,6 +80,25 @@ class FeatureCache:
 
     Counts, for this process: ``hits`` (clips read back), ``misses`` (clips computed because
     they were not cached) and ``writes`` (files stored).
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Cache folder (default :func:`default_cache_dir`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> from sonotype.features import FeatureConfig, compute_frames
+    >>> tmp = tempfile.mkdtemp()
+    >>> sf.write(f"{tmp}/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> cache, cfg = FeatureCache(f"{tmp}/cache"), FeatureConfig(sr=8000)
+    >>> key = cache.key(f"{tmp}/a.wav", cfg)
+    >>> cache.store(key, compute_frames(np.zeros(8000, np.float32), cfg))
+    >>> key in cache, cache.load(key).values.shape
+    (True, (16, 37))
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:

@@ -19,6 +19,17 @@ class Standardizer:
     all work. Zero-variance features get scale 1. Never pickled: :meth:`to_dict` gives JSON-safe
     lists, :meth:`state_tensors` arrays for safetensors.
 
+    Parameters
+    ----------
+    feature_axis : int
+        The axis that holds the features (-1 for (N, F) and (N, T, F); -2 for (N, F, T)).
+
+    Attributes
+    ----------
+    mean_, scale_ : np.ndarray [shape=(n_features,)], float64
+        Learned by :meth:`fit`.
+    n_features_in_ : int
+
     Examples
     --------
     >>> import numpy as np
