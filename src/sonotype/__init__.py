@@ -39,7 +39,26 @@ if TYPE_CHECKING:
 
 
 def load_model(path: Any) -> Classifier:
-    """Load a saved model directory (safetensors + JSON; never executes code)."""
+    """Load a saved model directory (safetensors + JSON; never executes code).
+
+    Parameters
+    ----------
+    path : path-like
+        A folder written by ``sonotype train`` or :meth:`AudioClassifier.save`.
+
+    Returns
+    -------
+    sonotype.predict.Classifier
+        ``predict(file or array)`` and ``predict_proba``-like ``forward_items``.
+
+    Examples
+    --------
+    >>> import sonotype
+    >>> sonotype.load_model("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ModelError: no/such/folder: model directory not found
+    """
     from .predict import load_model as _load
 
     return _load(path)

@@ -94,10 +94,18 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sonotype import AudioClassifier
-    >>> clf = AudioClassifier(model="mlp-small", train={"max_epochs": 20})  # doctest: +SKIP
-    >>> clf.fit(paths, labels, groups=speakers).score(test_paths, test_labels)  # doctest: +SKIP
-    0.91
+    Low against high tones, from arrays (paths or a Manifest work the same way):
+
+    >>> import numpy as np
+    >>> t = np.arange(8000) / 8000
+    >>> X = [(np.sin(2 * np.pi * f * t), 8000) for f in (200, 300, 400, 2000, 2500, 3000)]
+    >>> y = ["low"] * 3 + ["high"] * 3
+    >>> clf = AudioClassifier(features={"sr": 8000, "n_fft": 512, "hop_length": 256, "features": ["centroid"]},
+    ...                       model="mlp-small", train={"max_epochs": 100, "lr": 0.1, "patience": None})
+    >>> clf.fit(X, y).predict([(np.sin(2 * np.pi * 2200 * t), 8000), (np.sin(2 * np.pi * 250 * t), 8000)])
+    array(['high', 'low'], dtype='<U4')
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:1]).shape
+    (['high', 'low'], (1, 2))
     """
 
     def __init__(

@@ -51,7 +51,22 @@ _STREAM_BATCH = 64
 
 @dataclass
 class SegmentPrediction:
-    """One stretch of the timeline: seconds from the start, label and class probabilities."""
+    """One stretch of the timeline: seconds from the start, label and class probabilities.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds.
+    label : str
+        The most probable class.
+    probabilities : dict
+        Class -> probability, in the model's label order.
+
+    Examples
+    --------
+    >>> SegmentPrediction(0.0, 0.5, "dog", {"cat": 0.2, "dog": 0.8}).to_dict()["label"]
+    'dog'
+    """
 
     start: float
     end: float
@@ -65,7 +80,32 @@ class SegmentPrediction:
 @dataclass
 class Prediction:
     """A file's (or array's) label, mean class probabilities, duration, segment timeline and
-    the events (consecutive segments of one label merged)."""
+    the events (consecutive segments of one label merged).
+
+    In a notebook it shows as probability bars and a coloured timeline (``_repr_html_``).
+
+    Attributes
+    ----------
+    path : str or None
+        The file, or None for an array.
+    label : str
+        The most probable class over the whole input.
+    probabilities : dict
+        Class -> mean probability, in the model's label order.
+    duration : float
+        Seconds.
+    segments : list of SegmentPrediction
+        One per model window (or per item), in time order.
+    events : list of Event
+        Consecutive segments of one label, merged.
+
+    Examples
+    --------
+    >>> p = Prediction(None, "dog", {"cat": 0.25, "dog": 0.75}, 1.0,
+    ...                [SegmentPrediction(0.0, 1.0, "dog", {"cat": 0.25, "dog": 0.75})])
+    >>> p.to_dict()["probabilities"], "timeline" in p._repr_html_()
+    ({'cat': 0.25, 'dog': 0.75}, True)
+    """
 
     path: str | None
     label: str
@@ -106,6 +146,45 @@ class Classifier:
 
     Build one with :func:`load_model`. ``forward_items`` is the single place where the
     network runs, so another runtime (ONNX) overrides only that method.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Put in eval mode.
+    labels : sequence of str
+        Class names in output order.
+    feature_config : FeatureConfig
+    representation : RepresentationConfig
+        The settings the network was trained with.
+    architecture : dict
+        The spec that rebuilds ``network``.
+    scaler : Standardizer, optional
+    metrics : dict, optional
+        The evaluation saved with the model.
+    model_id : str
+        Name plus weights digest, e.g. for a server's responses.
+    meta : dict, optional
+        The whole ``model.json``.
+    backbone : BackboneFeaturizer, optional
+        A pretrained encoder that makes the items.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> clf = load_model(path)
+    >>> clf.labels, clf.sample_rate
+    (['high', 'low'], 8000)
+    >>> p = clf.predict(np.zeros(16000, np.float32), 8000, window=0.5)
+    >>> p.label in clf.labels, len(p.segments), round(sum(p.probabilities.values()), 5)
+    (True, 4, 1.0)
     """
 
     def __init__(
@@ -453,11 +532,36 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     moved, from the one in ``backbone_dirs`` (``--backbone-dir``), ``$SONOTYPE_BACKBONES``
     or the fetch folder whose encoder digest is the recorded one.
 
+    Parameters
+    ----------
+    path : path-like
+        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``).
+    backbone_dirs : sequence of path-like
+        Further places to look for a moved backbone.
+
+    Returns
+    -------
+    Classifier
+
     Raises
     ------
     ModelError
         Missing or invalid files, unknown format version, weights that do not fit the
         architecture.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> load_model(path).predict(np.zeros(8000, np.float32), 8000).duration
+    1.0
     """
     from .models import build_model
 
