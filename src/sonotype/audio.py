@@ -362,7 +362,15 @@ def load(
 
     Examples
     --------
-    >>> y, sr = load("song.wav", sr=22050)  # doctest: +SKIP
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/stereo.wav"
+    >>> sf.write(path, np.stack([np.ones(16000), -np.ones(16000)], axis=1) / 2, 16000)
+    >>> y, sr = load(path, sr=8000)  # channels averaged, resampled
+    >>> y.shape, sr, float(abs(y).max())
+    ((8000,), 8000, 0.0)
+    >>> load(path, mono=False, duration=0.5)[0].shape  # (channels, samples)
+    (2, 8000)
     """
     from ._checks import finite, positive_int, sample_rate
 

@@ -101,7 +101,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     >>> X = [(np.sin(2 * np.pi * f * t), 8000) for f in (200, 300, 400, 2000, 2500, 3000)]
     >>> y = ["low"] * 3 + ["high"] * 3
     >>> clf = AudioClassifier(features={"sr": 8000, "n_fft": 512, "hop_length": 256, "features": ["centroid"]},
-    ...                       model="mlp-small", train={"max_epochs": 100, "lr": 0.1, "patience": None})
+    ...                       model="mlp-small", train={"max_epochs": 40, "lr": 0.1, "patience": None})
     >>> clf.fit(X, y).predict([(np.sin(2 * np.pi * 2200 * t), 8000), (np.sin(2 * np.pi * 250 * t), 8000)])
     array(['high', 'low'], dtype='<U4')
     >>> clf.classes_.tolist(), clf.predict_proba(X[:1]).shape

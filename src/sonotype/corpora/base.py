@@ -39,6 +39,29 @@ class Clip:
 
     ``start``/``duration`` (seconds) select a part of the file; ``duration=None`` reads to
     the end. ``meta`` holds corpus-specific facts (gender, intensity, statement, split...).
+
+    Attributes
+    ----------
+    path : str
+        The audio file.
+    label : str
+        Its class.
+    group : str
+        Speaker, actor, track or session: never on both sides of a split.
+    corpus : str
+        The loader's name.
+    start : float
+        Seconds into the file.
+    duration : float, optional
+        Seconds read (None: to the end).
+    meta : dict
+        Corpus-specific facts (not compared, not hashed).
+
+    Examples
+    --------
+    >>> c = Clip("a.wav", "happy", "actor01", start=2.0, duration=1.5)
+    >>> c.clip_id, c.with_label("joy").label
+    ('a.wav@2.000+1.5', 'joy')
     """
 
     path: str
@@ -69,7 +92,18 @@ class Clip:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file the loader could not use, and why."""
+    """A file the loader could not use, and why.
+
+    Attributes
+    ----------
+    path : str
+    reason : str
+
+    Examples
+    --------
+    >>> Skipped("notes.txt", "not an audio file (extension '.txt')").reason
+    "not an audio file (extension '.txt')"
+    """
 
     path: str
     reason: str
@@ -77,7 +111,30 @@ class Skipped:
 
 @dataclass
 class Manifest:
-    """The clips of a corpus (after any label operations) and the files skipped on the way."""
+    """The clips of a corpus (after any label operations) and the files skipped on the way.
+
+    In a notebook it shows as clips per class (with bars) and per class and group.
+
+    Attributes
+    ----------
+    corpus : str
+        The loader's name.
+    root : str
+        The corpus folder.
+    clips : list of Clip
+        Sorted by path.
+    skipped : list of Skipped
+        Files left out, with the reason.
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/data", [Clip("a.wav", "cat", "ann"), Clip("b.wav", "dog", "ann"),
+    ...                               Clip("c.wav", "dog", "bob")])
+    >>> len(m), m.labels, m.class_counts(), m.group_counts()
+    (3, ['cat', 'dog'], {'cat': 1, 'dog': 2}, {'ann': 2, 'bob': 1})
+    >>> "clips per class and group" in m._repr_html_()
+    True
+    """
 
     corpus: str
     root: str
@@ -157,7 +214,27 @@ CORPORA: dict[str, CorpusLoader] = {}
 
 
 def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
-    """Class-free registry: ``@register("tess")`` on a ``prepare(root, **options)`` function."""
+    """Class-free registry: ``@register("tess")`` on a ``prepare(root, **options)`` function.
+
+    Parameters
+    ----------
+    name : str
+        The corpus name recipes and ``load_corpus`` use.
+
+    Returns
+    -------
+    callable
+        A decorator that registers the loader and returns it unchanged.
+
+    Examples
+    --------
+    >>> @register("toy-example")
+    ... def prepare(root):
+    ...     return Manifest("toy-example", str(root), [])
+    >>> get_loader("toy-example") is prepare
+    True
+    >>> del CORPORA["toy-example"]
+    """
 
     def deco(fn: CorpusLoader) -> CorpusLoader:
         CORPORA[name] = fn
@@ -167,6 +244,24 @@ def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
 
 
 def get_loader(name: str) -> CorpusLoader:
+    """The loader registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    callable
+        ``prepare(root, **options) -> Manifest``.
+
+    Examples
+    --------
+    >>> get_loader("no-such-corpus")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.CorpusError: unknown corpus 'no-such-corpus'; known: ...
+    """
     from . import _ensure_registered
 
     _ensure_registered()
@@ -181,6 +276,34 @@ def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
 
     Unknown options are refused with a :class:`CorpusError` naming the accepted ones, so a
     typo in a recipe fails loudly instead of being ignored.
+
+    Parameters
+    ----------
+    name : str
+        A registered corpus (``demo``, ``folder``, ``ravdess``, ...).
+    root : path-like
+        The corpus folder.
+    **options
+        The loader's keyword options.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for label in ("cat", "dog"):
+    ...     (root / label).mkdir()
+    ...     for spk in ("ann", "bob"):
+    ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
+    >>> m = load_corpus("folder", root, group_regex=r"^(.+)_\\d+$")
+    >>> m.class_counts(), m.group_counts()
+    ({'cat': 2, 'dog': 2}, {'ann': 2, 'bob': 2})
     """
     p = check_root(root)
     loader = get_loader(name)
@@ -196,7 +319,23 @@ def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
 
 
 def check_root(root: str | os.PathLike) -> Path:
-    """Return ``root`` as an absolute :class:`Path`, or raise :class:`CorpusError` if it is no folder."""
+    """Return ``root`` as an absolute :class:`Path`, or raise :class:`CorpusError` if it is no folder.
+
+    Parameters
+    ----------
+    root : path-like
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> check_root("/no/such/corpus")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.CorpusError: corpus root not found: /no/such/corpus
+    """
     p = Path(root).expanduser()
     if not p.exists():
         raise CorpusError(f"corpus root not found: {p}")
@@ -213,6 +352,36 @@ def scan_files(
     Files whose name is in ``metadata`` (known companion files of the corpus, compared
     case-insensitively) are left out quietly; every other non-audio file is returned as a
     :class:`Skipped` entry, so nothing vanishes without a trace.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+    metadata : iterable of str
+        Companion file names left out quietly.
+    audio_extensions : iterable of str, optional
+        Suffixes counted as audio (default: every format sonotype reads).
+
+    Returns
+    -------
+    audio : list of pathlib.Path
+        Sorted.
+    skipped : list of Skipped
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for label in ("cat", "dog"):
+    ...     (root / label).mkdir()
+    ...     for spk in ("ann", "bob"):
+    ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
+    >>> _ = (root / "README.txt").write_text("hi")
+    >>> audio, skipped = scan_files(root)
+    >>> len(audio), [Path(s.path).name for s in skipped]
+    (4, ['README.txt'])
     """
     from ..audio import AUDIO_EXTENSIONS
 
@@ -241,6 +410,27 @@ def build_manifest(
     filter that leaves nothing), is almost surely the wrong folder or the wrong loader: a
     :class:`CorpusError` names the file naming the loader expected (``layout``, with an
     ``example`` name) and the commonest reason files were skipped.
+
+    Parameters
+    ----------
+    corpus : str
+    root : pathlib.Path
+    clips : list of Clip
+    skipped : list of Skipped
+    layout : str
+        The naming the loader expects, for the error message.
+    example : str, optional
+        An example file name, for the error message.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> build_manifest("toy", Path("/data"), [Clip("b.wav", "x", "g"), Clip("a.wav", "x", "g")], [],
+    ...                layout="<label>/*.wav").clips[0].path
+    'a.wav'
     """
     if not clips and not skipped:
         raise CorpusError(f"{corpus}: no audio files found under {root} (expected {layout})")
