@@ -196,6 +196,15 @@ def test_input_errors_are_specific() -> None:
         F.mfcc_delta2(Y, order=1)
 
 
+def test_low_sample_rates_work() -> None:
+    """The f0 search range (unused here) does not refuse a rate below 1 kHz."""
+    y = np.sin(2 * np.pi * 100 * np.arange(800) / 800)
+    ref = librosa.feature.spectral_centroid(y=y, sr=800, n_fft=256, hop_length=64)
+    assert rel_err(F.centroid(y, 800, n_fft=256, hop_length=64), ref) <= 1e-4
+    with pytest.raises(ParameterError, match="sr must be an integer"):
+        F.centroid(y, sr=0)
+
+
 def test_n_fft_follows_the_spectrogram() -> None:
     mag = np.abs(librosa.stft(Y, n_fft=1024, hop_length=256))
     ref = librosa.feature.spectral_centroid(S=mag, sr=SR)  # librosa infers n_fft = 1024 too

@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from .._checks import mono_signal
+from .._checks import mono_signal, sample_rate
 from ..audio import check_length
 from ..errors import ParameterError
 from . import filters, pitch, spectral, tonal
@@ -102,6 +102,11 @@ def _one_thread(fn: F) -> F:
 
 def _config(what: str, sr: int, n_fft: int | None, hop_length: int, **settings: Any) -> FeatureConfig:
     """The engine's settings for one call (validated by :class:`FeatureConfig`)."""
+    sr = sample_rate(sr)
+    if what != "f0":  # FeatureConfig checks the f0 range against sr even where f0 is not computed
+        top = min(500.0, 0.49 * sr)
+        settings.setdefault("f0_fmax", top)
+        settings.setdefault("f0_fmin", min(65.0, top / 2))
     return FeatureConfig(sr=sr, n_fft=2048 if n_fft is None else n_fft, hop_length=hop_length,
                          features=[what], **settings)
 
