@@ -93,6 +93,7 @@ COVERED = (
     "sonotype.models.layers",
     "sonotype.models.linear",
     "sonotype.models.mlp",
+    "sonotype.plots",
     "sonotype.predict",
     "sonotype.progress",
     "sonotype.recipes",

@@ -349,9 +349,19 @@ class Classifier:
 
         Examples
         --------
-        >>> clf = load_model("runs/gtzan/model")            # doctest: +SKIP
-        >>> clf.predict("song.wav", window=5, hop=2.5).label  # doctest: +SKIP
-        'jazz'
+        >>> import tempfile
+        >>> import soundfile as sf
+        >>> from sonotype.features import FeatureConfig, RepresentationConfig
+        >>> from sonotype.modelio import save_model
+        >>> from sonotype.models import build_model
+        >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+        >>> tmp = tempfile.mkdtemp()
+        >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
+        ...                   labels=["high", "low"], feature_config=fc, representation=RepresentationConfig())
+        >>> sf.write(tmp + "/song.wav", np.zeros(24000, np.float32), 8000)  # 3 s
+        >>> pred = load_model(path).predict(tmp + "/song.wav", window=1.0, hop=0.5)
+        >>> [(s.start, s.end) for s in pred.segments][:3], pred.duration
+        ([(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)], 3.0)
         """
         if window is None and hop is not None:
             raise ParameterError(f"hop={hop} given without window")
