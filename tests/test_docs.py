@@ -151,6 +151,30 @@ def test_public_api_has_numpydoc_sections() -> None:
     assert not gaps, "\n".join(gaps)
 
 
+# The classes a notebook user calls methods on: their public methods document Parameters and
+# Returns too (their examples live in the class docstring).
+METHOD_CLASSES = (
+    "sonotype.estimator.AudioClassifier",
+    "sonotype.predict.Classifier",
+    "sonotype.corpora.base.Manifest",
+    "sonotype.runs.RunResult",
+)
+
+
+def test_key_classes_document_their_methods() -> None:
+    gaps = []
+    for path in METHOD_CLASSES:
+        mod, name = path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(mod), name)
+        for attr, f in vars(cls).items():
+            f = f.__func__ if isinstance(f, (staticmethod, classmethod)) else f
+            if attr.startswith("_") or not inspect.isfunction(f):
+                continue
+            if m := [x for x in _missing(f) if x != "Examples"]:
+                gaps.append(f"{path}.{attr}: lacks {', '.join(m)}")
+    assert not gaps, "\n".join(gaps)
+
+
 def test_examples_are_not_skipped() -> None:
     skipped = sorted(name for mod in COVERED for name, obj in _public(importlib.import_module(mod))
                      if "+SKIP" in (inspect.getdoc(obj) or ""))

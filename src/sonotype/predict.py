@@ -238,7 +238,14 @@ class Classifier:
         return self.min_samples / self.sample_rate
 
     def info(self) -> dict[str, Any]:
-        """JSON-ready description: labels, settings, architecture, sample rate, id, metrics."""
+        """JSON-ready description: labels, settings, architecture, sample rate, id, metrics.
+
+        Returns
+        -------
+        dict
+            ``model_id, labels, sample_rate, min_duration, features, representation, backbone,
+            architecture, metrics, created, sonotype_version``.
+        """
         return {
             "model_id": self.model_id,
             "labels": list(self.labels),
@@ -261,6 +268,15 @@ class Classifier:
     def items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
         """Featurize a mono signal at the model's rate into model input items (unscaled).
 
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)]
+            Mono audio at ``sr``.
+        sr : int
+            Must be the model's :attr:`sample_rate`.
+        path : str, optional
+            Named in errors.
+
         Returns
         -------
         np.ndarray [shape=(n_items, *input_shape)], float32
@@ -279,6 +295,16 @@ class Classifier:
 
         A wrong shape or a non-numeric array is a :class:`ParameterError` naming the model's
         ``input_shape``, checked before the scaler so every bad shape gets the same error.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, *input_shape)]
+            Unscaled items (:meth:`items`).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_items, n_classes)], float32
+            Columns in :attr:`labels` order.
         """
         from .train import _check_item_shape, predict_proba
 
@@ -341,6 +367,10 @@ class Classifier:
             ``"mean"`` (moving average) or ``"median"`` (see :mod:`sonotype.events`).
         min_event : float
             Events shorter than this (seconds) are merged into a neighbour.
+
+        Returns
+        -------
+        Prediction
 
         Raises
         ------
@@ -509,6 +539,19 @@ class Classifier:
         With ``on_error="skip"`` a file that fails gives ``(path, error)`` in its place and
         the rest go on; ``"raise"`` stops at the first error. The other settings are
         :meth:`predict`'s.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Files and folders.
+        window, hop, smooth, smooth_kind, min_event
+            As in :meth:`predict`.
+        on_error : {"skip", "raise"}
+
+        Returns
+        -------
+        list of Prediction or (str, SonotypeError)
+            In the order of the files found.
         """
         if on_error not in ("skip", "raise"):
             raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")

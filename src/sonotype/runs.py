@@ -131,7 +131,12 @@ class RunResult:
         return dict(self.metrics.get("per_class") or {})
 
     def to_dict(self) -> dict[str, Any]:
-        """The metrics, as a plain dict (a copy)."""
+        """The metrics, as a plain dict (a copy).
+
+        Returns
+        -------
+        dict
+        """
         return json.loads(json.dumps(self.metrics, default=float))
 
     def __repr__(self) -> str:

@@ -153,9 +153,21 @@ class Manifest:
         return sorted({c.label for c in self.clips})
 
     def class_counts(self) -> dict[str, int]:
+        """Clips per label, sorted by label.
+
+        Returns
+        -------
+        dict
+        """
         return dict(sorted(Counter(c.label for c in self.clips).items()))
 
     def group_counts(self) -> dict[str, int]:
+        """Clips per group, sorted by group.
+
+        Returns
+        -------
+        dict
+        """
         return dict(sorted(Counter(c.group for c in self.clips).items()))
 
     def _repr_html_(self) -> str:
@@ -182,11 +194,27 @@ class Manifest:
         return f"<div>{out}</div>"
 
     def replace_clips(self, clips: Iterable[Clip], skipped: Iterable[Skipped] = ()) -> Manifest:
-        """A new manifest with other clips, keeping the skipped list (plus ``skipped``)."""
+        """A new manifest with other clips, keeping the skipped list (plus ``skipped``).
+
+        Parameters
+        ----------
+        clips : iterable of Clip
+        skipped : iterable of Skipped
+            Added to the skipped list.
+
+        Returns
+        -------
+        Manifest
+        """
         return Manifest(self.corpus, self.root, list(clips), [*self.skipped, *skipped])
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
-        """Write one JSON object per clip (atomic)."""
+        """Write one JSON object per clip (atomic).
+
+        Parameters
+        ----------
+        path : path-like
+        """
         from ..io import atomic_write_text
 
         lines = [json.dumps(c.to_dict(), sort_keys=True) for c in self.clips]
@@ -194,6 +222,18 @@ class Manifest:
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike, *, corpus: str = "", root: str = "") -> Manifest:
+        """Read a manifest written by :meth:`to_jsonl`.
+
+        Parameters
+        ----------
+        path : path-like
+        corpus, root : str
+            Not stored in the file; given here.
+
+        Returns
+        -------
+        Manifest
+        """
         clips = []
         for i, line in enumerate(Path(path).read_text().splitlines(), 1):
             if line.strip():
