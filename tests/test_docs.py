@@ -63,6 +63,7 @@ COVERED = (
     "sonotype.corpora.emotions",
     "sonotype.corpora.folder",
     "sonotype.corpora.fsdd",
+    "sonotype.corpora.gtzan",
     "sonotype.corpora.ravdess",
     "sonotype.corpora.savee",
     "sonotype.corpora.tess",
@@ -157,6 +158,7 @@ METHOD_CLASSES = (
     "sonotype.estimator.AudioClassifier",
     "sonotype.predict.Classifier",
     "sonotype.corpora.base.Manifest",
+    "sonotype.features.scaling.Standardizer",
     "sonotype.runs.RunResult",
 )
 
