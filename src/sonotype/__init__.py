@@ -31,11 +31,10 @@ __all__ = [
     "load_run",
 ]
 
-from .runs import RunResult, load_run
-
 if TYPE_CHECKING:
     from .estimator import AudioClassifier
     from .predict import Classifier
+    from .runs import RunResult
 
 
 def load_model(path: Any) -> Classifier:
@@ -64,10 +63,40 @@ def load_model(path: Any) -> Classifier:
     return _load(path)
 
 
+def load_run(path: Any) -> RunResult:
+    """The metrics of a finished run folder, shown as tables in a notebook.
+
+    Parameters
+    ----------
+    path : path-like
+        A run folder (``sonotype train`` / ``run_experiment`` output) or its ``metrics.json``.
+
+    Returns
+    -------
+    sonotype.runs.RunResult
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> import sonotype
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "metrics.json").write_text(json.dumps({"balanced_accuracy": 0.9}))
+    >>> sonotype.load_run(d).balanced_accuracy
+    0.9
+    """
+    from .runs import load_run as _load
+
+    return _load(path)
+
+
 def __getattr__(name: str) -> Any:
     """``sonotype.AudioClassifier`` on first use: ``import sonotype`` stays free of torch and scikit-learn."""
     if name == "AudioClassifier":
         from .estimator import AudioClassifier
 
         return AudioClassifier
+    if name == "RunResult":
+        from .runs import RunResult
+
+        return RunResult
     raise AttributeError(f"module 'sonotype' has no attribute {name!r}")
