@@ -157,7 +157,9 @@ def test_public_api_has_numpydoc_sections() -> None:
 METHOD_CLASSES = (
     "sonotype.estimator.AudioClassifier",
     "sonotype.predict.Classifier",
+    "sonotype.corpora.base.Clip",
     "sonotype.corpora.base.Manifest",
+    "sonotype.features.cache.FeatureCache",
     "sonotype.features.scaling.Standardizer",
     "sonotype.runs.RunResult",
 )

@@ -80,13 +80,39 @@ class Clip:
         return f"{self.path}@{self.start:.3f}+{self.duration if self.duration is not None else 'end'}"
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (the manifest's JSONL record).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Clip:
+        """Rebuild from :meth:`to_dict` (unknown keys are ignored).
+
+        Parameters
+        ----------
+        d : dict
+
+        Returns
+        -------
+        Clip
+        """
         return cls(**{k: d[k] for k in ("path", "label", "group", "corpus", "start", "duration", "meta") if k in d})
 
     def with_label(self, label: str) -> Clip:
+        """A copy with another label.
+
+        Parameters
+        ----------
+        label : str
+
+        Returns
+        -------
+        Clip
+        """
         return replace(self, label=label)
 
 

@@ -114,6 +114,16 @@ class FeatureCache:
 
         With ``compute=False`` only a memoised digest is returned (None when there is none):
         the parent of a parallel run uses it to find hits without hashing new files itself.
+
+        Parameters
+        ----------
+        path : path-like
+        compute : bool
+            Hash the file when no memoised digest is valid.
+
+        Returns
+        -------
+        str or None
         """
         p = Path(path).resolve()
         st = p.stat()
@@ -138,13 +148,40 @@ class FeatureCache:
 
     # -- keys and files --------------------------------------------------------------
     def key(self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None) -> str:
-        """Cache key for a clip of ``path`` under ``fcfg`` (hashes the file if needed)."""
+        """Cache key for a clip of ``path`` under ``fcfg`` (hashes the file if needed).
+
+        Parameters
+        ----------
+        path : path-like
+            The audio file.
+        fcfg : FeatureConfig
+        start, duration : float
+            The part of the file (seconds; ``duration=None``: to the end).
+
+        Returns
+        -------
+        str
+            Changes with the file's content, every feature setting and :data:`CACHE_VERSION`.
+        """
         return self._key(str(self.digest(path)), fcfg, start, duration)
 
     def known_key(
         self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None
     ) -> str | None:
-        """Cache key from a memoised digest only; None when the file would need hashing."""
+        """Cache key from a memoised digest only; None when the file would need hashing.
+
+        Parameters
+        ----------
+        path : path-like
+            The audio file.
+        fcfg : FeatureConfig
+        start, duration : float
+            The part of the file (seconds; ``duration=None``: to the end).
+
+        Returns
+        -------
+        str or None
+        """
         digest = self.digest(path, compute=False)
         return None if digest is None else self._key(digest, fcfg, start, duration)
 
@@ -160,6 +197,16 @@ class FeatureCache:
         return _h(json.dumps(material, sort_keys=True))
 
     def file_for(self, key: str) -> Path:
+        """Where the features of ``key`` are stored.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        pathlib.Path
+        """
         return self.root / "frames" / f"v{CACHE_VERSION}" / key[:2] / f"{key}.npz"
 
     def __contains__(self, key: str) -> bool:
@@ -171,6 +218,14 @@ class FeatureCache:
         Any failure to read an existing file is a miss with a :class:`CacheWarning`: a garbled
         zip raises ``BadZipFile``, ``NotImplementedError``, ``EOFError``, ``MemoryError`` (a
         flipped shape) and more, none of which may stop a corpus run.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        FrameFeatures or None
         """
         f = self.file_for(key)
         try:
@@ -196,7 +251,15 @@ class FeatureCache:
         return ff
 
     def store(self, key: str, ff: FrameFeatures, *, source: dict[str, Any] | None = None) -> None:
-        """Write ``ff`` atomically (temporary file + rename)."""
+        """Write ``ff`` atomically (temporary file + rename).
+
+        Parameters
+        ----------
+        key : str
+        ff : FrameFeatures
+        source : dict, optional
+            What the features came from (path, settings), stored beside them for inspection.
+        """
         meta = {
             "version": CACHE_VERSION,
             "groups": {k: list(v) for k, v in ff.groups.items()},
