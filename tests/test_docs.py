@@ -69,6 +69,7 @@ COVERED = (
     "sonotype.corpora.tess",
     "sonotype.demo",
     "sonotype.corpora.ops",
+    "sonotype.environment",
     "sonotype.estimator",
     "sonotype.evaluate",
     "sonotype.events",
