@@ -61,6 +61,7 @@ COVERED = (
     "sonotype.corpora.describe",
     "sonotype.corpora.emodb",
     "sonotype.corpora.emotions",
+    "sonotype.corpora.esc50",
     "sonotype.corpora.folder",
     "sonotype.corpora.fsdd",
     "sonotype.corpora.gtzan",
