@@ -104,6 +104,7 @@ COVERED = (
     "sonotype.report",
     "sonotype.results",
     "sonotype.runs",
+    "sonotype.train",
 )
 
 SKIP_ALLOWED = {
