@@ -677,3 +677,15 @@ def test_default_demo_is_small_and_not_separable_by_loudness(tmp_path):
         level.setdefault(c.label, []).append(float(10 * np.log10(np.mean(y**2))))
     lows, highs = [min(v) for v in level.values()], [max(v) for v in level.values()]
     assert max(lows) < min(highs)  # every class's loudness range overlaps every other's
+
+
+def test_demo_generates_the_shortest_allowed_clips(tmp_path):
+    """0.2 s clips (the documented minimum) once crashed: ramps and bursts longer than the clip."""
+    import soundfile as sf
+
+    from sonotype.corpora.demo import generate_demo
+
+    root = generate_demo(tmp_path, n_speakers=2, takes=2, seconds=0.2, sr=8000)
+    m = load_corpus("demo", root)
+    assert len(m) == 20
+    assert {sf.info(c.path).frames for c in m.clips} == {1600}

@@ -24,19 +24,67 @@ __all__ = [
     "DownloadError",
     "ModelError",
     "ParameterError",
+    "RunResult",
     "SonotypeError",
     "__version__",
     "load_model",
+    "load_run",
 ]
 
 if TYPE_CHECKING:
     from .estimator import AudioClassifier
     from .predict import Classifier
+    from .runs import RunResult
 
 
 def load_model(path: Any) -> Classifier:
-    """Load a saved model directory (safetensors + JSON; never executes code)."""
+    """Load a saved model directory (safetensors + JSON; never executes code).
+
+    Parameters
+    ----------
+    path : path-like
+        A folder written by ``sonotype train`` or :meth:`AudioClassifier.save`.
+
+    Returns
+    -------
+    sonotype.predict.Classifier
+        ``predict(file or array)`` and ``predict_proba``-like ``forward_items``.
+
+    Examples
+    --------
+    >>> import sonotype
+    >>> sonotype.load_model("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ModelError: no/such/folder: model directory not found
+    """
     from .predict import load_model as _load
+
+    return _load(path)
+
+
+def load_run(path: Any) -> RunResult:
+    """The metrics of a finished run folder, shown as tables in a notebook.
+
+    Parameters
+    ----------
+    path : path-like
+        A run folder (``sonotype train`` / ``run_experiment`` output) or its ``metrics.json``.
+
+    Returns
+    -------
+    sonotype.runs.RunResult
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> import sonotype
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "metrics.json").write_text(json.dumps({"balanced_accuracy": 0.9}))
+    >>> sonotype.load_run(d).balanced_accuracy
+    0.9
+    """
+    from .runs import load_run as _load
 
     return _load(path)
 
@@ -47,4 +95,8 @@ def __getattr__(name: str) -> Any:
         from .estimator import AudioClassifier
 
         return AudioClassifier
+    if name == "RunResult":
+        from .runs import RunResult
+
+        return RunResult
     raise AttributeError(f"module 'sonotype' has no attribute {name!r}")

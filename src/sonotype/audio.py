@@ -44,7 +44,30 @@ AUDIO_EXTENSIONS = frozenset(
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """Facts about an audio file, read from its header."""
+    """Facts about an audio file, read from its header.
+
+    Attributes
+    ----------
+    path : str
+    samplerate : int
+        Hz.
+    channels, frames : int
+        ``frames`` is samples per channel.
+    duration : float
+        Seconds.
+    format, subtype : str
+        soundfile's names, e.g. ``"WAV"`` and ``"PCM_16"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/tone.wav"
+    >>> sf.write(path, np.sin(2 * np.pi * 440 * np.arange(8000) / 8000) / 2, 8000)
+    >>> info(path).duration, info(path).subtype
+    (1.0, 'PCM_16')
+    """
 
     path: str
     samplerate: int
@@ -235,7 +258,33 @@ def _open(p: Path) -> sf.SoundFile:
 
 
 def info(path: str | os.PathLike) -> AudioInfo:
-    """Return sample rate, channels, frames, duration, format and subtype of ``path``."""
+    """Return sample rate, channels, frames, duration, format and subtype of ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        An audio file (only its header is read).
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    AudioError
+        Missing, unreadable, empty or truncated file (the reason names it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/tone.wav"
+    >>> sf.write(path, np.sin(2 * np.pi * 440 * np.arange(8000) / 8000) / 2, 8000)
+    >>> i = info(path)
+    >>> i.samplerate, i.channels, i.frames
+    (8000, 1, 8000)
+    """
     p = _check_file(path)
     with _open(p) as f:
         frames = int(f.frames)
@@ -253,7 +302,25 @@ def info(path: str | os.PathLike) -> AudioInfo:
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample ``y`` (samples,) or (samples, channels) with soxr's high-quality filter."""
+    """Resample ``y`` (samples,) or (samples, channels) with soxr's high-quality filter.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n, channels)]
+    orig_sr, target_sr : int
+        Hz.
+
+    Returns
+    -------
+    np.ndarray [shape=(round(n * target_sr / orig_sr),) or (..., channels)], float32
+        ``y`` itself when the rates are equal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resample(np.zeros(22050, np.float32), 22050, 16000).shape
+    (16000,)
+    """
     for rate in (orig_sr, target_sr):  # a NaN rate would make soxr spin for ever
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (math.isfinite(rate) and rate > 0):
             raise ParameterError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
@@ -295,7 +362,15 @@ def load(
 
     Examples
     --------
-    >>> y, sr = load("song.wav", sr=22050)  # doctest: +SKIP
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/stereo.wav"
+    >>> sf.write(path, np.stack([np.ones(16000), -np.ones(16000)], axis=1) / 2, 16000)
+    >>> y, sr = load(path, sr=8000)  # channels averaged, resampled
+    >>> y.shape, sr, float(abs(y).max())
+    ((8000,), 8000, 0.0)
+    >>> load(path, mono=False, duration=0.5)[0].shape  # (channels, samples)
+    (2, 8000)
     """
     from ._checks import finite, positive_int, sample_rate
 
@@ -359,6 +434,30 @@ def stream(path: str | os.PathLike, sr: int | None = None, *, block: int | None 
     :func:`load` makes (NaN/infinity, impossible magnitudes), and a file that ends before
     its header's frame count is an :class:`AudioError` once the shortfall shows. ``block``
     defaults to :data:`STREAM_BLOCK_FRAMES`.
+
+    Parameters
+    ----------
+    path : path-like
+        An audio file.
+    sr : int, optional
+        Output rate (None: the file's).
+    block : int, optional
+        Frames read per chunk.
+
+    Yields
+    ------
+    np.ndarray [shape=(n_chunk,)], float32
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/tone.wav"
+    >>> sf.write(path, np.sin(2 * np.pi * 440 * np.arange(8000) / 8000) / 2, 8000)
+    >>> chunks = list(stream(path, 16000, block=3000))
+    >>> len(chunks), sum(c.size for c in chunks) == load(path, 16000)[0].size
+    (3, True)
     """
     from ._checks import positive_int, sample_rate
 
@@ -427,7 +526,24 @@ def _read_frames(f: sf.SoundFile, n: int) -> np.ndarray:
 
 
 def check_length(y: np.ndarray, min_samples: int, *, path: object = None) -> None:
-    """Raise :class:`AudioError` when ``y`` holds fewer than ``min_samples`` samples."""
+    """Raise :class:`AudioError` when ``y`` holds fewer than ``min_samples`` samples.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)]
+        Samples along the last axis.
+    min_samples : int
+    path : object, optional
+        Named in the error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_length(np.zeros(100), 2048, path="clip.wav")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.AudioError: clip.wav: too short: 100 samples, need at least 2048 (one analysis frame)
+    """
     n = int(y.shape[-1])
     if n < min_samples:
         raise AudioError(path, f"too short: {n} samples, need at least {min_samples} (one analysis frame)")
@@ -435,7 +551,21 @@ def check_length(y: np.ndarray, min_samples: int, *, path: object = None) -> Non
 
 @dataclass(frozen=True)
 class Segment:
-    """One window of a signal: ``start``/``end`` in seconds, ``samples`` the audio."""
+    """One window of a signal: ``start``/``end`` in seconds, ``samples`` the audio.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds from the signal's start (``end`` is the window's nominal end).
+    samples : np.ndarray [shape=(n_window,)]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = segment(np.zeros(300), 100, 2.0)[1]
+    >>> s.start, s.end, s.samples.shape
+    (2.0, 4.0, (200,))
+    """
 
     start: float
     end: float
@@ -455,6 +585,22 @@ def segment(
     ``last`` decides the final partial window: ``"pad"`` zero-pads it to full length,
     ``"drop"`` discards it, ``"keep"`` returns it shorter. A signal shorter than one window
     gives one (padded or kept) window, or none with ``"drop"``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (channels, n)]
+    sr : int
+        Hz.
+    window : float
+        Window length, seconds.
+    hop : float, optional
+        Step between window starts, seconds (None: ``window``).
+    last : {"pad", "drop", "keep"}
+        The final partial window.
+
+    Returns
+    -------
+    list of Segment
 
     Examples
     --------

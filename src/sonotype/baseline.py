@@ -47,6 +47,22 @@ def baseline_features(cfg: RunConfig | None = None) -> tuple[FeatureConfig, Repr
 
     Only the run's ``features.max_duration`` carries over (both then see the same audio),
     and not for backbone runs, whose frame settings are unused.
+
+    Parameters
+    ----------
+    cfg : RunConfig, optional
+        The run compared with the baseline (None: no ``max_duration``).
+
+    Returns
+    -------
+    FeatureConfig, RepresentationConfig
+
+    Examples
+    --------
+    >>> from sonotype.features.represent import represent_names
+    >>> fc, rc = baseline_features()
+    >>> fc.n_mfcc, len(represent_names(fc, rc))
+    (40, 210)
     """
     max_duration = None if cfg is None or cfg.backbone else cfg.features.max_duration
     fc = FeatureConfig(sr=22050, n_fft=2048, hop_length=512, features=list(_FRAME_FEATURES), n_mfcc=40,
@@ -76,8 +92,21 @@ def paired_bootstrap(
 ) -> dict[str, Any]:
     """Percentile interval of ``BA(model) - BA(baseline)`` over paired resamples of the test clips.
 
-    Returns ``{difference, interval: [low, high], level, n_resamples, verdict}`` with verdict
-    ``"better"`` (interval above 0), ``"worse"`` (below 0) or ``"not distinguishable"``.
+    Parameters
+    ----------
+    y_true, pred_model, pred_baseline : np.ndarray [shape=(n_clips,)], int
+        Class ids of the same test clips.
+    n : int
+        Resamples.
+    seed : int
+    level : float
+        Interval coverage, in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``{difference, interval: [low, high], level, n_resamples, verdict}`` with verdict
+        ``"better"`` (interval above 0), ``"worse"`` (below 0) or ``"not distinguishable"``.
 
     Examples
     --------
@@ -166,6 +195,12 @@ def run_baseline(
         ``verdict`` (one sentence), ``config``, ``seconds`` (wall, extraction included),
         ``extract_seconds``, ``cpu_seconds`` (this process's CPU time). A baseline that cannot be fitted returns ``{"skipped": reason}``
         (printed) rather than losing the run.
+
+    Examples
+    --------
+    ``run_experiment`` calls it with its folds (``evaluate.baseline: true``); by hand:
+
+    >>> metrics["baseline"] = run_baseline(cfg, ds, labels, outcomes, item_level)  # doctest: +SKIP
     """
     console = console or Console(stderr=True)
     t0, cpu0 = time.perf_counter(), time.process_time()

@@ -14,7 +14,24 @@ __all__ = ["make_console"]
 
 
 def make_console(*, stderr: bool = True, quiet: bool = False) -> Console:
-    """A console on stderr (or stdout) that never wraps lines when it is not a terminal."""
+    """A console on stderr (or stdout) that never wraps lines when it is not a terminal.
+
+    Parameters
+    ----------
+    stderr : bool
+        Print to standard error (the default: results go to stdout).
+    quiet : bool
+        Print nothing.
+
+    Returns
+    -------
+    rich.console.Console
+
+    Examples
+    --------
+    >>> make_console(quiet=True).quiet
+    True
+    """
     console = Console(stderr=stderr, quiet=quiet)
     console.soft_wrap = not console.is_terminal
     return console

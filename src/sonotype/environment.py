@@ -22,7 +22,18 @@ _PACKAGES = ("sonotype", "numpy", "scipy", "torch", "librosa", "scikit-learn", "
 
 
 def cpu_model() -> str:
-    """The CPU's model name: ``/proc/cpuinfo`` on Linux, else what ``platform`` knows."""
+    """The CPU's model name: ``/proc/cpuinfo`` on Linux, else what ``platform`` knows.
+
+    Returns
+    -------
+    str
+        E.g. ``"AMD EPYC 7B13"``; ``"unknown"`` when nothing says.
+
+    Examples
+    --------
+    >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
+    True
+    """
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -35,7 +46,18 @@ def cpu_model() -> str:
 
 
 def bf16_native() -> bool:
-    """Whether torch's oneDNN computes bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    """Whether torch's oneDNN computes bfloat16 natively on this CPU (AVX512-BF16 or AMX).
+
+    Returns
+    -------
+    bool
+        False where bfloat16 would be emulated (slower than float32).
+
+    Examples
+    --------
+    >>> bf16_native() in (True, False)
+    True
+    """
     import torch
 
     probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
@@ -82,6 +104,16 @@ def environment() -> dict[str, Any]:
     loaded BLAS/OpenMP library: internal_api, version, num_threads, architecture, ...),
     ``torch_libraries`` (torch's built-in BLAS, MKL and oneDNN versions), ``torch_threads``, ``torch_cpu_capability`` (the SIMD level torch dispatches to, e.g. AVX2)
     and ``bf16_native``. Reads only local facts: no network, a few milliseconds.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> env = environment()
+    >>> {"cpu", "versions", "blas", "torch_threads"} <= set(env), env["versions"]["numpy"] is not None
+    (True, True)
     """
     import torch
 

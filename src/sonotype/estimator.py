@@ -94,10 +94,18 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sonotype import AudioClassifier
-    >>> clf = AudioClassifier(model="mlp-small", train={"max_epochs": 20})  # doctest: +SKIP
-    >>> clf.fit(paths, labels, groups=speakers).score(test_paths, test_labels)  # doctest: +SKIP
-    0.91
+    Low against high tones, from arrays (paths or a Manifest work the same way):
+
+    >>> import numpy as np
+    >>> t = np.arange(8000) / 8000
+    >>> X = [(np.sin(2 * np.pi * f * t), 8000) for f in (200, 300, 400, 2000, 2500, 3000)]
+    >>> y = ["low"] * 3 + ["high"] * 3
+    >>> clf = AudioClassifier(features={"sr": 8000, "n_fft": 512, "hop_length": 256, "features": ["centroid"]},
+    ...                       model="mlp-small", train={"max_epochs": 40, "lr": 0.1, "patience": None})
+    >>> clf.fit(X, y).predict([(np.sin(2 * np.pi * 2200 * t), 8000), (np.sin(2 * np.pi * 250 * t), 8000)])
+    array(['high', 'low'], dtype='<U4')
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:1]).shape
+    (['high', 'low'], (1, 2))
     """
 
     def __init__(
@@ -126,7 +134,13 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ settings
     def run_config(self) -> RunConfig:
-        """The parameters as a validated :class:`~sonotype.config.RunConfig` (errors name the key)."""
+        """The parameters as a validated :class:`~sonotype.config.RunConfig` (errors name the key).
+
+        Returns
+        -------
+        RunConfig
+            ``train.seed`` is :attr:`seed`.
+        """
         d: dict[str, Any] = {}
         for name in _SECTIONS:
             value = getattr(self, name)
@@ -253,6 +267,11 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities per clip, the mean over its items (windows, frames) as a run votes.
 
+        Parameters
+        ----------
+        X : list of path-like, Manifest, or list of (np.ndarray, int)
+            As in :meth:`fit`.
+
         Returns
         -------
         np.ndarray, float32, shape (n_clips, n_classes)
@@ -271,12 +290,35 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         return out.astype(np.float32)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable label of every clip, shape (n_clips,), values from :attr:`classes_`."""
+        """The most probable label of every clip, shape (n_clips,), values from :attr:`classes_`.
+
+        Parameters
+        ----------
+        X : list of path-like, Manifest, or list of (np.ndarray, int)
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_clips,)]
+        """
         P = self.predict_proba(X)  # checks fitted before classes_ is read
         return self.classes_[P.argmax(axis=1)]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Balanced accuracy (mean per-class recall), the figure every sonotype report leads with."""
+        """Balanced accuracy (mean per-class recall), the figure every sonotype report leads with.
+
+        Parameters
+        ----------
+        X : list of path-like, Manifest, or list of (np.ndarray, int)
+            As in :meth:`fit`.
+        y : array-like [shape=(n_clips,)]
+            True labels (None with a Manifest: its labels).
+        sample_weight : array-like, optional
+
+        Returns
+        -------
+        float
+        """
         if isinstance(X, Manifest) and y is None:
             y = [c.label for c in X.clips]
         return float(balanced_accuracy_score(np.asarray(y), self.predict(X), sample_weight=sample_weight))
@@ -286,6 +328,17 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         """Write the model folder ``sonotype train`` writes; :func:`sonotype.load_model` reads it back.
 
         The labels are stored as text (``str`` of each of :attr:`classes_`).
+
+        Parameters
+        ----------
+        path : path-like
+            The model folder to write (atomically).
+        force : bool
+            Replace an existing folder.
+
+        Returns
+        -------
+        pathlib.Path
         """
         from .experiment import _backbone_record
         from .modelio import save_model

@@ -187,9 +187,28 @@ def evaluate_items(
 ) -> dict[str, Any]:
     """Score item-level predictions both per item and per clip (clip = mean over its items).
 
-    Returns ``{"clip_level": metrics(...), "window_level": metrics(...), "clip_ids": [...],
-    "clip_proba": [[...]]}``; the clip-level figures are the headline ones. Every clip's items
-    must share one true label.
+    Parameters
+    ----------
+    proba_items : np.ndarray [shape=(n_items, n_classes)]
+    y_items : array [shape=(n_items,)]
+        True label (name or index) of every item.
+    item_clip : array [shape=(n_items,)]
+        The clip each item belongs to.
+    labels : sequence of str
+
+    Returns
+    -------
+    dict
+        ``{"clip_level": metrics(...), "window_level": metrics(...), "clip_ids": [...],
+        "clip_true": [...], "clip_proba": [[...]]}``; the clip-level figures are the headline
+        ones. Every clip's items must share one true label.
+
+    Examples
+    --------
+    >>> P = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
+    >>> out = evaluate_items(P, ["a", "a", "b"], ["c1", "c1", "c2"], ["a", "b"])
+    >>> out["clip_level"]["accuracy"], out["window_level"]["accuracy"]
+    (1.0, 0.6666666666666666)
     """
     labels = [str(lab) for lab in labels]
     pr = np.asarray(proba_items, dtype=np.float64)
@@ -225,6 +244,19 @@ def bootstrap_ci(
 
     Clips are the resampling unit (pass clip-level predictions), so the interval reflects
     how many independent test clips there are, not how many windows.
+
+    Parameters
+    ----------
+    y_true, y_pred : array [shape=(n_clips,)]
+    n : int
+        Resamples.
+    seed : int or np.random.Generator
+    level : float
+        Coverage, in (0, 1).
+
+    Returns
+    -------
+    low, high : float
 
     Examples
     --------
@@ -281,6 +313,14 @@ def aggregate_folds(
         (list of {fold, n, accuracy, balanced_accuracy, macro_f1}), ``mean`` and ``std``
         (sample standard deviation, ddof=1; 0.0 for a single fold) of the headline figures,
         and optionally ``bootstrap_ci`` {low, high, level, n, seed}.
+
+    Examples
+    --------
+    >>> f = [{"n": 10, "accuracy": 0.8, "balanced_accuracy": 0.7, "macro_f1": 0.6},
+    ...      {"n": 10, "accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.4}]
+    >>> out = aggregate_folds(f, {"accuracy": 0.7})
+    >>> round(out["mean"]["balanced_accuracy"], 3), round(out["std"]["balanced_accuracy"], 3)
+    (0.6, 0.141)
     """
     if not fold_metrics:
         raise ParameterError("fold_metrics is empty: need at least one fold")
@@ -312,9 +352,15 @@ def cross_corpus_labels(
 ) -> tuple[list[str], list[str], list[str]]:
     """Labels a model and another corpus share (names in the unified vocabulary).
 
-    Returns ``(kept, dropped_model, dropped_corpus)``: ``kept`` in the model's order; the
-    model's labels the corpus lacks; the corpus's labels the model does not know (their clips
-    cannot be scored and are left out).
+    Parameters
+    ----------
+    model_labels, corpus_labels : sequence of str
+
+    Returns
+    -------
+    kept, dropped_model, dropped_corpus : list of str
+        ``kept`` in the model's order; the model's labels the corpus lacks; the corpus's
+        labels the model does not know (their clips cannot be scored and are left out).
 
     Examples
     --------
@@ -340,6 +386,23 @@ def restrict_proba(proba: np.ndarray, model_labels: Sequence[str], kept: Sequenc
     """Keep the columns of ``kept`` labels and renormalise each row to sum to one.
 
     A row with no mass on the kept labels becomes uniform over them.
+
+    Parameters
+    ----------
+    proba : np.ndarray [shape=(n, len(model_labels))]
+    model_labels : sequence of str
+    kept : sequence of str
+        A non-empty subset of ``model_labels``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n, len(kept))], float64
+
+    Examples
+    --------
+    >>> restrict_proba(np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]), ["a", "b", "c"], ["a", "c"])
+    array([[0.28571429, 0.71428571],
+           [0.5       , 0.5       ]])
     """
     pr = np.asarray(proba, dtype=np.float64)
     m = [str(x) for x in model_labels]
@@ -359,6 +422,21 @@ def rank_subsets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Each result needs ``balanced_accuracy`` and ``n_features``; other keys (name, subset,
     accuracy...) are kept. Returns new dicts with a 1-based ``rank``.
+
+    Parameters
+    ----------
+    results : list of dict
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> r = rank_subsets([{"name": "all", "balanced_accuracy": 0.8, "n_features": 37},
+    ...                   {"name": "mfcc", "balanced_accuracy": 0.8, "n_features": 20}])
+    >>> [(x["rank"], x["name"]) for x in r]
+    [(1, 'mfcc'), (2, 'all')]
     """
     for i, r in enumerate(results):
         for key in ("balanced_accuracy", "n_features"):

@@ -42,7 +42,21 @@ SMOOTH_KINDS = ("mean", "median")
 
 @dataclass
 class Event:
-    """A stretch of one label: seconds from the start, and the label's mean probability."""
+    """A stretch of one label: seconds from the start, and the label's mean probability.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds.
+    label : str
+    probability : float
+        The label's mean probability over the event's segments.
+
+    Examples
+    --------
+    >>> Event(1.0, 2.5, "speech", 0.9).duration
+    1.5
+    """
 
     start: float
     end: float
@@ -62,6 +76,26 @@ def smooth(probabilities: np.ndarray, n: int = 1, kind: Literal["mean", "median"
 
     Segment ``i`` sees segments ``i - (n - 1) // 2`` to ``i + n // 2`` (shrunk at the edges).
     ``n = 1`` returns the probabilities unchanged.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray [shape=(n_segments, n_classes)]
+    n : int
+        Window, in segments.
+    kind : {"mean", "median"}
+        Median windows are renormalised so that each row sums to 1.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_segments, n_classes)], float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> smooth(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), 3)
+    array([[0.5       , 0.5       ],
+           [0.66666667, 0.33333333],
+           [0.5       , 0.5       ]])
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"smooth must be a whole number of segments >= 1, got {n!r}")
@@ -108,6 +142,18 @@ def merge_events(
     labels : class names, one per column
     min_event : float
         Events shorter than this many seconds are merged into a neighbour.
+
+    Returns
+    -------
+    list of Event
+        In time order, covering the segments without overlap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    >>> [(e.start, e.end, e.label) for e in merge_events([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)], P, ["a", "b"])]
+    [(0.0, 2.0, 'a'), (2.0, 3.0, 'b')]
     """
     P = np.asarray(probabilities, dtype=np.float64)
     if P.ndim != 2 or len(P) != len(bounds) or P.shape[1] != len(labels):
@@ -162,6 +208,19 @@ def audacity_labels(events: Sequence[Event]) -> str:
 
     Audacity reads it with File > Import > Labels. Tabs and line breaks in a label become
     spaces, since they would split the line.
+
+    Parameters
+    ----------
+    events : sequence of Event
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> audacity_labels([Event(0.0, 1.5, "dog bark", 0.8)]).rstrip().split(chr(9))  # tab-separated
+    ['0.000000', '1.500000', 'dog bark']
     """
     return "".join(f"{e.start:.6f}\t{e.end:.6f}\t{_one_line(e.label)}\n" for e in events)
 
@@ -183,6 +242,25 @@ def webvtt(events: Sequence[Event]) -> str:
 
     ``&``, ``<`` and ``>`` are escaped as WebVTT requires; a label on several lines is
     joined into one (a blank line would end the cue).
+
+    Parameters
+    ----------
+    events : sequence of Event
+
+    Returns
+    -------
+    str
+        A complete ``.vtt`` file.
+
+    Examples
+    --------
+    >>> print(webvtt([Event(0.0, 61.5, "a<b", 0.75)]))
+    WEBVTT
+    <BLANKLINE>
+    1
+    00:00:00.000 --> 00:01:01.500
+    a&lt;b (0.75)
+    <BLANKLINE>
     """
     parts = ["WEBVTT\n"]
     for i, e in enumerate(events, 1):

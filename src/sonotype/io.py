@@ -55,6 +55,26 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     On any error the temporary file is removed and ``path`` is left as it was. Use it for
     outputs too big to build in memory first (``np.savez`` straight to disk).
+
+    Parameters
+    ----------
+    path : path-like
+        The final file (its folder is created).
+
+    Yields
+    ------
+    binary file
+        The temporary file, open for writing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_open(d / "out.bin") as f:
+    ...     _ = f.write(b"abc")
+    >>> (d / "out.bin").read_bytes(), sorted(p.name for p in d.iterdir())
+    (b'abc', ['out.bin'])
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -71,12 +91,43 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` then rename it into place."""
+    """Write ``data`` to a temporary file beside ``path`` then rename it into place.
+
+    Parameters
+    ----------
+    path : path-like
+    data : bytes
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> atomic_write_bytes(d / "a.bin", b"ab")
+    >>> (d / "a.bin").read_bytes()
+    b'ab'
+    """
     with atomic_open(path) as f:
         f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` as UTF-8, atomically (see :func:`atomic_write_bytes`).
+
+    Parameters
+    ----------
+    path : path-like
+    text : str
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> atomic_write_text(d / "a.txt", "héllo")
+    >>> (d / "a.txt").read_text(encoding="utf-8")
+    'héllo'
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -85,6 +136,28 @@ class atomic_dir:
 
     ``with atomic_dir(dest, force=False) as tmp: ...`` - on error the partial directory is
     removed; an existing ``dest`` is refused unless ``force``.
+
+    Parameters
+    ----------
+    dest : path-like
+        The final folder.
+    force : bool
+        Replace an existing ``dest`` (only once the new one is complete).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_dir(d / "model") as tmp:
+    ...     _ = (tmp / "weights.bin").write_bytes(b"w")
+    >>> [p.name for p in (d / "model").iterdir()]
+    ['weights.bin']
+    >>> with atomic_dir(d / "model"):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ParameterError: ... already exists; pass --force (force=True) to overwrite it
     """
 
     def __init__(self, dest: str | os.PathLike, *, force: bool = False) -> None:
@@ -115,7 +188,27 @@ class atomic_dir:
 
 
 def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """BLAKE2b digest (hex, 32 chars) of a file's bytes: the content key of every cache."""
+    """BLAKE2b digest (hex, 32 chars) of a file's bytes: the content key of every cache.
+
+    Parameters
+    ----------
+    path : path-like
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.txt").write_bytes(b"sonotype")
+    >>> file_digest(d / "a.txt") == file_digest(d / "a.txt"), len(file_digest(d / "a.txt"))
+    (True, 32)
+    """
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -130,6 +130,20 @@ def save_model(
     -------
     Path
         ``dest``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> sorted(p.name for p in path.iterdir())
+    ['model.json', 'weights.safetensors']
     """
     from . import __version__
 
@@ -256,6 +270,26 @@ def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, d
     ModelError
         Missing directory or file (named), invalid JSON, unknown format or version, schema
         violation, digest mismatch, unreadable safetensors.
+
+    Parameters
+    ----------
+    path : path-like
+        The model folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> meta, tensors = read_model_dir(path)
+    >>> meta["labels"], sorted(tensors)
+    (['high', 'low'], ['network', 'scaler'])
     """
     root = Path(path)
     if not root.is_dir():

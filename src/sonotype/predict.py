@@ -52,7 +52,22 @@ _STREAM_BATCH = 64
 
 @dataclass
 class SegmentPrediction:
-    """One stretch of the timeline: seconds from the start, label and class probabilities."""
+    """One stretch of the timeline: seconds from the start, label and class probabilities.
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds.
+    label : str
+        The most probable class.
+    probabilities : dict
+        Class -> probability, in the model's label order.
+
+    Examples
+    --------
+    >>> SegmentPrediction(0.0, 0.5, "dog", {"cat": 0.2, "dog": 0.8}).to_dict()["label"]
+    'dog'
+    """
 
     start: float
     end: float
@@ -66,7 +81,32 @@ class SegmentPrediction:
 @dataclass
 class Prediction:
     """A file's (or array's) label, mean class probabilities, duration, segment timeline and
-    the events (consecutive segments of one label merged)."""
+    the events (consecutive segments of one label merged).
+
+    In a notebook it shows as probability bars and a coloured timeline (``_repr_html_``).
+
+    Attributes
+    ----------
+    path : str or None
+        The file, or None for an array.
+    label : str
+        The most probable class over the whole input.
+    probabilities : dict
+        Class -> mean probability, in the model's label order.
+    duration : float
+        Seconds.
+    segments : list of SegmentPrediction
+        One per model window (or per item), in time order.
+    events : list of Event
+        Consecutive segments of one label, merged.
+
+    Examples
+    --------
+    >>> p = Prediction(None, "dog", {"cat": 0.25, "dog": 0.75}, 1.0,
+    ...                [SegmentPrediction(0.0, 1.0, "dog", {"cat": 0.25, "dog": 0.75})])
+    >>> p.to_dict()["probabilities"], "timeline" in p._repr_html_()
+    ({'cat': 0.25, 'dog': 0.75}, True)
+    """
 
     path: str | None
     label: str
@@ -85,12 +125,67 @@ class Prediction:
             "events": [e.to_dict() for e in self.events],
         }
 
+    def _repr_html_(self) -> str:
+        """A notebook view: the label, probability bars (highest first) and the segment timeline."""
+        from ._html import bar, colour, esc, table, timeline
+
+        labels = list(self.probabilities)  # the model's label order: one colour per label everywhere
+        where = f" <span style='color:#777'>{esc(self.path)}</span>" if self.path else ""
+        out = f"<div><b>{esc(self.label)}</b> ({self.duration:.2f} s){where}"
+        ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+        out += table(["class", "probability", ""],
+                     [[esc(k), f"{v:.3f}", bar(v, color=colour(labels.index(k)))] for k, v in ranked])
+        if self.segments:  # events are the segments merged and never overlap; overlapping windows may
+            spans = [(e.start, e.end, e.label) for e in self.events] or [(s.start, s.end, s.label) for s in self.segments]
+            out += f"<div>timeline ({len(self.segments)} segments, {len(self.events)} events)</div>"
+            out += timeline(spans, labels, self.duration)
+        return out + "</div>"
+
 
 class Classifier:
     """A loaded model: network (eval mode), scaler, labels and the exact feature settings.
 
     Build one with :func:`load_model`. ``forward_items`` is the single place where the
     network runs, so another runtime (ONNX) overrides only that method.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Put in eval mode.
+    labels : sequence of str
+        Class names in output order.
+    feature_config : FeatureConfig
+    representation : RepresentationConfig
+        The settings the network was trained with.
+    architecture : dict
+        The spec that rebuilds ``network``.
+    scaler : Standardizer, optional
+    metrics : dict, optional
+        The evaluation saved with the model.
+    model_id : str
+        Name plus weights digest, e.g. for a server's responses.
+    meta : dict, optional
+        The whole ``model.json``.
+    backbone : BackboneFeaturizer, optional
+        A pretrained encoder that makes the items.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> clf = load_model(path)
+    >>> clf.labels, clf.sample_rate
+    (['high', 'low'], 8000)
+    >>> p = clf.predict(np.zeros(16000, np.float32), 8000, window=0.5)
+    >>> p.label in clf.labels, len(p.segments), round(sum(p.probabilities.values()), 5)
+    (True, 4, 1.0)
     """
 
     def __init__(
@@ -144,7 +239,14 @@ class Classifier:
         return self.min_samples / self.sample_rate
 
     def info(self) -> dict[str, Any]:
-        """JSON-ready description: labels, settings, architecture, sample rate, id, metrics."""
+        """JSON-ready description: labels, settings, architecture, sample rate, id, metrics.
+
+        Returns
+        -------
+        dict
+            ``model_id, labels, sample_rate, min_duration, features, representation, backbone,
+            architecture, metrics, created, sonotype_version``.
+        """
         return {
             "model_id": self.model_id,
             "labels": list(self.labels),
@@ -167,6 +269,15 @@ class Classifier:
     def items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
         """Featurize a mono signal at the model's rate into model input items (unscaled).
 
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)]
+            Mono audio at ``sr``.
+        sr : int
+            Must be the model's :attr:`sample_rate`.
+        path : str, optional
+            Named in errors.
+
         Returns
         -------
         np.ndarray [shape=(n_items, *input_shape)], float32
@@ -185,6 +296,16 @@ class Classifier:
 
         A wrong shape or a non-numeric array is a :class:`ParameterError` naming the model's
         ``input_shape``, checked before the scaler so every bad shape gets the same error.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, *input_shape)]
+            Unscaled items (:meth:`items`).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_items, n_classes)], float32
+            Columns in :attr:`labels` order.
         """
         from .train import _check_item_shape, predict_proba
 
@@ -248,6 +369,10 @@ class Classifier:
         min_event : float
             Events shorter than this (seconds) are merged into a neighbour.
 
+        Returns
+        -------
+        Prediction
+
         Raises
         ------
         AudioError
@@ -255,9 +380,19 @@ class Classifier:
 
         Examples
         --------
-        >>> clf = load_model("runs/gtzan/model")            # doctest: +SKIP
-        >>> clf.predict("song.wav", window=5, hop=2.5).label  # doctest: +SKIP
-        'jazz'
+        >>> import tempfile
+        >>> import soundfile as sf
+        >>> from sonotype.features import FeatureConfig, RepresentationConfig
+        >>> from sonotype.modelio import save_model
+        >>> from sonotype.models import build_model
+        >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+        >>> tmp = tempfile.mkdtemp()
+        >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
+        ...                   labels=["high", "low"], feature_config=fc, representation=RepresentationConfig())
+        >>> sf.write(tmp + "/song.wav", np.zeros(24000, np.float32), 8000)  # 3 s
+        >>> pred = load_model(path).predict(tmp + "/song.wav", window=1.0, hop=0.5)
+        >>> [(s.start, s.end) for s in pred.segments][:3], pred.duration
+        ([(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)], 3.0)
         """
         if window is None and hop is not None:
             raise ParameterError(f"hop={hop} given without window")
@@ -396,6 +531,19 @@ class Classifier:
         With ``on_error="skip"`` a file that fails gives ``(path, error)`` in its place and
         the rest go on; ``"raise"`` stops at the first error. The other settings are
         :meth:`predict`'s.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Files and folders.
+        window, hop, smooth, smooth_kind, min_event
+            As in :meth:`predict`.
+        on_error : {"skip", "raise"}
+
+        Returns
+        -------
+        list of Prediction or (str, SonotypeError)
+            In the order of the files found.
         """
         if on_error not in ("skip", "raise"):
             raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -429,11 +577,36 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     moved, from the one in ``backbone_dirs`` (``--backbone-dir``), ``$SONOTYPE_BACKBONES``
     or the fetch folder whose encoder digest is the recorded one.
 
+    Parameters
+    ----------
+    path : path-like
+        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``).
+    backbone_dirs : sequence of path-like
+        Further places to look for a moved backbone.
+
+    Returns
+    -------
+    Classifier
+
     Raises
     ------
     ModelError
         Missing or invalid files, unknown format version, weights that do not fit the
         architecture.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> load_model(path).predict(np.zeros(8000, np.float32), 8000).duration
+    1.0
     """
     from .models import build_model
 

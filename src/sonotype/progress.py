@@ -16,6 +16,18 @@ __all__ = ["LineProgress", "format_duration", "stderr_is_terminal"]
 
 
 def stderr_is_terminal() -> bool:
+    """Whether standard error is a terminal (progress bars) rather than a file or pipe (log lines).
+
+    Returns
+    -------
+    bool
+        False also when stderr is closed or replaced by an object without ``isatty``.
+
+    Examples
+    --------
+    >>> isinstance(stderr_is_terminal(), bool)
+    True
+    """
     try:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):
@@ -23,7 +35,21 @@ def stderr_is_terminal() -> bool:
 
 
 def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``1h02m``."""
+    """``42s``, ``3m05s``, ``1h02m``.
+
+    Parameters
+    ----------
+    seconds : float
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_duration(42.4), format_duration(185), format_duration(3720)
+    ('42s', '3m05s', '1h02m')
+    """
     s = max(0, int(round(seconds)))
     if s < 60:
         return f"{s}s"
@@ -46,6 +72,17 @@ class LineProgress:
         Print when this share of the total or this much time has passed since the last line.
     stream : file, optional
         Default ``sys.stderr``.
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> p = LineProgress(4, "extracting", stream=out, every_fraction=0.5)
+    >>> for _ in range(4):
+    ...     p.advance()
+    >>> p.close()
+    >>> out.getvalue().splitlines()[-1].startswith("extracting: 4/4 clips (100%)")
+    True
     """
 
     def __init__(self, total: int, what: str, *, unit: str = "clips", every_fraction: float = 0.1,

@@ -55,6 +55,26 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
     ``history`` is one run's epoch records (dicts with ``epoch``, ``loss``, ``accuracy`` and
     optionally ``val_loss``, ``val_accuracy``, ``val_balanced_accuracy``, ``lr``), or
     ``history.json``'s runs: ``{"split": name, "member": i (ensembles), "history": [records]}``.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        As above.
+    path : path-like
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> recs = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / e} for e in range(1, 6)]
+    >>> plot_history(recs, out / "curves.png").stat().st_size > 0
+    True
     """
     return _save(_history_figure(history), path)
 
@@ -138,7 +158,29 @@ def _tab20(i: int) -> tuple[float, ...]:
 def plot_confusion(
     confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike, *, title: str = ""
 ) -> Path:
-    """Confusion matrix as counts and row-normalised (rows = true label), labelled axes."""
+    """Confusion matrix as counts and row-normalised (rows = true label), labelled axes.
+
+    Parameters
+    ----------
+    confusion : array-like [shape=(n_classes, n_classes)]
+        Counts, rows = true label.
+    labels : sequence of str
+    path : path-like
+        The PNG to write.
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> plot_confusion([[5, 1], [2, 4]], ["cat", "dog"], out / "confusion.png").name
+    'confusion.png'
+    """
     cm = np.asarray(confusion, dtype=float)
     k = len(labels)
     if cm.shape != (k, k):
@@ -167,7 +209,27 @@ def plot_confusion(
 
 
 def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
-    """Grouped bars of precision, recall and F1 per class."""
+    """Grouped bars of precision, recall and F1 per class.
+
+    Parameters
+    ----------
+    per_class : dict
+        Class -> ``{"precision", "recall", "f1"}``.
+    path : path-like
+        The PNG to write.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> plot_per_class({"cat": {"precision": 0.8, "recall": 0.9, "f1": 0.85}, "dog": {"precision": 0.9, "recall": 0.8, "f1": 0.85}}, out / "per_class.png").name
+    'per_class.png'
+    """
     return _save(_per_class_figure(per_class), path)
 
 
@@ -194,6 +256,27 @@ def plot_clip_predictions(
     """The seeds' file view: per clip the mean predicted distribution, green if right, red if wrong.
 
     Each example is ``{"name": str, "true": label, "probabilities": {label: p} or [p per label]}``.
+
+    Parameters
+    ----------
+    examples : sequence of dict
+        As above.
+    labels : sequence of str
+    path : path-like
+        The PNG to write.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> ex = [{"name": "a.wav", "true": "cat", "probabilities": [0.7, 0.3]}]
+    >>> plot_clip_predictions(ex, ["cat", "dog"], out / "clips.png").name
+    'clips.png'
     """
     if not examples:
         raise ParameterError("examples is empty: nothing to plot")
@@ -226,6 +309,27 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     """One file's prediction: the segment timeline and the mean-probability bars.
 
     ``prediction`` is a :class:`sonotype.predict.Prediction` or its ``to_dict()``.
+
+    Parameters
+    ----------
+    prediction : Prediction or dict
+    path : path-like
+        The PNG to write.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> seg = {"start": 0.0, "end": 1.0, "label": "dog", "probabilities": {"cat": 0.2, "dog": 0.8}}
+    >>> pred = {"path": None, "label": "dog", "probabilities": {"cat": 0.2, "dog": 0.8}, "duration": 1.0,
+    ...         "segments": [seg], "events": []}
+    >>> plot_prediction(pred, out / "prediction.png").name
+    'prediction.png'
     """
     return _save(_prediction_figure(prediction), path)
 
@@ -329,7 +433,31 @@ def write_plots(
     history: Sequence[dict[str, Any]] | None = None,
     examples: Sequence[dict[str, Any]] | None = None,
 ) -> list[Path]:
-    """Draw every plot a run has the data for into ``run_dir/plots/``; return their paths."""
+    """Draw every plot a run has the data for into ``run_dir/plots/``; return their paths.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    metrics : dict
+        The run's metrics (``confusion`` with ``labels``, ``per_class``, ``cross``...).
+    history : sequence of dict, optional
+        Epoch records (:func:`plot_history`).
+    examples : sequence of dict, optional
+        Clip predictions (:func:`plot_clip_predictions`).
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> m = {"labels": ["cat", "dog"], "confusion": [[5, 1], [2, 4]], "per_class": {"cat": {"precision": 0.8, "recall": 0.9, "f1": 0.85}, "dog": {"precision": 0.9, "recall": 0.8, "f1": 0.85}}}
+    >>> [p.name for p in write_plots(out, metrics=m)]
+    ['confusion.png', 'per_class.png']
+    """
     out = Path(run_dir) / "plots"
     paths: list[Path] = []
     # Runs without epochs (scikit-learn linear models) have no curve to draw.
@@ -512,6 +640,31 @@ def write_report(
 
     Images are linked relative to ``run_dir`` (the directory is moved whole; nothing is
     fetched from the network). Returns the path of the page.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        The run folder; ``report.html`` goes there.
+    config : dict
+        The run's resolved configuration.
+    metrics : dict
+        Its ``metrics.json`` body.
+    plots : sequence of path-like
+        Images to show (from :func:`write_plots`).
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp())
+    >>> page = write_report(out, config={"name": "toy"}, metrics={"balanced_accuracy": 0.9}, plots=[])
+    >>> "balanced accuracy" in page.read_text()
+    True
     """
     root = Path(run_dir)
     parts = [

@@ -27,6 +27,25 @@ def collect_results(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
 
     Returns one dict per file (its JSON keys plus ``run_dir``), sorted by corpus, recipe and
     run directory. A file that is not valid JSON raises :class:`ParameterError` naming it.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        ``metrics.json`` files, or folders searched recursively for them.
+
+    Returns
+    -------
+    list of dict
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> run = Path(tempfile.mkdtemp()) / "run1"
+    >>> run.mkdir()
+    >>> _ = (run / "metrics.json").write_text(json.dumps({"corpus": "demo", "balanced_accuracy": 0.9}))
+    >>> [r["balanced_accuracy"] for r in collect_results([run.parent])]
+    [0.9]
     """
     found: list[Path] = []
     for raw in paths:
@@ -106,6 +125,22 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
 
     Markdown is for people (the pooled figure, then the fold mean +- std in brackets); CSV
     has one column per number (``*_mean``/``*_std`` empty without folds).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        From :func:`collect_results`.
+    fmt : {"markdown", "csv"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> rows = [{"corpus": "demo", "run_dir": "runs/a", "accuracy": 0.9, "balanced_accuracy": 0.88, "macro_f1": 0.87}]
+    >>> results_table(rows, "csv").splitlines()[0].split(",")[:4]
+    ['corpus', 'recipe', 'protocol', 'backbone']
     """
     if fmt not in ("markdown", "csv"):
         raise ParameterError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")

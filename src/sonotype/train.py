@@ -48,6 +48,39 @@ class TrainConfig:
     ``memmap`` (auto | true | false) keeps the items in memory-mapped ``.npy`` shards on disk
     (:mod:`sonotype.shards`), read batch by batch: ``auto`` above 2 GiB of items
     (``$SONOTYPE_MEMMAP_BYTES``), so a set larger than RAM trains with bounded RSS.
+
+    Parameters
+    ----------
+    optimizer : {"adam", "adamw", "sgd"}
+    lr, momentum, weight_decay : float
+        Learning rate; SGD momentum; L2 (adamw: decoupled) weight decay.
+    batch_size, max_epochs : int
+    patience : int, optional
+        Early-stopping patience in epochs (None: never stop early).
+    monitor : {"val_balanced_accuracy", "val_accuracy", "val_loss"}
+    min_delta : float
+        Smallest change of ``monitor`` that counts as an improvement.
+    plateau_factor : float
+        Learning-rate factor on a plateau.
+    plateau_patience : int, optional
+        Epochs without improvement before the rate is cut (None: off).
+    label_smoothing : float
+        In [0, 1).
+    class_weights : bool
+        Weight the loss by inverse class frequency.
+    seed : int
+        Batch order (and, through the estimator, the initialisation).
+    num_threads : int, optional
+        torch threads while training (None: torch's default).
+    deterministic : bool
+    precision : {"fp32", "bf16"}
+    memmap : {"auto", True, False}
+        Memory-mapped shards for the items (see above).
+
+    Examples
+    --------
+    >>> TrainConfig(max_epochs=30, patience=None).patience is None
+    True
     """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -112,6 +145,21 @@ class TrainResult:
     ``history`` has one record per epoch (``epoch`` counts from 1; validation values are
     None without a validation set); ``best_epoch`` is the epoch number (from 1) whose
     weights the model holds, i.e. ``history[best_epoch - 1]`` (see :attr:`best`).
+
+    Attributes
+    ----------
+    history : list of dict
+        ``epoch``, ``loss``, ``accuracy``, ``val_*``, ``lr``, ``seconds`` per epoch.
+    best_epoch : int
+    stopped_early : bool
+    seconds : float
+        Training wall time.
+
+    Examples
+    --------
+    >>> r = TrainResult([{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.7}], best_epoch=2)
+    >>> r.best["val_loss"]
+    0.7
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -177,6 +225,21 @@ def inverse_frequency_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Per-class loss weights ``n / (n_classes * n_c)`` (1.0 for classes absent from ``y``).
 
     A balanced label set gets all ones; a class with half the average count gets 2.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], int
+        Training class ids.
+    n_classes : int
+
+    Returns
+    -------
+    np.ndarray [shape=(n_classes,)], float32
+
+    Examples
+    --------
+    >>> inverse_frequency_weights(np.array([0, 0, 0, 1]), 3)
+    array([0.44444445, 1.3333334 , 1.        ], dtype=float32)
     """
     counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 1.0)
@@ -249,6 +312,17 @@ def fit(
     ------
     ParameterError
         Shape or label mismatches, NaN inputs, or a loss that became NaN (naming the epoch).
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
+    >>> y = np.repeat([0, 1], 40)
+    >>> net = build_model("mlp-small", (4,), 2, seed=0)
+    >>> res = fit(net, X, y, config=TrainConfig(max_epochs=5, patience=None), n_classes=2, progress=False)
+    >>> len(res.history), res.best_epoch, res.stopped_early
+    (5, 5, False)
     """
     X_train, y_train = _check_arrays(model, X_train, y_train, n_classes, "training")
     if getattr(model, "fitted_by", None) == "sklearn":
@@ -451,10 +525,38 @@ def fit_members(
     ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
     weights are identical to training the members one after another (tested).
 
+    Parameters
+    ----------
+    spec : dict
+        The architecture (:func:`~sonotype.models.model_spec`).
+    seeds : sequence of int
+        One member per seed.
+    X_train, y_train, X_val, y_val : np.ndarray or list of np.ndarray
+        As in :func:`fit`, or one per member.
+    config : TrainConfig or list of TrainConfig
+    augment : AugmentConfig, optional
+    n_classes : int
+    jobs : int
+        Worker processes.
+    progress : bool
+    console : rich.console.Console, optional
+
     Returns
     -------
     (networks, results)
         In seed order; the networks are in eval mode.
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
+    >>> y = np.repeat([0, 1], 40)
+    >>> spec = {"name": "mlp-small", "input_shape": [4], "n_classes": 2, "params": {}}
+    >>> nets, results = fit_members(spec, [0, 1], X, y, config=TrainConfig(max_epochs=3, patience=None),
+    ...                             n_classes=2, progress=False)
+    >>> len(nets), [r.best_epoch for r in results]
+    (2, [3, 3])
     """
     from .models import from_spec
 
@@ -616,12 +718,21 @@ def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256) -> 
 
     Parameters
     ----------
+    model : torch.nn.Module
     X : np.ndarray or np.memmap, shape (N, ...)
         Items standardised like the training data.
+    batch_size : int
 
     Returns
     -------
     np.ndarray, float32, shape (N, n_classes)
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model
+    >>> P = predict_proba(build_model("mlp-small", (4,), 3, seed=0), np.zeros((5, 4), np.float32))
+    >>> P.shape, bool(np.allclose(P.sum(axis=1), 1.0))
+    ((5, 3), True)
     """
     from .shards import is_lazy
 

@@ -39,6 +39,29 @@ class Clip:
 
     ``start``/``duration`` (seconds) select a part of the file; ``duration=None`` reads to
     the end. ``meta`` holds corpus-specific facts (gender, intensity, statement, split...).
+
+    Attributes
+    ----------
+    path : str
+        The audio file.
+    label : str
+        Its class.
+    group : str
+        Speaker, actor, track or session: never on both sides of a split.
+    corpus : str
+        The loader's name.
+    start : float
+        Seconds into the file.
+    duration : float, optional
+        Seconds read (None: to the end).
+    meta : dict
+        Corpus-specific facts (not compared, not hashed).
+
+    Examples
+    --------
+    >>> c = Clip("a.wav", "happy", "actor01", start=2.0, duration=1.5)
+    >>> c.clip_id, c.with_label("joy").label
+    ('a.wav@2.000+1.5', 'joy')
     """
 
     path: str
@@ -57,19 +80,56 @@ class Clip:
         return f"{self.path}@{self.start:.3f}+{self.duration if self.duration is not None else 'end'}"
 
     def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (the manifest's JSONL record).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Clip:
+        """Rebuild from :meth:`to_dict` (unknown keys are ignored).
+
+        Parameters
+        ----------
+        d : dict
+
+        Returns
+        -------
+        Clip
+        """
         return cls(**{k: d[k] for k in ("path", "label", "group", "corpus", "start", "duration", "meta") if k in d})
 
     def with_label(self, label: str) -> Clip:
+        """A copy with another label.
+
+        Parameters
+        ----------
+        label : str
+
+        Returns
+        -------
+        Clip
+        """
         return replace(self, label=label)
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file the loader could not use, and why."""
+    """A file the loader could not use, and why.
+
+    Attributes
+    ----------
+    path : str
+    reason : str
+
+    Examples
+    --------
+    >>> Skipped("notes.txt", "not an audio file (extension '.txt')").reason
+    "not an audio file (extension '.txt')"
+    """
 
     path: str
     reason: str
@@ -77,7 +137,30 @@ class Skipped:
 
 @dataclass
 class Manifest:
-    """The clips of a corpus (after any label operations) and the files skipped on the way."""
+    """The clips of a corpus (after any label operations) and the files skipped on the way.
+
+    In a notebook it shows as clips per class (with bars) and per class and group.
+
+    Attributes
+    ----------
+    corpus : str
+        The loader's name.
+    root : str
+        The corpus folder.
+    clips : list of Clip
+        Sorted by path.
+    skipped : list of Skipped
+        Files left out, with the reason.
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/data", [Clip("a.wav", "cat", "ann"), Clip("b.wav", "dog", "ann"),
+    ...                               Clip("c.wav", "dog", "bob")])
+    >>> len(m), m.labels, m.class_counts(), m.group_counts()
+    (3, ['cat', 'dog'], {'cat': 1, 'dog': 2}, {'ann': 2, 'bob': 1})
+    >>> "clips per class and group" in m._repr_html_()
+    True
+    """
 
     corpus: str
     root: str
@@ -96,17 +179,68 @@ class Manifest:
         return sorted({c.label for c in self.clips})
 
     def class_counts(self) -> dict[str, int]:
+        """Clips per label, sorted by label.
+
+        Returns
+        -------
+        dict
+        """
         return dict(sorted(Counter(c.label for c in self.clips).items()))
 
     def group_counts(self) -> dict[str, int]:
+        """Clips per group, sorted by group.
+
+        Returns
+        -------
+        dict
+        """
         return dict(sorted(Counter(c.group for c in self.clips).items()))
 
+    def _repr_html_(self) -> str:
+        """A notebook summary: clips per class (with bars) and per class and group."""
+        from .._html import bar, esc, table
+
+        classes, groups = self.class_counts(), self.group_counts()
+        head = (f"<b>Manifest</b> {esc(self.corpus or '(unnamed)')}: {len(self.clips)} clips, {len(classes)} classes, "
+                f"{len(groups)} groups" + (f", {len(self.skipped)} files skipped" if self.skipped else ""))
+        if not self.clips:
+            return f"<div>{head}</div>"
+        top = max(classes.values())
+        per_class_groups = Counter(lab for lab, _ in {(c.label, c.group) for c in self.clips})
+        rows = [[esc(lab), str(n), bar(n / top), str(per_class_groups[lab])] for lab, n in classes.items()]
+        out = head + table(["class", "clips", "", "groups"], rows)
+        if len(groups) <= _GROUP_COLUMNS:
+            cross = Counter((c.label, c.group) for c in self.clips)
+            rows = [[esc(lab), *(str(cross[lab, g]) if cross[lab, g] else "" for g in groups)] for lab in classes]
+            out += table(["class \\ group", *groups], rows, caption="clips per class and group")
+        else:
+            n = sorted(groups.values())
+            out += (f"<div>clips per group: min {n[0]}, median {n[len(n) // 2]}, max {n[-1]} "
+                    f"({len(groups)} groups; too many to tabulate)</div>")
+        return f"<div>{out}</div>"
+
     def replace_clips(self, clips: Iterable[Clip], skipped: Iterable[Skipped] = ()) -> Manifest:
-        """A new manifest with other clips, keeping the skipped list (plus ``skipped``)."""
+        """A new manifest with other clips, keeping the skipped list (plus ``skipped``).
+
+        Parameters
+        ----------
+        clips : iterable of Clip
+        skipped : iterable of Skipped
+            Added to the skipped list.
+
+        Returns
+        -------
+        Manifest
+        """
         return Manifest(self.corpus, self.root, list(clips), [*self.skipped, *skipped])
 
     def to_jsonl(self, path: str | os.PathLike) -> None:
-        """Write one JSON object per clip (atomic)."""
+        """Write one JSON object per clip (atomic).
+
+        Parameters
+        ----------
+        path : path-like
+        """
         from ..io import atomic_write_text
 
         lines = [json.dumps(c.to_dict(), sort_keys=True) for c in self.clips]
@@ -114,6 +248,18 @@ class Manifest:
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike, *, corpus: str = "", root: str = "") -> Manifest:
+        """Read a manifest written by :meth:`to_jsonl`.
+
+        Parameters
+        ----------
+        path : path-like
+        corpus, root : str
+            Not stored in the file; given here.
+
+        Returns
+        -------
+        Manifest
+        """
         clips = []
         for i, line in enumerate(Path(path).read_text().splitlines(), 1):
             if line.strip():
@@ -124,6 +270,9 @@ class Manifest:
         return cls(corpus, root, clips)
 
 
+# Up to this many groups, the notebook view tabulates clips per class and group.
+_GROUP_COLUMNS = 24
+
 CorpusLoader = Callable[..., Manifest]
 # Where ``download_corpus`` keeps archives inside a corpus root; never scanned by loaders.
 DOWNLOAD_DIR = ".sonotype-downloads"
@@ -131,7 +280,27 @@ CORPORA: dict[str, CorpusLoader] = {}
 
 
 def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
-    """Class-free registry: ``@register("tess")`` on a ``prepare(root, **options)`` function."""
+    """Class-free registry: ``@register("tess")`` on a ``prepare(root, **options)`` function.
+
+    Parameters
+    ----------
+    name : str
+        The corpus name recipes and ``load_corpus`` use.
+
+    Returns
+    -------
+    callable
+        A decorator that registers the loader and returns it unchanged.
+
+    Examples
+    --------
+    >>> @register("toy-example")
+    ... def prepare(root):
+    ...     return Manifest("toy-example", str(root), [])
+    >>> get_loader("toy-example") is prepare
+    True
+    >>> del CORPORA["toy-example"]
+    """
 
     def deco(fn: CorpusLoader) -> CorpusLoader:
         CORPORA[name] = fn
@@ -141,6 +310,24 @@ def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
 
 
 def get_loader(name: str) -> CorpusLoader:
+    """The loader registered as ``name``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    callable
+        ``prepare(root, **options) -> Manifest``.
+
+    Examples
+    --------
+    >>> get_loader("no-such-corpus")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.CorpusError: unknown corpus 'no-such-corpus'; known: ...
+    """
     from . import _ensure_registered
 
     _ensure_registered()
@@ -155,6 +342,34 @@ def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
 
     Unknown options are refused with a :class:`CorpusError` naming the accepted ones, so a
     typo in a recipe fails loudly instead of being ignored.
+
+    Parameters
+    ----------
+    name : str
+        A registered corpus (``demo``, ``folder``, ``ravdess``, ...).
+    root : path-like
+        The corpus folder.
+    **options
+        The loader's keyword options.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for label in ("cat", "dog"):
+    ...     (root / label).mkdir()
+    ...     for spk in ("ann", "bob"):
+    ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
+    >>> m = load_corpus("folder", root, group_regex=r"^(.+)_\\d+$")
+    >>> m.class_counts(), m.group_counts()
+    ({'cat': 2, 'dog': 2}, {'ann': 2, 'bob': 2})
     """
     p = check_root(root)
     loader = get_loader(name)
@@ -170,7 +385,23 @@ def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
 
 
 def check_root(root: str | os.PathLike) -> Path:
-    """Return ``root`` as an absolute :class:`Path`, or raise :class:`CorpusError` if it is no folder."""
+    """Return ``root`` as an absolute :class:`Path`, or raise :class:`CorpusError` if it is no folder.
+
+    Parameters
+    ----------
+    root : path-like
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> check_root("/no/such/corpus")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.CorpusError: corpus root not found: /no/such/corpus
+    """
     p = Path(root).expanduser()
     if not p.exists():
         raise CorpusError(f"corpus root not found: {p}")
@@ -187,6 +418,36 @@ def scan_files(
     Files whose name is in ``metadata`` (known companion files of the corpus, compared
     case-insensitively) are left out quietly; every other non-audio file is returned as a
     :class:`Skipped` entry, so nothing vanishes without a trace.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+    metadata : iterable of str
+        Companion file names left out quietly.
+    audio_extensions : iterable of str, optional
+        Suffixes counted as audio (default: every format sonotype reads).
+
+    Returns
+    -------
+    audio : list of pathlib.Path
+        Sorted.
+    skipped : list of Skipped
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for label in ("cat", "dog"):
+    ...     (root / label).mkdir()
+    ...     for spk in ("ann", "bob"):
+    ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
+    >>> _ = (root / "README.txt").write_text("hi")
+    >>> audio, skipped = scan_files(root)
+    >>> len(audio), [Path(s.path).name for s in skipped]
+    (4, ['README.txt'])
     """
     from ..audio import AUDIO_EXTENSIONS
 
@@ -215,6 +476,27 @@ def build_manifest(
     filter that leaves nothing), is almost surely the wrong folder or the wrong loader: a
     :class:`CorpusError` names the file naming the loader expected (``layout``, with an
     ``example`` name) and the commonest reason files were skipped.
+
+    Parameters
+    ----------
+    corpus : str
+    root : pathlib.Path
+    clips : list of Clip
+    skipped : list of Skipped
+    layout : str
+        The naming the loader expects, for the error message.
+    example : str, optional
+        An example file name, for the error message.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> build_manifest("toy", Path("/data"), [Clip("b.wav", "x", "g"), Clip("a.wav", "x", "g")], [],
+    ...                layout="<label>/*.wav").clips[0].path
+    'a.wav'
     """
     if not clips and not skipped:
         raise CorpusError(f"{corpus}: no audio files found under {root} (expected {layout})")

@@ -53,8 +53,10 @@ def _harmonic(f0: np.ndarray, sr: int, tilt: float, n: int = 8) -> np.ndarray:
 
 
 def _envelope(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    attack = max(1, int(sr * rng.uniform(0.005, 0.25)))
-    release = max(1, int(sr * rng.uniform(0.05, 0.5)))
+    # Clamped to half the clip: short clips (seconds down to 0.2) would otherwise have ramps
+    # longer than themselves. The draws are unchanged, so longer corpora stay bit-identical.
+    attack = min(max(1, int(sr * rng.uniform(0.005, 0.25))), max(1, n // 2))
+    release = min(max(1, int(sr * rng.uniform(0.05, 0.5))), max(1, n // 2))
     env = np.ones(n)
     env[:attack] = np.linspace(0, 1, attack)
     env[n - release :] *= np.linspace(1, 0, release)
@@ -87,7 +89,7 @@ def _synth(cls: str, spk: dict[str, float], sr: int, n: int, rng: np.random.Gene
     elif cls == "noise_burst":
         y = np.zeros(n)
         for _ in range(int(rng.integers(2, 5))):
-            length = int(sr * rng.uniform(0.08, 0.3))
+            length = min(int(sr * rng.uniform(0.08, 0.3)), n - 1)  # clips down to 0.2 s
             start = int(rng.integers(0, n - length))
             centre = rng.uniform(400, 4000) * p
             burst = _bandpass(rng.standard_normal(length), centre / 1.5, centre * 1.5, sr)
@@ -140,10 +142,17 @@ def generate_demo(
     sr, n_speakers, takes, seconds
         Sample rate, speakers per class, takes per speaker and class, clip length.
 
+    Returns
+    -------
+    pathlib.Path
+        ``root``.
+
     Examples
     --------
-    >>> generate_demo("/tmp/demo")  # doctest: +SKIP
-    PosixPath('/tmp/demo')
+    >>> import tempfile
+    >>> root = generate_demo(tempfile.mkdtemp(), n_speakers=2, takes=1, seconds=0.2)
+    >>> sorted(p.parent.name + "/" + p.name for p in root.rglob("*.wav"))[:3]
+    ['chord/spk1_01.wav', 'chord/spk2_01.wav', 'noise_burst/spk1_01.wav']
     """
     if sr < 4000 or n_speakers < 1 or takes < 1 or not 0.2 <= seconds <= 30:
         raise ParameterError(
@@ -166,7 +175,23 @@ def generate_demo(
 
 @register(NAME)
 def prepare(root: Path) -> Manifest:
-    """Read a corpus written by :func:`generate_demo`: label = folder, group = speaker."""
+    """Read a corpus written by :func:`generate_demo`: label = folder, group = speaker.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = prepare(generate_demo(tempfile.mkdtemp(), n_speakers=2, takes=2, seconds=0.2))
+    >>> len(m), m.labels == sorted(CLASSES), m.group_counts()
+    (20, True, {'spk1': 10, 'spk2': 10})
+    """
     from .folder import prepare as folder_prepare
 
     return folder_prepare(check_root(root), group_regex=r"^(.+)_\d+$", corpus=NAME)

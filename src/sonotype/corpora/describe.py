@@ -31,6 +31,15 @@ def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]
         ``corpus, root, n_clips, n_files, classes, groups, total_duration, mean_duration,
         min_duration, max_duration, sample_rates, channels, n_unreadable, skipped``;
         ``skipped`` is a list of ``{"path", "reason"}``. Durations in seconds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sonotype.corpora import load_corpus
+    >>> from sonotype.corpora.demo import generate_demo
+    >>> d = describe(load_corpus("demo", generate_demo(tempfile.mkdtemp(), n_speakers=2, takes=1, seconds=0.5)))
+    >>> d["n_clips"], d["sample_rates"], round(d["total_duration"], 1)
+    (10, {16000: 10}, 5.0)
     """
     headers: dict[str, tuple[int, int, float] | None] = {}
     skipped = [{"path": s.path, "reason": s.reason} for s in manifest.skipped]

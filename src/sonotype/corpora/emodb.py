@@ -51,7 +51,31 @@ _NAME_RE = re.compile(r"^(\d{2})([ab]\d{2})([A-Z])([a-z])$")
 
 @register(NAME)
 def prepare(root: Path) -> Manifest:
-    """Build the EmoDB manifest from ``<root>/wav/*.wav`` (or the root itself)."""
+    """Build the EmoDB manifest from ``<root>/wav/*.wav`` (or the root itself).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> def touch(rel):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    ...     sf.write(root / rel, np.zeros(800, np.float32), 8000)
+    >>> touch("wav/03a01Wa.wav")
+    >>> touch("wav/08b02Fb.wav")
+    >>> [(c.label, c.group) for c in prepare(root)]
+    [('angry', '03'), ('happy', '08')]
+    """
     root = check_root(root)
     scan_root = root / "wav" if (root / "wav").is_dir() else root
     files, skipped = scan_files(scan_root)

@@ -77,10 +77,26 @@ CODES: dict[str, dict[str, str]] = {
 def unify(corpus: str, code: str) -> str:
     """Return the unified emotion name for ``code`` of ``corpus``.
 
+    Parameters
+    ----------
+    corpus : str
+        ``ravdess``, ``cremad``, ``emodb``, ``savee``, ``tess`` or ``dusha``.
+    code : str
+        The corpus's own label code.
+
+    Returns
+    -------
+    str
+
     Raises
     ------
     CorpusError
         When the corpus or the code is unknown.
+
+    Examples
+    --------
+    >>> unify("savee", "sa"), unify("savee", "su")
+    ('sad', 'surprised')
     """
     try:
         table = CODES[corpus]
@@ -99,6 +115,14 @@ def shared_labels(a: Iterable[str] | object, b: Iterable[str] | object) -> list[
 
     ``a`` and ``b`` are label collections, or anything with a ``labels`` attribute (a
     :class:`~sonotype.corpora.Manifest`).
+
+    Parameters
+    ----------
+    a, b : iterable of str, or Manifest
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------

@@ -56,7 +56,35 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 @register(NAME)
 def prepare(root: Path, *, esc10: bool = False) -> Manifest:
-    """Build the ESC-50 manifest from ``meta/esc50.csv`` and the audio files it names (see the module docstring)."""
+    """Build the ESC-50 manifest from ``meta/esc50.csv`` and the audio files it names (see the module docstring).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder (or the one holding ``ESC-50-master/``).
+    esc10 : bool
+        Keep only the ESC-10 subset.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "meta").mkdir(); (root / "audio").mkdir()
+    >>> rows = [",".join(COLUMNS), "1-100032-A-0.wav,1,0,dog,True,100032,A", "4-1234-B-1.wav,4,1,rooster,False,1234,B"]
+    >>> _ = (root / "meta" / "esc50.csv").write_text(chr(10).join(rows))
+    >>> for name in ("1-100032-A-0", "4-1234-B-1"):
+    ...     sf.write(root / "audio" / f"{name}.wav", np.zeros(800, np.float32), 8000)
+    >>> [(c.label, c.group, c.meta["split"]) for c in prepare(root)]
+    [('dog', '100032', 'fold1'), ('rooster', '1234', 'fold4')]
+    >>> len(prepare(root, esc10=True))
+    1
+    """
     root = check_root(root)
     meta_csv = _meta_csv(root)
     base = meta_csv.parent.parent

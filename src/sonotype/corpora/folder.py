@@ -35,6 +35,24 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
         Default: the file path (every file its own group).
     corpus : str
         Name written into each clip's ``corpus`` field.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for label in ("cat", "dog"):
+    ...     (root / label).mkdir()
+    ...     for name in ("ann_1", "ann_2", "bob_1"):
+    ...         sf.write(root / label / f"{name}.wav", np.zeros(800, np.float32), 8000)
+    >>> m = prepare(root, group_regex=r"^(.+)_\\d+$")
+    >>> m.class_counts(), m.group_counts()
+    ({'cat': 3, 'dog': 3}, {'ann': 4, 'bob': 2})
     """
     root = check_root(root)
     pattern = None

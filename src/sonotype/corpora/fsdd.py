@@ -40,7 +40,31 @@ _NAME_RE = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
 
 @register(NAME)
 def prepare(root: Path) -> Manifest:
-    """Build the FSDD manifest from ``<root>/recordings/*.wav`` (also one level down, as unzipped from GitHub; else the root)."""
+    """Build the FSDD manifest from ``<root>/recordings/*.wav`` (also one level down, as unzipped from GitHub; else the root).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> def touch(rel):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    ...     sf.write(root / rel, np.zeros(800, np.float32), 8000)
+    >>> touch("recordings/7_jackson_32.wav")
+    >>> touch("recordings/3_theo_1.wav")
+    >>> [(c.label, c.group) for c in prepare(root)]
+    [('3', 'theo'), ('7', 'jackson')]
+    """
     root = check_root(root)
     found = [d for d in (root / "recordings", *sorted(root.glob("*/recordings"))) if d.is_dir()]
     scan_root = found[0] if found else root

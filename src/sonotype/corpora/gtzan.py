@@ -56,7 +56,26 @@ def _genres_dir(root: Path) -> Path:
 
 
 def read_split(path: str | Path) -> dict[str, str]:
-    """Read a ``clip,split`` CSV (clip = ``<genre>.000NN``, split in train/valid/test)."""
+    """Read a ``clip,split`` CSV (clip = ``<genre>.000NN``, split in train/valid/test).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    dict
+        Clip -> split (file paths in the ``clip`` column are reduced to the clip name).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> csv_path = Path(tempfile.mkdtemp()) / "split.csv"
+    >>> rows = ["clip,split", "blues.00001,train", "genres/jazz/jazz.00054.wav,test"]
+    >>> _ = csv_path.write_text(chr(10).join(rows))
+    >>> read_split(csv_path)
+    {'blues.00001': 'train', 'jazz.00054': 'test'}
+    """
     p = Path(path)
     if not p.is_file():
         raise CorpusError(f"gtzan: split file not found: {p}")
@@ -85,6 +104,31 @@ def prepare(root: Path, *, split_csv: str | Path | None = None, seed_split: bool
 
     ``seed_split=True`` sets ``meta["split"]`` to the seeds' protocol: files 0-89 of each genre
     ``train``, 90-99 ``test`` (split by track, not by artist: GTZAN repeats artists).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder (any layout above).
+    split_csv : path-like, optional
+        An official split (:func:`read_split`).
+    seed_split : bool
+        The seeds' split into ``meta["split"]``.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("blues.00001", "blues.00095", "jazz.00002"):
+    ...     (root / name[:-6]).mkdir(exist_ok=True)
+    ...     sf.write(root / name[:-6] / f"{name}.wav", np.zeros(800, np.float32), 8000)
+    >>> [(c.label, c.group, c.meta["split"]) for c in prepare(root, seed_split=True)]
+    [('blues', 'blues.00001', 'train'), ('blues', 'blues.00095', 'test'), ('jazz', 'jazz.00002', 'train')]
     """
     root = check_root(root)
     if seed_split and split_csv is not None:

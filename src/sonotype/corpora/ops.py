@@ -40,6 +40,21 @@ def keep_labels(manifest: Manifest, labels: Iterable[str]) -> Manifest:
 
     A requested label absent from the manifest raises :class:`ParameterError`: a typo would
     otherwise silently train a model with a class missing.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    labels : iterable of str
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> keep_labels(m, ["a", "c"]).class_counts()
+    {'a': 2, 'c': 1}
     """
     wanted = _labels(labels, "keep_labels")
     absent = wanted - set(manifest.labels)
@@ -57,7 +72,23 @@ def keep_labels(manifest: Manifest, labels: Iterable[str]) -> Manifest:
 
 
 def drop_labels(manifest: Manifest, labels: Iterable[str]) -> Manifest:
-    """Remove clips whose label is in ``labels`` (labels not present are ignored)."""
+    """Remove clips whose label is in ``labels`` (labels not present are ignored).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    labels : iterable of str
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> drop_labels(m, ["b", "zzz"]).labels
+    ['a', 'c']
+    """
     unwanted = _labels(labels, "drop_labels")
     kept = [c for c in manifest if c.label not in unwanted]
     gone = [
@@ -70,6 +101,23 @@ def merge_labels(manifest: Manifest, mapping: Mapping[str, str]) -> Manifest:
     """Rename labels by ``mapping`` (several old labels may map to one new label).
 
     The former label is kept in ``meta["original_label"]``; nothing is removed.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    mapping : dict
+        Old label -> new label.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> merged = merge_labels(m, {"a": "ac", "c": "ac"})
+    >>> merged.class_counts(), merged.clips[0].meta["original_label"]
+    ({'ac': 3, 'b': 3}, 'a')
     """
     if not mapping:
         raise ParameterError("merge_labels: the mapping is empty")
@@ -83,7 +131,23 @@ def merge_labels(manifest: Manifest, mapping: Mapping[str, str]) -> Manifest:
 
 
 def min_count(manifest: Manifest, n: int) -> Manifest:
-    """Drop every class with fewer than ``n`` clips."""
+    """Drop every class with fewer than ``n`` clips.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    n : int
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> min_count(m, 2).labels
+    ['a', 'b']
+    """
     if int(n) < 1:
         raise ParameterError(f"min_count: n must be >= 1, got {n}")
     counts = manifest.class_counts()
@@ -98,7 +162,23 @@ def min_count(manifest: Manifest, n: int) -> Manifest:
 
 
 def balance(manifest: Manifest, *, seed: int | np.random.Generator = 0) -> Manifest:
-    """Undersample every class to the size of the smallest one (seeded, order preserved)."""
+    """Undersample every class to the size of the smallest one (seeded, order preserved).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    seed : int or np.random.Generator
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> balance(m).class_counts()
+    {'a': 1, 'b': 1, 'c': 1}
+    """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, c in enumerate(manifest.clips):
@@ -146,6 +226,30 @@ def cut(
     end (``last="pad"``). ``last="keep"`` keeps a shorter final window, ``"drop"`` drops it.
     Durations are read from the headers; unreadable files and clips shorter than one window
     (with ``"drop"``) are reported in ``skipped``.
+
+    Parameters
+    ----------
+    manifest : Manifest
+    window : float
+        Seconds.
+    hop : float, optional
+        Seconds between window starts (None: ``window``).
+    last : {"drop", "pad", "keep"}
+        The final partial window.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> path = tempfile.mkdtemp() + "/track.wav"
+    >>> sf.write(path, np.zeros(25000, np.float32), 10000)  # 2.5 s
+    >>> parts = cut(Manifest("toy", "/", [Clip(path, "rock", "t1")]), 1.0)
+    >>> [(c.start, c.duration, c.group) for c in parts.clips]
+    [(0.0, 1.0, 't1'), (1.0, 1.0, 't1')]
     """
     from ..audio import info
 
@@ -248,10 +352,27 @@ OPS: dict[str, Callable[[Manifest, Any], Manifest]] = {
 def apply_ops(manifest: Manifest, ops: Iterable[Mapping[str, Any]] | None) -> Manifest:
     """Run a list of one-key mappings (``[{keep: [...]}, {min_count: 10}, ...]``) in order.
 
+    Parameters
+    ----------
+    manifest : Manifest
+    ops : iterable of dict, optional
+        Operations: ``keep``, ``drop``, ``merge``, ``min_count``, ``balance``, ``cut``
+        (None or empty: the manifest unchanged).
+
+    Returns
+    -------
+    Manifest
+
     Raises
     ------
     ConfigError
         An entry that is not a one-key mapping, or an unknown operation name.
+
+    Examples
+    --------
+    >>> m = Manifest("toy", "/", [Clip(f"{i}.wav", lab, f"s{i % 2}") for i, lab in enumerate("aabbbc")])
+    >>> apply_ops(m, [{"drop": ["c"]}, {"merge": {"a": "x", "b": "x"}}]).class_counts()
+    {'x': 5}
     """
     for i, op in enumerate(ops or [], 1):
         if not isinstance(op, Mapping) or len(op) != 1:

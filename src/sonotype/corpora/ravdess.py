@@ -105,6 +105,30 @@ def prepare(root: Path, *, vocal_channel: str = "both") -> Manifest:
 
     Files of the channel not asked for are listed in ``skipped`` (reason says so), as are
     names that are not valid RAVDESS codes and files in an ``Actor_NN`` folder of another actor.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder.
+    vocal_channel : {"speech", "song", "both"}
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> def touch(rel):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    ...     sf.write(root / rel, np.zeros(800, np.float32), 8000)
+    >>> touch("Actor_01/03-01-05-01-01-01-01.wav")
+    >>> touch("Actor_02/03-01-03-02-02-01-02.wav")
+    >>> [(c.label, c.group) for c in prepare(root)]
+    [('angry', 'Actor_01'), ('happy', 'Actor_02')]
     """
     if vocal_channel not in ("speech", "song", "both"):
         raise CorpusError(f"ravdess: vocal_channel must be 'speech', 'song' or 'both', got {vocal_channel!r}")

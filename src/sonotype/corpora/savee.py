@@ -41,7 +41,31 @@ _ORIG_RE = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})$")
 
 @register(NAME)
 def prepare(root: Path) -> Manifest:
-    """Build the SAVEE manifest from either layout (see the module docstring)."""
+    """Build the SAVEE manifest from either layout (see the module docstring).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> def touch(rel):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    ...     sf.write(root / rel, np.zeros(800, np.float32), 8000)
+    >>> touch("AudioData/DC/a01.wav")
+    >>> touch("AudioData/JK/sa03.wav")
+    >>> [(c.label, c.group) for c in prepare(root)]
+    [('angry', 'DC'), ('sad', 'JK')]
+    """
     root = check_root(root)
     scan_root = root / "AudioData" if (root / "AudioData").is_dir() else root
     files, skipped = scan_files(scan_root, metadata=("info.txt",))

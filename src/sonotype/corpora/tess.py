@@ -34,7 +34,24 @@ _TRUNCATED = {"OA": "OAF", "YA": "YAF"}
 
 
 def fetch(dest: Path, *, progress: bool = True) -> Path:
-    """Download all TESS files from the University of Toronto dataverse (MD5 checked per file)."""
+    """Download all TESS files from the University of Toronto dataverse (MD5 checked per file).
+
+    Parameters
+    ----------
+    dest : pathlib.Path
+        The corpus folder to fill.
+    progress : bool
+        Show download progress.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest``.
+
+    Examples
+    --------
+    >>> prepare(fetch(Path("data/tess")))  # doctest: +SKIP
+    """
     from .download import fetch_dataverse
 
     return fetch_dataverse(DATAVERSE_SERVER, DATAVERSE_DOI, dest, progress=progress)
@@ -42,7 +59,31 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
 
 @register(NAME)
 def prepare(root: Path) -> Manifest:
-    """Build the TESS manifest from ``<root>/**/<SPEAKER>_<word>_<emotion>.wav``."""
+    """Build the TESS manifest from ``<root>/**/<SPEAKER>_<word>_<emotion>.wav``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The corpus folder.
+
+    Returns
+    -------
+    Manifest
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> root = Path(tempfile.mkdtemp())
+    >>> def touch(rel):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    ...     sf.write(root / rel, np.zeros(800, np.float32), 8000)
+    >>> touch("OAF_angry/OAF_back_angry.wav")
+    >>> touch("YAF_sad/YAF_dog_sad.wav")
+    >>> [(c.label, c.group) for c in prepare(root)]
+    [('angry', 'OAF'), ('sad', 'YAF')]
+    """
     root = check_root(root)
     files, skipped = scan_files(root)
     clips: list[Clip] = []

@@ -52,7 +52,21 @@ def warn_unreadable(path: Path, exc: BaseException) -> None:
 
 
 def default_cache_dir() -> Path:
-    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``."""
+    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``.
+
+    Returns
+    -------
+    pathlib.Path
+        Not created here.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SONOTYPE_CACHE"] = "/tmp/sonotype-cache"
+    >>> str(default_cache_dir())
+    '/tmp/sonotype-cache'
+    >>> del os.environ["SONOTYPE_CACHE"]
+    """
     env = os.environ.get("SONOTYPE_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "sonotype"
 
@@ -66,6 +80,25 @@ class FeatureCache:
 
     Counts, for this process: ``hits`` (clips read back), ``misses`` (clips computed because
     they were not cached) and ``writes`` (files stored).
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Cache folder (default :func:`default_cache_dir`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> from sonotype.features import FeatureConfig, compute_frames
+    >>> tmp = tempfile.mkdtemp()
+    >>> sf.write(f"{tmp}/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> cache, cfg = FeatureCache(f"{tmp}/cache"), FeatureConfig(sr=8000)
+    >>> key = cache.key(f"{tmp}/a.wav", cfg)
+    >>> cache.store(key, compute_frames(np.zeros(8000, np.float32), cfg))
+    >>> key in cache, cache.load(key).values.shape
+    (True, (16, 37))
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
@@ -81,6 +114,16 @@ class FeatureCache:
 
         With ``compute=False`` only a memoised digest is returned (None when there is none):
         the parent of a parallel run uses it to find hits without hashing new files itself.
+
+        Parameters
+        ----------
+        path : path-like
+        compute : bool
+            Hash the file when no memoised digest is valid.
+
+        Returns
+        -------
+        str or None
         """
         p = Path(path).resolve()
         st = p.stat()
@@ -105,13 +148,40 @@ class FeatureCache:
 
     # -- keys and files --------------------------------------------------------------
     def key(self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None) -> str:
-        """Cache key for a clip of ``path`` under ``fcfg`` (hashes the file if needed)."""
+        """Cache key for a clip of ``path`` under ``fcfg`` (hashes the file if needed).
+
+        Parameters
+        ----------
+        path : path-like
+            The audio file.
+        fcfg : FeatureConfig
+        start, duration : float
+            The part of the file (seconds; ``duration=None``: to the end).
+
+        Returns
+        -------
+        str
+            Changes with the file's content, every feature setting and :data:`CACHE_VERSION`.
+        """
         return self._key(str(self.digest(path)), fcfg, start, duration)
 
     def known_key(
         self, path: str | os.PathLike, fcfg: FeatureConfig, *, start: float = 0.0, duration: float | None = None
     ) -> str | None:
-        """Cache key from a memoised digest only; None when the file would need hashing."""
+        """Cache key from a memoised digest only; None when the file would need hashing.
+
+        Parameters
+        ----------
+        path : path-like
+            The audio file.
+        fcfg : FeatureConfig
+        start, duration : float
+            The part of the file (seconds; ``duration=None``: to the end).
+
+        Returns
+        -------
+        str or None
+        """
         digest = self.digest(path, compute=False)
         return None if digest is None else self._key(digest, fcfg, start, duration)
 
@@ -127,6 +197,16 @@ class FeatureCache:
         return _h(json.dumps(material, sort_keys=True))
 
     def file_for(self, key: str) -> Path:
+        """Where the features of ``key`` are stored.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        pathlib.Path
+        """
         return self.root / "frames" / f"v{CACHE_VERSION}" / key[:2] / f"{key}.npz"
 
     def __contains__(self, key: str) -> bool:
@@ -138,6 +218,14 @@ class FeatureCache:
         Any failure to read an existing file is a miss with a :class:`CacheWarning`: a garbled
         zip raises ``BadZipFile``, ``NotImplementedError``, ``EOFError``, ``MemoryError`` (a
         flipped shape) and more, none of which may stop a corpus run.
+
+        Parameters
+        ----------
+        key : str
+
+        Returns
+        -------
+        FrameFeatures or None
         """
         f = self.file_for(key)
         try:
@@ -163,7 +251,15 @@ class FeatureCache:
         return ff
 
     def store(self, key: str, ff: FrameFeatures, *, source: dict[str, Any] | None = None) -> None:
-        """Write ``ff`` atomically (temporary file + rename)."""
+        """Write ``ff`` atomically (temporary file + rename).
+
+        Parameters
+        ----------
+        key : str
+        ff : FrameFeatures
+        source : dict, optional
+            What the features came from (path, settings), stored beside them for inspection.
+        """
         meta = {
             "version": CACHE_VERSION,
             "groups": {k: list(v) for k, v in ff.groups.items()},

@@ -41,6 +41,35 @@ class FeatureConfig:
     context): clip statistics then describe the speech, not the varying amount of silence
     around and inside it (RAVDESS by actor: +6 points balanced accuracy, docs/results.md). None
     keeps every frame.
+
+    Parameters
+    ----------
+    sr : int
+        Every clip is resampled to this rate, Hz.
+    n_fft, hop_length, win_length, window, center, pad_mode
+        The STFT, as ``librosa.stft`` (``win_length=None``: ``n_fft``).
+    max_duration : float, optional
+        Seconds kept from the start of each clip (None: all).
+    features : list of str
+        Frame features in output order (:data:`FRAME_FEATURES`).
+    n_mfcc, n_mels, fmin, fmax, top_db
+        MFCC and (log-)mel settings (``fmax=None``: ``sr / 2``; ``top_db=None``: no floor).
+    n_chroma, tuning
+        Chroma bins per octave; tuning in fractions of a bin, or ``"estimate"``.
+    roll_percent : float
+        Roll-off share, in (0, 1).
+    contrast_fmin, contrast_bands
+        Spectral contrast: lowest band edge (Hz) and number of octave bands.
+    f0_fmin, f0_fmax : float
+        YIN search range of ``f0``, Hz.
+    active_db : float, optional
+        Keep frames within this many dB of the loudest (None: all frames).
+
+    Examples
+    --------
+    >>> cfg = FeatureConfig(sr=16000, features=["mfcc", "f0"], n_mfcc=13)
+    >>> cfg.to_dict()["features"], "f0_fmin" in FeatureConfig().to_dict()
+    (['mfcc', 'f0'], False)
     """
 
     sr: int = 22050
@@ -110,6 +139,24 @@ class RepresentationConfig:
 
     ``select`` keeps a subset of feature columns by group name or index ranges, e.g.
     ``"mfcc"`` or ``"0-4,25-36"``. ``last`` is the policy for a final partial window.
+
+    Parameters
+    ----------
+    kind : {"stats", "frames", "windows", "logmel"}
+        As above.
+    stats : list of str
+        Statistics of ``stats``: ``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``.
+    window, hop : float, optional
+        Window length and step, seconds (``windows``, ``logmel``; ``hop=None``: ``window``).
+    last : {"pad", "drop", "keep"}
+        A final partial window.
+    select : str, optional
+        Feature columns kept (group names or index ranges).
+
+    Examples
+    --------
+    >>> RepresentationConfig(kind="windows", window=2.0, hop=0.5).to_dict()["last"]
+    'pad'
     """
 
     kind: Literal["stats", "frames", "windows", "logmel"] = "stats"
@@ -144,6 +191,22 @@ def preset(name: str) -> tuple[FeatureConfig, RepresentationConfig]:
     - ``mfcc13-windows``: 13 MFCC in 5 s windows every 1 s (216 x 13, seed "sequences").
     - ``tess40``: 40 MFCC averaged over time (seed TESS/SAVEE).
     - ``logmel128``: 128-band log-mel at 16 kHz in 3 s patches every 1.5 s.
+
+    Parameters
+    ----------
+    name : str
+        One of the names above.
+
+    Returns
+    -------
+    FeatureConfig, RepresentationConfig
+        Fresh copies (editing them changes no other caller's).
+
+    Examples
+    --------
+    >>> f, r = preset("mfcc13-windows")
+    >>> f.n_mfcc, r.kind, r.window
+    (13, 'windows', 5.0)
     """
     seed = FeatureConfig(sr=22050, n_fft=8192, hop_length=512, max_duration=30.0)
     table = {

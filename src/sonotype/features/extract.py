@@ -37,7 +37,33 @@ def _read_duration(clip: Clip, fcfg: FeatureConfig) -> float | None:
 
 
 def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = None, key: str | None = None) -> FrameFeatures | Skipped:
-    """Frame features of one clip (from the cache when there), or :class:`Skipped` with the reason."""
+    """Frame features of one clip (from the cache when there), or :class:`Skipped` with the reason.
+
+    Parameters
+    ----------
+    clip : Clip
+        The file (and part of it) to read.
+    fcfg : FeatureConfig
+    cache : FeatureCache, optional
+    key : str, optional
+        The clip's cache key when already known (saves hashing the file again).
+
+    Returns
+    -------
+    FrameFeatures or Skipped
+        A file that cannot be used is reported, never raised: a corpus run goes on.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> tmp = tempfile.mkdtemp()
+    >>> sf.write(f"{tmp}/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> extract_clip(Clip(f"{tmp}/a.wav", "quiet", "spk1"), FeatureConfig(sr=8000)).values.shape
+    (16, 37)
+    >>> extract_clip(Clip(f"{tmp}/missing.wav", "quiet", "spk1"), FeatureConfig()).reason[:14]
+    'file not found'
+    """
     if cache is not None and key is None:
         try:
             key = cache.key(clip.path, fcfg, start=clip.start, duration=clip.duration)
@@ -163,6 +189,20 @@ def extract_corpus(
         Worker processes (1 = in this process).
     progress : bool
         Show a rich progress bar (files done, rate, ETA) on the terminal.
+
+    Yields
+    ------
+    (int, FrameFeatures or Skipped)
+        The clip's index in ``clips`` and its result.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> tmp = tempfile.mkdtemp()
+    >>> sf.write(f"{tmp}/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> [(i, type(r).__name__) for i, r in extract_corpus([Clip(f"{tmp}/a.wav", "x", "g")], FeatureConfig())]
+    [(0, 'FrameFeatures')]
     """
     clips = list(clips)
     if jobs < 1:
@@ -250,6 +290,25 @@ class Dataset:
 
     ``X[k]`` belongs to ``clips[item_clip[k]]``: windows and frames keep their clip, so a
     split by clip or group never separates them.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_items, ...)], float32
+        Model items.
+    item_clip : np.ndarray [shape=(n_items,)], int
+        Index into ``clips`` of each item.
+    clips : list of Clip
+        The clips that gave items.
+    skipped : list of Skipped
+        Clips that could not be used, with the reason.
+    feature_names : list of str
+        Names of the item's feature columns.
+
+    Examples
+    --------
+    >>> ds = Dataset(np.zeros((3, 2), np.float32), np.array([0, 0, 1]), [Clip("a.wav", "x", "g"), Clip("b.wav", "y", "g")])
+    >>> ds.labels().tolist()
+    ['x', 'x', 'y']
     """
 
     X: np.ndarray
@@ -279,7 +338,33 @@ def build_dataset(
     jobs: int = 1,
     progress: bool = False,
 ) -> Dataset:
-    """Extract ``clips`` (see :func:`extract_corpus`) and represent each as model items."""
+    """Extract ``clips`` (see :func:`extract_corpus`) and represent each as model items.
+
+    Parameters
+    ----------
+    clips : sequence of Clip
+    fcfg : FeatureConfig
+    rcfg : RepresentationConfig
+    cache_dir, jobs, progress
+        As in :func:`extract_corpus`.
+
+    Returns
+    -------
+    Dataset
+        Skipped clips are listed in ``skipped``, not in ``clips``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> tmp = tempfile.mkdtemp()
+    >>> for name in ("a", "b"):
+    ...     sf.write(f"{tmp}/{name}.wav", np.zeros(8000, np.float32), 8000)
+    >>> clips = [Clip(f"{tmp}/a.wav", "x", "g1"), Clip(f"{tmp}/b.wav", "y", "g2"), Clip(f"{tmp}/c.wav", "y", "g2")]
+    >>> ds = build_dataset(clips, FeatureConfig(sr=8000), RepresentationConfig())
+    >>> ds.X.shape, len(ds.skipped)
+    ((2, 37), 1)
+    """
     items: list[np.ndarray] = []
     owners: list[np.ndarray] = []
     ok: list[Clip] = []

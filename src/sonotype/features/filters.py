@@ -36,7 +36,26 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 
 def hz_to_octs(f: np.ndarray, *, tuning: float = 0.0, bins_per_octave: int = 12) -> np.ndarray:
-    """Octaves above C0 relative to a tuned A440 (``librosa.hz_to_octs``)."""
+    """Octaves above C0 relative to a tuned A440 (``librosa.hz_to_octs``).
+
+    Parameters
+    ----------
+    f : np.ndarray
+        Frequencies, Hz (> 0).
+    tuning : float
+        Offset of A440 in fractions of a bin.
+    bins_per_octave : int
+
+    Returns
+    -------
+    np.ndarray
+        The shape of ``f``.
+
+    Examples
+    --------
+    >>> hz_to_octs(np.array([27.5, 440.0]))
+    array([0., 4.])
+    """
     a440 = 440.0 * 2.0 ** (tuning / bins_per_octave)
     return np.log2(np.asarray(f) / (float(a440) / 16))
 
@@ -138,7 +157,26 @@ def chroma_fb(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.ndarray:
 
 
 def pitch_tuning(frequencies: np.ndarray, *, resolution: float = 0.01, bins_per_octave: int = 12) -> float:
-    """``librosa.pitch_tuning``: histogram peak of the pitches' deviation from the tempered scale."""
+    """``librosa.pitch_tuning``: histogram peak of the pitches' deviation from the tempered scale.
+
+    Parameters
+    ----------
+    frequencies : np.ndarray
+        Pitches, Hz (values <= 0 are ignored).
+    resolution : float
+        Histogram bin width, in fractions of a bin.
+    bins_per_octave : int
+
+    Returns
+    -------
+    float
+        In [-0.5, 0.5).
+
+    Examples
+    --------
+    >>> round(pitch_tuning(np.array([440.0, 880.0, 220.0]) * 2 ** (0.1 / 12)), 2)
+    0.1
+    """
     f = np.atleast_1d(frequencies)
     f = f[f > 0]
     if not np.any(f):

@@ -36,6 +36,12 @@ class FrameFeatures:
         Feature name -> column range ``(start, stop)``, in ``FeatureConfig.features`` order.
     sr, hop_length : int
         Frame ``t`` starts at sample ``t * hop_length`` (centred frames: is centred there).
+
+    Examples
+    --------
+    >>> ff = compute_frames(np.zeros(8000, np.float32), FeatureConfig(sr=8000, features=["rms", "chroma"]))
+    >>> ff.n_frames, ff.groups["chroma"], ff.names[1]
+    (16, (1, 13), 'chroma_C')
     """
 
     values: np.ndarray
@@ -50,12 +56,44 @@ class FrameFeatures:
 
 
 def feature_width(name: str, cfg: FeatureConfig) -> int:
-    """Number of columns feature ``name`` takes under ``cfg``."""
+    """Number of columns feature ``name`` takes under ``cfg``.
+
+    Parameters
+    ----------
+    name : str
+        A frame feature (:data:`~sonotype.features.FRAME_FEATURES`).
+    cfg : FeatureConfig
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> feature_width("contrast", FeatureConfig()), feature_width("mfcc", FeatureConfig(n_mfcc=13))
+    (7, 13)
+    """
     return len(feature_names(name, cfg))
 
 
 def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
-    """Column names of feature ``name`` under ``cfg``."""
+    """Column names of feature ``name`` under ``cfg``.
+
+    Parameters
+    ----------
+    name : str
+        A frame feature (:data:`~sonotype.features.FRAME_FEATURES`).
+    cfg : FeatureConfig
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> feature_names("f0", FeatureConfig()), feature_names("mfcc", FeatureConfig(n_mfcc=2))
+    (['f0', 'f0_voiced'], ['mfcc_01', 'mfcc_02'])
+    """
     if name in ("rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness"):
         return [name]
     if name == "contrast":
@@ -76,7 +114,25 @@ def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
 
 
 def frame_layout(cfg: FeatureConfig) -> tuple[list[str], dict[str, tuple[int, int]]]:
-    """Column names and feature groups :func:`compute_frames` will produce, without audio."""
+    """Column names and feature groups :func:`compute_frames` will produce, without audio.
+
+    Parameters
+    ----------
+    cfg : FeatureConfig
+
+    Returns
+    -------
+    names : list of str
+        One per column.
+    groups : dict
+        Feature -> column range ``(start, stop)``.
+
+    Examples
+    --------
+    >>> names, groups = frame_layout(FeatureConfig(features=["rms", "contrast"]))
+    >>> len(names), groups
+    (8, {'rms': (0, 1), 'contrast': (1, 8)})
+    """
     names: list[str] = []
     groups: dict[str, tuple[int, int]] = {}
     for feat in cfg.features:
@@ -87,7 +143,24 @@ def frame_layout(cfg: FeatureConfig) -> tuple[list[str], dict[str, tuple[int, in
 
 
 def active_frames(rms: np.ndarray, active_db: float) -> np.ndarray:
-    """Mask of frames whose RMS is within ``active_db`` dB of the loudest (``FeatureConfig.active_db``)."""
+    """Mask of frames whose RMS is within ``active_db`` dB of the loudest (``FeatureConfig.active_db``).
+
+    Parameters
+    ----------
+    rms : np.ndarray [shape=(n_frames,)]
+        Frame RMS (linear).
+    active_db : float
+        Range kept below the loudest frame, dB.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames,)], bool
+
+    Examples
+    --------
+    >>> active_frames(np.array([1.0, 0.1, 0.001]), 30.0)
+    array([ True,  True, False])
+    """
     db = 20.0 * np.log10(np.maximum(np.asarray(rms, dtype=np.float64), 1e-10))
     return db >= db.max() - active_db
 
@@ -131,6 +204,15 @@ def one_blas_thread() -> Iterator[None]:
     one thread, which changes float32 rounding: features would then depend on the caller's
     thread settings. One thread gives the same bits in every process (workers, parent,
     predict), and these products are too small to gain from threads anyway.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> with one_blas_thread():
+    ...     ff = compute_frames(np.zeros(4096, np.float32), FeatureConfig())
     """
     ctl = _blas()
     if ctl is None:  # pragma: no cover
@@ -148,6 +230,7 @@ def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
     y : np.ndarray [shape=(n,)], float32
         Mono signal, already at ``cfg.sr`` (see :func:`sonotype.features.featurize` for files).
     cfg : FeatureConfig
+        Which features (``cfg.features``, in output order) and their settings.
 
     Returns
     -------

@@ -107,6 +107,21 @@ def represent_names(
     Takes the clip's :class:`FrameFeatures`, the :class:`FeatureConfig` (no audio needed) or
     a ``(names, groups)`` pair. ``stats`` columns are named ``"<column>_<stat>"``
     (``"mfcc_01_mean"``); the other kinds keep the frame column names.
+
+    Parameters
+    ----------
+    ff_or_groups : FrameFeatures, FeatureConfig or (list of str, dict)
+        Where the frame columns come from.
+    rcfg : RepresentationConfig
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> represent_names(FeatureConfig(features=["rms", "zcr"]), RepresentationConfig(stats=["mean", "std"]))
+    ['rms_mean', 'rms_std', 'zcr_mean', 'zcr_std']
     """
     if isinstance(ff_or_groups, FrameFeatures):
         names, groups = ff_or_groups.names, ff_or_groups.groups
@@ -134,6 +149,26 @@ def window_frames(n_frames: int, sr: int, hop_length: int, rcfg: RepresentationC
     ``W`` s segment gives: 5 s at 22,050 Hz, hop 512 -> 216) and windows start every
     ``round(H*sr / hop_length)`` frames. ``last``: ``drop`` discards a final partial window,
     ``pad`` zero-pads it, ``keep`` moves it back to end on the last frame (full length).
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the clip.
+    sr, hop_length : int
+        The frame grid.
+    rcfg : RepresentationConfig
+        ``window``, ``hop`` (seconds) and ``last``.
+
+    Returns
+    -------
+    frames_per_window : int
+    starts : list of int
+        First frame of each window.
+
+    Examples
+    --------
+    >>> window_frames(300, 22050, 512, RepresentationConfig(kind="windows", window=5.0, hop=1.0, last="drop"))
+    (216, [0, 43])
     """
     if rcfg.window is None:
         raise ConfigError(f"representation {rcfg.kind!r} needs window > 0 seconds")
@@ -162,6 +197,18 @@ def represent(ff: FrameFeatures, rcfg: RepresentationConfig) -> np.ndarray:
         ``frames`` -> (T, F); ``windows`` -> (n_windows, Tw, F);
         ``logmel`` -> (n_windows, F, Tw) (the ``logmel`` group unless ``select`` says otherwise;
         padding uses the clip's quietest value, not 0 dB).
+
+    Parameters
+    ----------
+    ff : FrameFeatures
+        One clip's frames (:func:`~sonotype.features.compute_frames`).
+    rcfg : RepresentationConfig
+
+    Examples
+    --------
+    >>> ff = compute_frames(np.zeros(22050, np.float32), FeatureConfig())
+    >>> represent(ff, RepresentationConfig(stats=["mean", "std"])).shape
+    (1, 74)
     """
     cols = _columns(ff.groups, rcfg)
     x = ff.values[:, cols]
@@ -194,6 +241,30 @@ def featurize(
     from both: :class:`~sonotype.errors.ParameterError` for a shape or dtype that is not a
     signal, :class:`~sonotype.errors.AudioError` (naming ``path``) for samples that are not
     finite or fewer than one analysis frame (``n_fft`` samples).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (channels, n)]
+        Audio at rate ``sr`` (channels are averaged).
+    sr : int
+        Its sample rate; resampled to ``fcfg.sr`` when different.
+    fcfg : FeatureConfig
+        Frame features.
+    rcfg : RepresentationConfig
+        How frames become items.
+    path : object, optional
+        Named in errors.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_items, ...)], float32
+        As :func:`represent`.
+
+    Examples
+    --------
+    >>> y = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    >>> featurize(y, 16000, FeatureConfig(), RepresentationConfig()).shape
+    (1, 37)
     """
     y = mono_signal(y, path=path)
     sr = sample_rate(sr)

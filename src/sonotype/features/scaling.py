@@ -19,6 +19,17 @@ class Standardizer:
     all work. Zero-variance features get scale 1. Never pickled: :meth:`to_dict` gives JSON-safe
     lists, :meth:`state_tensors` arrays for safetensors.
 
+    Parameters
+    ----------
+    feature_axis : int
+        The axis that holds the features (-1 for (N, F) and (N, T, F); -2 for (N, F, T)).
+
+    Attributes
+    ----------
+    mean_, scale_ : np.ndarray [shape=(n_features,)], float64
+        Learned by :meth:`fit`.
+    n_features_in_ : int
+
     Examples
     --------
     >>> import numpy as np
@@ -40,6 +51,15 @@ class Standardizer:
         """Learn ``mean_`` and ``scale_`` (float64) from ``X``; returns ``self``.
 
         Disk-backed arrays (:mod:`sonotype.shards`) are read in chunks, never whole.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, ...)]
+            Items with the feature axis at ``feature_axis`` (or a disk-backed array).
+
+        Returns
+        -------
+        Standardizer
         """
         from ..shards import is_lazy, streaming_moments
 
@@ -72,7 +92,18 @@ class Standardizer:
         return v.reshape(shape)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """``(X - mean_) / scale_`` as float32 (a lazy view, computed per batch, for disk-backed arrays)."""
+        """``(X - mean_) / scale_`` as float32 (a lazy view, computed per batch, for disk-backed arrays).
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, ...)]
+            Items with the feature axis at ``feature_axis``.
+
+        Returns
+        -------
+        np.ndarray, float32
+            The shape of ``X``.
+        """
         from ..shards import Scaled, is_lazy
 
         if is_lazy(X):
@@ -83,20 +114,57 @@ class Standardizer:
         return out.astype(np.float32)
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        """``X * scale_ + mean_`` as float32: undoes :meth:`transform`.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, ...)]
+            Items with the feature axis at ``feature_axis``.
+
+        Returns
+        -------
+        np.ndarray, float32
+        """
         x = np.asarray(X)
         ax = self._check(x)
         return (x * self._bcast(self.scale_, x, ax) + self._bcast(self.mean_, x, ax)).astype(np.float32)
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`fit` on ``X``, then :meth:`transform` it.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, ...)]
+            Items with the feature axis at ``feature_axis``.
+
+        Returns
+        -------
+        np.ndarray, float32
+        """
         return self.fit(X).transform(X)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state: ``{"feature_axis", "mean", "scale"}`` as plain lists."""
+        """JSON-safe state: ``{"feature_axis", "mean", "scale"}`` as plain lists.
+
+        Returns
+        -------
+        dict
+        """
         self._check_fitted()
         return {"feature_axis": self.feature_axis, "mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        """Rebuild from :meth:`to_dict`; a malformed state is a :class:`ModelError`.
+
+        Parameters
+        ----------
+        d : dict
+
+        Returns
+        -------
+        Standardizer
+        """
         try:
             s = cls(feature_axis=int(d.get("feature_axis", -1)))
             return s._set(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64))
@@ -104,12 +172,29 @@ class Standardizer:
             raise ModelError(f"not a Standardizer state ({exc})") from None
 
     def state_tensors(self) -> dict[str, np.ndarray]:
-        """Arrays for ``safetensors.numpy.save``: ``mean``, ``scale`` (float64) and ``feature_axis``."""
+        """Arrays for ``safetensors.numpy.save``: ``mean``, ``scale`` (float64) and ``feature_axis``.
+
+        Returns
+        -------
+        dict of np.ndarray
+        """
         self._check_fitted()
         return {"mean": self.mean_.copy(), "scale": self.scale_.copy(), "feature_axis": np.array([self.feature_axis], np.int64)}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], *, feature_axis: int | None = None) -> Standardizer:
+        """Rebuild from :meth:`state_tensors` (as read back from safetensors).
+
+        Parameters
+        ----------
+        tensors : dict of np.ndarray
+        feature_axis : int, optional
+            Overrides the stored axis.
+
+        Returns
+        -------
+        Standardizer
+        """
         try:
             ax = feature_axis if feature_axis is not None else int(np.asarray(tensors.get("feature_axis", [-1]))[0])
             return cls(feature_axis=ax)._set(np.asarray(tensors["mean"], np.float64), np.asarray(tensors["scale"], np.float64))

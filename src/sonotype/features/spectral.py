@@ -27,6 +27,7 @@ __all__ = [
     "bandwidth",
     "centroid",
     "contrast",
+    "delta",
     "flatness",
     "logmel",
     "mel",
@@ -64,14 +65,58 @@ class Spectrum:
         and flatness need it (:func:`needs_precise`): they weigh the quietest bins, where a
         float32 FFT's rounding floor (~1e-7 of the frame's peak) is a visible share of the
         value (a pure tone's bandwidth doubles). Every other feature is exact to ~1e-6 in float32.
+
+    Attributes
+    ----------
+    mag, power, mel, logmel, mfcc : np.ndarray [shape=(n_frames, k)], float32
+        Computed on first use and kept: every feature of the clip shares them.
+
+    Examples
+    --------
+    >>> sp = Spectrum(np.zeros(22050, np.float32), FeatureConfig())
+    >>> sp.mag.shape, sp.mel.shape, sp.n_frames
+    ((44, 1025), (44, 128), 44)
     """
 
     def __init__(self, y: np.ndarray, cfg: FeatureConfig, *, precise: bool = False) -> None:
         if np.ndim(y) != 1:
             raise ParameterError(f"Spectrum needs a mono 1-D signal, got shape {np.shape(y)}")
-        self.y = np.ascontiguousarray(y, dtype=np.float32)
+        self.y: np.ndarray | None = np.ascontiguousarray(y, dtype=np.float32)
         self.cfg = cfg
         self.precise = precise
+
+    @classmethod
+    def from_spectrogram(cls, S: np.ndarray, cfg: FeatureConfig, *, power: bool = False) -> Spectrum:
+        """A Spectrum over a given spectrogram (frames as rows) instead of a signal.
+
+        ``S`` is ``|X|`` (``power=False``) or ``|X|**2``; the other is derived from it. There
+        is no signal, so the waveform features (:func:`rms`, :func:`zcr`) cannot use it.
+
+        Parameters
+        ----------
+        S : np.ndarray [shape=(n_frames, 1 + cfg.n_fft // 2)]
+            Non-negative spectrogram, frames as rows.
+        cfg : FeatureConfig
+            The settings ``S`` was computed with (``sr``, ``n_fft``) and the features' own.
+        power : bool
+            ``S`` is a power spectrogram.
+
+        Returns
+        -------
+        Spectrum
+
+        Examples
+        --------
+        >>> sp = Spectrum.from_spectrogram(np.ones((3, 1025), np.float32), FeatureConfig())
+        >>> sp.n_frames, float(sp.power[0, 0])
+        (3, 1.0)
+        """
+        S = np.ascontiguousarray(S, dtype=np.float32)
+        sp = cls.__new__(cls)
+        sp.y, sp.cfg, sp.precise = None, cfg, False
+        sp.__dict__["power" if power else "mag"] = S
+        sp.__dict__["mag" if power else "power"] = np.sqrt(S) if power else S * S
+        return sp
 
     @cached_property
     def mag(self) -> np.ndarray:
@@ -108,6 +153,8 @@ class Spectrum:
     def n_frames(self) -> int:
         """librosa's frame count, without computing the spectrum (rms/zcr need only this)."""
         c = self.cfg
+        if self.y is None:
+            return int(self.mag.shape[0])
         n = self.y.size + (2 * (c.n_fft // 2) if c.center else 0)
         return 1 + (n - c.n_fft) // c.hop_length
 
@@ -143,12 +190,47 @@ PRECISE_FEATURES = frozenset({"bandwidth", "contrast", "flatness"})
 
 
 def needs_precise(features: list[str]) -> bool:
-    """Whether these features need librosa's float64 transform (see :class:`Spectrum`)."""
+    """Whether these features need librosa's float64 transform (see :class:`Spectrum`).
+
+    Parameters
+    ----------
+    features : list of str
+        Frame feature names.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> needs_precise(["mfcc", "bandwidth"]), needs_precise(["mfcc"])
+    (True, False)
+    """
     return bool(PRECISE_FEATURES & set(features))
 
 
 def power_to_db(s: np.ndarray, *, amin: float = 1e-10, top_db: float | None = 80.0) -> np.ndarray:
-    """``librosa.power_to_db`` with ``ref=1``: ``10 log10(max(amin, s))``, floored at max - top_db."""
+    """``librosa.power_to_db`` with ``ref=1``: ``10 log10(max(amin, s))``, floored at max - top_db.
+
+    Parameters
+    ----------
+    s : np.ndarray
+        Power values, any shape.
+    amin : float
+        Floor on ``s`` before the log, > 0.
+    top_db : float, optional
+        The result is at least ``max - top_db`` (None: no floor).
+
+    Returns
+    -------
+    np.ndarray
+        dB, the shape of ``s``.
+
+    Examples
+    --------
+    >>> power_to_db(np.array([1.0, 0.1, 1e-12]))
+    array([  0., -10., -80.])
+    """
     finite("amin", amin, low=0.0, low_open=True)
     if top_db is not None:
         finite("top_db (dB)", top_db, low=0.0)
@@ -159,15 +241,36 @@ def power_to_db(s: np.ndarray, *, amin: float = 1e-10, top_db: float | None = 80
     return out
 
 
+def _signal(sp: Spectrum, what: str) -> np.ndarray:
+    if sp.y is None:
+        raise ParameterError(f"{what} needs the waveform; this Spectrum was built from a spectrogram")
+    return sp.y
+
+
 def rms(sp: Spectrum) -> np.ndarray:
     """``librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop, center, pad_mode)``.
 
     Frame energies are float64 sums of ``y**2`` over hop-sized blocks, added ``n_fft / hop``
     blocks at a time (a running sum when hop does not divide n_fft): O(n), no frame loop.
     librosa sums each frame in float32, so the two agree to ~1e-6 relative.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+
+    Examples
+    --------
+    >>> sp = Spectrum(np.full(22050, 0.5, np.float32), FeatureConfig())
+    >>> float(rms(sp)[10, 0])
+    0.5
     """
     c = sp.cfg
-    y = _pad(sp.y, c.n_fft, c.center, c.pad_mode).astype(np.float64)
+    y = _pad(_signal(sp, "rms"), c.n_fft, c.center, c.pad_mode).astype(np.float64)
     n, hop, nf = sp.n_frames, c.hop_length, c.n_fft
     if nf % hop == 0:
         per = nf // hop
@@ -190,9 +293,25 @@ def zcr(sp: Spectrum) -> np.ndarray:
     librosa pads with edge values, zeroes samples with ``|x| <= 1e-10`` and counts sign
     changes inside each frame; counting them once over the whole signal with an integer
     running sum gives the identical rates.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+        Crossings per sample.
+
+    Examples
+    --------
+    >>> sp = Spectrum(np.tile(np.float32([1, -1]), 11025), FeatureConfig())  # a crossing every sample
+    >>> round(float(zcr(sp)[10, 0]), 3)
+    1.0
     """
     c = sp.cfg
-    y = sp.y
+    y = _signal(sp, "zcr")
     if c.center:
         y = np.pad(y, (c.n_fft // 2, c.n_fft // 2), mode="edge")
     neg = y < np.float64(-1e-10)  # float64 compare, as librosa's numba stencil does
@@ -296,7 +415,25 @@ def _moments(sp: Spectrum) -> _Moments:
 
 
 def centroid(sp: Spectrum) -> np.ndarray:
-    """``librosa.feature.spectral_centroid(S=|X|)``; silent frames give 0 as in librosa."""
+    """``librosa.feature.spectral_centroid(S=|X|)``; silent frames give 0 as in librosa.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+        Hz.
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> round(float(np.median(centroid(sp))), -1)
+    1000.0
+    """
     df = sp.cfg.sr / sp.cfg.n_fft
     return (_moments(sp).center * df).astype(np.float32)[:, None]
 
@@ -307,6 +444,23 @@ def bandwidth(sp: Spectrum) -> np.ndarray:
     Central moments are accumulated per block about each block's own origin (see
     :class:`_Moments`): a raw ``E[f^2] - E[f]^2`` in float32 would cancel catastrophically
     for narrow-band frames (a pure tone at 4 kHz).
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+        Hz.
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> bool(np.median(bandwidth(sp)) < 100)  # a tone is narrow
+    True
     """
     df = sp.cfg.sr / sp.cfg.n_fft
     return (np.sqrt(_moments(sp).spread()) * df).astype(np.float32)[:, None]
@@ -319,6 +473,23 @@ def rolloff(sp: Spectrum) -> np.ndarray:
     The running sum is float64 (block sums, then one block per frame). librosa's is float32,
     whose rounding at 85 % of a 4,097-bin sum is about one bin's energy: in ~1 % of frames the
     two pick neighbouring bins (sr / n_fft Hz apart); clip means agree to ~1e-6.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+        Hz (a bin frequency).
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> bool(1000 < np.median(rolloff(sp)) < 1030)
+    True
     """
     c = sp.cfg
     if not 0.0 < c.roll_percent < 1.0:
@@ -327,7 +498,27 @@ def rolloff(sp: Spectrum) -> np.ndarray:
 
 
 def flatness(sp: Spectrum, *, amin: float = 1e-10) -> np.ndarray:
-    """``librosa.feature.spectral_flatness(S=|X|, power=2, amin=1e-10)``: geometric over arithmetic mean."""
+    """``librosa.feature.spectral_flatness(S=|X|, power=2, amin=1e-10)``: geometric over arithmetic mean.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+    amin : float
+        Floor on the power, > 0.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1)], float32
+        In (0, 1].
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> bool(np.median(flatness(sp)) < 0.01)  # a tone is anything but flat
+    True
+    """
     finite("amin", amin, low=0.0, low_open=True)  # 0 would take log(0) of silent bins
     s = np.maximum(amin, sp.power)
     gmean = np.exp(np.mean(np.log(s), axis=1))
@@ -340,6 +531,26 @@ def contrast(sp: Spectrum, *, quantile: float = 0.02) -> np.ndarray:
     Uses the same band edges as librosa; one ``np.partition`` per band (7 bands, not per frame)
     replaces the full sort, which only changes the order the quantile means are summed in.
     ``quantile`` (the share of each band's bins averaged as its peak and its valley) lies in (0, 1).
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+        (``contrast_fmin``, ``contrast_bands``).
+    quantile : float
+        In (0, 1).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, contrast_bands + 1)], float32
+        dB, lowest band first.
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> contrast(sp).shape
+    (44, 7)
     """
     finite("quantile", quantile, low=0.0, high=1.0, low_open=True, high_open=True)
     c = sp.cfg
@@ -379,23 +590,120 @@ def contrast(sp: Spectrum, *, quantile: float = 0.02) -> np.ndarray:
 
 
 def mel(sp: Spectrum) -> np.ndarray:
+    """``sp.mel``: the mel power spectrogram (see :attr:`Spectrum.mel`).
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mels)], float32
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> mel(sp).shape
+    (44, 128)
+    """
     return sp.mel
 
 
 def logmel(sp: Spectrum) -> np.ndarray:
+    """``sp.logmel``: the mel spectrogram in dB (see :attr:`Spectrum.logmel`).
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mels)], float32
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> L = logmel(sp)
+    >>> bool(L.max() - L.min() <= sp.cfg.top_db)
+    True
+    """
     return sp.logmel
 
 
 def mfcc(sp: Spectrum) -> np.ndarray:
+    """``sp.mfcc``: the MFCC (see :attr:`Spectrum.mfcc`).
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mfcc)], float32
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> mfcc(sp).shape
+    (44, 20)
+    """
     return sp.mfcc
 
 
 def mfcc_delta(sp: Spectrum, *, order: int = 1, width: int = 9) -> np.ndarray:
-    """``librosa.feature.delta(mfcc, width=9, order)`` along time (its Savitzky-Golay filter).
+    """:func:`delta` of the clip's MFCC (``librosa.feature.delta(mfcc, width, order)``).
 
-    ``width`` is odd and >= 3, ``order`` >= 1 and below ``width`` (as in librosa). Clips
-    shorter than ``width`` frames use the largest odd width that fits (librosa refuses them);
-    too few frames for any filter of that order give zeros.
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT; settings come from ``sp.cfg``.
+    order, width : int
+        As in :func:`delta`.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mfcc)], float32
+
+    Examples
+    --------
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(22050) / 22050).astype(np.float32)
+    >>> sp = Spectrum(tone, FeatureConfig())
+    >>> mfcc_delta(sp, order=2).shape
+    (44, 20)
+    """
+    return delta(sp.mfcc, order=order, width=width)
+
+
+def delta(m: np.ndarray, *, order: int = 1, width: int = 9) -> np.ndarray:
+    """``librosa.feature.delta(m.T, width=9, order).T`` along time (its Savitzky-Golay filter).
+
+    ``m`` is (n_frames, k). ``width`` is odd and >= 3, ``order`` >= 1 and below ``width`` (as
+    in librosa). Clips shorter than ``width`` frames use the largest odd width that fits
+    (librosa refuses them); too few frames for any filter of that order give zeros.
+
+    Parameters
+    ----------
+    m : np.ndarray [shape=(n_frames, k)]
+        Frames as rows.
+    order : int
+        Derivative order.
+    width : int
+        Filter length in frames.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, k)], float32
+
+    Examples
+    --------
+    >>> delta(np.arange(20.0)[:, None] * 3)[10]  # a ramp rising by 3 per frame
+    array([3.], dtype=float32)
     """
     import scipy.signal
 
@@ -405,7 +713,6 @@ def mfcc_delta(sp: Spectrum, *, order: int = 1, width: int = 9) -> np.ndarray:
     order = positive_int("order", order)
     if order >= width:
         raise ParameterError(f"order must be below width, got order={order}, width={width}")
-    m = sp.mfcc
     n = m.shape[0]
     w = min(width, n if n % 2 else n - 1)
     if w < 3 or w <= order:

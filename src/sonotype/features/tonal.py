@@ -23,7 +23,30 @@ def estimate_tuning(
 ) -> float:
     """``librosa.estimate_tuning(S=power, sr=sr, bins_per_octave=...)`` for a (frames, bins) spectrogram.
 
-    Returns the tuning offset in fractions of a bin, quantised to 0.01 as librosa does.
+    Parameters
+    ----------
+    power : np.ndarray [shape=(n_frames, 1 + n_fft // 2)]
+        Power spectrogram, frames as rows.
+    sr : int
+        Sample rate, Hz.
+    n_fft : int
+        FFT length ``power`` was computed with.
+    bins_per_octave : int
+        Chroma resolution the offset is measured in.
+    fmin, fmax : float
+        Band searched for peaks, Hz.
+
+    Returns
+    -------
+    float
+        Tuning offset in fractions of a bin, in [-0.5, 0.5), quantised to 0.01 as librosa does.
+
+    Examples
+    --------
+    >>> y = np.sin(2 * np.pi * 440 * 2 ** (0.25 / 12) * np.arange(22050) / 22050)  # A4, a quarter tone sharp
+    >>> p = (np.abs(np.fft.rfft(y[:2048] * np.hanning(2048))) ** 2)[None, :]
+    >>> bool(0.15 < estimate_tuning(p, sr=22050, n_fft=2048) < 0.35)  # one frame: roughly
+    True
     """
     s = np.asarray(power)
     sr, n_fft = sample_rate(sr), positive_int("n_fft", n_fft)
@@ -75,6 +98,23 @@ def chroma(sp: Spectrum) -> np.ndarray:
     """``librosa.feature.chroma_stft(S=|X|**2, tuning=cfg.tuning or estimated)``, (frames, n_chroma).
 
     Each frame is scaled to a maximum of 1; silent frames stay 0, as in librosa.
+
+    Parameters
+    ----------
+    sp : Spectrum
+        The clip's shared STFT (``cfg.n_chroma``, ``cfg.tuning``).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_chroma)], float32
+        Column 0 is C.
+
+    Examples
+    --------
+    >>> from sonotype.features import FeatureConfig
+    >>> a4 = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)
+    >>> int(np.median(chroma(Spectrum(a4, FeatureConfig(tuning=0.0))).argmax(axis=1)))  # 9 is A
+    9
     """
     c = sp.cfg
     p = sp.power
@@ -93,6 +133,22 @@ def tonnetz(chroma_frames: np.ndarray) -> np.ndarray:
 
     librosa's default computes its own CQT chroma; here the STFT chroma of the shared
     spectrogram is projected, which is what ``tonnetz(chroma=chroma_stft(...))`` gives.
+
+    Parameters
+    ----------
+    chroma_frames : np.ndarray [shape=(n_frames, n_chroma)]
+        Chroma, frames as rows.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 6)], float32
+        Fifth x/y, minor third x/y, major third x/y.
+
+    Examples
+    --------
+    >>> c = np.zeros((1, 12), np.float32); c[0, 0] = 1.0  # C alone
+    >>> tonnetz(c).round(3).tolist()
+    [[0.0, 1.0, 0.0, 1.0, 0.0, 0.5]]
     """
     chroma_frames = np.asarray(chroma_frames)
     if chroma_frames.ndim != 2 or chroma_frames.shape[1] < 1:

@@ -50,6 +50,20 @@ class ModelEntry:
     """A registered architecture: the module class, its preset parameters and a summary.
 
     Calling the entry builds the module: ``entry(input_shape, n_classes, **params)``.
+
+    Parameters
+    ----------
+    cls : type of torch.nn.Module
+        Built as ``cls(input_shape, n_classes, **params)``.
+    defaults : dict
+        The preset's parameters (over the class defaults).
+    summary : str
+        One line for ``sonotype models``.
+
+    Examples
+    --------
+    >>> MODELS["mlp-small"].resolved({})["hidden"]
+    [64, 32, 16]
     """
 
     cls: type[nn.Module]
@@ -78,7 +92,26 @@ MODELS: dict[str, ModelEntry] = {}
 def register_model(
     name: str, cls: type[nn.Module], defaults: Mapping[str, Any] | None = None, summary: str = ""
 ) -> None:
-    """Add an architecture to the registry (``cls(input_shape, n_classes, **params)``)."""
+    """Add an architecture to the registry (``cls(input_shape, n_classes, **params)``).
+
+    Parameters
+    ----------
+    name : str
+        New, unique name.
+    cls : type of torch.nn.Module
+        Takes ``(input_shape, n_classes)`` and keyword-only architecture parameters.
+    defaults : dict, optional
+        Preset parameters.
+    summary : str
+        One line for ``sonotype models``.
+
+    Examples
+    --------
+    >>> register_model("mlp", MLP)
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ParameterError: model name 'mlp' is already registered
+    """
     if name in MODELS:
         raise ParameterError(f"model name {name!r} is already registered")
     MODELS[name] = ModelEntry(cls, dict(defaults or {}), summary)
@@ -110,7 +143,17 @@ register_model("cnn-bn", CRNN, {"rnn_hidden": 0}, "log-mel BN CNN + pooling over
 
 
 def model_names() -> list[str]:
-    """Registered model names, sorted."""
+    """Registered model names, sorted.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> {"mlp", "resmlp", "crnn"} <= set(model_names())
+    True
+    """
     return sorted(MODELS)
 
 
@@ -123,7 +166,24 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolved_params(name: str, **params: Any) -> dict[str, Any]:
-    """All parameters of model ``name`` with the values ``params`` would build it with."""
+    """All parameters of model ``name`` with the values ``params`` would build it with.
+
+    Parameters
+    ----------
+    name : str
+        A registered model.
+    **params
+        Overrides; unknown names raise :class:`ParameterError`.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> resolved_params("mlp-small", dropout=0.1)["dropout"]
+    0.1
+    """
     entry = _entry(name)
     _check_param_names(name, entry, params)
     return entry.resolved(params)
@@ -168,6 +228,12 @@ def build_model(
     torch.nn.Module
         With attributes ``sonotype_spec`` (dict: name, input_shape, n_classes, params,
         all JSON values) and ``input_shape``.
+
+    Examples
+    --------
+    >>> net = build_model("mlp-small", (37,), 5, seed=0)
+    >>> net.sonotype_spec["name"], net(torch.zeros(2, 37)).shape
+    ('mlp-small', torch.Size([2, 5]))
     """
     entry = _entry(name)
     shape = tuple(int(s) for s in input_shape) if isinstance(input_shape, (tuple, list)) else None
@@ -194,7 +260,23 @@ def build_model(
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
-    """The JSON that rebuilds ``model`` with :func:`from_spec`; raises for foreign modules."""
+    """The JSON that rebuilds ``model`` with :func:`from_spec`; raises for foreign modules.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Built by :func:`build_model`.
+
+    Returns
+    -------
+    dict
+        ``{"name", "input_shape", "n_classes", "params"}``.
+
+    Examples
+    --------
+    >>> model_spec(build_model("mlp-small", (4,), 2))["input_shape"]
+    [4]
+    """
     spec = getattr(model, "sonotype_spec", None)
     if spec is None:
         raise ParameterError(f"{type(model).__name__} was not built by sonotype.models.build_model")
@@ -202,7 +284,26 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 
 def from_spec(spec: Mapping[str, Any], *, seed: int | None = None) -> nn.Module:
-    """Rebuild a network from ``{"name", "input_shape", "n_classes", "params"}`` (e.g. read from JSON)."""
+    """Rebuild a network from ``{"name", "input_shape", "n_classes", "params"}`` (e.g. read from JSON).
+
+    Parameters
+    ----------
+    spec : dict
+        As :func:`model_spec` gives it.
+    seed : int, optional
+        Weight initialisation seed.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> a = build_model("mlp-small", (4,), 2, seed=1)
+    >>> b = from_spec(model_spec(a), seed=1)
+    >>> all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    True
+    """
     missing = sorted({"name", "input_shape", "n_classes", "params"} - set(spec))
     if missing:
         raise ParameterError(f"model spec lacks key(s) {missing}; got {sorted(spec)}")
@@ -212,7 +313,23 @@ def from_spec(spec: Mapping[str, Any], *, seed: int | None = None) -> nn.Module:
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters; BatchNorm running statistics are buffers, not counted."""
+    """Number of (trainable) parameters; BatchNorm running statistics are buffers, not counted.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    trainable_only : bool
+        Count only parameters with ``requires_grad``.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> count_parameters(torch.nn.Linear(3, 2))
+    8
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 

@@ -55,6 +55,24 @@ class CNN1DSeed(nn.Module):
     axis below 1, the build clamps it (padding just enough, pooling kernel at most the
     length), decided from ``input_shape`` only. The flatten size follows T, so the module
     accepts exactly the ``input_shape`` it was built for.
+
+    Parameters
+    ----------
+    input_shape : (T, F) or (D,)
+        A sequence of frames, or a vector read as a one-channel sequence.
+    n_classes : int
+    variant : {"seed-a", "seed-b"}
+    kernel_size : int
+    dropout : float, optional
+        Overrides the variant's dropout.
+    dense : int
+        Width of seed-a's dense layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> CNN1DSeed((216, 13), 4).eval()(torch.zeros(2, 216, 13)).shape
+    torch.Size([2, 4])
     """
 
     def __init__(
@@ -128,6 +146,24 @@ class CNN1DBN(nn.Module):
     Blocks of ``Conv1d(kernel_size, 'same') -> BatchNorm -> ReLU -> MaxPool(2)`` over time
     (ceil mode, so a length-1 sequence survives), then global pooling over time
     (``pooling``: avg, max, avgmax or attention), dropout and a linear head.
+
+    Parameters
+    ----------
+    input_shape : (T, F)
+        Frames x features (T may differ at prediction time).
+    n_classes : int
+    channels : sequence of int
+        One block per entry.
+    kernel_size : int
+    pooling : {"avg", "max", "avgmax", "attention"}
+    dropout : float
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = CNN1DBN((100, 40), 3).eval()
+    >>> net(torch.zeros(2, 100, 40)).shape, net(torch.zeros(1, 7, 40)).shape  # any length
+    (torch.Size([2, 3]), torch.Size([1, 3]))
     """
 
     input_layout = "TF"

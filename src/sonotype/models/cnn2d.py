@@ -65,6 +65,19 @@ class CNN2DSeed(nn.Module):
     below 1 is clamped at build time (kernel at most the axis length, just enough
     padding), from ``input_shape`` only, so the same JSON rebuilds the same module. The
     flatten size follows the patch size: the module takes exactly its ``input_shape``.
+
+    Parameters
+    ----------
+    input_shape : (F, T)
+        Mel bands x frames.
+    n_classes : int
+    variant : {"seed-b", "tutorial", "seed-d"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> CNN2DSeed((64, 94), 5, variant="seed-d").eval()(torch.zeros(2, 64, 94)).shape
+    torch.Size([2, 5])
     """
 
     input_layout = "FT"
@@ -136,6 +149,28 @@ class CRNN(nn.Module):
     away; with ``rnn_hidden > 0`` a bidirectional GRU reads the frame sequence (the
     "R" of CRNN). Global ``pooling`` over time (avg, max, avgmax, attention), dropout,
     linear head. ``cnn-bn`` is the same network without the GRU.
+
+    Parameters
+    ----------
+    input_shape : (F, T)
+        Mel bands x frames (T may differ at prediction time).
+    n_classes : int
+    channels : sequence of int
+        One block per entry.
+    convs_per_block : int
+    time_pools : int
+        Blocks that also halve time.
+    rnn_hidden : int
+        GRU width per direction (0: no GRU).
+    pooling : {"avg", "max", "avgmax", "attention"}
+    dropout : float
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = CRNN((64, 94), 4, channels=(8, 16)).eval()
+    >>> net(torch.zeros(2, 64, 94)).shape, net(torch.zeros(1, 64, 10)).shape
+    (torch.Size([2, 4]), torch.Size([1, 4]))
     """
 
     input_layout = "FT"

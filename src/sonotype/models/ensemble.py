@@ -35,6 +35,23 @@ class Ensemble(nn.Module):
 
     Every member must take ``input_shape`` and give ``n_classes`` outputs. Input layout and
     the variable (time) axis are the first member's: the members share their features.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+    n_classes : int
+    members : sequence of dict
+        Member specs (:func:`~sonotype.models.model_spec`).
+    class_prior : sequence of float, optional
+        Training class frequencies: probabilities are divided by them and renormalised
+        (prior correction).
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model, model_spec
+    >>> spec = model_spec(build_model("mlp-small", (8,), 3))
+    >>> Ensemble((8,), 3, members=[spec, spec]).eval()(torch.zeros(2, 8)).shape
+    torch.Size([2, 3])
     """
 
     def __init__(
@@ -88,6 +105,25 @@ def ensemble_of(networks: Sequence[nn.Module], *, class_prior: Sequence[float] |
 
     The members' weights are copied into the new module, which carries its own spec;
     ``class_prior`` turns on the prior correction (one network may then be wrapped alone).
+
+    Parameters
+    ----------
+    networks : sequence of torch.nn.Module
+        Same input shape and classes.
+    class_prior : sequence of float, optional
+
+    Returns
+    -------
+    torch.nn.Module
+        An ``ensemble`` in eval mode.
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model
+    >>> nets = [build_model("mlp-small", (8,), 3, seed=s).eval() for s in (0, 1)]
+    >>> ens = ensemble_of(nets)
+    >>> ens.sonotype_spec["name"], len(ens.members)
+    ('ensemble', 2)
     """
     from . import build_model, model_spec
 

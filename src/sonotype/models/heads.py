@@ -31,6 +31,11 @@ class LayerWeightedMLP(nn.Module):
     hidden : sequence of int
         Widths of the MLP's hidden layers (empty = linear head on the weighted sum).
     dropout : float
+
+    Examples
+    --------
+    >>> LayerWeightedMLP((7, 512), 4, hidden=(64,)).eval()(torch.zeros(2, 7, 512)).shape
+    torch.Size([2, 4])
     """
 
     input_layout = "layers"

@@ -20,7 +20,21 @@ POOLINGS = ("avg", "max", "avgmax", "attention")
 
 
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a convolution or pooling along one axis (floor mode)."""
+    """Output length of a convolution or pooling along one axis (floor mode).
+
+    Parameters
+    ----------
+    size, kernel, stride, padding : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> conv_out(216, 3), conv_out(216, 2, stride=2)
+    (214, 108)
+    """
     return (size + 2 * padding - kernel) // stride + 1
 
 
@@ -29,6 +43,19 @@ def conv_padding(size: int, kernel: int, padding: int = 0) -> int:
 
     Keeps the requested ``padding`` when the input is long enough; otherwise the
     smallest padding for which the output has length 1 or more.
+
+    Parameters
+    ----------
+    size, kernel, padding : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> conv_padding(10, 3), conv_padding(1, 3)
+    (0, 1)
     """
     if size + 2 * padding >= kernel:
         return padding
@@ -36,7 +63,21 @@ def conv_padding(size: int, kernel: int, padding: int = 0) -> int:
 
 
 def clamp_pool(size: int, kernel: int) -> int:
-    """Pooling kernel clamped to ``size`` (1 = no pooling) so the output is never empty."""
+    """Pooling kernel clamped to ``size`` (1 = no pooling) so the output is never empty.
+
+    Parameters
+    ----------
+    size, kernel : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> clamp_pool(10, 2), clamp_pool(1, 2)
+    (2, 1)
+    """
     return max(1, min(kernel, size))
 
 
@@ -45,6 +86,21 @@ def feature_size(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
 
     Used once at build time to size the dense layer after a flatten; eval mode and a
     zero input leave BatchNorm statistics and the random state untouched.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    input_shape : tuple of int
+        Without the batch axis.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> feature_size(nn.Conv1d(4, 8, 3), (4, 20))
+    (8, 18)
     """
     was_training = module.training
     module.eval()
@@ -60,6 +116,17 @@ class TemporalPool(nn.Module):
     ``avg`` and ``max`` are the global pools; ``avgmax`` concatenates both (robust to
     clips where the cue is short); ``attention`` learns a score per frame and takes the
     softmax-weighted mean, so the model can ignore silent frames. All work for any T >= 1.
+
+    Parameters
+    ----------
+    channels : int
+        C of the input.
+    mode : {"avg", "max", "avgmax", "attention"}
+
+    Examples
+    --------
+    >>> TemporalPool(8, "avgmax")(torch.zeros(2, 8, 5)).shape
+    torch.Size([2, 16])
     """
 
     def __init__(self, channels: int, mode: str = "avgmax") -> None:

@@ -73,6 +73,12 @@ class LinearClassifier(nn.Module):
     class_weight : {"balanced", None}
     max_iter : int
         Solver iterations (lbfgs for logreg, liblinear for the SVM).
+
+    Examples
+    --------
+    >>> net = LinearClassifier((10,), 3)
+    >>> net(torch.zeros(2, 10)).shape  # zero weights until fit_linear
+    torch.Size([2, 3])
     """
 
     input_layout = "vector"
@@ -127,7 +133,21 @@ class LinearClassifier(nn.Module):
 
 
 def is_linear(model: Any) -> bool:
-    """Whether ``model`` (a module, or a registry name) is fitted by :func:`fit_linear`."""
+    """Whether ``model`` (a module, or a registry name) is fitted by :func:`fit_linear`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or str
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_linear("logreg"), is_linear("mlp")
+    (True, False)
+    """
     if isinstance(model, str):
         from . import MODELS
 
@@ -224,6 +244,16 @@ def fit_linear(
         ``C`` (used), ``chosen_by`` ("inner CV" or "given"), ``inner_cv`` (how), ``cv_scores``
         ({C: clip-level balanced accuracy}), ``seconds``. The model's ``sonotype_spec`` then
         records the C used.
+
+    Examples
+    --------
+    >>> from sonotype.models import build_model
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-2, 1, (20, 3)), rng.normal(2, 1, (20, 3))])
+    >>> y = np.repeat([0, 1], 20)
+    >>> net = build_model("logreg", (3,), 2, C=1.0)
+    >>> fit_linear(net, X, y)["chosen_by"], net(torch.tensor(X[[0, -1]], dtype=torch.float32)).argmax(1).tolist()
+    ('given', [0, 1])
     """
     t0 = time.perf_counter()
     params = dict(getattr(model, "sonotype_spec", {}).get("params") or {})

@@ -53,6 +53,13 @@ class MLP(nn.Module):
     batchnorm : bool
         BatchNorm after each hidden layer's activation, as in the seeds.
     activation : {"relu", "elu", "gelu"}
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MLP((37,), 5, hidden=(32, 16)).eval()
+    >>> net(torch.zeros(4, 37)).shape
+    torch.Size([4, 5])
     """
 
     input_layout = "vector"
@@ -114,6 +121,24 @@ class ResMLP(nn.Module):
     of two BatchNorm'd linear layers with dropout, then dropout and a linear head. The
     skip connections let it be deeper than the plain MLP without losing the gradient,
     and BatchNorm makes it insensitive to the feature scales that stats vectors mix.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        One item; flattened.
+    n_classes : int
+    width : int
+        Width of the projection and of every block.
+    blocks : int
+        Residual blocks (0: projection and head only).
+    dropout : float
+        In [0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> ResMLP((74,), 3, width=64).eval()(torch.zeros(2, 74)).shape
+    torch.Size([2, 3])
     """
 
     input_layout = "vector"

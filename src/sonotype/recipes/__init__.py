@@ -18,7 +18,22 @@ RECIPES_DIR = Path(__file__).resolve().parent
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
-    """The YAML file of a recipe name, or the path itself when it is a file."""
+    """The YAML file of a recipe name, or the path itself when it is a file.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped recipe's name (``demo``, ``ravdess-best``...) or a YAML file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> recipe_path("demo").name
+    'demo.yaml'
+    """
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         return p
@@ -30,7 +45,19 @@ def recipe_path(name_or_path: str | Path) -> Path:
 
 
 def list_recipes() -> list[dict[str, str]]:
-    """Name, corpus and description of every shipped recipe, sorted by name."""
+    """Name, corpus and description of every shipped recipe, sorted by name.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``corpus``, ``description`` (first line), ``path``.
+
+    Examples
+    --------
+    >>> demo = next(r for r in list_recipes() if r["name"] == "demo")
+    >>> demo["corpus"]
+    'demo'
+    """
     rows = []
     for f in sorted(RECIPES_DIR.glob("*.yaml")):
         d = yaml.safe_load(f.read_text()) or {}
