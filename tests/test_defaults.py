@@ -155,7 +155,7 @@ def test_plain_train_uses_the_kind_default_and_records_it(tmp_path):
     assert "configuration: default for sounds" in res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config_source"] == "default for sounds"
-    assert metrics["recipe"] == "default-sounds" and metrics["model"] == "resmlp"
+    assert metrics["recipe"] == "default-sounds" and metrics["model"] == "logreg"
     res = runner.invoke(app, ["train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "k"),
                               "--kind", "speech", "--quiet", "--json", *FAST,
                               "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "features.features=[mfcc]"])
