@@ -21,6 +21,12 @@ def data_dir(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True)
+def _no_user_backbones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's $SONOTYPE_BACKBONES would switch plain `train` runs to a pretrained encoder."""
+    monkeypatch.delenv("SONOTYPE_BACKBONES", raising=False)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return data_dir()

@@ -45,6 +45,40 @@ def test_default_recipe_prefers_the_corpus_best_then_its_kind():
         default_recipe("folder", "noise")
 
 
+def _fake_encoder(root: Path, name: str = "whisper-base") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def test_default_recipe_takes_the_encoder_recipe_when_its_encoder_is_here(tmp_path, monkeypatch):
+    folder = _fake_encoder(tmp_path)
+    monkeypatch.setenv("SONOTYPE_BACKBONES", str(tmp_path))
+    path, source = default_recipe("ravdess")
+    assert path == recipe_path("ravdess-whisper")
+    assert source == f"recipe ravdess-whisper (whisper-base found at {folder.resolve()}; --scratch for recipe ravdess-best)"
+    assert default_recipe("ravdess", scratch=True) == (recipe_path("ravdess-best"), "recipe ravdess-best")
+    assert default_recipe("folder", "music")[0] == recipe_path("default-music-whisper")
+    assert default_recipe("folder", "music")[1].startswith("default for music with a pretrained encoder (whisper-base found")
+    assert default_recipe("folder")[0] == recipe_path("default-sounds-whisper")
+    assert default_recipe("esc50")[0] == recipe_path("esc50-whisper")
+    # Another encoder's name in the folder is not Whisper-base: nothing switches.
+    monkeypatch.setenv("SONOTYPE_BACKBONES", str(tmp_path / "elsewhere"))
+    assert default_recipe("ravdess") == (recipe_path("ravdess-best"), "recipe ravdess-best")
+    # --backbone names its own encoder: the encoder recipe's head settings, whatever is installed.
+    assert default_recipe("ravdess", encoder=True) == (recipe_path("ravdess-whisper"), "recipe ravdess-whisper")
+    assert default_recipe("folder", "speech", encoder=True)[0] == recipe_path("default-speech-whisper")
+
+
+def test_every_kind_has_an_encoder_default_like_its_corpus_recipes():
+    for kind, like in (("speech", "ravdess"), ("music", "gtzan"), ("sounds", "esc50")):
+        cfg, ref = load_config(recipe_path(f"default-{kind}-whisper")), load_config(recipe_path(f"{like}-whisper"))
+        assert cfg.corpus.name == "folder" and cfg.protocol.name == "auto"
+        assert cfg.backbone == ref.backbone and cfg.model == ref.model
+        assert cfg.train == ref.train
+
+
 def test_every_default_and_whisper_recipe_exists():
     names = {r["name"] for r in list_recipes()}
     assert {"default-speech", "default-music", "default-sounds"} <= names
@@ -121,7 +155,7 @@ def test_plain_train_uses_the_kind_default_and_records_it(tmp_path):
     assert "configuration: default for sounds" in res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config_source"] == "default for sounds"
-    assert metrics["recipe"] == "default-sounds" and metrics["model"] == "resmlp"
+    assert metrics["recipe"] == "default-sounds" and metrics["model"] == "logreg"
     res = runner.invoke(app, ["train", "--corpus", "demo", "--root", str(root), "--out", str(tmp_path / "k"),
                               "--kind", "speech", "--quiet", "--json", *FAST,
                               "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "features.features=[mfcc]"])
@@ -149,8 +183,36 @@ def test_backbone_flag_end_to_end_with_a_tiny_encoder(tmp_path):
                               "--backbone", str(enc), "--set", f"cache_dir={tmp_path / 'cache'}",
                               "--set", "train.max_epochs=3", "--set", "evaluate.bootstrap=0"])
     assert res.exit_code == 0, res.output
-    assert "note --backbone: model resmlp" in " ".join(res.output.split())
+    # It starts from the encoder default of its kind, so no from-scratch setting needs replacing.
+    assert "note --backbone" not in res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["config_source"] == f"default for sounds, switched to backbone {enc}"
+    assert metrics["config_source"] == f"default for sounds with a pretrained encoder, switched to backbone {enc}"
     saved = load_config(tmp_path / "run" / "config.yaml")
     assert saved.backbone["model"] == str(Path(enc).resolve()) and saved.model.name == "layer-weighted-mlp"
+
+
+def test_plain_train_uses_the_encoder_found_on_this_machine(tmp_path, monkeypatch):
+    import shutil
+
+    from test_backbones import _tiny_models
+
+    enc = _tiny_models(tmp_path / "enc")["whisper"]
+    shutil.copytree(enc, tmp_path / "models" / "whisper-base")
+    monkeypatch.setenv("SONOTYPE_BACKBONES", str(tmp_path / "models"))
+    root = generate_demo(tmp_path / "demo", seed=0, n_speakers=3, takes=2, seconds=1.0)
+    common = ["--corpus", "demo", "--root", str(root), "--kind", "speech", "--set", f"cache_dir={tmp_path / 'cache'}",
+              "--set", "train.max_epochs=2", "--set", "evaluate.bootstrap=0", "--set", "evaluate.baseline=false"]
+    res = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    found = (tmp_path / "models" / "whisper-base").resolve()
+    assert metrics["config_source"] == (f"default for speech with a pretrained encoder (whisper-base found at {found}; "
+                                        "--scratch for the default for speech)")
+    assert metrics["representation"] == "backbone"
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.backbone["model"] == str(found) and saved.model.name == "layer-weighted-mlp"
+    res = runner.invoke(app, ["train", *common, "--scratch", "--backbone", str(enc), "--out", str(tmp_path / "x")])
+    assert isinstance(res.exception, ConfigError) and "--scratch and --backbone contradict" in str(res.exception)
+    no_kind = [a for a in common if a not in ("--kind", "speech")]
+    res = runner.invoke(app, ["train", *no_kind, "--scratch", "--model", "mlp", "--out", str(tmp_path / "y")])
+    assert isinstance(res.exception, ConfigError) and "--scratch chooses a default" in str(res.exception)

@@ -54,26 +54,36 @@ def train(
     backbone: str | None = typer.Option(
         None, "--backbone", help="Frozen pretrained encoder (folder or hub id): embeddings + the recommended head."
     ),
+    scratch: bool = typer.Option(
+        False, "--scratch", help="The from-scratch default even when a pretrained encoder is on this machine."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train and evaluate a classifier on a corpus; write model, metrics, plots and report.
 
-    Without --config and --model the configuration measured best for the corpus is used (its
-    `best` recipe, or the default for speech, music or other sounds; --kind chooses).
+    Without --config and --model the configuration measured best for the corpus is used: its
+    `whisper` recipe when the Whisper-base encoder is on this machine ($SONOTYPE_BACKBONES or
+    `sonotype backbone fetch whisper-base`; --scratch to skip it), else its `best` recipe, or
+    the default for speech, music or other sounds (--kind chooses).
     """
+    from ..errors import ConfigError
     from ..experiment import run_experiment
 
     base, source = None, f"config {config}" if config else "built-in defaults"
     if config is None and model is None:
         from ..defaults import default_recipe
 
-        config, source = default_recipe(corpus, kind)
-    elif kind is not None:
-        from ..errors import ConfigError
-
-        raise ConfigError("--kind chooses a default configuration; it does not combine with --config or --model")
+        # An explicit --backbone starts from the encoder recipe too (its measured head settings).
+        config, source = default_recipe(corpus, kind, scratch=scratch, encoder=backbone is not None)
+    else:
+        if kind is not None:
+            raise ConfigError("--kind chooses a default configuration; it does not combine with --config or --model")
+        if scratch:
+            raise ConfigError("--scratch chooses a default configuration; it does not combine with --config or --model")
+    if scratch and backbone is not None:
+        raise ConfigError("--scratch and --backbone contradict each other: choose one")
     if model and not config:
         source = f"built-in defaults with --model {model}"
     sets = [f"corpus.name={corpus}", f"corpus.root={root}"]

@@ -71,6 +71,11 @@ class LinearClassifier(nn.Module):
     cv_folds : int
         Inner folds (at most the number of groups on the training side).
     class_weight : {"balanced", None}
+    cv_scoring : {"balanced_accuracy", "log_loss"}
+        What the inner CV maximises: clip-level balanced accuracy, or minus the class-balanced
+        log loss of the clip probabilities (logreg only). Log loss is smooth, so it still ranks
+        the C values when each inner fold holds one or two clips per class, where balanced
+        accuracy ties across most of the grid and the tie rule picks the smallest C.
     max_iter : int
         Solver iterations (lbfgs for logreg, liblinear for the SVM).
 
@@ -94,6 +99,7 @@ class LinearClassifier(nn.Module):
         Cs: Sequence[float] = DEFAULT_CS,
         cv_folds: int = 5,
         class_weight: str | None = "balanced",
+        cv_scoring: str = "balanced_accuracy",
         max_iter: int = 1000,
     ) -> None:
         super().__init__()
@@ -107,6 +113,10 @@ class LinearClassifier(nn.Module):
             raise ParameterError(f"cv_folds must be >= 2, got {cv_folds}")
         if class_weight not in ("balanced", None):
             raise ParameterError(f"class_weight must be 'balanced' or null, got {class_weight!r}")
+        if cv_scoring not in ("balanced_accuracy", "log_loss"):
+            raise ParameterError(f"cv_scoring must be 'balanced_accuracy' or 'log_loss', got {cv_scoring!r}")
+        if cv_scoring == "log_loss" and loss != "logistic":
+            raise ParameterError("cv_scoring 'log_loss' needs probabilities: use it with logreg, not linear-svm")
         if int(max_iter) < 1:
             raise ParameterError(f"max_iter must be >= 1, got {max_iter}")
         self.loss = loss
@@ -191,6 +201,18 @@ def _clip_balanced_accuracy(scores: np.ndarray, y: np.ndarray, item_clip: np.nda
     truth = np.zeros(uniq.size, dtype=np.int64)
     truth[inv] = y
     return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
+
+
+def _clip_log_loss(scores: np.ndarray, y: np.ndarray, item_clip: np.ndarray) -> float:
+    """Class-balanced log loss of clip probabilities (mean over each clip's items), clipped at 1e-15."""
+    uniq, inv = np.unique(item_clip, return_inverse=True)
+    sums = np.zeros((uniq.size, scores.shape[1]))
+    np.add.at(sums, inv, np.nan_to_num(scores, nan=0.0))
+    probs = sums / np.maximum(sums.sum(1, keepdims=True), 1e-300)
+    truth = np.zeros(uniq.size, dtype=np.int64)
+    truth[inv] = y
+    nll = -np.log(np.clip(probs[np.arange(uniq.size), truth], 1e-15, 1.0))
+    return float(np.mean([nll[truth == c].mean() for c in np.unique(truth)]))
 
 
 def _inner_folds(y: np.ndarray, groups: np.ndarray, item_clip: np.ndarray, k: int) -> tuple[list, str]:
@@ -279,6 +301,7 @@ def fit_linear(
         raise ParameterError(f"groups and item_clip need one entry per item ({len(y)})")
     cw = params.get("class_weight", "balanced")
     max_iter = int(params.get("max_iter", 1000))
+    scoring = params.get("cv_scoring", "balanced_accuracy")
     Cs = sorted(float(c) for c in params.get("Cs", DEFAULT_CS))
     given = params.get("C")
     need_cv = given is None or loss == "hinge"  # the SVM's calibration needs out-of-fold decisions
@@ -302,7 +325,10 @@ def fit_linear(
                     est.fit(X2[tr], y[tr])
                     out[te] = _scores(est, X2[te], model.n_classes)
                 covered = np.unique(np.concatenate([te for _, te in folds]))
-                cv_scores[C] = _clip_balanced_accuracy(out[covered], y[covered], clip[covered])
+                if scoring == "log_loss":  # higher is better everywhere below: store minus the loss
+                    cv_scores[C] = -_clip_log_loss(out[covered], y[covered], clip[covered])
+                else:
+                    cv_scores[C] = _clip_balanced_accuracy(out[covered], y[covered], clip[covered])
                 oof[C] = out
         if given is not None:
             C_used, chosen_by = float(given), "given"
@@ -323,6 +349,7 @@ def fit_linear(
         "C": C_used,
         "chosen_by": chosen_by,
         "inner_cv": how,
+        "cv_scoring": scoring,
         "cv_scores": {f"{c:g}": round(s, 4) for c, s in cv_scores.items()},
         "n_items": int(len(y)),
         "seconds": round(time.perf_counter() - t0, 3),
