@@ -271,3 +271,26 @@ def test_bench_scale_runs_both_engines_and_projects_dusha(ray_cluster) -> None:
         assert proj["1"]["cpu_bound"] == pytest.approx(DUSHA_HOURS * x["cpu_seconds_per_audio_hour"] / 3600)
     with pytest.raises(ParameterError, match="engine must be local or ray"):
         run_scale(4, engines=("dask",))
+
+
+@pytest.mark.ray
+def test_predict_over_a_folder_on_ray_writes_the_local_rows(ray_cluster, tmp_path: Path) -> None:
+    import csv
+
+    from sonotype.features import RepresentationConfig
+    from sonotype.predict import predict_files
+    from test_batch import _folder
+    from test_predict import _train
+
+    model = _train(tmp_path / "m", "tones", RepresentationConfig(kind="stats", stats=["mean", "std"]), "mlp-small")
+    files = _folder(tmp_path / "d", 7)
+    (tmp_path / "d" / "broken.wav").write_bytes(b"RIFF....WAVEfmt ")  # an error, reported, no row
+    local = predict_files(model, [tmp_path / "d"], out=tmp_path / "local.csv", progress=False)
+    remote = predict_files(model, [tmp_path / "d"], out=tmp_path / "ray.csv", engine="ray", jobs=2, progress=False)
+    assert (remote.written, len(remote.errors)) == (local.written, len(local.errors)) == (7, 1)
+    with open(tmp_path / "local.csv") as a, open(tmp_path / "ray.csv") as b:
+        rows_local, rows_ray = list(csv.reader(a)), list(csv.reader(b))
+    # the same rows, and the ray engine writes them in input order
+    assert sorted(rows_ray) == sorted(rows_local) and [r[0] for r in rows_ray[1:]] == sorted(map(str, files))
+    with pytest.raises(ParameterError, match="address is for the ray engine"):
+        predict_files(model, files, out=tmp_path / "x.csv", address="auto", progress=False)

@@ -853,6 +853,20 @@ def _worker_init(model: str, backbone_dirs: Sequence[str]) -> None:
     _WORKER["clf"] = load_model(model, backbone_dirs=backbone_dirs)
 
 
+def _engine_row(
+    path: str, *, model_dir: str, backbone_dirs: Sequence[str], settings: dict[str, Any]
+) -> tuple[str, list[str] | None, str | None]:
+    """One file's row on an engine worker; the model is loaded once per worker process."""
+    key = f"clf:{model_dir}"
+    if key not in _WORKER:
+        torch.set_num_threads(1)
+        _WORKER[key] = load_model(model_dir, backbone_dirs=backbone_dirs)
+    try:
+        return path, batch_row(_WORKER[key], path, **settings), None
+    except SonotypeError as exc:
+        return path, None, str(exc)
+
+
 def _worker_row(path: str, digest: str | None, settings: dict[str, Any]) -> tuple[str, list[str] | None, str | None]:
     try:
         return path, batch_row(_WORKER["clf"], path, digest=digest, **settings), None
@@ -874,6 +888,8 @@ def predict_files(
     min_event: float = 0.0,
     progress: bool = True,
     backbone_dirs: Sequence[str | os.PathLike] = (),
+    engine: str = "local",
+    address: str | None = None,
 ) -> BatchSummary:
     """Predict every file (folders searched recursively) into the CSV ``out``, one row per file.
 
@@ -893,6 +909,12 @@ def predict_files(
         As :meth:`Classifier.predict`; the row gives the file-level answer.
     progress : bool
         A progress bar on stderr (plain lines with rate and ETA when it is not a terminal).
+    engine : {"local", "ray"}
+        ``ray`` spreads the files over a Ray cluster (:func:`sonotype.engine.map_files`; a
+        local one with ``jobs`` CPUs when ``address`` is None); rows still arrive, and are
+        written, in input order.
+    address : str, optional
+        Ray cluster address (``ray://host:10001``, ``auto``).
 
     Returns
     -------
@@ -907,6 +929,10 @@ def predict_files(
     from .io import file_digest
 
     jobs = positive_int("jobs", jobs)
+    if engine not in ("local", "ray"):
+        raise ParameterError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if address is not None and engine != "ray":
+        raise ParameterError("an address is for the ray engine: add engine='ray' (--engine ray)")
     settings = {"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind, "min_event": min_event}
     if isinstance(model, Classifier):
         if jobs > 1:
@@ -960,6 +986,24 @@ def predict_files(
     writer.open(resume=resume, keep=keep)
     stopped = True
     try:
+        if engine == "ray" and todo:
+            from functools import partial
+
+            from .engine import map_files
+
+            if isinstance(model, Classifier):
+                raise ParameterError("the ray engine needs the model directory (each worker loads it)")
+            task = partial(_engine_row, model_dir=str(Path(model)), backbone_dirs=[str(b) for b in backbone_dirs],
+                           settings=settings)
+            for _, (f, row, err) in map_files(task, todo, engine="ray", jobs=jobs, address=address, shard_size=16):
+                if row is not None:
+                    writer.write(row)
+                    summary.written += 1
+                else:
+                    summary.errors.append((f, str(err)))
+                bar.advance()
+            stopped = False
+            return summary
         if jobs == 1 or len(todo) <= 1:
             for f in todo:
                 try:

@@ -282,6 +282,9 @@ def predict(
     jobs: int = typer.Option(1, "--jobs", min=1, help="With --out: worker processes (one torch thread each)."),
     resume: bool = typer.Option(False, "--resume", help="With --out: continue an interrupted run, skipping files "
                                 "whose path and content digest are already in the CSV."),
+    engine: str = typer.Option("local", "--engine", help="With --out: local (processes) | ray (a Ray cluster)."),
+    address: str | None = typer.Option(None, "--address", help="With --engine ray: the cluster (default: a local one "
+                                       "with --jobs CPUs)."),
 ) -> None:
     """Classify audio files with a saved model (MODEL is RUN_DIR/model).
 
@@ -313,14 +316,14 @@ def predict(
 
     smooth_check(np.zeros((0, 1)), smooth, smooth_kind)  # a bad setting fails before the model loads
     merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
-    if batch_out is None and (jobs != 1 or resume):
-        raise ParameterError("--jobs and --resume belong to the batch mode: add --out results.csv")
+    if batch_out is None and (jobs != 1 or resume or engine != "local" or address):
+        raise ParameterError("--jobs, --resume, --engine and --address belong to the batch mode: add --out results.csv")
     if batch_out is not None:
         if as_json or csv_out or labels_out or vtt_out or plot:
             raise ParameterError("--out (batch mode) writes one CSV row per file; it does not combine with "
                                  "--json, --csv, --labels, --vtt or --plot")
         _predict_batch(model, inputs, batch_out, jobs=jobs, resume=resume, runtime=runtime, onnx_path=onnx_path,
-                       backbone_dirs=backbone_dir,
+                       backbone_dirs=backbone_dir, engine=engine, address=address,
                        settings={"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind,
                                  "min_event": min_event})
         return
@@ -375,7 +378,8 @@ def predict(
 
 
 def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int, resume: bool, runtime: str,
-                   onnx_path: Path | None, backbone_dirs: list[Path], settings: dict) -> None:
+                   onnx_path: Path | None, backbone_dirs: list[Path], settings: dict, engine: str = "local",
+                   address: str | None = None) -> None:
     """``predict --out``: :func:`sonotype.predict.predict_files`, then a summary line."""
     from rich.markup import escape
 
@@ -384,8 +388,8 @@ def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int,
 
     source: object = model
     if runtime == "onnx":
-        if jobs > 1:
-            raise ParameterError("--runtime onnx runs in one process: leave --jobs at 1")
+        if jobs > 1 or engine != "local":
+            raise ParameterError("--runtime onnx runs in one process: leave --jobs at 1 and --engine local")
         from ..export import export_onnx, load_onnx_classifier
 
         onnx_file = onnx_path or model / "model.onnx"
@@ -394,7 +398,7 @@ def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int,
         source = load_onnx_classifier(model, onnx_file)
     _audio_files(inputs)  # a missing input or an empty folder fails before any work
     s = predict_files(source, inputs, out=out_csv, jobs=jobs, resume=resume, backbone_dirs=backbone_dirs,  # type: ignore[arg-type]
-                      **settings)
+                      engine=engine, address=address, **settings)
     for note in s.repaired:
         console.print(f"[yellow]repaired[/] {escape(note)}", highlight=False)
     for path, err in s.errors:
