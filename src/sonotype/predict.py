@@ -674,7 +674,28 @@ BATCH_FIXED_COLUMNS = ("path", "digest", "model", "duration", "label")
 
 @dataclass
 class BatchSummary:
-    """What :func:`predict_files` did: rows written now, files found done already, failures."""
+    """What :func:`predict_files` did: rows written now, files found done already, failures.
+
+    Parameters
+    ----------
+    out : str
+        The results CSV.
+    total : int
+        Files found in the inputs.
+    written : int
+        Rows written by this call.
+    skipped : int
+        Files already in the CSV (``resume``) with the same content digest.
+    errors : list of (path, message)
+        Files that could not be classified (no row; a later resume tries them again).
+    repaired : list of str
+        What resuming mended in the CSV (a cut last line, a changed file).
+
+    Examples
+    --------
+    >>> BatchSummary("r.csv", total=3, written=2, skipped=1).to_dict()["written"]
+    2
+    """
 
     out: str
     total: int
@@ -698,6 +719,39 @@ def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = 
 
     This is the per-file unit of work of :func:`predict_files`; another engine (Ray, a job
     queue) can call it on its own workers and hand the rows to :class:`BatchWriter`.
+
+    Parameters
+    ----------
+    clf : Classifier
+        A loaded model.
+    path : path-like
+        The audio file.
+    digest : str, optional
+        Its content digest (:func:`sonotype.io.file_digest`) when already known.
+    **settings
+        ``window``, ``hop``, ``smooth``, ... of :meth:`Classifier.predict`.
+
+    Returns
+    -------
+    list of str
+        The fields of :func:`batch_header` ``(clf.labels)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> tmp = tempfile.mkdtemp()
+    >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
+    ...                   labels=["high", "low"], feature_config=fc, representation=RepresentationConfig())
+    >>> sf.write(tmp + "/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> row = batch_row(load_model(path), tmp + "/a.wav", window=0.5)
+    >>> dict(zip(batch_header(["high", "low"]), row))["segments"], len(row)
+    ('2', 9)
     """
     from .io import file_digest
 
@@ -723,6 +777,23 @@ class BatchWriter:
     crash, SIGKILL or power cut the file holds every finished row, and at worst a last
     line cut short, which :func:`read_batch` detects and :meth:`open` (``resume=True``)
     repairs by rewriting the file atomically without it.
+
+    Parameters
+    ----------
+    path : path-like
+        The results CSV.
+    header : sequence of str
+        Its columns (:func:`batch_header`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp() + "/r.csv"
+    >>> with BatchWriter(out, ["path", "label"]) as w:
+    ...     w.open(resume=False)
+    ...     w.write(["a.wav", "dog"])
+    >>> read_batch(out, ["path", "label"])
+    ([['a.wav', 'dog']], False)
     """
 
     def __init__(self, path: str | os.PathLike, header: Sequence[str]) -> None:
@@ -763,11 +834,33 @@ def read_batch(path: str | os.PathLike, header: Sequence[str]) -> tuple[list[lis
     """The whole rows of an earlier :func:`predict_files` CSV, and whether a damaged last
     line (cut short by a kill) was left out.
 
+    Parameters
+    ----------
+    path : path-like
+        The results CSV.
+    header : sequence of str
+        The columns it must have (:func:`batch_header` of the model's labels).
+
+    Returns
+    -------
+    rows : list of list of str
+        Every whole row after the header.
+    cut : bool
+        Whether a last line without its newline (written halfway) was dropped.
+
     Raises
     ------
     ParameterError
         The header is not ``header`` (another model or another label set wrote it), or a
         line other than the last is damaged (not a file this function wrote).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp() + "/r.csv"
+    >>> _ = open(out, "w").write("path,label\\na.wav,dog\\nb.wav,d")  # killed while writing b.wav
+    >>> read_batch(out, ["path", "label"])
+    ([['a.wav', 'dog']], True)
     """
     import csv
 
@@ -921,6 +1014,25 @@ def predict_files(
     BatchSummary
         Files that fail (unreadable, too short) are listed in ``errors`` and get no row, so
         a later ``resume`` tries them again.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import soundfile as sf
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> tmp = tempfile.mkdtemp()
+    >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
+    ...                   labels=["high", "low"], feature_config=fc, representation=RepresentationConfig())
+    >>> sf.write(tmp + "/a.wav", np.zeros(8000, np.float32), 8000)
+    >>> s = predict_files(path, [tmp + "/a.wav"], out=tmp + "/r.csv", progress=False)
+    >>> s.written, s.skipped
+    (1, 0)
+    >>> predict_files(path, [tmp], out=tmp + "/r.csv", resume=True, progress=False).skipped
+    1
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from multiprocessing import get_context
