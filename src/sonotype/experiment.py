@@ -798,6 +798,11 @@ def evaluate_on_corpus(
 
         ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
                                      progress=progress)
+    elif clf.backbone is not None:  # fine-tuned backbone: waveforms of the length it was trained on
+        from .backbones import build_waveform_dataset
+
+        ds = build_waveform_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone,
+                                    seconds=clf.backbone.waveform_samples / clf.backbone.sample_rate)
     else:
         ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
                            progress=progress)

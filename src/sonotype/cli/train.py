@@ -196,11 +196,17 @@ def evaluate(
     overrides: list[str] = typer.Option(
         [], "--op", metavar="YAML", help="Label operation as YAML, e.g. '{keep: [happy, sad]}' (repeatable)."
     ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Feature/embedding cache folder (default "
+                                          "$SONOTYPE_CACHE or ~/.cache/sonotype)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
-    """Evaluate a saved model on another corpus, on the labels both share (at least two)."""
+    """Evaluate a saved model on another corpus, on the labels both share (at least two).
+
+    Works for every kind of model: frame features, frozen-backbone embeddings, fine-tuned
+    backbones; a model trained with per-speaker normalisation is normalised with the new
+    corpus's own speakers' statistics."""
     from .. import report as rpt
     from ..config import CrossEvalConfig
     from ..experiment import evaluate_on_corpus
@@ -209,7 +215,8 @@ def evaluate(
     ops = [_op(o) for o in overrides]
     cc = CrossEvalConfig(corpus=corpus, root=str(root), ops=ops)
     with atomic_dir(out_dir, force=force) as tmp:
-        metrics = evaluate_on_corpus(model, cc, progress=not quiet)
+        metrics = evaluate_on_corpus(model, cc, progress=not quiet,
+                                     cache_dir=None if cache_dir is None else str(cache_dir))
         metrics["model"] = str(model)
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         plots = rpt.write_plots(tmp, history=None, metrics=metrics, examples=[])

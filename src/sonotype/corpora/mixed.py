@@ -236,7 +236,10 @@ def load_mixed(
                  + (f"; dropped: {dropped}" if dropped else ""))
     clips: list[Clip] = []
     skipped: list[Skipped] = []
-    for key, man, _ in parts:
+    for (key, man, _), rec in zip(parts, [r for r in record if r["present"]], strict=True):
+        rec["n_clips_read"] = rec["n_clips"]
+        rec["n_clips"] = sum(c.label in kept for c in man.clips)
+        rec["labels"] = {lab: n for lab, n in rec["labels"].items() if lab in kept}
         clips.extend(c for c in man.clips if c.label in kept)
         skipped.extend(man.skipped)
         skipped.extend(Skipped(c.clip_id, f"mixed run: label {c.label!r} of {key} not kept") for c in man.clips
