@@ -831,6 +831,7 @@ def evaluate_on_corpus(
         "labels_dropped_corpus": dropped_corpus,
         "n_test_clips": len(clip_ids),
         "n_skipped": len(manifest.skipped) + len(ds.skipped),
+        "normalized_by": getattr(getattr(clf, "normalizer", None), "by", None),  # that corpus's own statistics
     })
     return m
 

@@ -179,6 +179,8 @@ def load_mixed(
         root = os.path.expandvars(str(e["root"])) if e["root"] else None  # recipes say $SONOTYPE_DATA/ravdess
         if not root or not Path(str(root)).expanduser().is_dir():
             why = "no root given" if not root else f"root {root} not found"
+            if root and "$" in root:
+                why += " (an environment variable in it is not set)"
             if e["optional"]:
                 notes.append(f"corpus {e['name']!r} skipped: {why} (optional)")
                 record.append({"name": e["name"], "root": root, "present": False, "note": why})
