@@ -234,9 +234,13 @@ def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
             assert 0.0 <= mat["rows"][r][c]["balanced_accuracy"] <= 1.0
     assert mat["rows"]["all others"]["a"]["balanced_accuracy"] == pytest.approx(m["per_corpus"]["a"]["balanced_accuracy"])
     assert "protocol" in mat["rows"]["a"]["a"]  # the diagonal: speaker folds within the corpus
+    vs = mat["mixed_vs_single"]["a"]  # with two corpora the best single one for a is b
+    assert vs["best_single"] == "b" and vs["best_single_score"] == mat["rows"]["b"]["a"]["balanced_accuracy"]
+    assert vs["beats"] == (vs["mixed"] > vs["best_single_score"]) and ("beats" in vs["text"] or "NOT" in vs["text"])
     assert m["normalize"]["by"] == "speaker"
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Corpus x corpus" in html and "Per corpus" in html and "Normalisation" in html
+    assert "Mixed against single-corpus training" in html
     # the saved model carries the normaliser (JSON) and predict_group reproduces the run's rule
     meta = json.loads((tmp_path / "run" / "model" / "model.json").read_text())
     assert meta["extra"]["normalize"]["by"] == "speaker"

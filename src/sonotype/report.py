@@ -524,6 +524,10 @@ def _corpora_section(metrics: dict[str, Any]) -> str:
         parts.append(_section_table("Corpus x corpus (balanced accuracy; row: training set, column: test corpus)",
                                     ["train \\ test", *(_e(c) for c in cols)], rows))
         parts.append(f"<p class='muted'>{_e(m.get('text', ''))}</p>")
+        verdicts = [v["text"] for v in (m.get("mixed_vs_single") or {}).values()]
+        if verdicts:
+            parts.append("<p><b>Mixed against single-corpus training</b> (each left-out corpus): "
+                         + "; ".join(_e(t) for t in verdicts) + ".</p>")
     return "".join(parts)
 
 

@@ -414,11 +414,32 @@ def corpus_matrix(
             if folds:
                 row[a] = {**_scores(true, got, labels), "protocol": f"{k}-fold by speaker within {a}"}
         rows[a] = row
+    out: dict[str, Any] = {"train_sets": list(rows), "test_corpora": names, "rows": rows,
+                           "text": "rows: training set; columns: test corpus; cells: balanced accuracy (chance 1/k); "
+                                   "diagonal: speaker folds within the corpus"}
     if locos:
         rows["all others"] = {b: dict(v) for b, v in locos.items()}
-    return {"train_sets": list(rows), "test_corpora": names, "rows": rows,
-            "text": "rows: training set; columns: test corpus; cells: balanced accuracy (chance 1/k); "
-                    "diagonal: speaker folds within the corpus"}
+        out["train_sets"] = list(rows)
+        out["mixed_vs_single"] = mixed_vs_single(rows, names)
+    return out
+
+
+def mixed_vs_single(rows: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per left-out corpus: the mixed model (``all others``) against the best single-corpus model on it."""
+    out = {}
+    for b in names:
+        mixed = rows.get("all others", {}).get(b)
+        singles = [(a, rows[a][b]["balanced_accuracy"]) for a in names
+                   if a != b and "balanced_accuracy" in rows.get(a, {}).get(b, {})]
+        if not mixed or not singles:
+            continue
+        best, v = max(singles, key=lambda t: t[1])
+        out[b] = {"mixed": mixed["balanced_accuracy"], "best_single": best, "best_single_score": v,
+                  "beats": bool(mixed["balanced_accuracy"] > v),
+                  "text": f"{b}: mixed {mixed['balanced_accuracy']:.3f} "
+                          f"{'beats' if mixed['balanced_accuracy'] > v else 'does NOT beat'} the best single corpus "
+                          f"({best}, {v:.3f})"}
+    return out
 
 
 def _fold_predictions(ds: Any, labels: Sequence[str], outcomes: Sequence[Any]) -> list[tuple[str, list[int], list[str]]]:
@@ -490,6 +511,8 @@ def mix_metrics(
         m["seconds"] = round(time.perf_counter() - t0, 2)
         out["corpus_matrix"] = m
         console.print(matrix_text(m), highlight=False)
+        for v in (m.get("mixed_vs_single") or {}).values():
+            console.print(v["text"], highlight=False)
     return out
 
 
