@@ -177,6 +177,8 @@ def test_normalizer_against_numpy():
     np.testing.assert_allclose(n.mean_.ravel(), fallback_mean, rtol=1e-10)
     np.testing.assert_allclose(n.std_.ravel(), fallback_std, rtol=1e-10)
     np.testing.assert_allclose(out[11], (X[11] - fallback_mean) / fallback_std, rtol=1e-5)
+    # augmented copies of a clip get its speaker's statistics (an unknown group: the fallback)
+    np.testing.assert_allclose(n.transform_known(X[[0, 6, 11]], ["a", "b", "zz"]), out[[0, 6, 11]], rtol=1e-5, atol=1e-6)
     # running statistics reach the batch statistics once every clip is seen
     n.start_running()
     assert n.current()[2] == "fallback"

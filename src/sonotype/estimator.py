@@ -225,7 +225,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         keys = self._norm_keys(ds.clips, nc.by)
         norm = Normalizer(nc.by, reduce_axes(_item_kind(cfg), ds.X.ndim), min_clips=nc.min_clips)
         norm.fit(ds.X, ds.item_clip, keys)
-        return replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys)), norm
+        out = replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys))
+        out.normalizer = norm  # type: ignore[attr-defined]  # augmented copies are normalised as their originals
+        return out, norm
 
     @staticmethod
     def _norm_keys(clips: Sequence[Clip], by: str) -> list[str]:

@@ -237,6 +237,9 @@ def _train_one(
         if cfg.augment.copies > 0 and len(items):
             X_aug, clip_aug = _augmented_items(ds, cfg, np.unique(ds.item_clip[items]), aug_cache, cfg.seed)
             if len(X_aug):
+                from .normalize import normalize_copies
+
+                X_aug = normalize_copies(ds, X_aug, clip_aug)  # as their originals, under `normalize`
                 # An augmented item has its clip's class: the class id of any item of that clip.
                 X = np.concatenate([X, X_aug])
                 y = np.concatenate([y, y_items[[first_item[c] for c in clip_aug.tolist()]]])

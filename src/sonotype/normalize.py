@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelError, ParameterError
 
-__all__ = ["BY", "NormalizeConfig", "Normalizer", "group_keys", "normalize_dataset", "reduce_axes"]
+__all__ = ["BY", "NormalizeConfig", "Normalizer", "group_keys", "normalize_copies", "normalize_dataset", "reduce_axes"]
 
 BY = ("none", "speaker", "corpus")
 
@@ -164,9 +164,22 @@ class Normalizer:
         X = np.asarray(X)
         self._check(X)
         out = np.empty(X.shape, np.float32)
-        for items, n in self._groups(item_clip, keys).values():
+        self.group_stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key, (items, n) in self._groups(item_clip, keys).items():
             mean, std = _stats(X[items], self.axes) if n >= self.min_clips else (self.mean_, self.std_)
+            self.group_stats_[key] = (mean, std)
             out[items] = (X[items] - mean) / std
+        return out
+
+    def transform_known(self, X: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+        """Items (one group name each) standardised by their group's statistics from the last
+        :meth:`transform_groups` (augmented copies of training clips: their originals' statistics)."""
+        X = np.asarray(X)
+        out = np.empty(X.shape, np.float32)
+        for k in sorted(set(keys)):
+            sel = np.asarray([x == k for x in keys])
+            mean, std = self.group_stats_.get(k, (self.mean_, self.std_))
+            out[sel] = (X[sel] - mean) / std
         return out
 
     # ------------------------------------------------------------------ prediction
@@ -261,7 +274,18 @@ def normalize_dataset(ds: Any, cfg: NormalizeConfig | None, kind: str) -> tuple[
                           "use a frozen backbone (embeddings) or frame features")
     keys = group_keys(ds.clips, cfg.by)
     norm = Normalizer(cfg.by, reduce_axes(kind, ds.X.ndim), min_clips=cfg.min_clips).fit(ds.X, ds.item_clip, keys)
-    return replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys)), norm
+    out = replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys))
+    out.normalizer = norm  # type: ignore[attr-defined]  # for augmented copies (normalize_copies)
+    return out, norm
+
+
+def normalize_copies(ds: Any, X: np.ndarray, clip_ids: np.ndarray) -> np.ndarray:
+    """Augmented copies of ``ds``'s clips, standardised as their originals were (no-op without normalisation)."""
+    norm = getattr(ds, "normalizer", None)
+    if norm is None or not len(X):
+        return X
+    keys = group_keys([ds.clips[int(i)] for i in clip_ids], norm.by)
+    return norm.transform_known(X, keys)
 
 
 def normalize_items(norm: Normalizer, X: np.ndarray, item_clip: np.ndarray, clips: Sequence[Any]) -> np.ndarray:
