@@ -315,23 +315,29 @@ def test_estimator_normalize_per_speaker(tmp_path):
         AudioClassifier(model="mlp-small", normalize="speaker").fit([c.path for c in one], [c.label for c in one])
 
 
-def test_cross_corpus_evaluation_of_a_backbone_model(tmp_path):
-    """`evaluate` of a frozen-backbone model on another corpus computes embeddings (not frame features)."""
+@pytest.mark.parametrize("finetune", [0, 1])
+def test_cross_corpus_evaluation_of_a_backbone_model(tmp_path, finetune):
+    """`evaluate` of a backbone model on another corpus makes the model's own items: embeddings
+    (frozen) or waveforms (fine-tuned), never frame features."""
     from sonotype.config import CrossEvalConfig
     from sonotype.experiment import evaluate_on_corpus, run_experiment
     from test_backbones import _tiny_models
 
     models = _tiny_models(tmp_path / "models")
     tess, emodb = tess_tree(tmp_path / "tess"), emodb_tree(tmp_path / "emodb")
-    cfg = load_config(None, ["corpus.name=tess", f"corpus.root={tess}", f"cache_dir={tmp_path / 'cache'}",
-                             "protocol=logo", "train.max_epochs=3", "train.num_threads=1", "evaluate.bootstrap=0",
-                             "evaluate.baseline=false", "model.name=layer-weighted-mlp", "normalize=speaker",
-                             f"backbone={{model: {models['whisper']}, layer: all, pooling: mean, max_seconds: 1.0}}"])
-    run_experiment(cfg, tmp_path / "run", progress=False)
+    sets = ["corpus.name=tess", f"corpus.root={tess}", f"cache_dir={tmp_path / 'cache'}", "protocol=logo",
+            "train.max_epochs=3", "train.num_threads=1", "evaluate.bootstrap=0", "evaluate.baseline=false"]
+    if finetune:
+        sets += ["model.params={hidden: 16}",
+                 f"backbone={{model: {models['wavlm']}, layer: all, pooling: mean, max_seconds: 1.0, finetune_layers: 1}}"]
+    else:
+        sets += ["model.name=layer-weighted-mlp", "normalize=speaker",
+                 f"backbone={{model: {models['whisper']}, layer: all, pooling: mean, max_seconds: 1.0}}"]
+    run_experiment(load_config(None, sets), tmp_path / "run", progress=False)
     m = evaluate_on_corpus(tmp_path / "run" / "model", CrossEvalConfig(corpus="emodb", root=str(emodb)),
                            cache_dir=str(tmp_path / "cache"))
     assert m["labels_kept"] == ["angry", "happy", "neutral", "sad"] and m["labels_dropped_model"] == ["fearful"]
-    assert m["normalized_by"] == "speaker"
+    assert m["normalized_by"] == (None if finetune else "speaker")
     assert m["n_test_clips"] == 24 and 0.0 <= m["balanced_accuracy"] <= 1.0 and m["chance"]["balanced_accuracy"] == 0.25
 
 
