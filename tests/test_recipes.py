@@ -51,7 +51,8 @@ def _run(name: str, root: Path, out: Path, cache: Path, extra: list[str] | None 
 def test_recipe_loads_and_names_registered_parts(name):
     cfg = load_config(recipe_path(name))
     assert cfg.name == name
-    get_loader(cfg.corpus.name)  # raises CorpusError for an unknown corpus
+    for cc in cfg.corpus.corpora or [cfg.corpus]:  # a recipe over several corpora: each entry's loader
+        get_loader(cc.name)  # raises CorpusError for an unknown corpus
     resolved_params(cfg.model.name, **cfg.model.params)  # unknown model or parameter raises
     if cfg.study:
         resolved_params(cfg.study.model.name, **cfg.study.model.params)

@@ -18,9 +18,11 @@ from typing import Any
 import yaml
 
 from .augment import AugmentConfig
+from .corpora.mixed import MixConfig, mixed_corpus
 from .dataclass_io import check_field_types
 from .errors import ConfigError
 from .features.config import FeatureConfig, RepresentationConfig
+from .normalize import NormalizeConfig
 from .splits import ProtocolConfig
 from .train import TrainConfig
 
@@ -43,12 +45,17 @@ class CorpusConfig:
 
     ``ops`` is a list of label operations for :func:`sonotype.corpora.ops.apply_ops`, e.g.
     ``[{keep: [happy, neutral, sad]}, {balance: {seed: 0}}]``.
+    Several corpora (``corpus:`` a list of entries) make one ``mixed`` section whose
+    ``corpora`` are the entries (see :mod:`sonotype.corpora.mixed`); ``optional: true`` on an
+    entry skips it with a note when its root is absent.
     """
 
     name: str = "folder"
     root: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     ops: list[dict[str, Any]] = field(default_factory=list)
+    optional: bool = False
+    corpora: list[CorpusConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -178,6 +185,9 @@ class RunConfig:
     study: StudyConfig | None = None
     cross: list[CrossEvalConfig] = field(default_factory=list)
     backbone: dict[str, Any] | None = None
+    labels: list[str] | None = None  # labels kept (mixed runs: default the corpora's intersection)
+    mix: MixConfig = field(default_factory=MixConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     seed: int = 0
     jobs: int = 1
     cache_dir: str | None = None
@@ -216,8 +226,10 @@ _NESTED: dict[tuple[type, str], type] = {
     (RunConfig, "evaluate"): EvalConfig,
     (RunConfig, "study"): StudyConfig,
     (StudyConfig, "model"): ModelConfig,
+    (RunConfig, "mix"): MixConfig,
+    (RunConfig, "normalize"): NormalizeConfig,
 }
-_LISTS: dict[tuple[type, str], type] = {(RunConfig, "cross"): CrossEvalConfig}
+_LISTS: dict[tuple[type, str], type] = {(RunConfig, "cross"): CrossEvalConfig, (CorpusConfig, "corpora"): CorpusConfig}
 
 
 def _build(cls: type, d: Any, where: str) -> Any:
@@ -225,6 +237,10 @@ def _build(cls: type, d: Any, where: str) -> Any:
         return None
     if cls is ProtocolConfig and isinstance(d, str):
         return ProtocolConfig.parse(d)
+    if cls is NormalizeConfig and isinstance(d, str):  # `normalize: speaker`
+        return NormalizeConfig.parse(d)
+    if cls is CorpusConfig and isinstance(d, list):  # several corpora: one mixed section
+        d = mixed_corpus(d)
     if not isinstance(d, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__} {d!r}")
     names = {f.name for f in fields(cls)}
@@ -390,7 +406,8 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
         backbone = {**backbone, "model": _absolute(backbone["model"])}
     return replace(
         cfg,
-        corpus=replace(cfg.corpus, root=_absolute(cfg.corpus.root)),
+        corpus=replace(cfg.corpus, root=_absolute(cfg.corpus.root),
+                       corpora=[replace(c, root=_absolute(c.root)) for c in cfg.corpus.corpora]),
         cross=[replace(c, root=_absolute(c.root)) for c in cfg.cross],
         cache_dir=_absolute(cfg.cache_dir),
         backbone=backbone,

@@ -72,6 +72,12 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         Worker processes for extraction, augmented copies and ensemble members.
     cache_dir : str, optional
         Feature cache folder (None: no cache).
+    normalize : str or dict, optional
+        ``"speaker"`` or ``"corpus"`` (or ``{"by": ..., "min_clips": ...}``): standardise every
+        clip's items with the statistics of its speaker's (``groups``) or corpus's own clips
+        before the scaler (:mod:`sonotype.normalize`). ``predict_proba(X, groups=...)`` does the
+        same with the new clips' groups; without ``groups`` the clips given are taken as one
+        speaker. The saved model keeps the rule (JSON).
     verbose : bool
         Print progress (extraction bar, epochs) on the terminal.
 
@@ -119,6 +125,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         jobs: int = 1,
         cache_dir: str | None = None,
+        normalize: Any = None,
         verbose: bool = False,
     ) -> None:
         self.features = features
@@ -130,6 +137,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.jobs = jobs
         self.cache_dir = cache_dir
+        self.normalize = normalize
         self.verbose = verbose
 
     # ------------------------------------------------------------------ settings
@@ -157,6 +165,10 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, (int, np.integer)) or self.jobs < 1:
             raise ParameterError(f"jobs must be an integer >= 1, got {self.jobs!r}")
         d.update(seed=int(self.seed), jobs=int(self.jobs), cache_dir=None if self.cache_dir is None else str(self.cache_dir))
+        if self.normalize is not None:
+            from .normalize import NormalizeConfig
+
+            d["normalize"] = _to_plain(NormalizeConfig.parse(self.normalize))
         cfg = RunConfig.from_dict(d)
         return replace(cfg, train=replace(cfg.train, seed=int(self.seed)))
 
@@ -196,6 +208,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         console = self._console()
         with torch.random.fork_rng(devices=[]):  # _train_one seeds torch's global generator
             ds = self._dataset(cfg, inputs, where="fit")
+            ds, self.normalizer_ = self._fit_normalizer(cfg, ds, speakers_given=groups is not None or isinstance(X, Manifest))
             y_items = y_clip[ds.item_clip].astype(np.int64)  # nothing skipped: ds.clips are the inputs, in order
             aug_cache = self._array_copies(cfg, inputs, ds)
             train_clips, val_clips = self._validation(cfg, ds)
@@ -211,6 +224,28 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_ = list(ds.feature_names)
         self.train_results_ = results
         return self
+
+    def _fit_normalizer(self, cfg: RunConfig, ds: Dataset, *, speakers_given: bool) -> tuple[Dataset, Any]:
+        """Per-speaker / per-corpus standardisation of the training items (``normalize``), or nothing."""
+        from .experiment import _item_kind
+        from .normalize import Normalizer, reduce_axes
+
+        nc = cfg.normalize
+        if not nc.enabled:
+            return ds, None
+        if nc.by == "speaker" and not speakers_given:
+            raise ParameterError("normalize='speaker' needs the speaker of every clip: fit(X, y, groups=speakers) "
+                                 "or a Manifest")
+        keys = self._norm_keys(ds.clips, nc.by)
+        norm = Normalizer(nc.by, reduce_axes(_item_kind(cfg), ds.X.ndim), min_clips=nc.min_clips)
+        norm.fit(ds.X, ds.item_clip, keys)
+        out = replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys))
+        out.normalizer = norm  # type: ignore[attr-defined]  # augmented copies are normalised as their originals
+        return out, norm
+
+    @staticmethod
+    def _norm_keys(clips: Sequence[Clip], by: str) -> list[str]:
+        return [c.group for c in clips] if by == "speaker" else [c.corpus for c in clips]
 
     def _validation(self, cfg: RunConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Training and validation clips: a group holdout when early stopping wants one."""
@@ -264,13 +299,17 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         return cache
 
     # ------------------------------------------------------------------ prediction
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, groups: Any = None) -> np.ndarray:
         """Class probabilities per clip, the mean over its items (windows, frames) as a run votes.
 
         Parameters
         ----------
         X : list of path-like, Manifest, or list of (np.ndarray, int)
             As in :meth:`fit`.
+        groups : sequence, optional
+            For a model fitted with ``normalize``: the speaker (or corpus) of every clip, whose
+            own clips give its statistics; default a Manifest's groups, else all the clips
+            given are one speaker.
 
         Returns
         -------
@@ -282,6 +321,13 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, ("classes_", "network_"))
         inputs = _as_inputs(X, what="predict")
         ds = self._dataset(self.config_, inputs, where="predict")
+        if getattr(self, "normalizer_", None) is not None:
+            keys = self._norm_keys(ds.clips, self.normalizer_.by) if isinstance(X, Manifest) else [""] * len(ds.clips)
+            if groups is not None:
+                keys = [str(g) for g in np.asarray(groups).tolist()]
+                if len(keys) != len(ds.clips):
+                    raise ParameterError(f"predict got {len(ds.clips)} inputs but {len(keys)} groups")
+            ds = replace(ds, X=self.normalizer_.transform_groups(ds.X, ds.item_clip, keys))
         Xi = ds.X if self.scaler_ is None else np.asarray(self.scaler_.transform(ds.X), dtype=np.float32)
         P = predict_proba(self.network_, Xi)
         out = np.zeros((len(ds.clips), len(self.classes_)), np.float64)
@@ -289,19 +335,21 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         out /= np.bincount(ds.item_clip, minlength=len(ds.clips))[:, None]
         return out.astype(np.float32)
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, groups: Any = None) -> np.ndarray:
         """The most probable label of every clip, shape (n_clips,), values from :attr:`classes_`.
 
         Parameters
         ----------
         X : list of path-like, Manifest, or list of (np.ndarray, int)
             As in :meth:`fit`.
+        groups : sequence, optional
+            As in :meth:`predict_proba`.
 
         Returns
         -------
         np.ndarray [shape=(n_clips,)]
         """
-        P = self.predict_proba(X)  # checks fitted before classes_ is read
+        P = self.predict_proba(X, groups)  # checks fitted before classes_ is read
         return self.classes_[P.argmax(axis=1)]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
@@ -353,7 +401,8 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             representation=None if cfg.backbone else cfg.representation,
             scaler=self.scaler_,
             backbone=_backbone_record(cfg),
-            extra={"trained_by": "sonotype.AudioClassifier", "config": cfg.to_dict()},
+            extra={"trained_by": "sonotype.AudioClassifier", "config": cfg.to_dict(),
+                   **({"normalize": self.normalizer_.to_dict()} if getattr(self, "normalizer_", None) else {})},
             force=force,
         )
 

@@ -64,6 +64,7 @@ __all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment
 GROUP_NAMES = {
     "gtzan": "track", "folder": "file", "demo": "speaker", "fsdd": "speaker", "ravdess": "actor", "cremad": "actor",
     "tess": "speaker", "savee": "speaker", "emodb": "speaker", "dusha": "speaker", "esc50": "source recording",
+    "mixed": "speaker",
 }
 
 
@@ -108,6 +109,13 @@ def _dataset(cfg: RunConfig, clips: list, progress: bool) -> Dataset:
             return build_waveform_dataset(clips, bcfg)
         return build_embedding_dataset(clips, bcfg, cache_dir=cfg.cache_dir, progress=progress)
     return build_dataset(clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
+
+
+def _item_kind(cfg: RunConfig) -> str:
+    """What the items are, for per-speaker normalisation: embeddings, waveforms or a representation."""
+    if cfg.backbone:
+        return "waveform" if _finetuning(cfg) else "backbone"
+    return cfg.representation.kind
 
 
 def _finetuning(cfg: RunConfig) -> bool:
@@ -216,6 +224,10 @@ def _train_one(
     rotate`` each member validates on its own groups of the training side and trains on the
     rest; the shared scaler is then fitted on the whole training side.
     """
+    if train_items is None:  # mix.balance: undersample cuts each corpus of the training side to the smallest
+        from .corpora.mixed import balanced_train
+
+        train_clips = balanced_train(cfg, ds.clips, train_clips)
     tr = np.flatnonzero(np.isin(ds.item_clip, train_clips)) if train_items is None else train_items
     va = np.flatnonzero(np.isin(ds.item_clip, val_clips)) if val_items is None else val_items
     n_members = cfg.model.ensemble
@@ -229,6 +241,9 @@ def _train_one(
         if cfg.augment.copies > 0 and len(items):
             X_aug, clip_aug = _augmented_items(ds, cfg, np.unique(ds.item_clip[items]), aug_cache, cfg.seed)
             if len(X_aug):
+                from .normalize import normalize_copies
+
+                X_aug = normalize_copies(ds, X_aug, clip_aug)  # as their originals, under `normalize`
                 # An augmented item has its clip's class: the class id of any item of that clip.
                 X = np.concatenate([X, X_aug])
                 y = np.concatenate([y, y_items[[first_item[c] for c in clip_aug.tolist()]]])
@@ -360,6 +375,10 @@ def run_experiment(
     if cfg.backbone and cfg.backbone.get("model"):  # a name from a recipe -> a folder or hub id, before any work
         cfg = replace(cfg, backbone={**cfg.backbone, "model": resolve_backbone(cfg.backbone["model"])})
     check_backbone_run(cfg)
+    from .corpora.mixed import mix_metrics, resolve, run_manifest
+    from .normalize import normalize_dataset
+
+    cfg = resolve(cfg)  # mix.balance: class_weights -> train.class_weights
     if cfg.model.ensemble > 1 and cfg.model.ensemble_validation == "rotate" and (
         cfg.protocol.val_size <= 0 or cfg.protocol.name == "random"
     ):
@@ -376,12 +395,13 @@ def run_experiment(
         torch.set_num_threads(cfg.train.num_threads)
     t0 = time.perf_counter()
     with atomic_dir(out, force=force) as tmp:
-        manifest = load_manifest(cfg.corpus)
+        manifest, mix_info = run_manifest(cfg, console)  # one corpus, or the union of several
         checks.check_run(cfg, manifest)  # every config mistake found now, not after extraction
         console.print(f"[bold]{cfg.name}[/]: {len(manifest.clips)} clips, {len(manifest.labels)} labels from {cfg.corpus.name}")
         t_extract = time.perf_counter()
         ds = _dataset(cfg, manifest.clips, progress)
         extract_seconds = time.perf_counter() - t_extract
+        ds, normalizer = normalize_dataset(ds, cfg.normalize, _item_kind(cfg))  # per speaker / corpus
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
         labels = sorted({c.label for c in ds.clips})
@@ -422,6 +442,13 @@ def run_experiment(
 
         metrics = _summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
         metrics["config_source"] = config_source or f"config {cfg.name}"
+        if mix_info is not None or normalizer is not None:  # corpora, per-corpus figures, corpus x corpus table
+            metrics.update(mix_metrics(
+                cfg, ds, labels, outcomes, mix_info, normalizer, console=console,
+                train=lambda tr, va: _train_one(cfg, ds, y_items, len(labels), tr, va, aug_cache=aug_cache,
+                                                progress=False, console=console)[:2],
+                proba=lambda net, scaler, X: predict_proba(net, _scale(scaler, X)),
+            ))
         if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips
             from .baseline import run_baseline
 
@@ -447,7 +474,8 @@ def run_experiment(
             scaler=scaler,
             metrics=_headline(metrics),
             backbone=backbone,
-            extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": final_note["text"]},
+            extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": final_note["text"],
+                   **({"normalize": normalizer.to_dict()} if normalizer is not None else {})},
         )
         if cfg.study and cfg.study.subsets:
             metrics["study"] = _subset_study(cfg, manifest, splits[0], item_level, progress, console)
@@ -777,10 +805,20 @@ def evaluate_on_corpus(
 
         ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
                                      progress=progress)
+    elif clf.backbone is not None:  # fine-tuned backbone: waveforms of the length it was trained on
+        from .backbones import build_waveform_dataset
+
+        ds = build_waveform_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone,
+                                    seconds=clf.backbone.waveform_samples / clf.backbone.sample_rate)
     else:
         ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
                            progress=progress)
-    proba = restrict_proba(clf.forward_items(ds.X), clf.labels, kept)
+    X = ds.X
+    if getattr(clf, "normalizer", None) is not None:  # the model's rule, with this corpus's own statistics
+        from .normalize import normalize_items
+
+        X = normalize_items(clf.normalizer, X, ds.item_clip, ds.clips)
+    proba = restrict_proba(clf.forward_items(X), clf.labels, kept)
     clip_ids, clip_proba = vote(proba, ds.item_clip)
     y_true = [ds.clips[c].label for c in clip_ids]
     y_pred = [kept[i] for i in clip_proba.argmax(1)]
@@ -800,6 +838,7 @@ def evaluate_on_corpus(
         "labels_dropped_corpus": dropped_corpus,
         "n_test_clips": len(clip_ids),
         "n_skipped": len(manifest.skipped) + len(ds.skipped),
+        "normalized_by": getattr(getattr(clf, "normalizer", None), "by", None),  # that corpus's own statistics
     })
     return m
 

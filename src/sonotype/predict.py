@@ -201,6 +201,7 @@ class Classifier:
         model_id: str = "model",
         meta: dict[str, Any] | None = None,
         backbone: Any = None,
+        normalizer: Any = None,
     ) -> None:
         self.network = network.eval()
         self.labels = [str(lab) for lab in labels]
@@ -213,6 +214,8 @@ class Classifier:
         self.meta = meta or {}
         # a pretrained backbone (sonotype.backbones.runtime.BackboneFeaturizer) makes the items
         self.backbone = backbone
+        # per-speaker / per-corpus standardisation (sonotype.normalize.Normalizer), applied in items()
+        self.normalizer = normalizer
 
     # ------------------------------------------------------------------ facts
     @property
@@ -269,6 +272,10 @@ class Classifier:
     def items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
         """Featurize a mono signal at the model's rate into model input items (unscaled).
 
+        A model trained with ``normalize`` standardises them here by the running statistics
+        (:meth:`sonotype.normalize.Normalizer.start_running`) or else its fallback ones; give
+        several clips of one speaker to :meth:`predict_group` to use their own statistics.
+
         Parameters
         ----------
         y : np.ndarray [shape=(n,)]
@@ -282,6 +289,43 @@ class Classifier:
         -------
         np.ndarray [shape=(n_items, *input_shape)], float32
         """
+        X = self._raw_items(y, sr, path=path)
+        if self.normalizer is not None:
+            if self.normalizer.running:
+                self.normalizer.observe(X)
+            X = self.normalizer.transform(X)
+        return X
+
+    def predict_group(self, sources: Sequence[str | os.PathLike | np.ndarray], sr: int | None = None) -> list[Prediction]:
+        """Classify several clips of one speaker (or one corpus) whole, normalised together.
+
+        A model trained with ``normalize: {by: speaker}`` standardises each clip's items with
+        the statistics of all the given clips (the speaker's own, no label needed), as in
+        training; with fewer than its ``min_clips`` clips it uses its fallback statistics.
+        Without normalisation this is :meth:`predict` on each clip.
+        """
+        sigs = [self._signal(s, sr) for s in sources]
+        if not sigs:
+            raise ParameterError("predict_group needs at least one clip")
+        for y, path in sigs:
+            if y.shape[-1] < self.min_samples:
+                raise self._too_short(int(y.shape[-1]), path)
+        Xs = [self._raw_items(y, self.sample_rate, path=path) for y, path in sigs]
+        if self.normalizer is not None:
+            stats = self.normalizer.stats_of(np.concatenate(Xs)) if len(Xs) >= self.normalizer.min_clips else None
+            Xs = [self.normalizer.transform(X, stats) for X in Xs]
+        out = []
+        for (y, path), X in zip(sigs, Xs, strict=True):
+            n = int(y.shape[-1])
+            if len(X) == 0:
+                raise self._too_short(n, path)
+            P = self.forward_items(X)
+            bounds = self._item_bounds(len(P), n)
+            seg_p = P if len(bounds) == len(P) else P.mean(axis=0, keepdims=True)
+            out.append(self._result(path, seg_p, bounds, n / self.sample_rate, 1, "mean", 0.0))
+        return out
+
+    def _raw_items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
         from .features import featurize
 
         if int(sr) != self.sample_rate:
@@ -629,7 +673,14 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     scaler = None
     if meta["scaler"] is not None:
         scaler = _scaler(root, meta["scaler"], tensors["scaler"])
+    extra = meta.get("extra") or {}
+    normalizer = None
+    if extra.get("normalize"):  # JSON statistics, never pickled
+        from .normalize import Normalizer
+
+        normalizer = Normalizer.from_dict(extra["normalize"])
     return Classifier(
+        normalizer=normalizer,
         network=net,
         labels=meta["labels"],
         # a backbone model stores no frame settings (null): the defaults are placeholders, never used

@@ -619,6 +619,46 @@ def _cross_table(metrics: dict[str, Any]) -> str:
     return _section_table("Cross-corpus", ["corpus", "labels kept", "labels dropped", "clips", *_SCORE_HEADERS], rows)
 
 
+def _corpora_section(metrics: dict[str, Any]) -> str:
+    """A mixed run: the corpora read or skipped, labels kept, per-corpus figures and the corpus x corpus table."""
+    parts = []
+    corpora = metrics.get("corpora") or []
+    if corpora:
+        rows = [[_e(c.get("name")), _e(c.get("n_clips", "")) if c.get("present") else "skipped: " + _e(c.get("note", "")),
+                 _e(", ".join(f"{k} {v}" for k, v in (c.get("labels") or {}).items()))] for c in corpora]
+        parts.append(_section_table("Corpora", ["corpus", "clips", "clips per label"], rows))
+        how = "as given" if metrics.get("labels_source") == "given" else "the labels every corpus has"
+        dropped = "; ".join(f"{k}: {', '.join(v)}" for k, v in (metrics.get("labels_dropped") or {}).items())
+        parts.append(f"<p>Labels kept ({_e(how)}): {_e(', '.join(metrics.get('labels_kept') or []))}"
+                     + (f"; dropped: {_e(dropped)}" if dropped else "") + f". Balancing: {_e(metrics.get('balance'))}.</p>")
+    if metrics.get("normalize"):
+        parts.append(f"<p><b>Normalisation.</b> {_e(metrics['normalize'].get('text', ''))}</p>")
+    per = metrics.get("per_corpus") or {}
+    rows = [[_e(name), _e(v.get("n_clips", "")), *(_num(v.get(k)) for k in _SCORES), _num(v.get("chance"))]
+            for name, v in per.items()]
+    parts.append(_section_table("Per corpus (this protocol's test folds)", ["corpus", "clips", *_SCORE_HEADERS,
+                                                                           "chance (bal.)"], rows))
+    m = metrics.get("corpus_matrix")
+    if m:
+        cols = m.get("test_corpora") or []
+        rows = []
+        for r in m.get("train_sets") or []:
+            cells = []
+            for c in cols:
+                v = (m.get("rows") or {}).get(r, {}).get(c)
+                cells.append(f"{_num(v['balanced_accuracy'])} <span class='muted'>(chance {_num(v.get('chance'), 2)})</span>"
+                             if v and "balanced_accuracy" in v else "-")
+            rows.append([_e(r), *cells])
+        parts.append(_section_table("Corpus x corpus (balanced accuracy; row: training set, column: test corpus)",
+                                    ["train \\ test", *(_e(c) for c in cols)], rows))
+        parts.append(f"<p class='muted'>{_e(m.get('text', ''))}</p>")
+        verdicts = [v["text"] for v in (m.get("mixed_vs_single") or {}).values()]
+        if verdicts:
+            parts.append("<p><b>Mixed against single-corpus training</b> (each left-out corpus): "
+                         + "; ".join(_e(t) for t in verdicts) + ".</p>")
+    return "".join(parts)
+
+
 def _study_table(metrics: dict[str, Any]) -> str:
     rows = [
         [_e(r.get("rank", "")), _e(r.get("subset", r.get("name", ""))), _e(r.get("n_features", "")),
@@ -685,6 +725,7 @@ def write_report(
                      f"{_num(wl.get('balanced_accuracy'))}, macro-F1 {_num(wl.get('macro_f1'))} "
                      f"over {_e(wl.get('n', '?'))} windows</p>")
     parts.append(_baseline_section(metrics))
+    parts.append(_corpora_section(metrics))
     parts.append(_folds_table(metrics))
     parts.append(_per_class_table(metrics))
     parts.append(_cross_table(metrics))

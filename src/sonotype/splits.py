@@ -21,6 +21,9 @@ kfold
     Stratified group k-fold: every item is in exactly one test fold.
 logo
     Leave one group out: one split per group.
+locos
+    Leave one corpus out (runs over several corpora, whose groups read ``corpus:speaker``):
+    one split per corpus, tested on all of it and trained on the other corpora.
 official, predefined
     Per-item assignments (``train``, ``valid``/``val``/``dev``, ``test``); items without
     one are left out and counted in :attr:`Split.excluded`. ``official`` reads the
@@ -73,15 +76,17 @@ __all__ = [
     "ProtocolConfig",
     "Split",
     "check_no_leak",
+    "corpus_of",
     "describe_protocol",
     "make_splits",
     "resolve_auto",
     "rotate_validation",
 ]
 
-PROTOCOLS = ("auto", "holdout", "kfold", "logo", "official", "predefined", "groups", "random")
+PROTOCOLS = ("auto", "holdout", "kfold", "logo", "locos", "official", "predefined", "groups", "random")
 _ALIASES = {
     "leave-one-group-out": "logo",
+    "leave-one-corpus-out": "locos",
     "loso": "logo",
     "group-kfold": "kfold",
     "cv": "kfold",
@@ -484,6 +489,9 @@ def make_splits(
             train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
             splits.append(Split(f"test group {g[test[0]]}", train, val, _idx(test)))
 
+    elif cfg.name == "locos":
+        splits.extend(_locos_splits(cfg, y, g))
+
     elif cfg.name == "groups":
         known = set(unique_groups)
         listed = set(cfg.test_groups or []) | set(cfg.train_groups or [])
@@ -510,6 +518,29 @@ def make_splits(
             check_no_leak(s, g)
         _check_classes(s, y)
     return splits
+
+
+def corpus_of(group: str) -> str:
+    """The corpus of a mixed run's group ``corpus:speaker`` (a group without ``:`` is its own corpus)."""
+    return str(group).split(":", 1)[0]
+
+
+def _locos_splits(cfg: ProtocolConfig, y: np.ndarray, g: np.ndarray) -> list[Split]:
+    """Leave one corpus out: one split per corpus (the part of the group before ``:``), tested on
+    all of it, trained on the others; validation carved by speaker from the training corpora."""
+    corpora = np.asarray([corpus_of(x) for x in g], dtype=object)
+    names = sorted(set(corpora.tolist()))
+    if len(names) < 2:
+        raise ParameterError(
+            f"locos (leave one corpus out) needs clips of at least 2 corpora, got {names}; groups must read "
+            "'corpus:speaker' as in a run over several corpora (corpus: a list of entries)"
+        )
+    idx = np.arange(len(y), dtype=np.int64)
+    out = []
+    for i, name in enumerate(names):
+        train, val = _carve_val(idx[corpora != name], y, g, cfg, i, grouped=True)
+        out.append(Split(f"test corpus {name}", train, val, idx[corpora == name]))
+    return out
 
 
 _FOLD_RE = re.compile(r"^fold\s*(\d+)$", re.IGNORECASE)
@@ -618,6 +649,7 @@ def describe_protocol(
         "auto": "automatic protocol (resolved once the items are known)",
         "holdout": f"stratified group holdout {by}, test about {pct} of the {group_name}s",
         "kfold": f"stratified group {cfg.k}-fold {by}",
+        "locos": "leave-one-corpus-out (one fold per corpus: trained on the others, tested on all of it)",
         "logo": f"leave-one-{group_name}-out"
         + (f" ({n_groups} {group_name}s)" if n_groups is not None else ""),
         "official": f"the corpus's official split (field {cfg.field!r})",

@@ -35,15 +35,16 @@ def _with_backbone(config: Path | None, backbone: str, source: str, quiet: bool)
 
 
 def train(
-    corpus: str = typer.Option(..., "--corpus", help="Corpus loader name (see `sonotype corpus list`)."),
-    root: Path = typer.Option(..., "--root", help="Corpus root folder."),
+    corpus: list[str] = typer.Option(..., "--corpus", help="Corpus loader name (see `sonotype corpus list`) with "
+                                     "--root; or NAME=ROOT, repeatable: several corpora in one run."),
+    root: Path | None = typer.Option(None, "--root", help="Corpus root folder (one --corpus NAME)."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory to create."),
     config: Path | None = typer.Option(None, "--config", help="YAML run config (a recipe)."),
     features: str | None = typer.Option(None, "--features", help="Comma list of frame features, e.g. mfcc,chroma."),
     representation: str | None = typer.Option(None, "--representation", help="stats | frames | windows | logmel."),
     model: str | None = typer.Option(None, "--model", help="Model name (see sonotype.models)."),
     ensemble: int | None = typer.Option(None, "--ensemble", help="Train N seeds of the model and average them."),
-    protocol: str | None = typer.Option(None, "--protocol", help="auto | holdout | kfold:K | logo | official | random."),
+    protocol: str | None = typer.Option(None, "--protocol", help="auto | holdout | kfold:K | logo | locos | official | random."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override key.sub=value (repeatable)."),
     jobs: int | None = typer.Option(
         None, "--jobs", help="Worker processes for features, augmented copies and ensemble members."
@@ -71,12 +72,13 @@ def train(
     from ..errors import ConfigError
     from ..experiment import run_experiment
 
+    corpus_sets, corpus, mixed_kind = _corpus_sets(corpus, root)
     base, source = None, f"config {config}" if config else "built-in defaults"
     if config is None and model is None:
         from ..defaults import default_recipe
 
         # An explicit --backbone starts from the encoder recipe too (its measured head settings).
-        config, source = default_recipe(corpus, kind, scratch=scratch, encoder=backbone is not None)
+        config, source = default_recipe(corpus, kind or mixed_kind, scratch=scratch, encoder=backbone is not None)
     else:
         if kind is not None:
             raise ConfigError("--kind chooses a default configuration; it does not combine with --config or --model")
@@ -86,7 +88,7 @@ def train(
         raise ConfigError("--scratch and --backbone contradict each other: choose one")
     if model and not config:
         source = f"built-in defaults with --model {model}"
-    sets = [f"corpus.name={corpus}", f"corpus.root={root}"]
+    sets = list(corpus_sets)
     if features:
         sets.append(f"features.features=[{features}]")
     if representation:
@@ -113,6 +115,8 @@ def train(
 def run(
     recipe: str = typer.Argument(..., help="Recipe name (see `sonotype recipes`) or path to a YAML file."),
     root: Path | None = typer.Option(None, "--root", help="Corpus root folder (overrides the recipe's)."),
+    corpus_roots: list[str] = typer.Option([], "--corpus", help="NAME=ROOT: the root of the recipe's corpus NAME "
+                                           "(repeatable; for recipes over several corpora)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<recipe>)."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override key.sub=value (repeatable)."),
     backbone: str | None = typer.Option(
@@ -130,6 +134,10 @@ def run(
     source = f"recipe {path.stem}" if path.resolve().parent == RECIPES_DIR else f"config {path}"
     base = None
     sets = [f"corpus.root={root}"] if root else []
+    if corpus_roots:
+        from ..corpora.mixed import recipe_root_sets
+
+        sets += recipe_root_sets(path, corpus_roots, root)
     if backbone is not None:
         base, source = _with_backbone(path, backbone, source, quiet)
     cfg = _config(None if base is not None else path, [*sets, *overrides], base)
@@ -139,6 +147,28 @@ def run(
     metrics = run_experiment(cfg, run_dir, force=force, progress=not quiet, console=messages(quiet),
                              config_source=source)
     _finish(metrics, run_dir, as_json=as_json, quiet=quiet)
+
+
+def _corpus_sets(corpus: list[str], root: Path | None) -> tuple[list[str], str, str | None]:
+    """Overrides for ``--corpus NAME --root ROOT`` or repeated ``--corpus NAME=ROOT``, the corpus name
+    the defaults go by, and for several corpora of one kind (all speech) that kind."""
+    from ..errors import ConfigError
+
+    if len(corpus) == 1 and "=" not in corpus[0]:
+        if root is None:
+            raise ConfigError(f"--corpus {corpus[0]} needs --root (or write --corpus {corpus[0]}=ROOT)")
+        return [f"corpus.name={corpus[0]}", f"corpus.root={root}"], corpus[0], None
+    if root is not None:
+        raise ConfigError("--root goes with a single --corpus NAME; with several corpora give each as NAME=ROOT")
+    from ..corpora.mixed import parse_corpus_args
+    from ..defaults import CORPUS_KINDS
+
+    entries = parse_corpus_args(corpus)
+    if len(entries) == 1:
+        return [f"corpus.name={entries[0]['name']}", f"corpus.root={entries[0]['root']}"], entries[0]["name"], None
+    entries = [{**e, "root": str(Path(e["root"]).expanduser())} for e in entries]
+    kinds = {CORPUS_KINDS.get(e["name"]) for e in entries}
+    return [f"corpus={json.dumps(entries)}"], "mixed", kinds.pop() if len(kinds) == 1 and None not in kinds else None
 
 
 def _finish(metrics: dict, run_dir: Path, *, as_json: bool, quiet: bool) -> None:
@@ -176,11 +206,17 @@ def evaluate(
     overrides: list[str] = typer.Option(
         [], "--op", metavar="YAML", help="Label operation as YAML, e.g. '{keep: [happy, sad]}' (repeatable)."
     ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Feature/embedding cache folder (default "
+                                          "$SONOTYPE_CACHE or ~/.cache/sonotype)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
-    """Evaluate a saved model on another corpus, on the labels both share (at least two)."""
+    """Evaluate a saved model on another corpus, on the labels both share (at least two).
+
+    Works for every kind of model: frame features, frozen-backbone embeddings, fine-tuned
+    backbones; a model trained with per-speaker normalisation is normalised with the new
+    corpus's own speakers' statistics."""
     from .. import report as rpt
     from ..config import CrossEvalConfig
     from ..experiment import evaluate_on_corpus
@@ -189,7 +225,8 @@ def evaluate(
     ops = [_op(o) for o in overrides]
     cc = CrossEvalConfig(corpus=corpus, root=str(root), ops=ops)
     with atomic_dir(out_dir, force=force) as tmp:
-        metrics = evaluate_on_corpus(model, cc, progress=not quiet)
+        metrics = evaluate_on_corpus(model, cc, progress=not quiet,
+                                     cache_dir=None if cache_dir is None else str(cache_dir))
         metrics["model"] = str(model)
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
         plots = rpt.write_plots(tmp, history=None, metrics=metrics, examples=[])

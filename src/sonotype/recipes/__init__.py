@@ -63,8 +63,15 @@ def list_recipes() -> list[dict[str, str]]:
         d = yaml.safe_load(f.read_text()) or {}
         rows.append({
             "name": f.stem,
-            "corpus": str((d.get("corpus") or {}).get("name", "")),
+            "corpus": _corpus_name(d.get("corpus")),
             "description": str(d.get("description", "")).strip().splitlines()[0] if d.get("description") else "",
             "path": str(f),
         })
     return rows
+
+
+def _corpus_name(corpus: object) -> str:
+    """``ravdess``; a recipe over several corpora: ``ravdess+tess+...``."""
+    if isinstance(corpus, list):
+        return "+".join(str((e or {}).get("name", "?")) for e in corpus)
+    return str((corpus or {}).get("name", "")) if isinstance(corpus, dict) else ""
