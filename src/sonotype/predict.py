@@ -303,6 +303,18 @@ class Classifier:
         the statistics of all the given clips (the speaker's own, no label needed), as in
         training; with fewer than its ``min_clips`` clips it uses its fallback statistics.
         Without normalisation this is :meth:`predict` on each clip.
+
+        Parameters
+        ----------
+        sources : sequence of path-like or np.ndarray
+            The clips: files, or mono arrays at ``sr``.
+        sr : int, optional
+            Sample rate of array clips.
+
+        Returns
+        -------
+        list of Prediction
+            One per clip, in order.
         """
         sigs = [self._signal(s, sr) for s in sources]
         if not sigs:
