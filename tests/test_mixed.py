@@ -259,6 +259,16 @@ def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
     single = clf.predict(files[0])
     want1 = clf.forward_items(((raw[:1] - clf.normalizer.mean_) / clf.normalizer.std_).astype(np.float32))[0]
     np.testing.assert_allclose([single.probabilities[lab] for lab in clf.labels], want1, atol=1e-5)
+    # the CLI: --same-speaker is predict_group over the files given
+    from typer.testing import CliRunner
+
+    from sonotype.cli import app
+
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "run" / "model"), *map(str, files), "--same-speaker", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    rows = rows["results"]
+    np.testing.assert_allclose([[r["probabilities"][lab] for lab in clf.labels] for r in rows], want, atol=1e-5)
 
 
 def test_cli_train_with_repeated_corpus_and_run_recipe_with_corpus_roots(tmp_path):

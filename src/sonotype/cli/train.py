@@ -319,6 +319,8 @@ def predict(
     jobs: int = typer.Option(1, "--jobs", min=1, help="With --out: worker processes (one torch thread each)."),
     resume: bool = typer.Option(False, "--resume", help="With --out: continue an interrupted run, skipping files "
                                 "whose path and content digest are already in the CSV."),
+    same_speaker: bool = typer.Option(False, "--same-speaker", help="The files are one speaker's: a model trained "
+                                      "with `normalize` standardises them by their own statistics (each classified whole)."),
     engine: str = typer.Option("local", "--engine", help="With --out: local (processes) | ray (a Ray cluster)."),
     address: str | None = typer.Option(None, "--address", help="With --engine ray: the cluster (default: a local one "
                                        "with --jobs CPUs)."),
@@ -375,7 +377,13 @@ def predict(
         clf = load_model(model)
     files = _audio_files(inputs)
     results, errors = [], []
-    for f in files:
+    if same_speaker:
+        if window is not None or smooth != 1 or min_event:
+            raise ParameterError("--same-speaker classifies each file whole: leave out --window, --smooth and --min-event")
+        if not hasattr(clf, "predict_group"):
+            raise ParameterError("--same-speaker needs the torch runtime")
+        results = clf.predict_group(files)
+    for f in [] if same_speaker else files:
         try:
             results.append(clf.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
                                        min_event=min_event))
