@@ -283,3 +283,16 @@ def test_real_whisper_onnx_runtimes_stay_within_cosine_001_of_torch() -> None:
     assert cosine_distances(f32, ref).max() < 1e-5
     assert cosine_distances(i8, ref).max() < 0.01
     assert cosine_distances(i8, ref).max() > 1e-6  # really quantised
+
+
+def test_pool_layers_equals_pooling_the_stacked_states() -> None:
+    from sonotype.backbones.extract import pool, pool_layers
+
+    g = torch.Generator().manual_seed(0)
+    states = [torch.randn(3, 7, 5, generator=g) * (i + 1) + i for i in range(4)]
+    valid = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] + [False] * 6])
+    for how in ("mean", "meanstd"):
+        np.testing.assert_allclose(pool_layers(states, valid, how).numpy(),
+                                   pool(torch.stack(states, 1), valid, how).numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="pooling 'attention' cannot be precomputed"):
+        pool_layers(states, valid, "attention")

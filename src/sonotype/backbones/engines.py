@@ -131,12 +131,12 @@ def effective_runtime(cfg: BackboneConfig, *, force_bf16: bool = False) -> str:
 
 @dataclass
 class Runner:
-    """Runs batches of prepared waveforms: ``run(waves) -> (states (B, L, T, D) float32, valid (B, T))``."""
+    """Runs batches of prepared waveforms: ``run(waves) -> (L hidden states (B, T, D), valid (B, T))``."""
 
     runtime: str
     device: torch.device
     batchable: bool
-    run: Callable[[list[np.ndarray]], tuple[torch.Tensor, torch.Tensor]]
+    run: Callable[[list[np.ndarray]], tuple[list[torch.Tensor], torch.Tensor]]
 
 
 def runner(backbone: Backbone, cfg: BackboneConfig, *, force_bf16: bool = False) -> Runner:
@@ -166,11 +166,10 @@ def _torch_run(backbone: Backbone, device: torch.device, *, bf16: bool) -> Calla
     if next(model.parameters()).device != device:
         model.to(device)
 
-    def run(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
         ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            states, valid = hidden_states(backbone, waves)
-        return torch.stack([s.float() for s in states], dim=1), valid
+            return hidden_states(backbone, waves)
 
     return run
 
@@ -187,7 +186,7 @@ def _onnx_run(backbone: Backbone, sess: Any) -> Callable:
 
     masked = _masked(backbone)
 
-    def run(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
         if backbone.kind == "whisper":
             x, n = whisper_inputs(backbone, waves)
             states = sess.run(None, {"mel": x.numpy(), "n": n.numpy().astype(np.int64)})
@@ -199,7 +198,7 @@ def _onnx_run(backbone: Backbone, sess: Any) -> Callable:
                 feed["attention_mask"] = att.numpy()
             states = sess.run(None, feed)
             valid = ssl_valid(backbone.model.config, n, states[-1].shape[1])
-        return torch.from_numpy(np.stack(states, axis=1)), valid
+        return [torch.from_numpy(s) for s in states], valid
 
     return run
 

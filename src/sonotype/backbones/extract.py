@@ -47,7 +47,8 @@ from .config import BackboneConfig
 from .load import Backbone
 from .whisper import WhisperLogMel
 
-__all__ = ["batchable", "embed", "embed_all_layers", "hidden_states", "layer_view", "pool", "prepare_waveforms"]
+__all__ = ["batchable", "embed", "embed_all_layers", "hidden_states", "layer_view", "pool", "pool_layers",
+           "prepare_waveforms"]
 
 _WHISPER_SECONDS = 30.0
 
@@ -275,6 +276,28 @@ def pool(x: torch.Tensor, valid: torch.Tensor, how: str) -> torch.Tensor:
     return torch.cat([mean, var.clamp(min=0).sqrt()], dim=-1)
 
 
+def pool_layers(states: Sequence[torch.Tensor], valid: torch.Tensor, how: str) -> torch.Tensor:
+    """:func:`pool` of each (B, T, D) hidden state, stacked to (B, L, D or 2D), float32.
+
+    One weighted matrix product per statistic and layer, and no (B, L, T, D) stack: the
+    same numbers as ``pool(torch.stack(states, 1), ...)`` for a quarter of its time.
+    """
+    pool(states[0][:1, :1, :1].float(), valid[:1, :1], how)  # validates ``how``
+    w = valid.to(device=states[0].device, dtype=torch.float32)[:, None, :]  # (B, 1, T)
+    count = w.sum(dim=-1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+    out = []
+    for x in states:
+        x = x.float()
+        mean = torch.bmm(w, x) / count  # (B, 1, D)
+        if how == "mean":
+            out.append(mean[:, 0])
+            continue
+        dev = (x - mean).square_()
+        std = (torch.bmm(w, dev) / count).clamp_(min=0).sqrt_()
+        out.append(torch.cat([mean[:, 0], std[:, 0]], dim=-1))
+    return torch.stack(out, dim=1)
+
+
 def embed(
     backbone: Backbone,
     waveforms: Sequence[np.ndarray],
@@ -355,12 +378,12 @@ def embed_all_layers(
             for s in range(0, len(order), step):
                 idx = order[s : s + step]
                 states, valid = run.run([waves[i] for i in idx])
-                if states.shape[1] != backbone.n_hidden:
+                if len(states) != backbone.n_hidden:
                     raise ParameterError(
-                        f"backbone {backbone.model_id} returned {states.shape[1]} hidden states, expected {backbone.n_hidden}"
+                        f"backbone {backbone.model_id} returned {len(states)} hidden states, expected {backbone.n_hidden}"
                     )
-                # every layer pooled in one pass, on the device the states are on
-                out[idx] = pool(states, valid.to(states.device), cfg.pooling).float().cpu().numpy()
+                # every layer pooled once, where the states are (the GPU for torch on CUDA)
+                out[idx] = pool_layers(states, valid, cfg.pooling).cpu().numpy()
                 if on_batch is not None:
                     on_batch(len(idx))
     finally:
