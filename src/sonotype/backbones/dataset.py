@@ -31,7 +31,7 @@ from ..corpora.base import Clip, Skipped
 from ..errors import AudioError, ConfigError
 from ..io import atomic_write_bytes
 from .config import BackboneConfig
-from .engines import effective_runtime
+from .engines import cache_tag, effective_runtime
 from .extract import embed_all_layers, layer_view
 from .finetune import waveform_array
 from .load import Backbone, load_backbone
@@ -73,7 +73,7 @@ class EmbeddingCache:
             "duration": None if clip.duration is None else float(clip.duration),
         }
         if runtime != "torch":
-            material["runtime"] = runtime
+            material["runtime"] = cache_tag(runtime)
         return hashlib.blake2b(json.dumps(material, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
     def file_for(self, key: str) -> Path:
