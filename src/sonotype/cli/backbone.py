@@ -57,8 +57,8 @@ def bench_backbone(
         t.add_row(label, f"{v['x_realtime_per_core']:.1f}", f"{v['cpu_seconds_per_audio_hour']:.0f}",
                   f"{v['speedup_vs_torch']:.2f}x", f"{v['max_cosine_distance']:.2g}", f"{v['setup_seconds']:.1f}")
     out.print(t)
-    out.print(f"fastest: {r['fastest']}; distance = largest cosine distance over clips and hidden states of the "
-              "mean+std statistics to torch float32", highlight=False, soft_wrap=True)
+    out.print(f"fastest: {r['fastest']}; distance = largest cosine distance to torch float32 over the clips, every "
+              "hidden state and both poolings (mean, mean+std)", highlight=False, soft_wrap=True)
 
 
 def _present(hub_id: str, dirs: list[Path]) -> str:
