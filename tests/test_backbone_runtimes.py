@@ -167,6 +167,12 @@ def test_the_runtime_is_part_of_the_embedding_cache_key(models: dict[str, Path],
     assert len(set(keys.values())) == 4
     assert keys["torch"] == store.key(bb, _cfg(models["whisper"]), clips[0])  # caches made before runtimes stay valid
     assert len(list((cache / "embeddings").rglob("*.npz"))) == 6
+    engines.EXPORT_VERSION += 1  # a new export (other float32 layers, other graph) never reuses old int8 entries
+    try:
+        assert store.key(bb, _cfg(models["whisper"]), clips[0], runtime="onnx-int8") != keys["onnx-int8"]
+        assert store.key(bb, _cfg(models["whisper"]), clips[0], runtime="torch") == keys["torch"]
+    finally:
+        engines.EXPORT_VERSION -= 1
 
 
 # -- bf16 and device ------------------------------------------------------------------------------

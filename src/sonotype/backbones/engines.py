@@ -316,6 +316,14 @@ def _graph_and_inputs(backbone: Backbone, waves: list[np.ndarray]) -> tuple[torc
     return _SSLGraph(backbone.model, masked), inputs
 
 
+def _legacy_exporter() -> dict[str, bool]:
+    """The TorchScript exporter (``dynamo=False``: torch >= 2.9 defaults to the dynamo one, which
+    needs onnxscript); older torch has only that one and no ``dynamo`` argument."""
+    import inspect
+
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _export_float(backbone: Backbone) -> bytes:
     """The float32 ONNX graph, checked against torch on inputs of another shape than traced."""
     model = backbone.model
@@ -334,7 +342,7 @@ def _export_float(backbone: Backbone) -> bytes:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer and deprecation chatter; the result is checked below
             torch.onnx.export(graph, tuple(inputs.values()), buf, input_names=list(inputs), output_names=names,
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+                              dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, **_legacy_exporter())
     except Exception as exc:
         raise ModelError(f"ONNX export of {backbone.model_id} ({backbone.model_type}) failed: {exc}; "
                          "use backbone.runtime torch") from None
