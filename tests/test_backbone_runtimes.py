@@ -306,3 +306,17 @@ def test_pool_layers_equals_pooling_the_stacked_states() -> None:
                                    pool(torch.stack(states, 1), valid, how).numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="pooling 'attention' cannot be precomputed"):
         pool_layers(states, valid, "attention")
+
+
+def test_a_saved_model_embeds_with_the_runtime_it_was_trained_with(models: dict[str, Path]) -> None:
+    from sonotype.backbones import backbone_record
+    from sonotype.backbones.runtime import featurizer_for
+
+    y = _waves(lengths=(20000,))[0]
+    for rt in ("torch", "onnx-int8"):
+        cfg = BackboneConfig(str(models["whisper"]), layer="all", pooling="meanstd", runtime=rt)
+        feat = featurizer_for({"backbone": backbone_record(cfg)})
+        assert feat.cfg.runtime == rt
+        np.testing.assert_array_equal(feat.items(y), embed_all_layers(feat.backbone, [y], SR, cfg))
+    int8 = featurizer_for({"backbone": backbone_record(_cfg(models["whisper"], "onnx-int8"))}).items(y)
+    assert np.abs(int8 - featurizer_for({"backbone": backbone_record(_cfg(models["whisper"]))}).items(y)).max() > 1e-6
