@@ -153,6 +153,9 @@ def test_the_runtime_is_part_of_the_embedding_cache_key(models: dict[str, Path],
     stats: dict = {}
     torch_ds = build_embedding_dataset(clips, _cfg(models["whisper"]), cache_dir=cache, stats=stats)
     assert stats["computed"] == 3
+    bb = load_backbone(_cfg(models["whisper"]))
+    alone = [embed_all_layers(bb, [load_audio(c.path, sr=SR)[0]], SR, _cfg(models["whisper"]))[0] for c in clips]
+    np.testing.assert_allclose(torch_ds.X, np.stack(alone), rtol=0, atol=1e-5)  # clip order kept (batched longest first)
     build_embedding_dataset(clips, _cfg(models["whisper"], "onnx-int8"), cache_dir=cache, stats=stats)
     assert stats["computed"] == 3 and stats["cached"] == 0  # torch entries never stand in for int8 ones
     int8_ds = build_embedding_dataset(clips, _cfg(models["whisper"], "onnx-int8"), cache_dir=cache, stats=stats)
@@ -161,7 +164,6 @@ def test_the_runtime_is_part_of_the_embedding_cache_key(models: dict[str, Path],
     assert stats["cached"] == 3
     np.testing.assert_array_equal(again.X, torch_ds.X)
     assert not np.array_equal(int8_ds.X, torch_ds.X)
-    bb = load_backbone(_cfg(models["whisper"]))
     store = EmbeddingCache(cache)
     keys = {rt: store.key(bb, _cfg(models["whisper"]), clips[0], runtime=rt) for rt in ("torch", "onnx", "onnx-int8", "bf16")}
     assert len(set(keys.values())) == 4

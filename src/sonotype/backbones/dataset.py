@@ -129,6 +129,19 @@ def embedding_names(backbone: Backbone, cfg: BackboneConfig) -> list[str]:
     return names
 
 
+def _seconds(clip: Clip, cfg: BackboneConfig) -> float:
+    """The clip's length as encoded (from the file header; 0 for an unreadable file, skipped later)."""
+    from ..audio import info
+
+    dur = clip.duration
+    if dur is None:
+        try:
+            dur = info(clip.path).duration - float(clip.start)
+        except (AudioError, OSError):
+            return 0.0
+    return float(dur) if cfg.max_seconds is None else min(float(dur), float(cfg.max_seconds))
+
+
 def _load_clip(clip: Clip, sr: int, cfg: BackboneConfig) -> np.ndarray:
     dur = clip.duration
     if cfg.max_seconds is not None:
@@ -211,6 +224,7 @@ def build_embedding_dataset(
     audio_seconds = 0.0
     try:
         show.advance(len(clips) - len(todo), cached=True)
+        todo = sorted(todo, key=lambda i: -_seconds(clips[i], cfg))  # similar lengths share a batch: less padding
         chunk = max(1, int(cfg.batch_size)) * 4  # bounded memory: load a few batches at a time
         for s in range(0, len(todo), chunk):
             waves, owners = [], []
