@@ -10,6 +10,10 @@ again by that digest (``--backbone-dir``, ``$SONOTYPE_BACKBONES``) and another e
 refused. Every checkpoint is checked: an encoder parameter missing from it is an error,
 never a random weight. ``sonotype backbone fetch NAME`` downloads one (:func:`fetch`).
 
+``backbone.runtime`` runs the frozen encoder as torch float32, ONNX (onnxruntime, float32
+or int8) or bf16, and ``backbone.device`` on the GPU when there is one (:mod:`.engines`);
+``sonotype bench backbone`` times them (:mod:`.bench`).
+
 Whisper runs on sonotype's own torch encoder (:mod:`.whisper`), without importing
 transformers; the other families need the optional ``transformers`` package
 (``pip install 'sonotype[backbones]'``), and raise a clear error only when loaded.

@@ -13,12 +13,16 @@ from typing import Any
 from ..dataclass_io import strict_from_dict
 from ..errors import ConfigError
 
-__all__ = ["LAYER_MODES", "POOLINGS", "BackboneConfig"]
+__all__ = ["DEVICES", "LAYER_MODES", "POOLINGS", "RUNTIMES", "BackboneConfig"]
 
 POOLINGS = ("mean", "meanstd", "attention")
 # "all" and "weighted" both keep every hidden state (items (L, D)); "weighted" names the
 # intent (a learned softmax-weighted sum in the head, e.g. the "layer-weighted-mlp" model).
 LAYER_MODES = ("last", "all", "weighted")
+# how the frozen encoder runs (see sonotype.backbones.engines): torch float32, onnxruntime float32,
+# onnxruntime with dynamic int8 weights, torch bfloat16 (CPUs with native bf16 only)
+RUNTIMES = ("torch", "onnx", "onnx-int8", "bf16")
+DEVICES = ("auto", "cpu", "cuda")  # "cuda:N" too
 
 
 @dataclass
@@ -56,6 +60,14 @@ class BackboneConfig:
     local_files_only : bool
         Never reach the hub unless this is False (and there is a network); then a name or
         hub id not found locally is fetched on first use.
+    runtime : {"torch", "onnx", "onnx-int8", "bf16"}
+        How the frozen encoder runs for embeddings: PyTorch float32; exported to ONNX and run
+        by onnxruntime (float32, or ``onnx-int8``: dynamically quantised int8 weights); or
+        PyTorch bfloat16 (only on CPUs with native bf16, elsewhere a warning and float32).
+        Embeddings of each runtime are cached apart. Fine-tuning always uses torch.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where the encoder runs: ``auto`` = the GPU when torch sees one, else the CPU; an
+        asked-for GPU that is absent falls back to the CPU with a warning.
     """
 
     model: str = ""
@@ -67,6 +79,8 @@ class BackboneConfig:
     finetune_layers: int = 0
     finetune_lr: float = 1e-5
     local_files_only: bool = True
+    runtime: str = "torch"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -85,6 +99,11 @@ class BackboneConfig:
             raise ConfigError(f"backbone.finetune_layers must be >= 0, got {self.finetune_layers}")
         if not self.finetune_lr > 0:
             raise ConfigError(f"backbone.finetune_lr must be > 0, got {self.finetune_lr}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"backbone.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        dev = self.device
+        if not isinstance(dev, str) or not (dev in DEVICES or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"backbone.device must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
     @property
     def keeps_layers(self) -> bool:

@@ -7,6 +7,8 @@ first half, ``meanstd`` all of it). The key is the encoder's digest (the tensors
 folder's name or place), the input settings (preprocessor, rate, ``max_seconds``), and the
 clip's audio content and span. So a later run with another ``layer`` or ``pooling``, or
 the same encoder from another folder, costs no encoder pass; a changed audio file misses.
+The runtime that computed an entry (``backbone.runtime``: onnx, onnx-int8, bf16) is part of
+its key, so approximate embeddings never stand in for torch float32 ones, nor the reverse.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..corpora.base import Clip, Skipped
 from ..errors import AudioError, ConfigError
 from ..io import atomic_write_bytes
 from .config import BackboneConfig
+from .engines import cache_tag, effective_runtime
 from .extract import embed_all_layers, layer_view
 from .finetune import waveform_array
 from .load import Backbone, load_backbone
@@ -55,7 +58,9 @@ class EmbeddingCache:
         self.hits = 0
         self.writes = 0
 
-    def key(self, backbone: Backbone, cfg: BackboneConfig, clip: Clip) -> str:
+    def key(self, backbone: Backbone, cfg: BackboneConfig, clip: Clip, *, runtime: str = "torch") -> str:
+        """The clip's entry; ``runtime`` (the one that runs, :func:`~.engines.effective_runtime`)
+        keys every runtime but torch apart (torch keys are those of caches made before runtimes)."""
         material = {
             "version": EMBED_CACHE_VERSION,
             "encoder": backbone.weights_digest,
@@ -67,6 +72,8 @@ class EmbeddingCache:
             "start": float(clip.start),
             "duration": None if clip.duration is None else float(clip.duration),
         }
+        if runtime != "torch":
+            material["runtime"] = cache_tag(runtime)
         return hashlib.blake2b(json.dumps(material, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
     def file_for(self, key: str) -> Path:
@@ -120,6 +127,19 @@ def embedding_names(backbone: Backbone, cfg: BackboneConfig) -> list[str]:
     if cfg.pooling == "meanstd":
         names += [f"emb_std_{i}" for i in range(backbone.dim)]
     return names
+
+
+def _seconds(clip: Clip, cfg: BackboneConfig) -> float:
+    """The clip's length as encoded (from the file header; 0 for an unreadable file, skipped later)."""
+    from ..audio import info
+
+    dur = clip.duration
+    if dur is None:
+        try:
+            dur = info(clip.path).duration - float(clip.start)
+        except (AudioError, OSError):
+            return 0.0
+    return float(dur) if cfg.max_seconds is None else min(float(dur), float(cfg.max_seconds))
 
 
 def _load_clip(clip: Clip, sr: int, cfg: BackboneConfig) -> np.ndarray:
@@ -181,6 +201,7 @@ def build_embedding_dataset(
     shape = (bb.n_hidden, 2 * bb.dim)
     store = EmbeddingCache(cache_dir) if cache else None
     every = replace(cfg, pooling="meanstd")  # what the cache holds: mean and std of every layer
+    runtime = effective_runtime(cfg)
     found: dict[int, np.ndarray] = {}
     keys: dict[int, str] = {}
     todo: list[int] = []
@@ -188,7 +209,7 @@ def build_embedding_dataset(
     for i, clip in enumerate(clips):
         if store is not None:
             try:
-                keys[i] = store.key(bb, cfg, clip)
+                keys[i] = store.key(bb, cfg, clip, runtime=runtime)
             except OSError as exc:
                 skipped.append(Skipped(clip.path, f"unreadable: {exc}"))
                 continue
@@ -203,6 +224,7 @@ def build_embedding_dataset(
     audio_seconds = 0.0
     try:
         show.advance(len(clips) - len(todo), cached=True)
+        todo = sorted(todo, key=lambda i: -_seconds(clips[i], cfg))  # similar lengths share a batch: less padding
         chunk = max(1, int(cfg.batch_size)) * 4  # bounded memory: load a few batches at a time
         for s in range(0, len(todo), chunk):
             waves, owners = [], []

@@ -750,4 +750,5 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "pooling": conf.get("pooling"),
         "max_seconds": conf.get("max_seconds"),
         "finetune_layers": conf.get("finetune_layers"),
+        "runtime": conf.get("runtime", "torch"),
     }

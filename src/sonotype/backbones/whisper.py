@@ -86,11 +86,12 @@ class WhisperLogMel:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """(feature_size, len(wave) // hop_length) float32 log-mel frames of a mono clip."""
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        stft = torch.stft(x, self.n_fft, self.hop_length, window=self._window, return_complex=True)
-        power = (stft[..., :-1].abs() ** 2).contiguous()
-        log = torch.clamp(self._bank_t @ power, min=1e-10).log10()
-        log = torch.maximum(log, log.max() - 8.0)
-        return ((log + 4.0) / 4.0).numpy()
+        with torch.autocast("cpu", enabled=False):  # float32 even inside the bf16 runtime's autocast
+            stft = torch.stft(x, self.n_fft, self.hop_length, window=self._window, return_complex=True)
+            power = (stft[..., :-1].abs() ** 2).contiguous()
+            log = torch.clamp(self._bank_t @ power, min=1e-10).log10()
+            log = torch.maximum(log, log.max() - 8.0)
+            return ((log + 4.0) / 4.0).numpy()
 
 
 class _Attention(nn.Module):
