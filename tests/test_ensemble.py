@@ -165,7 +165,7 @@ def test_run_with_an_ensemble_writes_member_histories(tmp_path) -> None:
 
 
 def test_rotating_validation_gives_each_member_its_own_groups(tmp_path, monkeypatch) -> None:
-    import sonotype.experiment as exp
+    import sonotype.fitting as exp
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=8, takes=2, seconds=1.0)
     seen = []

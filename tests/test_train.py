@@ -319,7 +319,6 @@ def test_bf16_without_native_support_warns_and_trains_in_float32(monkeypatch: py
     import sonotype.train as train_mod
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
-    monkeypatch.setattr(train_mod, "_BF16_WARNED", False)
     with pytest.warns(UserWarning, match="no native bfloat16; training in float32"):
         m16, acc16 = _bf16_vs_fp32("bf16")
     m32, acc32 = _bf16_vs_fp32("fp32")

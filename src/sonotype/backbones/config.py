@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..dataclass_io import strict_from_dict
+from ..dataclass_io import check_fields, strict_from_dict
 from ..errors import ConfigError
 
 __all__ = ["LAYER_MODES", "POOLINGS", "BackboneConfig"]
@@ -69,6 +69,7 @@ class BackboneConfig:
     local_files_only: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"backbone.model must name a hub id or a local directory, got {self.model!r}")
         if isinstance(self.layer, bool) or not (
@@ -85,6 +86,11 @@ class BackboneConfig:
             raise ConfigError(f"backbone.finetune_layers must be >= 0, got {self.finetune_layers}")
         if not self.finetune_lr > 0:
             raise ConfigError(f"backbone.finetune_lr must be > 0, got {self.finetune_lr}")
+
+    @property
+    def finetuning(self) -> bool:
+        """True when the top ``finetune_layers`` layers train with the head (items are waveforms)."""
+        return self.finetune_layers > 0
 
     @property
     def keeps_layers(self) -> bool:

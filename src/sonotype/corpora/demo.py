@@ -164,7 +164,7 @@ def generate_demo(
     return out
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Read a corpus written by :func:`generate_demo`: label = folder, group = speaker."""
     from .folder import prepare as folder_prepare
