@@ -54,7 +54,7 @@ def test_every_default_and_whisper_recipe_exists():
         assert (cfg.model.name, cfg.backbone.layer, cfg.backbone.pooling) == ("layer-weighted-mlp", "all", "meanstd")
         assert cfg.augment.copies == 0 and cfg.model.ensemble == 1
     cross = load_config(recipe_path("tess-savee-whisper"))
-    assert (cross.corpus.name, cross.cross[0].corpus) == ("tess", "savee")
+    assert (cross.corpus.name, cross.cross[0].name) == ("tess", "savee")
 
 
 def test_resolve_backbone_folder_env_hub_id_and_error(tmp_path, monkeypatch):

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.corpora import load_corpus
+from sonotype.corpora import group_name, load_corpus
 from sonotype.corpora.download import download_corpus
 from sonotype.errors import CorpusError, ParameterError
-from sonotype.corpora import group_name
 from sonotype.splits import make_splits, resolve_auto
 
 SR = 8000

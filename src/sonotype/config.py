@@ -64,7 +64,7 @@ class CorpusConfig:
 def CrossEvalConfig(corpus: str = "", root: str | None = None, options: dict[str, Any] | None = None,
                     ops: list[dict[str, Any]] | None = None, title: str = "") -> CorpusConfig:
     """Deprecated: a cross-corpus entry is a :class:`CorpusConfig` (``corpus`` is its ``name``)."""
-    warnings.warn("CrossEvalConfig(corpus=...) is deprecated: use CorpusConfig(name=...)", DeprecationWarning,
+    warnings.warn("CrossEvalConfig(corpus=...) is deprecated: use CorpusConfig(name=...)", FutureWarning,
                   stacklevel=2)
     return CorpusConfig(name=corpus, root=root, options=dict(options or {}), ops=list(ops or []), title=title)
 
@@ -93,10 +93,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+        if self.ensemble < 1:
             raise ConfigError(f"model.ensemble must be an integer >= 1, got {self.ensemble!r}")
-        if not isinstance(self.prior_correction, bool):
-            raise ConfigError(f"model.prior_correction must be true or false, got {self.prior_correction!r}")
         if self.ensemble_validation not in ("same", "rotate"):
             raise ConfigError(f"model.ensemble_validation must be 'same' or 'rotate', got {self.ensemble_validation!r}")
         if self.name == "ensemble":
@@ -244,13 +242,17 @@ def _section(cls: type, value: Any, where: str) -> Any:
 
 
 def _cross_entry(value: Any, i: int) -> CorpusConfig:
-    """One ``cross`` entry; the old ``{corpus: NAME}`` spelling still loads, with a deprecation note."""
+    """One ``cross`` entry; the old ``{corpus: NAME}`` spelling still loads, with a deprecation note.
+
+    The note is a :class:`FutureWarning`, the category Python shows to end users by default
+    (a recipe's author, not a library developer, has to change the key).
+    """
     where = f"cross[{i}]"
     if isinstance(value, dict) and "corpus" in value:
         if "name" in value:
             raise ConfigError(f"{where}: give the corpus as 'name' only ('corpus' is its deprecated spelling)")
         warnings.warn(f"{where}: 'corpus: {value['corpus']}' is deprecated; write 'name: {value['corpus']}' "
-                      "(a cross entry is a corpus section like the training one)", DeprecationWarning, stacklevel=4)
+                      "(a cross entry is a corpus section like the training one)", FutureWarning, stacklevel=4)
         value = {("name" if k == "corpus" else k): v for k, v in value.items()}
     return _section(CorpusConfig, value, where)
 

@@ -93,12 +93,8 @@ def run_experiment(
     Returns
     -------
     dict
-        What ``metrics.json`` holds.
-
-    Notes
-    -----
-    Neither the global torch random state nor torch's thread count is changed by a run: every
-    seed goes to a generator of its own and ``train.num_threads`` is restored afterwards.
+        What ``metrics.json`` holds. The global torch random state and torch's thread count
+        are as they were: seeds go to generators of their own, ``train.num_threads`` is restored.
     """
     from .console import make_console
 
@@ -129,9 +125,7 @@ def run_experiment(
         metrics = summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
         metrics["config_source"] = config_source or f"config {cfg.name}"
         if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips
-            from .baseline import run_baseline
-
-            metrics["baseline"] = run_baseline(cfg, ds, labels, outcomes, item_level, progress=progress, console=console)
+            metrics["baseline"] = _baseline(cfg, ds, labels, outcomes, item_level, progress, console)
         net, scaler, final_note = final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console,
                                               item_level)
         metrics.update(final_model=final_note, train_seconds=round(train_seconds, 2),
@@ -149,6 +143,13 @@ def run_experiment(
         f"macro-F1 {metrics['macro_f1']:.3f} ({metrics['n_test_clips']} test clips)"
     )
     return metrics
+
+
+def _baseline(cfg: RunConfig, ds: Dataset, labels: list[str], outcomes: list[FoldOutcome], item_level: bool,
+              progress: bool, console: Console) -> dict[str, Any]:
+    from .baseline import run_baseline
+
+    return run_baseline(cfg, ds, labels, outcomes, item_level, progress=progress, console=console)
 
 
 def _resolved(cfg: RunConfig) -> RunConfig:

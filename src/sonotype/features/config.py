@@ -102,9 +102,6 @@ class FeatureConfig:
             raise ConfigError(f"features.roll_percent must lie in (0, 1), got {self.roll_percent}")
         if self.top_db is not None and not self.top_db >= 0:
             raise ConfigError(f"features.top_db must be >= 0 dB or null, got {self.top_db}")
-        if not 0 < self.f0_fmin < self.f0_fmax < self.sr / 2:
-            raise ConfigError(f"features: need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, "
-                              f"f0_fmax={self.f0_fmax}")
         if self.active_db is not None and not self.active_db > 0:
             raise ConfigError(f"features.active_db must be > 0 dB or null, got {self.active_db!r}")
         if self.window not in ("hann", "hanning"):
@@ -118,6 +115,9 @@ class FeatureConfig:
     def _check_used(self) -> None:
         """Settings that only the features using them can get wrong (e.g. contrast at 8 kHz)."""
         used = set(self.features)
+        if "f0" in used and not 0 < self.f0_fmin < self.f0_fmax < self.sr / 2:
+            raise ConfigError(f"features: need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, "
+                              f"f0_fmax={self.f0_fmax}")
         if used & {"mfcc", "mfcc_delta", "mfcc_delta2"} and self.n_mfcc > self.n_mels:
             raise ConfigError(f"features.n_mfcc ({self.n_mfcc}) must be <= features.n_mels ({self.n_mels})")
         if "contrast" in used:
@@ -145,6 +145,22 @@ class FeatureConfig:
         if self.max_duration is None:
             return duration
         return self.max_duration if duration is None else min(duration, self.max_duration)
+
+    def n_frames(self, n_samples: int) -> int:
+        """librosa's STFT frame count for a signal of ``n_samples`` samples (centred or not).
+
+        Parameters
+        ----------
+        n_samples : int
+
+        Returns
+        -------
+        int
+            ``1 + (n + 2 * (n_fft // 2) - n_fft) // hop_length`` with centring,
+            ``1 + (n - n_fft) // hop_length`` without.
+        """
+        n = int(n_samples) + (2 * (self.n_fft // 2) if self.center else 0)
+        return 1 + (n - self.n_fft) // self.hop_length
 
     @property
     def max_samples(self) -> int | None:
