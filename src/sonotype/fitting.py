@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from ._rng import torch_seed
 from .augment import augmented_items
 from .errors import ConfigError
 from .features import Dataset, Standardizer, build_dataset
@@ -88,8 +89,7 @@ def build_network(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     if finetuning(cfg):
         from .backbones import FineTuneClassifier
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.train.seed)
+        with torch_seed(cfg.train.seed):
             return FineTuneClassifier(input_shape, n_classes, backbone=cfg.backbone.to_dict(),
                                       lr_scale=cfg.backbone.finetune_lr / cfg.train.lr, **cfg.model.params)
     return build_model(cfg.model.name, input_shape, n_classes, seed=cfg.train.seed, **cfg.model.params)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._rng import torch_seed
 from .augment import AugmentConfig, feature_noise, mixup, spec_augment
 from .dataclass_io import check_fields, strict_from_dict
 from .errors import ConfigError, ParameterError
@@ -271,8 +272,7 @@ def fit(
     try:
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
-        with torch_threads(config.num_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with torch_threads(config.num_threads), torch_seed(config.seed):
             return _loop(
                 model,
                 X_train,
