@@ -41,11 +41,11 @@ def test_labels_protocol_and_cross_targets(tmp_path):
         check_protocol(load_config(None, ["protocol=groups:g99"]), _manifest(3).clips)
     with pytest.raises(ConfigError, match=r"'official' needs per-item assignments"):
         check_protocol(load_config(None, ["protocol=official"]), _manifest(3).clips)
-    with pytest.raises(ConfigError, match=r"^cross\.0\.corpus: unknown corpus 'savy'"):
-        check_run(load_config(None, ["cross=[{corpus: savy, root: /x}]"]), _manifest(4))
+    with pytest.raises(ConfigError, match=r"^cross\.0\.name: unknown corpus 'savy'"):
+        check_run(load_config(None, ["cross=[{name: savy, root: /x}]"]), _manifest(4))
     with pytest.raises(ConfigError, match=r"^cross\.0\.root: corpus root not found"):
-        check_run(load_config(None, [f"cross=[{{corpus: savee, root: {tmp_path / 'nope'}}}]"]), _manifest(4))
-    check_run(load_config(None, [f"cross=[{{corpus: savee, root: {tmp_path}}}]"]), _manifest(4))
+        check_run(load_config(None, [f"cross=[{{name: savee, root: {tmp_path / 'nope'}}}]"]), _manifest(4))
+    check_run(load_config(None, [f"cross=[{{name: savee, root: {tmp_path}}}]"]), _manifest(4))
 
 
 def test_model_is_built_once_on_a_stand_in_item():

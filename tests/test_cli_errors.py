@@ -108,7 +108,7 @@ def test_config_mistakes_are_found_before_extraction(monkeypatch, capsys, corpus
     def no_extraction(*a, **k):  # reaching extraction would be the bug
         raise AssertionError("feature extraction started")
 
-    monkeypatch.setattr(experiment, "_dataset", no_extraction)
+    monkeypatch.setattr(experiment, "build_run_dataset", no_extraction)
     code, _, err = _main(monkeypatch, capsys, "train", "--corpus", "demo", "--root", str(corpus),
                          "--out", str(tmp_path / "o"), *args)
     assert expected in _one_error_line(code, err)
@@ -119,7 +119,7 @@ def test_config_mistakes_are_found_before_extraction(monkeypatch, capsys, corpus
 def test_kfold_50_on_ten_real_groups(monkeypatch, capsys, tmp_path):
     import sonotype.experiment as experiment
 
-    monkeypatch.setattr(experiment, "_dataset", lambda *a, **k: pytest.fail("feature extraction started"))
+    monkeypatch.setattr(experiment, "build_run_dataset", lambda *a, **k: pytest.fail("feature extraction started"))
     code, _, err = _main(monkeypatch, capsys, "run", "emodb-best", "--root", str(data_dir("emodb")),
                          "--out", str(tmp_path / "o"), "--set", "protocol=kfold:50")
     line = _one_error_line(code, err)

@@ -82,7 +82,7 @@ def test_overrides_index_into_lists():
     with pytest.raises(ConfigError, match="not an index"):
         apply_overrides(base, ["cross.3.root=x"])
     cfg = load_config(recipe_path("savee-cross"), ["cross.0.root=/data/savee"])
-    assert cfg.cross[0].root == "/data/savee" and cfg.cross[0].corpus == "savee"
+    assert cfg.cross[0].root == "/data/savee" and cfg.cross[0].name == "savee"
 
 
 def test_protocol_shortcut_keeps_the_sections_other_settings():
@@ -106,7 +106,7 @@ def test_protocol_shortcut_keeps_the_sections_other_settings():
         ("train.patience=soon", r"^train\.patience: expected an integer or null, got 'soon' \(str\)$"),
         ("features.n_mfcc=true", r"^features\.n_mfcc: expected an integer, got True \(bool\)$"),
         ("representation.stats=mean", r"^representation\.stats: expected a list of strings, got 'mean' \(str\)$"),
-        ("cross=[{corpus: savee, root: 3}]", r"^cross\[0\]\.root: expected a string or null, got 3 \(int\)$"),
+        ("cross=[{name: savee, root: 3}]", r"^cross\[0\]\.root: expected a string or null, got 3 \(int\)$"),
         ("train.lr={a: 1", r"^override 'train\.lr=\{a: 1': value '\{a: 1' is not valid YAML: "),
         ("protocol=kfold4", r"did you mean 'kfold:4'\?$"),
     ],
@@ -126,7 +126,7 @@ def test_with_absolute_paths(tmp_path, monkeypatch):
     from sonotype.config import with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(None, ["corpus.root=data/ravdess", "cache_dir=~/c", "cross=[{corpus: savee, root: ../savee}]"])
+    cfg = load_config(None, ["corpus.root=data/ravdess", "cache_dir=~/c", "cross=[{name: savee, root: ../savee}]"])
     absolute = with_absolute_paths(cfg)
     assert absolute.corpus.root == str(tmp_path / "data" / "ravdess")
     assert absolute.cross[0].root == str(tmp_path.parent / "savee")

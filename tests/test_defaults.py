@@ -84,11 +84,11 @@ def test_every_default_and_whisper_recipe_exists():
     assert {"default-speech", "default-music", "default-sounds"} <= names
     for c in ("ravdess", "emodb", "tess", "savee", "cremad", "gtzan", "fsdd", "esc50"):
         cfg = load_config(recipe_path(f"{c}-whisper"))
-        assert cfg.corpus.name == c and cfg.backbone["model"] == "whisper-base"
-        assert (cfg.model.name, cfg.backbone["layer"], cfg.backbone["pooling"]) == ("layer-weighted-mlp", "all", "meanstd")
+        assert cfg.corpus.name == c and cfg.backbone.model == "whisper-base"
+        assert (cfg.model.name, cfg.backbone.layer, cfg.backbone.pooling) == ("layer-weighted-mlp", "all", "meanstd")
         assert cfg.augment.copies == 0 and cfg.model.ensemble == 1
     cross = load_config(recipe_path("tess-savee-whisper"))
-    assert (cross.corpus.name, cross.cross[0].corpus) == ("tess", "savee")
+    assert (cross.corpus.name, cross.cross[0].name) == ("tess", "savee")
 
 
 def test_resolve_backbone_folder_env_hub_id_and_error(tmp_path, monkeypatch):
@@ -114,7 +114,7 @@ def test_switch_from_a_scratch_recipe_notes_every_change():
                  "representation block", "train ("):
         assert what in text, (what, text)
     cfg = load_config(None, ["corpus.root=/x"], base=out)
-    assert cfg.backbone == {"model": "/enc", "layer": "all", "pooling": "meanstd"}
+    assert (cfg.backbone.model, cfg.backbone.layer, cfg.backbone.pooling) == ("/enc", "all", "meanstd")
     assert (cfg.model.name, cfg.model.params, cfg.model.ensemble, cfg.model.prior_correction) == (
         "layer-weighted-mlp", {"hidden": [256], "dropout": 0.3}, 1, False)
     assert cfg.augment.copies == 0 and cfg.augment.mixup_alpha == 0 and cfg.augment.spec_time_masks == 0
@@ -131,7 +131,7 @@ def test_mismatched_backbone_model_is_refused_before_extraction(tmp_path, monkey
     def boom(*a, **k):
         raise AssertionError("extraction started")
 
-    monkeypatch.setattr(ex, "_dataset", boom)
+    monkeypatch.setattr(ex, "build_run_dataset", boom)
     enc = tmp_path / "enc"
     enc.mkdir()
     root = generate_demo(tmp_path / "demo", seed=0, n_speakers=2, takes=1, seconds=0.5)
@@ -188,7 +188,7 @@ def test_backbone_flag_end_to_end_with_a_tiny_encoder(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config_source"] == f"default for sounds with a pretrained encoder, switched to backbone {enc}"
     saved = load_config(tmp_path / "run" / "config.yaml")
-    assert saved.backbone["model"] == str(Path(enc).resolve()) and saved.model.name == "layer-weighted-mlp"
+    assert saved.backbone.model == str(Path(enc).resolve()) and saved.model.name == "layer-weighted-mlp"
 
 
 def test_plain_train_uses_the_encoder_found_on_this_machine(tmp_path, monkeypatch):
@@ -210,7 +210,7 @@ def test_plain_train_uses_the_encoder_found_on_this_machine(tmp_path, monkeypatc
                                         "--scratch for the default for speech)")
     assert metrics["representation"] == "backbone"
     saved = load_config(tmp_path / "run" / "config.yaml")
-    assert saved.backbone["model"] == str(found) and saved.model.name == "layer-weighted-mlp"
+    assert saved.backbone.model == str(found) and saved.model.name == "layer-weighted-mlp"
     res = runner.invoke(app, ["train", *common, "--scratch", "--backbone", str(enc), "--out", str(tmp_path / "x")])
     assert isinstance(res.exception, ConfigError) and "--scratch and --backbone contradict" in str(res.exception)
     no_kind = [a for a in common if a not in ("--kind", "speech")]

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.corpora import load_corpus
+from sonotype.corpora import group_name, load_corpus
 from sonotype.corpora.download import download_corpus
 from sonotype.errors import CorpusError, ParameterError
-from sonotype.experiment import GROUP_NAMES
 from sonotype.splits import make_splits, resolve_auto
 
 SR = 8000
@@ -46,7 +45,7 @@ def test_generated_tree_labels_groups_and_folds(tmp_path):
     c = next(c for c in m if Path(c.path).name == "2-1021-B-10.wav")
     assert (c.label, c.group) == ("rain", "1021")
     assert c.meta == {"fold": 2, "split": "fold2", "target": 10, "esc10": True, "src_file": "1021", "take": "B"}
-    assert GROUP_NAMES["esc50"] == "source recording"
+    assert group_name("esc50") == "source recording"
 
 
 def test_flac_copies_load_by_stem_and_missing_rows_are_skipped(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import data_dir
-from sonotype.config import CrossEvalConfig, load_config
+from sonotype.config import CorpusConfig, load_config
 from sonotype.corpora.demo import generate_demo
 from sonotype.errors import SonotypeError
 from sonotype.experiment import evaluate_on_corpus, run_experiment
@@ -71,7 +71,7 @@ def test_cross_corpus_evaluation_reports_kept_labels(demo_root, tmp_path):
     cfg = _cfg(demo_root, tmp_path / "cache", ["protocol=holdout:0.25"])
     run_experiment(cfg, tmp_path / "run", progress=False)
     other = generate_demo(tmp_path / "other", seed=1)
-    m = evaluate_on_corpus(tmp_path / "run" / "model", CrossEvalConfig(corpus="demo", root=str(other),
+    m = evaluate_on_corpus(tmp_path / "run" / "model", CorpusConfig(name="demo", root=str(other),
                                                                         ops=[{"drop": ["sweep"]}]))
     assert "sweep" not in m["labels_kept"] and "sweep" in m["labels_dropped_model"]
     assert m["n_test_clips"] > 0 and 0.0 <= m["accuracy"] <= 1.0
@@ -106,7 +106,7 @@ def test_tess_random_split_reaches_seed_accuracy(tmp_path):
 
 
 def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
-    from sonotype.experiment import _augmented_items
+    from sonotype.augment import augmented_items as _augmented_items
     from sonotype.features import build_dataset
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=1, takes=2, seconds=1.0)
@@ -143,7 +143,7 @@ def two_speakers(tmp_path_factory):
 @pytest.fixture
 def fit_calls(monkeypatch):
     """Every call of train.fit: (training rows, validation given?, max_epochs, best epoch)."""
-    import sonotype.experiment as experiment
+    import sonotype.fitting as fitting
     import sonotype.train as train
 
     calls = []
@@ -155,7 +155,7 @@ def fit_calls(monkeypatch):
         return res
 
     monkeypatch.setattr(train, "fit", spy)
-    monkeypatch.setattr(experiment, "fit", spy)
+    monkeypatch.setattr(fitting, "fit", spy)
     return calls
 
 
@@ -261,7 +261,8 @@ def test_examples_show_wrong_clips_as_well_as_right_ones():
     from types import SimpleNamespace
 
     from sonotype.corpora import Clip
-    from sonotype.experiment import FoldOutcome, _examples
+    from sonotype.folds import FoldOutcome
+    from sonotype.folds import examples as _examples
     from sonotype.splits import Split
 
     labels = ["a", "b"]

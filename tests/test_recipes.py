@@ -57,7 +57,7 @@ def test_recipe_loads_and_names_registered_parts(name):
     if cfg.study:
         resolved_params(cfg.study.model.name, **cfg.study.model.params)
     for cross in cfg.cross:
-        get_loader(cross.corpus)
+        get_loader(cross.name)
     assert "Protocol: " in cfg.description, f"{name}: the description must end with its protocol"
 
 

@@ -316,10 +316,7 @@ def test_bf16_autocast_learns_keeps_float32_weights_and_differs_from_fp32(monkey
 
 
 def test_bf16_without_native_support_warns_and_trains_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sonotype.train as train_mod
-
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
-    monkeypatch.setattr(train_mod, "_BF16_WARNED", False)
     with pytest.warns(UserWarning, match="no native bfloat16; training in float32"):
         m16, acc16 = _bf16_vs_fp32("bf16")
     m32, acc32 = _bf16_vs_fp32("fp32")

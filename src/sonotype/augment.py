@@ -22,7 +22,7 @@ import numpy as np
 import soxr
 import torch
 
-from .dataclass_io import strict_from_dict
+from .dataclass_io import check_fields, strict_from_dict
 from .errors import ConfigError, ParameterError
 
 __all__ = [
@@ -80,6 +80,7 @@ class AugmentConfig:
     feature_noise_std: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in _RANGES:
             value = getattr(self, name)
             if value is None:
@@ -313,3 +314,79 @@ def feature_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> to
     if std <= 0:
         return x
     return x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+
+def augmented_items(
+    ds: Any, cfg: Any, clip_ids: np.ndarray, cache: dict[tuple[int, int], list[np.ndarray]], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Waveform-augmented copies of the given clips' model items, memoised in ``cache``.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The run's items and clips (copies are read from the clips' files).
+    cfg : RunConfig
+        Its ``features``, ``representation``, ``augment`` (``copies`` per clip) and ``jobs``.
+    clip_ids : np.ndarray of int
+        Indices into ``ds.clips``.
+    cache : dict
+        ``(seed, clip) -> list of item arrays``: copies already made are not made again.
+    seed : int
+        Copy ``c`` of clip ``i`` draws from ``np.random.default_rng([seed, i, c])``.
+
+    Returns
+    -------
+    X : np.ndarray, float32, shape (n_copied_items, ...)
+    clip_of : np.ndarray of int, shape (n_copied_items,)
+        The clip each copied item comes from.
+
+    Notes
+    -----
+    Copies not yet made are computed in ``cfg.jobs`` spawned processes (one BLAS thread each);
+    a copy depends only on its clip, its index and ``seed``, so the result is the same for any
+    number of jobs.
+    """
+    fc, rc = cfg.features, cfg.representation
+    todo = [ci for ci in clip_ids.tolist() if (seed, ci) not in cache]
+    tasks = [(ds.clips[ci].path, ds.clips[ci].start, fc.read_duration(ds.clips[ci].duration), fc.to_dict(),
+              rc.to_dict(), cfg.augment.to_dict(), seed, ci) for ci in todo]
+    if cfg.jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from .threads import single_threaded_children
+
+        with single_threaded_children(), ProcessPoolExecutor(
+            max_workers=min(cfg.jobs, len(tasks)), mp_context=mp.get_context("spawn")
+        ) as pool:
+            made = list(pool.map(augment_clip, tasks, chunksize=max(1, len(tasks) // (8 * cfg.jobs))))
+    else:
+        made = [augment_clip(t) for t in tasks]
+    cache.update(((seed, ci), m) for ci, m in zip(todo, made))
+    xs, ids = [], []
+    for ci in clip_ids.tolist():
+        for items in cache[seed, ci]:
+            xs.append(items)
+            ids.append(np.full(len(items), ci))
+    if not xs:
+        return np.empty((0, *ds.X.shape[1:]), np.float32), np.empty(0, int)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ids)
+
+
+def augment_clip(task: tuple) -> list[np.ndarray]:
+    """``augment.copies`` augmented copies of one clip, featurised (a worker's unit of work).
+
+    ``task`` is ``(path, start, seconds to read, features dict, representation dict, augment
+    dict, seed, clip id)``: plain values, so it pickles cheaply to a spawned worker.
+    """
+    from .audio import load as load_audio
+    from .features.config import FeatureConfig, RepresentationConfig
+    from .features.represent import featurize
+
+    path, start, dur, fc_d, rc_d, aug_d, seed, ci = task
+    fc, rc, aug = FeatureConfig.from_dict(fc_d), RepresentationConfig.from_dict(rc_d), AugmentConfig.from_dict(aug_d)
+    y, sr = load_audio(path, sr=fc.sr, offset=start, duration=dur)
+    return [
+        featurize(augment_waveform(y, sr, aug, np.random.default_rng([seed, ci, c])), sr, fc, rc, path=path)
+        for c in range(aug.copies)
+    ]

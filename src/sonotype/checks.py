@@ -117,10 +117,10 @@ def check_run(cfg: Any, manifest: Any) -> None:
     """
     from .corpora.base import check_root, get_loader
 
-    finetune = bool(cfg.backbone) and int(cfg.backbone.get("finetune_layers") or 0) > 0
+    finetune = cfg.backbone is not None and cfg.backbone.finetuning
     if not finetune:  # a fine-tuned backbone takes its head's parameters, not a registry model's
         check_model(cfg.model.name, cfg.model.params)
-    if not cfg.backbone:
+    if cfg.backbone is None:
         check_model_fits(cfg)
     if cfg.study and cfg.study.subsets:
         check_model(cfg.study.model.name, cfg.study.model.params, where="study.model")
@@ -128,11 +128,11 @@ def check_run(cfg: Any, manifest: Any) -> None:
     check_protocol(cfg, manifest.clips)
     for i, cc in enumerate(cfg.cross):
         try:
-            get_loader(cc.corpus)
+            get_loader(cc.name)
         except SonotypeError as exc:
-            raise ConfigError(f"cross.{i}.corpus: {exc}") from None
+            raise ConfigError(f"cross.{i}.name: {exc}") from None
         if not cc.root:
-            raise ConfigError(f"cross.{i}.root: corpus {cc.corpus!r} needs a root folder (--set cross.{i}.root=...)")
+            raise ConfigError(f"cross.{i}.root: corpus {cc.name!r} needs a root folder (--set cross.{i}.root=...)")
         try:
             check_root(cc.root)
         except SonotypeError as exc:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import copy
 import itertools
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+import warnings
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .augment import AugmentConfig
+from .backbones.config import BackboneConfig
 from .corpora.mixed import MixConfig, mixed_corpus
-from .dataclass_io import check_field_types
+from .dataclass_io import check_field_types, check_fields
 from .errors import ConfigError
 from .features.config import FeatureConfig, RepresentationConfig
 from .normalize import NormalizeConfig
@@ -28,7 +30,7 @@ from .train import TrainConfig
 
 __all__ = [
     "CorpusConfig",
-    "CrossEvalConfig",
+    "CrossEvalConfig",  # deprecated: a CorpusConfig
     "EvalConfig",
     "ModelConfig",
     "RunConfig",
@@ -41,10 +43,12 @@ __all__ = [
 
 @dataclass
 class CorpusConfig:
-    """Which corpus to read and what to do with its labels.
+    """Which corpus to read and what to do with its labels: the corpus to train on, or one to test on.
 
     ``ops`` is a list of label operations for :func:`sonotype.corpora.ops.apply_ops`, e.g.
-    ``[{keep: [happy, neutral, sad]}, {balance: {seed: 0}}]``.
+    ``[{keep: [happy, neutral, sad]}, {balance: {seed: 0}}]``. ``options`` go to the corpus
+    loader. ``title`` is what reports call a cross-corpus evaluation on this corpus (default
+    ``on NAME``, e.g. ``on new speakers``); a training corpus leaves it empty.
     Several corpora (``corpus:`` a list of entries) make one ``mixed`` section whose
     ``corpora`` are the entries (see :mod:`sonotype.corpora.mixed`); ``optional: true`` on an
     entry skips it with a note when its root is absent.
@@ -54,8 +58,25 @@ class CorpusConfig:
     root: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     ops: list[dict[str, Any]] = field(default_factory=list)
+    title: str = ""
     optional: bool = False
     corpora: list[CorpusConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.corpora, list):
+            raise ConfigError(f"corpus.corpora: expected a list, got {self.corpora!r}")
+        self.corpora = [_section(CorpusConfig, c, f"corpus.corpora[{i}]") for i, c in enumerate(self.corpora)]
+        check_fields(self)
+        if not self.name.strip():
+            raise ConfigError("corpus.name must name a corpus (see `sonotype corpus list`)")
+
+
+def CrossEvalConfig(corpus: str = "", root: str | None = None, options: dict[str, Any] | None = None,
+                    ops: list[dict[str, Any]] | None = None, title: str = "") -> CorpusConfig:
+    """Deprecated: a cross-corpus entry is a :class:`CorpusConfig` (``corpus`` is its ``name``)."""
+    warnings.warn("CrossEvalConfig(corpus=...) is deprecated: use CorpusConfig(name=...)", FutureWarning,
+                  stacklevel=2)
+    return CorpusConfig(name=corpus, root=root, options=dict(options or {}), ops=list(ops or []), title=title)
 
 
 @dataclass
@@ -81,10 +102,9 @@ class ModelConfig:
     prior_correction: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+        check_fields(self)
+        if self.ensemble < 1:
             raise ConfigError(f"model.ensemble must be an integer >= 1, got {self.ensemble!r}")
-        if not isinstance(self.prior_correction, bool):
-            raise ConfigError(f"model.prior_correction must be true or false, got {self.prior_correction!r}")
         if self.ensemble_validation not in ("same", "rotate"):
             raise ConfigError(f"model.ensemble_validation must be 'same' or 'rotate', got {self.ensemble_validation!r}")
         if self.name == "ensemble":
@@ -129,8 +149,10 @@ class EvalConfig:
     baseline: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.baseline, bool):
-            raise ConfigError(f"evaluate.baseline must be true or false, got {self.baseline!r}")
+        check_fields(self)
+        if self.bootstrap < 0 or self.examples < 0:
+            raise ConfigError(f"evaluate.bootstrap and evaluate.examples must be >= 0, got {self.bootstrap}, "
+                              f"{self.examples}")
         if self.final_model not in FINAL_MODELS:
             raise ConfigError(
                 f"evaluate.final_model must be one of {', '.join(FINAL_MODELS)}, got {self.final_model!r}"
@@ -144,19 +166,9 @@ class StudyConfig:
     subsets: list[str] = field(default_factory=list)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="mlp-elu"))
 
-
-@dataclass
-class CrossEvalConfig:
-    """After training, evaluate the model on another corpus on the labels both share.
-
-    ``title`` is what reports call this evaluation (default ``on CORPUS``), e.g. ``on new speakers``.
-    """
-
-    corpus: str = ""
-    root: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    title: str = ""
+    def __post_init__(self) -> None:
+        self.model = _section(ModelConfig, self.model, "study.model")
+        check_fields(self)
 
 
 @dataclass
@@ -168,7 +180,15 @@ class RunConfig:
     ``jobs`` is the number of worker processes for feature extraction, augmented copies
     and ensemble members (results do not depend on it). ``engine`` (``{name: local|ray,
     address, shard_size, max_retries}``, see :class:`sonotype.engine.EngineConfig`) runs the
-    feature or embedding extraction as Ray tasks instead.
+    feature or embedding extraction as Ray tasks instead. ``cross`` lists corpora to test the
+    saved model on, on the labels both share. ``labels`` lists the labels kept (mixed runs:
+    default the corpora's intersection); ``mix`` and ``normalize`` are the mixed-corpus and
+    per-speaker standardisation settings (:mod:`sonotype.corpora.mixed`, :mod:`sonotype.normalize`).
+
+    The config is its own schema: sections given as mappings become their dataclasses,
+    ``protocol`` may be a string (``"kfold:4"``), every value is checked against its type with
+    the key named, and settings that contradict each other are refused here, before any audio
+    is read (:class:`~sonotype.errors.ConfigError`).
     """
 
     name: str = "run"
@@ -183,8 +203,8 @@ class RunConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     study: StudyConfig | None = None
-    cross: list[CrossEvalConfig] = field(default_factory=list)
-    backbone: dict[str, Any] | None = None
+    cross: list[CorpusConfig] = field(default_factory=list)
+    backbone: BackboneConfig | None = None
     labels: list[str] | None = None  # labels kept (mixed runs: default the corpora's intersection)
     mix: MixConfig = field(default_factory=MixConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -192,6 +212,24 @@ class RunConfig:
     jobs: int = 1
     cache_dir: str | None = None
     engine: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        for key, cls in _SECTIONS.items():
+            setattr(self, key, _section(cls, getattr(self, key), key))
+        if not isinstance(self.protocol, ProtocolConfig):
+            self.protocol = ProtocolConfig.parse(self.protocol) if isinstance(self.protocol, str) else _section(
+                ProtocolConfig, self.protocol, "protocol")
+        if self.study is not None:
+            self.study = _section(StudyConfig, self.study, "study")
+        if self.backbone is not None:
+            self.backbone = _section(BackboneConfig, self.backbone, "backbone")
+        if not isinstance(self.cross, list):
+            raise ConfigError(f"cross: expected a list, got {self.cross!r}")
+        self.cross = [_cross_entry(c, i) for i, c in enumerate(self.cross)]
+        check_fields(self)
+        if self.jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        _check_combination(self)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -201,7 +239,67 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """A run config from plain values (YAML): unknown keys and wrong types are named."""
         return _build(cls, d, "")
+
+
+# The sections of a RunConfig that are always there, with their classes.
+_SECTIONS: dict[str, type] = {
+    "corpus": CorpusConfig, "features": FeatureConfig, "representation": RepresentationConfig, "model": ModelConfig,
+    "train": TrainConfig, "augment": AugmentConfig, "evaluate": EvalConfig, "mix": MixConfig,
+    "normalize": NormalizeConfig,
+}
+
+
+def _section(cls: type, value: Any, where: str) -> Any:
+    """``value`` as a ``cls``: kept when it is one, built strictly from a mapping, refused otherwise."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict) or (cls is NormalizeConfig and isinstance(value, str)) or (
+        cls is CorpusConfig and isinstance(value, list)  # several corpora: one mixed section
+    ):
+        return _build(cls, value, where)
+    raise ConfigError(f"{where}: expected a mapping of {cls.__name__} settings, got {type(value).__name__} {value!r}")
+
+
+def _cross_entry(value: Any, i: int) -> CorpusConfig:
+    """One ``cross`` entry; the old ``{corpus: NAME}`` spelling still loads, with a deprecation note.
+
+    The note is a :class:`FutureWarning`, the category Python shows to end users by default
+    (a recipe's author, not a library developer, has to change the key).
+    """
+    where = f"cross[{i}]"
+    if isinstance(value, dict) and "corpus" in value:
+        if "name" in value:
+            raise ConfigError(f"{where}: give the corpus as 'name' only ('corpus' is its deprecated spelling)")
+        warnings.warn(f"{where}: 'corpus: {value['corpus']}' is deprecated; write 'name: {value['corpus']}' "
+                      "(a cross entry is a corpus section like the training one)", FutureWarning, stacklevel=4)
+        value = {("name" if k == "corpus" else k): v for k, v in value.items()}
+    return _section(CorpusConfig, value, where)
+
+
+def _check_combination(cfg: RunConfig) -> None:
+    """Settings of different sections that cannot go together (each message names what to change)."""
+    from .models.linear import is_linear
+
+    if cfg.model.ensemble > 1 and cfg.model.ensemble_validation == "rotate" and (
+        cfg.protocol.val_size <= 0 or cfg.protocol.name == "random"
+    ):
+        raise ConfigError(
+            "model.ensemble_validation 'rotate' carves validation groups from each training side: it needs "
+            "protocol.val_size > 0 and a grouped protocol (not 'random')"
+        )
+    if cfg.backbone is not None and cfg.backbone.finetuning and (cfg.model.ensemble > 1 or cfg.model.prior_correction):
+        raise ConfigError(
+            "model.ensemble > 1 and model.prior_correction are not supported when fine-tuning a backbone "
+            "(the fine-tuned network is saved as it is)"
+        )
+    if is_linear(cfg.model.name):
+        if cfg.augment.enabled_features:
+            raise ConfigError(f"model {cfg.model.name!r} is fitted by scikit-learn: SpecAugment, mixup and feature "
+                              "noise do not apply (waveform copies, augment.copies, do); set them to 0")
+        if cfg.model.ensemble > 1:
+            raise ConfigError(f"model {cfg.model.name!r} is deterministic: model.ensemble > 1 would repeat one fit")
 
 
 def _to_plain(obj: Any) -> Any:
@@ -214,25 +312,13 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-# Typed sub-sections: (owner class, key) -> dataclass; lists of dataclasses likewise.
-_NESTED: dict[tuple[type, str], type] = {
-    (RunConfig, "corpus"): CorpusConfig,
-    (RunConfig, "features"): FeatureConfig,
-    (RunConfig, "representation"): RepresentationConfig,
-    (RunConfig, "model"): ModelConfig,
-    (RunConfig, "train"): TrainConfig,
-    (RunConfig, "augment"): AugmentConfig,
-    (RunConfig, "protocol"): ProtocolConfig,
-    (RunConfig, "evaluate"): EvalConfig,
-    (RunConfig, "study"): StudyConfig,
-    (StudyConfig, "model"): ModelConfig,
-    (RunConfig, "mix"): MixConfig,
-    (RunConfig, "normalize"): NormalizeConfig,
-}
-_LISTS: dict[tuple[type, str], type] = {(RunConfig, "cross"): CrossEvalConfig, (CorpusConfig, "corpora"): CorpusConfig}
-
 
 def _build(cls: type, d: Any, where: str) -> Any:
+    """``cls(**d)`` for a mapping from YAML: an unknown key or a value of the wrong type names its dotted key.
+
+    Sub-sections are left as mappings: the dataclasses convert them in ``__post_init__``, so a
+    config built in Python and one read from YAML go through the same checks.
+    """
     if d is None:
         return None
     if cls is ProtocolConfig and isinstance(d, str):
@@ -247,21 +333,11 @@ def _build(cls: type, d: Any, where: str) -> Any:
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known: {', '.join(sorted(names))}")
-    kwargs: dict[str, Any] = {}
-    for k, v in d.items():
-        path = f"{where}.{k}" if where else k
-        if (cls, k) in _NESTED:
-            kwargs[k] = _build(_NESTED[cls, k], v, path)
-        elif (cls, k) in _LISTS:
-            if not isinstance(v, list):
-                raise ConfigError(f"{path}: expected a list, got {v!r}")
-            kwargs[k] = [_build(_LISTS[cls, k], item, f"{path}[{i}]") for i, item in enumerate(v)]
-        else:
-            kwargs[k] = v
-    nested = frozenset(k for (owner, k) in (*_NESTED, *_LISTS) if owner is cls)
-    check_field_types(cls, kwargs, where=where, skip=nested)
+    sections = {"study", "model", "protocol", "backbone", "cross", *_SECTIONS} if cls in (RunConfig, StudyConfig) \
+        else {"corpora"} if cls is CorpusConfig else frozenset()
+    check_field_types(cls, d, where=where, skip=frozenset(sections))
     try:
-        return cls(**kwargs)
+        return cls(**d)
     except TypeError as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from None
 
@@ -399,11 +475,9 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
     The saved ``config.yaml`` must reproduce the run from any working folder, so a root given
     as ``data/ravdess`` is stored as the folder it meant when the run was made.
     """
-    from dataclasses import replace
-
     backbone = cfg.backbone
-    if backbone and isinstance(backbone.get("model"), str) and Path(backbone["model"]).expanduser().is_dir():
-        backbone = {**backbone, "model": _absolute(backbone["model"])}
+    if backbone is not None and Path(backbone.model).expanduser().is_dir():
+        backbone = replace(backbone, model=_absolute(backbone.model))
     return replace(
         cfg,
         corpus=replace(cfg.corpus, root=_absolute(cfg.corpus.root),

@@ -12,12 +12,31 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["check_field_types", "strict_from_dict", "type_name"]
+__all__ = ["check_field_types", "check_fields", "section_of", "strict_from_dict", "type_name"]
 
 
 # The run-config section each settings class fills, for messages such as `train.lr: expected a number`.
 _SECTIONS = {"FeatureConfig": "features", "RepresentationConfig": "representation", "TrainConfig": "train",
-             "AugmentConfig": "augment", "BackboneConfig": "backbone"}
+             "AugmentConfig": "augment", "BackboneConfig": "backbone", "ProtocolConfig": "protocol",
+             "ModelConfig": "model", "EvalConfig": "evaluate", "StudyConfig": "study", "CorpusConfig": "corpus",
+             "RunConfig": ""}
+
+
+def section_of(cls: type) -> str:
+    """The run-config key a settings class fills (``train`` for TrainConfig), for error messages."""
+    return _SECTIONS.get(cls.__name__, cls.__name__)
+
+
+def check_fields(obj: Any, *, where: str | None = None, skip: frozenset[str] = frozenset()) -> None:
+    """Check every field of the dataclass instance ``obj`` against its annotation (from ``__post_init__``).
+
+    A config built in Python (``TrainConfig(lr="fast")``) is refused as a YAML one is, with a
+    :class:`ConfigError` naming the dotted key (``train.lr``), so no wrong type travels on into
+    the library. ``skip`` names fields the class converts itself before checking.
+    """
+    cls = type(obj)
+    values = {f.name: getattr(obj, f.name) for f in fields(cls) if f.name not in skip}
+    check_field_types(cls, values, where=section_of(cls) if where is None else where)
 
 
 def strict_from_dict(cls: type[T], d: dict[str, Any], *, where: str = "") -> T:

@@ -244,26 +244,26 @@ def check_backbone_run(cfg: Any) -> None:
     layer gives vectors that a ``layers`` head refuses. Waveform copies are refused too.
     """
     bb = cfg.backbone
-    if not bb:
+    if bb is None:
         return
     if cfg.augment.copies > 0:
         raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
-    if int(bb.get("finetune_layers") or 0) > 0:
+    if bb.finetuning:
         return
     from .models import MODELS, resolved_params
 
     resolved_params(cfg.model.name, **cfg.model.params)  # unknown model / parameter -> ParameterError
     layout = getattr(MODELS[cfg.model.name].cls, "input_layout", "vector")
-    keeps_layers = bb.get("layer", "last") in ("all", "weighted")
+    keeps_layers = bb.keeps_layers
     if keeps_layers and layout != "layers":
         raise ConfigError(
-            f"backbone.layer {bb.get('layer')!r} gives one (layers, width) item per clip, which model "
+            f"backbone.layer {bb.layer!r} gives one (layers, width) item per clip, which model "
             f"{cfg.model.name!r} ({layout} input) cannot read: use model.name=layer-weighted-mlp "
             "(or --backbone, which sets it), or backbone.layer=last"
         )
     if not keeps_layers and layout == "layers":
         raise ConfigError(
-            f"model {cfg.model.name!r} reads every hidden state: set backbone.layer=all (got {bb.get('layer', 'last')!r})"
+            f"model {cfg.model.name!r} reads every hidden state: set backbone.layer=all (got {bb.layer!r})"
         )
     if layout not in ("vector", "layers"):
         raise ConfigError(f"model {cfg.model.name!r} reads {layout} items; backbone embeddings are vectors")

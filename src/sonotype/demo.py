@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .config import CrossEvalConfig, load_config
+from .config import CorpusConfig, load_config
 from .corpora.demo import generate_demo
 from .errors import ParameterError
 from .experiment import run_experiment
@@ -67,7 +67,7 @@ def run_demo(out: str | Path, *, force: bool = False, console: Console | None = 
     # The evaluation on new speakers runs inside the experiment (a ``cross`` entry), so the
     # run's report shows its table and confusion figure next to the cross-validated results.
     cfg = load_config(recipe_path("demo"), [f"corpus.root={corpus}", f"cache_dir={out / 'cache'}"])
-    cfg.cross = [CrossEvalConfig(corpus="demo", root=str(heldout), title="on new speakers")]
+    cfg.cross = [CorpusConfig(name="demo", root=str(heldout), title="on new speakers")]
     console.print("[bold]2/3 train + evaluate[/] (speaker-independent), then on unseen generated speakers")
     metrics = run_experiment(cfg, out / "run", force=True, progress=True, console=console)
     (cross,) = metrics["cross"]

@@ -690,15 +690,23 @@ def build_embedding_dataset(
     return ds
 
 
+def _run_backbone(run_cfg: Any) -> Any:
+    """The run's backbone as a BackboneConfig (a typed section, or a mapping from older callers), or None."""
+    from .backbones import BackboneConfig
+
+    bb = getattr(run_cfg, "backbone", None)
+    if bb is None or isinstance(bb, BackboneConfig):
+        return bb
+    return BackboneConfig.from_dict(dict(bb))
+
+
 def _estimated_bytes(run_cfg: Any, clips: list[Any]) -> float:
     """Bytes of the run's items, for ``train.memmap: auto``: one clip extracted (features), or
     the encoder's recorded shape (``config.json``: layers x width) for embeddings."""
     if not clips:
         return 0.0
-    if run_cfg.backbone:
-        from .backbones import BackboneConfig
-
-        bcfg = BackboneConfig.from_dict(run_cfg.backbone)
+    bcfg = _run_backbone(run_cfg)
+    if bcfg is not None:
         try:
             c = json.loads((Path(bcfg.model).expanduser() / "config.json").read_text())
         except (OSError, ValueError):
@@ -722,17 +730,15 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
 
     ecfg = EngineConfig.from_any(getattr(run_cfg, "engine", None), jobs=run_cfg.jobs)
     memmap = getattr(run_cfg.train, "memmap", False)
-    if run_cfg.backbone and int(run_cfg.backbone.get("finetune_layers") or 0) > 0:
+    bb = _run_backbone(run_cfg)
+    if bb is not None and bb.finetune_layers > 0:
         return None  # waveforms for fine-tuning are read locally
     if ecfg.name == "local" and not (memmap is True or wants_memmap(memmap, _estimated_bytes(run_cfg, clips))):
         return None
     from .features.cache import default_cache_dir
 
     cache = run_cfg.cache_dir or str(default_cache_dir())
-    if run_cfg.backbone:
-        from .backbones import BackboneConfig
-
-        bcfg = BackboneConfig.from_dict(run_cfg.backbone)
-        return build_embedding_dataset(clips, bcfg, engine=ecfg, cache=cache, progress=progress, memmap=memmap)
+    if bb is not None:
+        return build_embedding_dataset(clips, bb, engine=ecfg, cache=cache, progress=progress, memmap=memmap)
     return build_dataset(clips, run_cfg.features, run_cfg.representation, engine=ecfg, cache=cache, progress=progress,
                          memmap=memmap)

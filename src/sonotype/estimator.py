@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import balanced_accuracy_score
@@ -29,7 +28,7 @@ from .corpora import Clip, Manifest
 from .errors import AudioError, ParameterError
 from .features import Dataset, compute_frames, represent_names
 from .features.represent import featurize, prepare_signal
-from .splits import ProtocolConfig, _carve_val
+from .splits import ProtocolConfig, carve_validation
 
 __all__ = ["AudioClassifier"]
 
@@ -194,7 +193,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        from .experiment import _train_one
+        from .fitting import clip_items, train_split
 
         cfg = self.run_config()
         inputs = _as_inputs(X, what="fit")
@@ -206,16 +205,15 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
                  for c, k, g in zip(inputs.clips, y_clip.tolist(), group_values, strict=True)]
         inputs = _Inputs(clips, inputs.signals)
         console = self._console()
-        with torch.random.fork_rng(devices=[]):  # _train_one seeds torch's global generator
-            ds = self._dataset(cfg, inputs, where="fit")
-            ds, self.normalizer_ = self._fit_normalizer(cfg, ds, speakers_given=groups is not None or isinstance(X, Manifest))
-            y_items = y_clip[ds.item_clip].astype(np.int64)  # nothing skipped: ds.clips are the inputs, in order
-            aug_cache = self._array_copies(cfg, inputs, ds)
-            train_clips, val_clips = self._validation(cfg, ds)
-            net, scaler, results = _train_one(
-                cfg, ds, y_items, len(classes), train_clips, val_clips, aug_cache=aug_cache,
-                progress=bool(self.verbose), console=console,
-            )
+        ds = self._dataset(cfg, inputs, where="fit")
+        ds, self.normalizer_ = self._fit_normalizer(cfg, ds, speakers_given=groups is not None or isinstance(X, Manifest))
+        y_items = y_clip[ds.item_clip].astype(np.int64)  # nothing skipped: ds.clips are the inputs, in order
+        aug_cache = self._array_copies(cfg, inputs, ds)
+        train_clips, val_clips = self._validation(cfg, ds)
+        net, scaler, results = train_split(
+            cfg, ds, y_items, len(classes), clip_items(ds, train_clips), clip_items(ds, val_clips),
+            aug_cache=aug_cache, progress=bool(self.verbose), console=console,
+        )
         self.classes_ = classes
         self.config_ = cfg
         self.network_ = net.eval()
@@ -252,22 +250,21 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         every = np.arange(len(ds.clips))
         if cfg.train.patience is None:
             return every, np.empty(0, np.int64)
-        labels = np.array([c.label for c in ds.clips])
-        groups = np.array([c.group for c in ds.clips])
-        return _carve_val(every, labels, groups, ProtocolConfig(seed=cfg.seed), 0, grouped=True)
+        return carve_validation(every, [c.label for c in ds.clips], [c.group for c in ds.clips],
+                                val_size=ProtocolConfig().val_size, seed=cfg.seed)
 
     def _dataset(self, cfg: RunConfig, inputs: _Inputs, *, where: str) -> Dataset:
         """Model items of the inputs, by the same extraction as a run (files) or featurize (arrays)."""
-        from .experiment import _dataset
+        from .fitting import build_run_dataset
 
         if inputs.signals is None:
-            ds = _dataset(cfg, inputs.clips, progress=bool(self.verbose))
+            ds = build_run_dataset(cfg, inputs.clips, progress=bool(self.verbose))
             if ds.skipped:
                 s = ds.skipped[0]
                 more = f" (and {len(ds.skipped) - 1} more)" if len(ds.skipped) > 1 else ""
                 raise AudioError(s.path, f"{s.reason}{more}; {where} needs every clip")
             return ds
-        if cfg.backbone:
+        if cfg.backbone is not None:
             raise ParameterError("a backbone model reads audio files: give paths or a Manifest, not (array, sr) pairs")
         items = [featurize(sig, sr, cfg.features, cfg.representation, path=c.path)
                  for c, (sig, sr) in zip(inputs.clips, inputs.signals, strict=True)]
@@ -388,7 +385,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         pathlib.Path
         """
-        from .experiment import _backbone_record
+        from .fitting import backbone_record
         from .modelio import save_model
 
         check_is_fitted(self, ("classes_", "network_"))
@@ -400,7 +397,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             feature_config=None if cfg.backbone else cfg.features,
             representation=None if cfg.backbone else cfg.representation,
             scaler=self.scaler_,
-            backbone=_backbone_record(cfg),
+            backbone=backbone_record(cfg),
             extra={"trained_by": "sonotype.AudioClassifier", "config": cfg.to_dict(),
                    **({"normalize": self.normalizer_.to_dict()} if getattr(self, "normalizer_", None) else {})},
             force=force,

@@ -69,13 +69,9 @@ def _load(
     if isinstance(source, np.ndarray):
         if sr is None or sr <= 0:
             raise ParameterError(f"plot_audio needs sr > 0 with an array input, got sr={sr}")
-        y = np.asarray(source, dtype=np.float32)
-        if y.ndim == 2:
-            y = y.mean(axis=0)  # channels first, as audio.load(mono=False) returns
-        if y.ndim != 1:
-            raise ParameterError(
-                f"plot_audio expects a 1-D or (channels, samples) array, got shape {source.shape}"
-            )
+        from ._checks import mono_signal
+
+        y = mono_signal(source)  # the one rule for folding channels, as predict and featurize read arrays
         if not np.all(np.isfinite(y)):
             raise ParameterError("plot_audio: the array contains NaN or infinity")
         check_length(y, min_samples)

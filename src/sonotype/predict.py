@@ -554,16 +554,15 @@ class Classifier:
         if self.backbone is not None:  # one embedding of the first max_seconds
             limit = self.backbone.cfg.max_seconds
             return [(0.0, (n_samples if limit is None else min(n_samples, int(round(limit * sr)))) / sr)]
-        if fc.max_duration is not None:
-            n_samples = min(n_samples, int(round(fc.max_duration * sr)))
+        if fc.max_samples is not None:
+            n_samples = min(n_samples, fc.max_samples)
         end = n_samples / sr
         if rep.kind not in ("windows", "logmel") or not rep.window:
             return [(0.0, end)]
         from .features import window_frames
 
         hop = int(fc.hop_length)
-        n_frames = 1 + n_samples // hop if fc.center else 1 + (n_samples - int(fc.n_fft)) // hop
-        _, starts = window_frames(n_frames, sr, hop, rep)
+        _, starts = window_frames(fc.n_frames(n_samples), sr, hop, rep)
         if len(starts) != n_items:  # should not happen; fall back to the nominal hop
             step = rep.hop or rep.window
             starts_s = [i * step for i in range(n_items)]

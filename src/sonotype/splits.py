@@ -67,6 +67,7 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
+from .dataclass_io import check_fields
 from .errors import ConfigError, ParameterError, SonotypeError
 
 __all__ = [
@@ -140,6 +141,7 @@ class ProtocolConfig:
     train_groups: list[str] | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self, skip=frozenset({"test_groups", "train_groups"}))  # a single group may be a string
         name = _ALIASES.get(self.name, self.name)
         if name not in PROTOCOLS:
             raise ConfigError(
@@ -305,6 +307,36 @@ def _carve_val(
     if len(np.unique(groups[train])) < MIN_VAL_GROUPS:
         return train, empty
     return _group_holdout(train, labels, groups, cfg.val_size, seed)
+
+
+def carve_validation(
+    train: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], *, val_size: float = 0.1, seed: int = 0,
+    grouped: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training side into training and validation indices by the protocols' own rule.
+
+    Parameters
+    ----------
+    train : np.ndarray of int, shape (n,)
+        Indices (into ``labels``/``groups``) of the training side.
+    labels, groups : sequence, shape (n_clips,)
+        Label and group of every clip.
+    val_size : float
+        Share of the side to validate on (0: no validation part).
+    seed : int
+        Seed of the carving.
+    grouped : bool
+        True: whole groups go to validation, and nothing is carved from fewer than
+        :data:`MIN_VAL_GROUPS` groups; False: a stratified random share of the items.
+
+    Returns
+    -------
+    train, val : np.ndarray of int
+        Disjoint indices; ``val`` is empty when no honest validation part exists.
+    """
+    cfg = ProtocolConfig(val_size=float(val_size), seed=int(seed))
+    return _carve_val(_idx(train), np.asarray(labels).astype(str), np.asarray(groups).astype(str), cfg, 0,
+                      grouped=grouped)
 
 
 def rotate_validation(

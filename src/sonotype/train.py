@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._rng import torch_seed
 from .augment import AugmentConfig, feature_noise, mixup, spec_augment
-from .dataclass_io import strict_from_dict
+from .dataclass_io import check_fields, strict_from_dict
 from .errors import ConfigError, ParameterError
+from .threads import torch_threads
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "fit_members", "inverse_frequency_weights", "predict_proba"]
 
@@ -103,6 +105,7 @@ class TrainConfig:
     memmap: str | bool = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         from .shards import wants_memmap
 
         wants_memmap(self.memmap, 0)  # auto | true | false, checked here
@@ -246,12 +249,6 @@ def inverse_frequency_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Mean recall over the classes present in ``y`` (UAR)."""
-    recalls = [float(np.mean(pred[y == c] == c)) for c in np.unique(y)]
-    return float(np.mean(recalls))
-
-
 def _layout_axes(model: nn.Module, x_ndim: int) -> tuple[int, int] | None:
     """(time_axis, freq_axis) of a batch for SpecAugment, from the model's ``input_layout``."""
     layout = getattr(model, "input_layout", None)
@@ -354,15 +351,11 @@ def fit(
 
         console = make_console()
 
-    old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     try:
-        if config.num_threads is not None:
-            torch.set_num_threads(int(config.num_threads))
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with torch_threads(config.num_threads), torch_seed(config.seed):
             return _loop(
                 model,
                 X_train,
@@ -377,7 +370,6 @@ def fit(
                 progress_label,
             )
     finally:
-        torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
 
 
@@ -663,20 +655,19 @@ def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def _native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN); warn once when it does not."""
-    global _BF16_WARNED
+    """Whether this CPU computes bfloat16 natively (oneDNN); warn when it does not.
+
+    The warnings module's default filter shows the warning once per calling location, so a
+    run of many fits says it once without a flag of our own.
+    """
     from .environment import bf16_native
 
     ok = bf16_native()
-    if not ok and not _BF16_WARNED:
+    if not ok:
         import warnings
 
         warnings.warn("train.precision bf16: this CPU has no native bfloat16; training in float32", stacklevel=3)
-        _BF16_WARNED = True
     return ok
-
-
-_BF16_WARNED = False
 
 
 def _improved(value: float, loss: float, best: float | None, best_loss: float, cfg: TrainConfig) -> bool:
@@ -696,6 +687,21 @@ def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int) -
         "val_accuracy": float(np.mean(pred == y)),
         "val_balanced_accuracy": _balanced_accuracy(y, pred),
     }
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """scikit-learn's balanced accuracy (mean recall over the classes present in ``y``, UAR).
+
+    A class predicted but absent from the validation labels has no recall to average; that
+    is expected in small validation parts, so scikit-learn's warning about it is silenced.
+    """
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y, pred))
 
 
 def _logits(model: nn.Module, X: np.ndarray, *, batch_size: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..dataclass_io import strict_from_dict
+from ..dataclass_io import check_fields, strict_from_dict
 from ..errors import ConfigError
 
 __all__ = ["DEVICES", "LAYER_MODES", "POOLINGS", "RUNTIMES", "BackboneConfig"]
@@ -83,6 +83,7 @@ class BackboneConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"backbone.model must name a hub id or a local directory, got {self.model!r}")
         if isinstance(self.layer, bool) or not (
@@ -104,6 +105,11 @@ class BackboneConfig:
         dev = self.device
         if not isinstance(dev, str) or not (dev in DEVICES or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"backbone.device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+
+    @property
+    def finetuning(self) -> bool:
+        """True when the top ``finetune_layers`` layers train with the head (items are waveforms)."""
+        return self.finetune_layers > 0
 
     @property
     def keeps_layers(self) -> bool:

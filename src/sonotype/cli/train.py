@@ -218,12 +218,12 @@ def evaluate(
     backbones; a model trained with per-speaker normalisation is normalised with the new
     corpus's own speakers' statistics."""
     from .. import report as rpt
-    from ..config import CrossEvalConfig
-    from ..experiment import evaluate_on_corpus
+    from ..config import CorpusConfig
+    from ..evaluate import evaluate_on_corpus
     from ..io import atomic_dir, atomic_write_text
 
     ops = [_op(o) for o in overrides]
-    cc = CrossEvalConfig(corpus=corpus, root=str(root), ops=ops)
+    cc = CorpusConfig(name=corpus, root=str(root), ops=ops)
     with atomic_dir(out_dir, force=force) as tmp:
         metrics = evaluate_on_corpus(model, cc, progress=not quiet,
                                      cache_dir=None if cache_dir is None else str(cache_dir))

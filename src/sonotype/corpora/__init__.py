@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import CORPORA, Clip, Manifest, Skipped, get_loader, load_corpus, register
+from .base import CORPORA, Clip, Manifest, Skipped, get_loader, group_name, load_corpus, register
 
-__all__ = ["CORPORA", "Clip", "Manifest", "Skipped", "get_loader", "load_corpus", "register"]
+__all__ = ["CORPORA", "Clip", "Manifest", "Skipped", "get_loader", "group_name", "load_corpus", "register"]
 
 # Corpus modules register themselves on import; imported lazily so `import sonotype` stays fast.
 _MODULES = ("folder", "gtzan", "ravdess", "tess", "savee", "cremad", "emodb", "dusha", "fsdd", "esc50", "demo")

@@ -277,15 +277,20 @@ CorpusLoader = Callable[..., Manifest]
 # Where ``download_corpus`` keeps archives inside a corpus root; never scanned by loaders.
 DOWNLOAD_DIR = ".sonotype-downloads"
 CORPORA: dict[str, CorpusLoader] = {}
+# What one group of each corpus is (``actor``, ``track``...), for protocol sentences in reports.
+GROUPS: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
-    """Class-free registry: ``@register("tess")`` on a ``prepare(root, **options)`` function.
+def register(name: str, *, group: str = "group") -> Callable[[CorpusLoader], CorpusLoader]:
+    """Class-free registry: ``@register("tess", group="speaker")`` on a ``prepare(root, **options)`` function.
 
     Parameters
     ----------
     name : str
         The corpus name recipes and ``load_corpus`` use.
+    group : str
+        What a clip's group is in this corpus (speaker, actor, track), the unit that never
+        straddles a split; reports say "leave-one-actor-out" with it.
 
     Returns
     -------
@@ -304,9 +309,31 @@ def register(name: str) -> Callable[[CorpusLoader], CorpusLoader]:
 
     def deco(fn: CorpusLoader) -> CorpusLoader:
         CORPORA[name] = fn
+        GROUPS[name] = group
         return fn
 
     return deco
+
+
+def group_name(corpus: str) -> str:
+    """What a group of ``corpus`` is (``"actor"`` for RAVDESS); ``"group"`` for an unknown corpus.
+
+    Parameters
+    ----------
+    corpus : str
+        A registered corpus name.
+
+    Returns
+    -------
+    str
+        Singular, lower case.
+    """
+    from . import _ensure_registered
+
+    _ensure_registered()
+    if corpus == "mixed":  # several corpora in one run: groups are corpus:speaker
+        return "speaker"
+    return GROUPS.get(corpus, "group")
 
 
 def get_loader(name: str) -> CorpusLoader:

@@ -145,7 +145,7 @@ def read_demographics(path: Path) -> dict[int, dict[str, object]]:
     return out
 
 
-@register(NAME)
+@register(NAME, group="actor")
 def prepare(root: Path, *, demographics: str | Path | None = None) -> Manifest:
     """Build the CREMA-D manifest; demographics join on the actor id when available."""
     root = check_root(root)

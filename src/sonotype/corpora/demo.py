@@ -173,7 +173,7 @@ def generate_demo(
     return out
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Read a corpus written by :func:`generate_demo`: label = folder, group = speaker.
 

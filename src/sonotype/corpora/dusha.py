@@ -186,7 +186,7 @@ def _load_manifest(path: Path, root: Path, skipped: list[Skipped]) -> list[dict[
     return out
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path, *, manifests: list[str | Path] | str | Path | None = None) -> Manifest:
     """Build the Dusha manifest from its markup files (found under ``root`` or given)."""
     root = check_root(root)

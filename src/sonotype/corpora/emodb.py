@@ -49,7 +49,7 @@ TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
 _NAME_RE = re.compile(r"^(\d{2})([ab]\d{2})([A-Z])([a-z])$")
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Build the EmoDB manifest from ``<root>/wav/*.wav`` (or the root itself).
 

@@ -54,7 +54,7 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
-@register(NAME)
+@register(NAME, group="source recording")
 def prepare(root: Path, *, esc10: bool = False) -> Manifest:
     """Build the ESC-50 manifest from ``meta/esc50.csv`` and the audio files it names (see the module docstring).
 

@@ -22,7 +22,7 @@ __all__ = ["prepare"]
 NAME = "folder"
 
 
-@register(NAME)
+@register(NAME, group="file")
 def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -> Manifest:
     """Build a manifest from a class-per-subfolder tree.
 

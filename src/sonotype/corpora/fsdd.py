@@ -38,7 +38,7 @@ DOWNLOADS = (
 _NAME_RE = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Build the FSDD manifest from ``<root>/recordings/*.wav`` (also one level down, as unzipped from GitHub; else the root).
 

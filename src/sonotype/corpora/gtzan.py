@@ -98,7 +98,7 @@ def read_split(path: str | Path) -> dict[str, str]:
 SEED_TRAIN_FILES = 90
 
 
-@register(NAME)
+@register(NAME, group="track")
 def prepare(root: Path, *, split_csv: str | Path | None = None, seed_split: bool = False) -> Manifest:
     """Build the GTZAN manifest (see the module docstring for layouts and options).
 

@@ -20,10 +20,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import AudioError, ConfigError, ParameterError
-from .base import Clip, Manifest, Skipped
+from ..errors import AudioError, ConfigError, CorpusError, ParameterError
+from .base import Clip, Manifest, Skipped, load_corpus
 
-__all__ = ["OPS", "apply_ops", "balance", "cut", "drop_labels", "keep_labels", "merge_labels", "min_count"]
+__all__ = ["OPS", "apply_ops", "balance", "cut", "drop_labels", "keep_labels", "load_manifest", "merge_labels",
+           "min_count"]
 
 
 def _labels(labels: Iterable[str] | str, what: str) -> set[str]:
@@ -386,4 +387,27 @@ def apply_ops(manifest: Manifest, ops: Iterable[Mapping[str, Any]] | None) -> Ma
             manifest = OPS[name](manifest, arg)
         except ParameterError as exc:
             raise ConfigError(f"corpus operation #{i} ({name}): {exc}") from None
+    return manifest
+
+
+def load_manifest(cc: Any) -> Manifest:
+    """Load the corpus a :class:`~sonotype.config.CorpusConfig` names and apply its label operations.
+
+    Parameters
+    ----------
+    cc : CorpusConfig
+        ``name``, ``root``, loader ``options`` and label ``ops``.
+
+    Returns
+    -------
+    Manifest
+        Never empty: a corpus with no usable clip raises :class:`~sonotype.errors.CorpusError`.
+    """
+    if not cc.root:
+        raise ConfigError(f"corpus {cc.name!r} needs a root folder (corpus.root or --root)")
+    manifest = load_corpus(cc.name, cc.root, **cc.options)
+    if cc.ops:
+        manifest = apply_ops(manifest, cc.ops)
+    if not manifest.clips:
+        raise CorpusError(f"corpus {cc.name!r} at {cc.root} has no usable clips ({len(manifest.skipped)} skipped)")
     return manifest

@@ -99,7 +99,7 @@ def parse_name(stem: str) -> dict[str, object]:
     }
 
 
-@register(NAME)
+@register(NAME, group="actor")
 def prepare(root: Path, *, vocal_channel: str = "both") -> Manifest:
     """Build the RAVDESS manifest; ``vocal_channel`` is ``"speech"``, ``"song"`` or ``"both"``.
 

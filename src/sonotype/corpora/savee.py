@@ -39,7 +39,7 @@ _FLAT_RE = re.compile(r"^([A-Za-z]{2})_(sa|su|a|d|f|h|n)(\d{2})$")
 _ORIG_RE = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})$")
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Build the SAVEE manifest from either layout (see the module docstring).
 

@@ -57,7 +57,7 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
     return fetch_dataverse(DATAVERSE_SERVER, DATAVERSE_DOI, dest, progress=progress)
 
 
-@register(NAME)
+@register(NAME, group="speaker")
 def prepare(root: Path) -> Manifest:
     """Build the TESS manifest from ``<root>/**/<SPEAKER>_<word>_<emotion>.wav``.
 

@@ -144,10 +144,11 @@ def _warm_pool_seconds(clips: list[Clip], fcfg: FeatureConfig, jobs: int) -> tup
     """(startup seconds, seconds for all clips) with ``jobs`` spawned one-thread workers."""
     import multiprocessing as mp
 
-    from .extract import _init_worker, _one_thread_env, _work
+    from ..threads import single_threaded_children
+    from .extract import _init_worker, _work
 
     t0 = time.perf_counter()
-    with _one_thread_env():
+    with single_threaded_children():
         pool = mp.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(fcfg.to_dict(), None))
     try:
         warm = [(c.to_dict(), None) for c in clips[:jobs]] * 2

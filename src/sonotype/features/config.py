@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..dataclass_io import strict_from_dict
+from ..dataclass_io import check_fields, strict_from_dict
 from ..errors import ConfigError
 
 __all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
@@ -20,6 +20,10 @@ FRAME_FEATURES = (
     "rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast",
     "chroma", "mel", "logmel", "mfcc", "mfcc_delta", "mfcc_delta2", "tonnetz", "f0",
 )
+
+# numpy.pad modes a centred STFT can pad with (librosa's choice of the same).
+PAD_MODES = ("constant", "edge", "linear_ramp", "maximum", "mean", "median", "minimum", "reflect", "symmetric",
+             "wrap", "empty")
 
 # Settings read only by the ``f0`` feature: left out of ``to_dict`` when ``f0`` is not used,
 # so configurations without it keep their saved form and feature-cache keys.
@@ -98,20 +102,99 @@ class FeatureConfig:
     active_db: float | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         unknown = [f for f in self.features if f not in FRAME_FEATURES]
         if unknown:
-            raise ConfigError(f"unknown frame feature(s) {unknown}; known: {', '.join(FRAME_FEATURES)}")
+            raise ConfigError(f"features.features: unknown frame feature(s) {unknown}; known: {', '.join(FRAME_FEATURES)}")
         if not self.features:
-            raise ConfigError("features must list at least one frame feature")
+            raise ConfigError("features.features must list at least one frame feature")
         for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "n_chroma"):
-            if int(getattr(self, name)) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.tuning != "estimate" and not isinstance(self.tuning, (int, float)):
-            raise ConfigError(f"tuning must be 'estimate' or a number, got {self.tuning!r}")
-        if not 0 < float(self.f0_fmin) < float(self.f0_fmax) < self.sr / 2:
-            raise ConfigError(f"need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, f0_fmax={self.f0_fmax}")
-        if self.active_db is not None and not float(self.active_db) > 0:
-            raise ConfigError(f"active_db must be > 0 dB or None, got {self.active_db!r}")
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"features.{name} must be > 0, got {getattr(self, name)}")
+        self._check_ranges()
+        self._check_used()
+
+    def _check_ranges(self) -> None:
+        """Settings that are wrong whatever features are computed."""
+        if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
+            raise ConfigError(f"features.win_length must be in 1..n_fft ({self.n_fft}) or null, got {self.win_length}")
+        if self.pad_mode not in PAD_MODES:
+            raise ConfigError(f"features.pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+        if self.max_duration is not None and not self.max_duration > 0:
+            raise ConfigError(f"features.max_duration must be > 0 seconds or null, got {self.max_duration}")
+        if not 0 <= self.fmin < (self.sr / 2 if self.fmax is None else self.fmax) <= self.sr / 2:
+            raise ConfigError(f"features: need 0 <= fmin < fmax <= sr / 2 ({self.sr / 2:g}), "
+                              f"got fmin={self.fmin}, fmax={self.fmax}")
+        if isinstance(self.tuning, str) and self.tuning != "estimate":
+            raise ConfigError(f"features.tuning must be 'estimate' or a number, got {self.tuning!r}")
+        if not 0.0 < self.roll_percent < 1.0:
+            raise ConfigError(f"features.roll_percent must lie in (0, 1), got {self.roll_percent}")
+        if self.top_db is not None and not self.top_db >= 0:
+            raise ConfigError(f"features.top_db must be >= 0 dB or null, got {self.top_db}")
+        if self.active_db is not None and not self.active_db > 0:
+            raise ConfigError(f"features.active_db must be > 0 dB or null, got {self.active_db!r}")
+        if self.window not in ("hann", "hanning"):
+            import scipy.signal
+
+            try:
+                scipy.signal.get_window(self.window, 8, fftbins=True)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"features.window {self.window!r} is not a scipy window ({exc})") from None
+
+    def _check_used(self) -> None:
+        """Settings that only the features using them can get wrong (e.g. contrast at 8 kHz)."""
+        used = set(self.features)
+        if "f0" in used and not 0 < self.f0_fmin < self.f0_fmax < self.sr / 2:
+            raise ConfigError(f"features: need 0 < f0_fmin < f0_fmax < sr / 2, got f0_fmin={self.f0_fmin}, "
+                              f"f0_fmax={self.f0_fmax}")
+        if used & {"mfcc", "mfcc_delta", "mfcc_delta2"} and self.n_mfcc > self.n_mels:
+            raise ConfigError(f"features.n_mfcc ({self.n_mfcc}) must be <= features.n_mels ({self.n_mels})")
+        if "contrast" in used:
+            if not self.contrast_fmin > 0 or self.contrast_bands < 1:
+                raise ConfigError(f"features: contrast needs contrast_fmin > 0 and contrast_bands >= 1, got "
+                                  f"{self.contrast_fmin}, {self.contrast_bands}")
+            top = self.contrast_fmin * 2.0 ** (self.contrast_bands - 1)  # the lowest edge of the top band
+            if top >= self.sr / 2:
+                raise ConfigError(f"features: contrast band edges reach {top:g} Hz, at or above the Nyquist frequency "
+                                  f"{self.sr / 2:g} Hz; lower contrast_fmin or contrast_bands")
+
+    def read_duration(self, duration: float | None) -> float | None:
+        """Seconds to read of a clip lasting ``duration`` (None: to the end): at most ``max_duration``.
+
+        Parameters
+        ----------
+        duration : float or None
+            The clip's own length (a segment of a longer file), None for the whole file.
+
+        Returns
+        -------
+        float or None
+            None reads the whole file.
+        """
+        if self.max_duration is None:
+            return duration
+        return self.max_duration if duration is None else min(duration, self.max_duration)
+
+    def n_frames(self, n_samples: int) -> int:
+        """librosa's STFT frame count for a signal of ``n_samples`` samples (centred or not).
+
+        Parameters
+        ----------
+        n_samples : int
+
+        Returns
+        -------
+        int
+            ``1 + (n + 2 * (n_fft // 2) - n_fft) // hop_length`` with centring,
+            ``1 + (n - n_fft) // hop_length`` without.
+        """
+        n = int(n_samples) + (2 * (self.n_fft // 2) if self.center else 0)
+        return 1 + (n - self.n_fft) // self.hop_length
+
+    @property
+    def max_samples(self) -> int | None:
+        """``max_duration`` in samples at ``sr`` (None: no cut): the one rule for cutting a signal."""
+        return None if self.max_duration is None else int(round(self.max_duration * self.sr))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -167,12 +250,19 @@ class RepresentationConfig:
     select: str | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.kind not in ("stats", "frames", "windows", "logmel"):
             raise ConfigError(f"representation kind must be stats, frames, windows or logmel, got {self.kind!r}")
         if self.kind in ("windows", "logmel") and (self.window is None or self.window <= 0):
             raise ConfigError(f"representation {self.kind!r} needs window > 0 seconds, got {self.window!r}")
         if self.last not in ("pad", "drop", "keep"):
             raise ConfigError(f"last must be pad, drop or keep, got {self.last!r}")
+        if self.hop is not None and not self.hop > 0:
+            raise ConfigError(f"representation.hop must be > 0 seconds or null, got {self.hop!r}")
+        if self.kind == "stats":
+            from .represent import check_stats  # the statistics' grammar lives with their code
+
+            check_stats(self.stats)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,19 +21,13 @@ import numpy as np
 from ..audio import load
 from ..corpora.base import Clip, Skipped
 from ..errors import AudioError, ParameterError
+from ..threads import single_threaded_children, single_threaded_worker
 from .cache import FeatureCache
 from .config import FeatureConfig, RepresentationConfig
 from .frames import FrameFeatures, compute_frames
 from .represent import prepare_signal, represent, represent_names
 
 __all__ = ["Dataset", "build_dataset", "extract_clip", "extract_corpus"]
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-def _read_duration(clip: Clip, fcfg: FeatureConfig) -> float | None:
-    durs = [d for d in (clip.duration, fcfg.max_duration) if d is not None]
-    return min(durs) if durs else None
 
 
 def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = None, key: str | None = None) -> FrameFeatures | Skipped:
@@ -72,7 +66,7 @@ def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = N
     try:
         if cache is not None and key is not None and key in cache and (hit := cache.load(key)) is not None:
             return hit
-        y, _ = load(clip.path, sr=fcfg.sr, offset=clip.start, duration=_read_duration(clip, fcfg))
+        y, _ = load(clip.path, sr=fcfg.sr, offset=clip.start, duration=fcfg.read_duration(clip.duration))
         ff = compute_frames(prepare_signal(y, fcfg.sr, fcfg, path=clip.path), fcfg)
     except AudioError as exc:
         return Skipped(clip.path, exc.reason)
@@ -93,12 +87,7 @@ _W: dict[str, Any] = {}
 
 def _init_worker(fcfg: dict[str, Any], cache_root: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - env vars set by the parent already apply
-        pass
+    single_threaded_worker()
     _W["fcfg"] = FeatureConfig.from_dict(fcfg)
     _W["cache"] = FeatureCache(cache_root) if cache_root is not None else None
 
@@ -106,21 +95,6 @@ def _init_worker(fcfg: dict[str, Any], cache_root: str | None) -> None:
 def _work(task: tuple[dict[str, Any], str | None]) -> FrameFeatures | Skipped:
     clip, key = task
     return extract_clip(Clip.from_dict(clip), _W["fcfg"], _W["cache"], key)
-
-
-@contextmanager
-def _one_thread_env() -> Iterator[None]:
-    """Children spawned inside this block inherit one-thread BLAS settings."""
-    old = {v: os.environ.get(v) for v in _THREAD_VARS}
-    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
-    try:
-        yield
-    finally:
-        for v, val in old.items():
-            if val is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = val
 
 
 @contextmanager
@@ -246,7 +220,7 @@ def _parallel(
 
     pool = None
     if pending:
-        with _one_thread_env():
+        with single_threaded_children():
             pool = mp.get_context("spawn").Pool(
                 min(jobs, len(pending)), initializer=_init_worker,
                 initargs=(fcfg.to_dict(), None if cache is None else str(cache.root)),

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from ..audio import check_length
 from ..errors import ConfigError, ParameterError
+from ..threads import one_blas_thread
 from . import pitch, spectral, tonal
 from .config import FeatureConfig
 from .spectral import Spectrum
@@ -185,41 +183,6 @@ _SIMPLE: dict[str, Callable[[Spectrum], np.ndarray]] = {
     "mfcc_delta": spectral.mfcc_delta,
     "mfcc_delta2": lambda sp: spectral.mfcc_delta(sp, order=2),
 }
-
-
-@lru_cache(maxsize=1)
-def _blas() -> Any:
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - shipped with scikit-learn
-        return None
-    return ThreadpoolController()
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run BLAS single-threaded inside the block.
-
-    Multi-threaded OpenBLAS splits skinny products (the chroma filterbank) differently from
-    one thread, which changes float32 rounding: features would then depend on the caller's
-    thread settings. One thread gives the same bits in every process (workers, parent,
-    predict), and these products are too small to gain from threads anyway.
-
-    Yields
-    ------
-    None
-
-    Examples
-    --------
-    >>> with one_blas_thread():
-    ...     ff = compute_frames(np.zeros(4096, np.float32), FeatureConfig())
-    """
-    ctl = _blas()
-    if ctl is None:  # pragma: no cover
-        yield
-        return
-    with ctl.limit(limits=1, user_api="blas"):
-        yield
 
 
 def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:

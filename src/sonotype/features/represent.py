@@ -66,7 +66,8 @@ def select_columns(groups: dict[str, tuple[int, int]], spec: str | None) -> np.n
     return np.asarray(list(dict.fromkeys(out)), dtype=np.int64)
 
 
-def _check_stats(stats: list[str]) -> None:
+def check_stats(stats: list[str]) -> None:
+    """Refuse an empty list or an unknown statistic (``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``)."""
     if not stats:
         raise ConfigError("stats must list at least one statistic")
     for s in stats:
@@ -132,7 +133,7 @@ def represent_names(
     cols = _columns(groups, rcfg)
     if rcfg.kind != "stats":
         return [names[i] for i in cols]
-    _check_stats(rcfg.stats)
+    check_stats(rcfg.stats)
     return [f"{names[i]}_{s}" for _, mine in _selected_groups(groups, cols) for s in rcfg.stats for i in mine]
 
 
@@ -213,7 +214,7 @@ def represent(ff: FrameFeatures, rcfg: RepresentationConfig) -> np.ndarray:
     cols = _columns(ff.groups, rcfg)
     x = ff.values[:, cols]
     if rcfg.kind == "stats":
-        _check_stats(rcfg.stats)
+        check_stats(rcfg.stats)
         parts = [
             np.asarray(_stat(ff.values[:, mine], s), dtype=np.float64)
             for _, mine in _selected_groups(ff.groups, cols)
@@ -276,7 +277,7 @@ def prepare_signal(y: np.ndarray, sr: int, fcfg: FeatureConfig, *, path: object 
     """Resample mono ``y`` to ``fcfg.sr``, keep the first ``max_duration`` s, check its length."""
     if sr != fcfg.sr:
         y = resample(y, sr, fcfg.sr)
-    if fcfg.max_duration is not None:
-        y = y[: int(round(fcfg.max_duration * fcfg.sr))]
+    if fcfg.max_samples is not None:
+        y = y[: fcfg.max_samples]
     check_length(y, int(fcfg.n_fft), path=path)
     return np.ascontiguousarray(y, dtype=np.float32)

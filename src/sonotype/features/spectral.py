@@ -152,11 +152,9 @@ class Spectrum:
     @property
     def n_frames(self) -> int:
         """librosa's frame count, without computing the spectrum (rms/zcr need only this)."""
-        c = self.cfg
         if self.y is None:
             return int(self.mag.shape[0])
-        n = self.y.size + (2 * (c.n_fft // 2) if c.center else 0)
-        return 1 + (n - c.n_fft) // c.hop_length
+        return self.cfg.n_frames(self.y.size)
 
     @cached_property
     def freqs(self) -> np.ndarray:

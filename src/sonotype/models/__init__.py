@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
+from .._rng import torch_seed
 from ..errors import ParameterError
 from .cnn1d import CNN1DBN, CNN1DSeed
 from .cnn2d import CRNN, CNN2DSeed
@@ -246,8 +246,7 @@ def build_model(
     if seed is None:
         model = entry.cls(shape, int(n_classes), **resolved)
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with torch_seed(seed):
             model = entry.cls(shape, int(n_classes), **resolved)
     model.input_shape = shape
     model.sonotype_spec = {
