@@ -98,7 +98,7 @@ def test_config_values_are_type_checked(monkeypatch, capsys, corpus, tmp_path, o
         (["--model", "resnet"], "error: model.name: unknown model 'resnet'; did you mean 'resmlp'? (known: "),
         (["--protocol", "kfold4"], "did you mean 'kfold:4'?"),
         (["--protocol", "kfold:50"], "kfold with k=50 needs at least 50 groups, got 3"),
-        (["--set", "model.params.widht=64"], "model 'resmlp' takes no parameter(s) 'widht'; 'widht': did you mean 'width'?"),
+        (["--model", "resmlp", "--set", "model.params.widht=64"], "model 'resmlp' takes no parameter(s) 'widht'; 'widht': did you mean 'width'?"),
         (["--set", "corpus.ops=[{keep: [tone]}]"], "has 1 label(s) ['tone']: a classifier needs at least two"),
     ],
 )

@@ -215,13 +215,13 @@ def test_features_command_on_ray_with_a_url_cache(ray_cluster, tmp_path: Path) -
 @pytest.mark.ray
 def test_run_config_engine_key_builds_the_same_dataset(ray_cluster, tmp_path: Path) -> None:
     from sonotype.config import RunConfig, apply_overrides
-    from sonotype.experiment import _dataset
+    from sonotype.fitting import build_run_dataset
 
     clips = load_corpus("folder", _corpus(tmp_path / "corpus", n=6)).clips
     base = {**RunConfig().to_dict(), "features": FCFG.to_dict(), "representation": RCFG.to_dict(),
             "cache_dir": str(tmp_path / "cache")}
-    local = _dataset(RunConfig.from_dict(base), clips, False)
-    on_ray = _dataset(RunConfig.from_dict(apply_overrides(base, ["engine.name=ray", "engine.shard_size=2"])), clips, False)
+    local = build_run_dataset(RunConfig.from_dict(base), clips)
+    on_ray = build_run_dataset(RunConfig.from_dict(apply_overrides(base, ["engine.name=ray", "engine.shard_size=2"])), clips)
     assert on_ray.X.shape == (6, 20) and np.array_equal(on_ray.X, local.X) and on_ray.clips == local.clips
     assert len(list((tmp_path / "cache" / "shards" / "features").rglob("*.npz"))) == 4  # 7 clips (1 broken) in shards of 2
 

@@ -184,7 +184,7 @@ def test_input_errors_are_specific() -> None:
         F.centroid(S=-MAG)
     with pytest.raises(ParameterError, match="frame_length"):
         F.rms(S=MAG, frame_length=1024)
-    with pytest.raises(ParameterError, match="n_mfcc"):
+    with pytest.raises(ConfigError, match="n_mfcc"):  # the FeatureConfig check, at construction
         F.mfcc(Y, n_mfcc=30, n_mels=20)
     with pytest.raises(AudioError, match="too short"):
         F.centroid(Y[:100], center=False)

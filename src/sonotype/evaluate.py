@@ -473,7 +473,15 @@ def evaluate_on_corpus(
         The clip-level metrics of :func:`metrics` on the kept labels, plus ``corpus``,
         ``title``, ``protocol`` (one sentence: what was trained where, what was scored,
         chance), ``trained_on``, ``chance``, the labels kept and dropped on either side,
-        ``n_test_clips`` and ``n_skipped``.
+        ``n_test_clips``, ``n_skipped`` and ``normalized_by`` (a model trained with
+        ``normalize`` is standardised by the new corpus's own speakers).
+
+    Examples
+    --------
+    >>> from sonotype.config import CorpusConfig
+    >>> m = evaluate_on_corpus("runs/tess/model", CorpusConfig(name="savee", root="data/savee"))  # doctest: +SKIP
+    >>> m["balanced_accuracy"], m["labels_kept"]  # doctest: +SKIP
+    (0.21, ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad', 'surprised'])
     """
     from . import checks
     from .corpora.ops import load_manifest

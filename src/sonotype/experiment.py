@@ -126,7 +126,9 @@ def run_experiment(
         splits, proto, item_level = _splits(cfg, ds, np.asarray(labels, dtype=object)[y_items])
         protocol_text = _protocol_text(cfg, ds, splits, proto, item_level)
         if normalizer is not None:  # the test speakers' own unlabelled clips are used: part of the protocol
-            protocol_text += f"; {normalizer.to_dict()['text']}"
+            from .normalize import describe
+
+            protocol_text += f"; {describe(normalizer.by)}"
         console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")
 
         aug_cache: dict[tuple[int, int], list[np.ndarray]] = {}

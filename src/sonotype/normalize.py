@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelError, ParameterError
 
-__all__ = ["BY", "NormalizeConfig", "Normalizer", "group_keys", "normalize_copies", "normalize_dataset", "reduce_axes"]
+__all__ = ["BY", "NormalizeConfig", "Normalizer", "describe", "group_keys", "normalize_copies", "normalize_dataset", "reduce_axes"]
 
 BY = ("none", "speaker", "corpus")
 
@@ -95,6 +95,26 @@ def _stats(X: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
     std[~(std > 1e-8 * np.maximum(1.0, np.abs(mean)))] = 1.0  # a constant feature: centred only
     return mean, std
 
+
+
+def describe(by: str) -> str:
+    """The sentence reports and protocols use for ``normalize: {by: ...}``.
+
+    Parameters
+    ----------
+    by : {"speaker", "corpus"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe("speaker")[:40]
+    'items standardised per speaker with the '
+    """
+    return (f"items standardised per {by} with the statistics of its own clips (no label used), "
+            "then by the training side's scaler")
 
 class Normalizer:
     """Per-group standardisation, with fallback statistics for a group with too few clips.

@@ -470,12 +470,12 @@ def mix_metrics(
     import time
 
     from ..evaluate import vote
+    from ..normalize import describe
 
     out: dict[str, Any] = {}
     if normalizer is not None:
         out["normalize"] = {"by": normalizer.by, "min_clips": normalizer.min_clips, "axes": list(normalizer.axes),
-                            "text": f"items standardised per {normalizer.by} with the statistics of its own clips "
-                                    "(no label used), then by the training side's scaler"}
+                            "text": describe(normalizer.by)}
     if info is None:
         return out
     names = [r["name"] for r in info["corpora"] if r["present"]]

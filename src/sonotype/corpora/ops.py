@@ -402,6 +402,16 @@ def load_manifest(cc: Any) -> Manifest:
     -------
     Manifest
         Never empty: a corpus with no usable clip raises :class:`~sonotype.errors.CorpusError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sonotype.config import CorpusConfig
+    >>> from sonotype.corpora.demo import generate_demo
+    >>> root = generate_demo(tempfile.mkdtemp() + "/demo", seed=0, n_speakers=2, takes=1, seconds=0.5)
+    >>> m = load_manifest(CorpusConfig(name="demo", root=str(root), ops=[{"keep": ["tone", "sweep"]}]))
+    >>> m.labels, len(m.clips)
+    (['sweep', 'tone'], 4)
     """
     if not cc.root:
         raise ConfigError(f"corpus {cc.name!r} needs a root folder (corpus.root or --root)")

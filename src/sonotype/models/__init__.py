@@ -231,6 +231,7 @@ def build_model(
 
     Examples
     --------
+    >>> import torch
     >>> net = build_model("mlp-small", (37,), 5, seed=0)
     >>> net.sonotype_spec["name"], net(torch.zeros(2, 37)).shape
     ('mlp-small', torch.Size([2, 5]))
@@ -298,6 +299,7 @@ def from_spec(spec: Mapping[str, Any], *, seed: int | None = None) -> nn.Module:
 
     Examples
     --------
+    >>> import torch
     >>> a = build_model("mlp-small", (4,), 2, seed=1)
     >>> b = from_spec(model_spec(a), seed=1)
     >>> all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
@@ -326,6 +328,7 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
 
     Examples
     --------
+    >>> import torch
     >>> count_parameters(torch.nn.Linear(3, 2))
     8
     """
