@@ -55,6 +55,7 @@ COVERED = (
     "sonotype",
     "sonotype.audio",
     "sonotype.baseline",
+    "sonotype.batch",
     "sonotype.console",
     "sonotype.corpora.base",
     "sonotype.corpora.demo",
