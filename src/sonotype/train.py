@@ -373,6 +373,69 @@ def fit(
         torch.use_deterministic_algorithms(old_det)
 
 
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` names, over the model's parameters."""
+    if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _train_epoch(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    aug: AugmentConfig,
+    axes: tuple[int, int] | None,
+    n_classes: int,
+    gen: torch.Generator,
+    opt: torch.optim.Optimizer,
+    weight: torch.Tensor | None,
+    bf16: bool,
+    epoch: int,
+) -> tuple[float, float, float]:
+    """One pass over the shuffled training set: (summed loss, correct, items seen)."""
+    n = X.shape[0]
+    model.train()
+    order = torch.randperm(n, generator=gen).numpy()
+    starts = list(range(0, n, cfg.batch_size))
+    if n > 1 and n - starts[-1] == 1 and len(starts) > 1:
+        starts.pop()  # a batch of one breaks BatchNorm: drop that single leftover item
+    tot_loss = tot_correct = tot_seen = 0.0
+    for b, s in enumerate(starts):
+        idx = np.sort(order[s : s + cfg.batch_size])  # sorted reads are fast on memmaps
+        xb = torch.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32))
+        yb = torch.from_numpy(y[idx])
+        xb = feature_noise(xb, aug.feature_noise_std, gen)
+        if axes is not None:
+            xb = spec_augment(xb, aug, gen, time_axis=axes[0], freq_axis=axes[1])
+        target: torch.Tensor = yb
+        if aug.mixup_alpha > 0:
+            xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb)
+        logits = logits.float()
+        if logits.shape != (xb.shape[0], n_classes):
+            raise ParameterError(
+                f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
+            )
+        loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise ParameterError(
+                f"training loss became {loss.item()} at epoch {epoch} (batch {b + 1}); "
+                f"try a lower lr (now {opt.param_groups[0]['lr']:g}) or check the features"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        k = xb.shape[0]
+        tot_loss += loss.item() * k
+        tot_correct += (logits.argmax(1) == yb).sum().item()
+        tot_seen += k
+    return tot_loss, tot_correct, tot_seen
+
+
 def _loop(
     model: nn.Module,
     X: np.ndarray,
@@ -390,11 +453,7 @@ def _loop(
     gen = torch.Generator().manual_seed(cfg.seed)
     bf16 = cfg.precision == "bf16" and _native_bf16()
     weight = torch.from_numpy(inverse_frequency_weights(y, n_classes)) if cfg.class_weights else None
-    if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    else:
-        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)
     has_val = X_val is not None
     mode = "min" if cfg.monitor == "val_loss" or not has_val else "max"
     sched = None
@@ -412,45 +471,10 @@ def _loop(
     best_loss = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     since_best = 0
-    n = X.shape[0]
     for epoch in range(1, cfg.max_epochs + 1):
         e0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=gen).numpy()
-        starts = list(range(0, n, cfg.batch_size))
-        if n > 1 and n - starts[-1] == 1 and len(starts) > 1:
-            starts.pop()  # a batch of one breaks BatchNorm: drop that single leftover item
-        tot_loss = tot_correct = tot_seen = 0.0
-        for b, s in enumerate(starts):
-            idx = np.sort(order[s : s + cfg.batch_size])  # sorted reads are fast on memmaps
-            xb = torch.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32))
-            yb = torch.from_numpy(y[idx])
-            xb = feature_noise(xb, aug.feature_noise_std, gen)
-            if axes is not None:
-                xb = spec_augment(xb, aug, gen, time_axis=axes[0], freq_axis=axes[1])
-            target: torch.Tensor = yb
-            if aug.mixup_alpha > 0:
-                xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-            logits = logits.float()
-            if logits.shape != (xb.shape[0], n_classes):
-                raise ParameterError(
-                    f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
-                )
-            loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise ParameterError(
-                    f"training loss became {loss.item()} at epoch {epoch} (batch {b + 1}); "
-                    f"try a lower lr (now {opt.param_groups[0]['lr']:g}) or check the features"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            k = xb.shape[0]
-            tot_loss += loss.item() * k
-            tot_correct += (logits.argmax(1) == yb).sum().item()
-            tot_seen += k
+        tot_loss, tot_correct, tot_seen = _train_epoch(model, X, y, cfg, aug, axes, n_classes, gen, opt, weight,
+                                                       bf16, epoch)
         rec: dict[str, Any] = {
             "epoch": epoch,
             "loss": tot_loss / tot_seen,
@@ -584,18 +608,7 @@ def fit_members(
     threads = max(1, (os.cpu_count() or 1) // workers)  # unless a member's config sets num_threads
     with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
         def saved(name: str, arr: np.ndarray) -> str:
-            path = os.path.join(tmp, f"{name}.npy")
-            from .shards import is_lazy
-
-            if is_lazy(arr):  # disk-backed items: copied chunk by chunk, never whole in memory
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=arr.shape)
-                for s, block in zip(range(0, arr.shape[0], 4096), arr.chunks(4096)):
-                    out[s : s + len(block)] = block
-                out.flush()
-                del out
-            else:
-                np.save(path, np.asarray(arr))
-            return path
+            return _save_for_workers(os.path.join(tmp, f"{name}.npy"), arr)
 
         train_paths = [
             {"X_train": saved(f"X_train{i}", Xs[i]), "y_train": saved(f"y_train{i}", ys[i])}
@@ -621,6 +634,21 @@ def fit_members(
         nets.append(net)
         results.append(TrainResult(**res))
     return nets, results
+
+
+def _save_for_workers(path: str, arr: Any) -> str:
+    """``arr`` as a ``.npy`` file the member workers memory-map; returns ``path``."""
+    from .shards import is_lazy
+
+    if is_lazy(arr):  # disk-backed items: copied chunk by chunk, never whole in memory
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=arr.shape)
+        for s, block in zip(range(0, arr.shape[0], 4096), arr.chunks(4096)):
+            out[s : s + len(block)] = block
+        out.flush()
+        del out
+    else:
+        np.save(path, np.asarray(arr))
+    return path
 
 
 def _per_member(X: Any, y: Any, n: int, what: str) -> tuple[bool, list[Any], list[Any]]:
