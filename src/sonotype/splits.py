@@ -501,18 +501,7 @@ def make_splits(
         splits.append(Split("holdout", train, val, test))
 
     elif cfg.name == "kfold":
-        if len(unique_groups) < cfg.k:
-            raise ParameterError(
-                f"kfold with k={cfg.k} needs at least {cfg.k} groups, got {len(unique_groups)}; "
-                f"lower k or use logo"
-            )
-        sgkf = StratifiedGroupKFold(n_splits=cfg.k, shuffle=True, random_state=cfg.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            folds = list(sgkf.split(idx, y, g))
-        for i, (train, test) in enumerate(folds):
-            train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
-            splits.append(Split(f"fold {i + 1}/{cfg.k}", train, val, _idx(test)))
+        splits.extend(_kfold_splits(cfg, idx, y, g, unique_groups))
 
     elif cfg.name == "logo":
         if len(unique_groups) < 2:
@@ -525,20 +514,7 @@ def make_splits(
         splits.extend(_locos_splits(cfg, y, g))
 
     elif cfg.name == "groups":
-        known = set(unique_groups)
-        listed = set(cfg.test_groups or []) | set(cfg.train_groups or [])
-        unknown = sorted(listed - known)
-        if unknown:
-            shown = sorted(known)[:20]
-            raise ConfigError(f"protocol groups: unknown group(s) {unknown}; the items have groups {shown}")
-        in_test = np.isin(g, cfg.test_groups or [])
-        in_train = np.isin(g, cfg.train_groups) if cfg.train_groups else ~in_test
-        if not in_train.any():
-            raise ConfigError(f"protocol groups: no training groups left after test groups {cfg.test_groups}")
-        train, val = _carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
-        excluded = idx[~in_test & ~in_train]
-        name = f"test groups {', '.join(cfg.test_groups or [])}"
-        splits.append(Split(name, train, val, idx[in_test], excluded))
+        splits.append(_groups_split(cfg, idx, y, g, unique_groups))
 
     elif _fold_ids(assignments):  # official / predefined with numbered folds (ESC-50's fold1..fold5)
         splits.extend(_fold_splits(cfg, y, g, assignments))
@@ -550,6 +526,44 @@ def make_splits(
             check_no_leak(s, g)
         _check_classes(s, y)
     return splits
+
+
+def _kfold_splits(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.ndarray,
+                  unique_groups: np.ndarray) -> list[Split]:
+    """Stratified group k-fold: each fold tests one k-th of the groups, validation carved by group."""
+    if len(unique_groups) < cfg.k:
+        raise ParameterError(
+            f"kfold with k={cfg.k} needs at least {cfg.k} groups, got {len(unique_groups)}; "
+            f"lower k or use logo"
+        )
+    sgkf = StratifiedGroupKFold(n_splits=cfg.k, shuffle=True, random_state=cfg.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        folds = list(sgkf.split(idx, y, g))
+    out = []
+    for i, (train, test) in enumerate(folds):
+        train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
+        out.append(Split(f"fold {i + 1}/{cfg.k}", train, val, _idx(test)))
+    return out
+
+
+def _groups_split(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.ndarray,
+                  unique_groups: np.ndarray) -> Split:
+    """The named test (and optionally train) groups; groups in neither are excluded."""
+    known = set(unique_groups)
+    listed = set(cfg.test_groups or []) | set(cfg.train_groups or [])
+    unknown = sorted(listed - known)
+    if unknown:
+        shown = sorted(known)[:20]
+        raise ConfigError(f"protocol groups: unknown group(s) {unknown}; the items have groups {shown}")
+    in_test = np.isin(g, cfg.test_groups or [])
+    in_train = np.isin(g, cfg.train_groups) if cfg.train_groups else ~in_test
+    if not in_train.any():
+        raise ConfigError(f"protocol groups: no training groups left after test groups {cfg.test_groups}")
+    train, val = _carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
+    excluded = idx[~in_test & ~in_train]
+    name = f"test groups {', '.join(cfg.test_groups or [])}"
+    return Split(name, train, val, idx[in_test], excluded)
 
 
 def corpus_of(group: str) -> str:
