@@ -106,6 +106,7 @@ COVERED = (
     "sonotype.results",
     "sonotype.runs",
     "sonotype.train",
+    "sonotype.train_members",
 )
 
 SKIP_ALLOWED = {
