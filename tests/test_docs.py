@@ -101,6 +101,7 @@ COVERED = (
     "sonotype.plots",
     "sonotype.predict",
     "sonotype.progress",
+    "sonotype.protocols",
     "sonotype.recipes",
     "sonotype.report",
     "sonotype.results",
