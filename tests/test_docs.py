@@ -104,6 +104,7 @@ COVERED = (
     "sonotype.protocols",
     "sonotype.recipes",
     "sonotype.report",
+    "sonotype.report_prediction",
     "sonotype.results",
     "sonotype.runs",
     "sonotype.train",
