@@ -21,7 +21,6 @@ MAX_FUNCTION = 80
 
 # Not split yet (code lines when the rule was set); lower an entry when you shrink it.
 MODULE_ALLOW: dict[str, int] = {
-    "sonotype/backbones/load.py": 513,  # fetch, verify, load and search dirs of backbones in one module
 }
 FUNCTION_ALLOW: dict[str, int] = {
     "sonotype/backbones/dataset.py:build_embedding_dataset": 86,
