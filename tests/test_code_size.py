@@ -22,7 +22,6 @@ MAX_FUNCTION = 80
 # Not split yet (code lines when the rule was set); lower an entry when you shrink it.
 MODULE_ALLOW: dict[str, int] = {}  # every module is within the limit
 FUNCTION_ALLOW: dict[str, int] = {
-    "sonotype/features/bench.py:run_benchmark": 89,
     "sonotype/serve/stream.py:serve_stream": 98,  # the WebSocket session: receive, classify and send tasks nested
 }
 
