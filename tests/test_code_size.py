@@ -19,11 +19,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 MAX_MODULE = 450
 MAX_FUNCTION = 80
 
-# Not split yet (code lines when the rule was set); lower an entry when you shrink it.
+# What is not split yet, with its code lines: lower an entry as it shrinks, drop it once within the limit.
 MODULE_ALLOW: dict[str, int] = {}  # every module is within the limit
-FUNCTION_ALLOW: dict[str, int] = {
-    "sonotype/serve/stream.py:serve_stream": 98,  # the WebSocket session: receive, classify and send tasks nested
-}
+FUNCTION_ALLOW: dict[str, int] = {}  # every function is within the limit
 
 
 def code_lines(source: str) -> tuple[ast.Module, set[int]]:
