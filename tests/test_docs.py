@@ -55,6 +55,7 @@ COVERED = (
     "sonotype",
     "sonotype.audio",
     "sonotype.baseline",
+    "sonotype.batch",
     "sonotype.console",
     "sonotype.corpora.base",
     "sonotype.corpora.demo",
@@ -100,11 +101,14 @@ COVERED = (
     "sonotype.plots",
     "sonotype.predict",
     "sonotype.progress",
+    "sonotype.protocols",
     "sonotype.recipes",
     "sonotype.report",
+    "sonotype.report_prediction",
     "sonotype.results",
     "sonotype.runs",
     "sonotype.train",
+    "sonotype.train_members",
 )
 
 SKIP_ALLOWED = {

@@ -65,7 +65,7 @@ def build_run_dataset(cfg: RunConfig, clips: list, *, progress: bool = False) ->
     Dataset
         ``X`` (n_items, ...), ``item_clip`` (n_items,) into ``clips`` (less any skipped).
     """
-    from .engine import dataset_for_run
+    from .engine_tasks import dataset_for_run
 
     if (ds := dataset_for_run(cfg, clips, progress)) is not None:  # engine: ray
         return ds

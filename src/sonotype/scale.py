@@ -90,7 +90,8 @@ def _local(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int) -> dict[str, A
 
 
 def _ray(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int, address: str | None, shard_size: int) -> dict[str, Any]:
-    from .engine import EngineConfig, MapStats, _features_task, _shard_of, map_shards
+    from .engine import EngineConfig, MapStats, _shard_of, map_shards
+    from .engine_tasks import _features_task
 
     ecfg = EngineConfig(name="ray", address=address, workers=workers, shard_size=shard_size)
     st = MapStats()

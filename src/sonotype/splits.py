@@ -55,7 +55,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,8 +67,8 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
-from .dataclass_io import check_fields
 from .errors import ConfigError, ParameterError, SonotypeError
+from .protocols import PROTOCOLS, ProtocolConfig
 
 __all__ = [
     "PROTOCOLS",
@@ -84,16 +84,6 @@ __all__ = [
     "rotate_validation",
 ]
 
-PROTOCOLS = ("auto", "holdout", "kfold", "logo", "locos", "official", "predefined", "groups", "random")
-_ALIASES = {
-    "leave-one-group-out": "logo",
-    "leave-one-corpus-out": "locos",
-    "loso": "logo",
-    "group-kfold": "kfold",
-    "cv": "kfold",
-    "split": "official",
-    "fixed": "predefined",
-}
 AUTO_LOGO_MAX_GROUPS = 12
 MIN_VAL_GROUPS = 3
 _ASSIGN = {
@@ -103,120 +93,12 @@ _ASSIGN = {
 }  # fmt: skip
 
 
-def _protocol_hint(name: str) -> str:
-    """``kfold4`` -> ``; did you mean 'kfold:4'?``; a near miss -> the closest protocol name."""
-    import difflib
-    import re
-
-    m = re.fullmatch(r"([a-z-]+?)[-_ =]?(\d+(?:\.\d+)?)", name.strip().lower())
-    if m and _ALIASES.get(m.group(1), m.group(1)) in ("kfold", "holdout", "random"):
-        return f"; did you mean '{m.group(1)}:{m.group(2)}'?"
-    close = difflib.get_close_matches(name.strip().lower(), [*PROTOCOLS, *_ALIASES], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 class LeakWarning(UserWarning):
     """A protocol lets one group (speaker, track) sit on both sides of a split."""
 
 
 class LeakError(SonotypeError):
     """A split that must keep groups apart has one group on two sides."""
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    """How to split: the schema of the ``protocol`` entry of a recipe.
-
-    Parse a short string (``"kfold:4"``, ``"logo"``, ``"holdout:0.25"``, ``"groups:YAF"``,
-    ``"predefined:fold"``, ``"random"``) or a YAML mapping with :meth:`parse`.
-    """
-
-    name: str = "auto"
-    k: int = 5
-    test_size: float = 0.2
-    val_size: float = 0.1
-    seed: int = 0
-    field: str = "split"
-    test_groups: list[str] | None = None
-    train_groups: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        check_fields(self, skip=frozenset({"test_groups", "train_groups"}))  # a single group may be a string
-        name = _ALIASES.get(self.name, self.name)
-        if name not in PROTOCOLS:
-            raise ConfigError(
-                f"protocol name must be one of {', '.join(PROTOCOLS)}; got {self.name!r}{_protocol_hint(str(self.name))}"
-            )
-        object.__setattr__(self, "name", name)
-        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 2:
-            raise ConfigError(f"protocol k (folds) must be an integer >= 2, got {self.k!r}")
-        if not 0.0 < float(self.test_size) < 1.0:
-            raise ConfigError(f"protocol test_size must be in (0, 1), got {self.test_size!r}")
-        if not 0.0 <= float(self.val_size) < 1.0:
-            raise ConfigError(f"protocol val_size must be in [0, 1), got {self.val_size!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
-            raise ConfigError(f"protocol seed must be an integer, got {self.seed!r}")
-        for attr in ("test_groups", "train_groups"):
-            value = getattr(self, attr)
-            if isinstance(value, str):
-                value = [value]
-            if value is not None:
-                object.__setattr__(self, attr, [str(g) for g in value])
-        if self.name == "groups" and not self.test_groups:
-            raise ConfigError("protocol 'groups' needs test_groups (e.g. 'groups:YAF' or test_groups: [YAF])")
-        if self.test_groups and self.train_groups:
-            both = sorted(set(self.test_groups) & set(self.train_groups))
-            if both:
-                raise ConfigError(f"groups {both} are listed in both test_groups and train_groups")
-
-    @classmethod
-    def parse(cls, spec: str | dict[str, Any] | ProtocolConfig | None) -> ProtocolConfig:
-        """Build a config from ``"name[:arg]"``, a mapping, or an existing config.
-
-        The optional argument is the protocol's main setting: folds for ``kfold``, the test
-        share for ``holdout``/``random``, comma-separated test groups for ``groups``, the
-        meta field for ``predefined``.
-        """
-        if spec is None:
-            return cls()
-        if isinstance(spec, ProtocolConfig):
-            return spec
-        if isinstance(spec, dict):
-            known = {f.name for f in fields(cls)}
-            d = dict(spec)
-            if "protocol" in d and "name" not in d:
-                d["name"] = d.pop("protocol")
-            unknown = sorted(set(d) - known)
-            if unknown:
-                raise ConfigError(f"unknown protocol settings {unknown}; known: {sorted(known)}")
-            try:
-                return cls(**d)
-            except TypeError as exc:
-                raise ConfigError(f"invalid protocol settings {spec!r}: {exc}") from None
-        if not isinstance(spec, str):
-            raise ConfigError(
-                f"protocol must be a string, mapping or ProtocolConfig, got {type(spec).__name__}"
-            )
-        name, _, arg = spec.strip().partition(":")
-        name = _ALIASES.get(name.strip().lower(), name.strip().lower())
-        arg = arg.strip()
-        if not arg:
-            return cls(name=name)
-        try:
-            if name == "kfold":
-                return cls(name=name, k=int(arg))
-            if name in ("holdout", "random"):
-                return cls(name=name, test_size=float(arg))
-            if name == "groups":
-                return cls(name=name, test_groups=[g.strip() for g in arg.split(",") if g.strip()])
-            if name == "predefined":
-                return cls(name=name, field=arg)
-        except ValueError:
-            raise ConfigError(f"protocol {spec!r}: cannot read {arg!r} as the setting of {name!r}") from None
-        raise ConfigError(f"protocol {spec!r}: {name!r} takes no ':' argument")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -501,18 +383,7 @@ def make_splits(
         splits.append(Split("holdout", train, val, test))
 
     elif cfg.name == "kfold":
-        if len(unique_groups) < cfg.k:
-            raise ParameterError(
-                f"kfold with k={cfg.k} needs at least {cfg.k} groups, got {len(unique_groups)}; "
-                f"lower k or use logo"
-            )
-        sgkf = StratifiedGroupKFold(n_splits=cfg.k, shuffle=True, random_state=cfg.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            folds = list(sgkf.split(idx, y, g))
-        for i, (train, test) in enumerate(folds):
-            train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
-            splits.append(Split(f"fold {i + 1}/{cfg.k}", train, val, _idx(test)))
+        splits.extend(_kfold_splits(cfg, idx, y, g, unique_groups))
 
     elif cfg.name == "logo":
         if len(unique_groups) < 2:
@@ -525,20 +396,7 @@ def make_splits(
         splits.extend(_locos_splits(cfg, y, g))
 
     elif cfg.name == "groups":
-        known = set(unique_groups)
-        listed = set(cfg.test_groups or []) | set(cfg.train_groups or [])
-        unknown = sorted(listed - known)
-        if unknown:
-            shown = sorted(known)[:20]
-            raise ConfigError(f"protocol groups: unknown group(s) {unknown}; the items have groups {shown}")
-        in_test = np.isin(g, cfg.test_groups or [])
-        in_train = np.isin(g, cfg.train_groups) if cfg.train_groups else ~in_test
-        if not in_train.any():
-            raise ConfigError(f"protocol groups: no training groups left after test groups {cfg.test_groups}")
-        train, val = _carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
-        excluded = idx[~in_test & ~in_train]
-        name = f"test groups {', '.join(cfg.test_groups or [])}"
-        splits.append(Split(name, train, val, idx[in_test], excluded))
+        splits.append(_groups_split(cfg, idx, y, g, unique_groups))
 
     elif _fold_ids(assignments):  # official / predefined with numbered folds (ESC-50's fold1..fold5)
         splits.extend(_fold_splits(cfg, y, g, assignments))
@@ -550,6 +408,44 @@ def make_splits(
             check_no_leak(s, g)
         _check_classes(s, y)
     return splits
+
+
+def _kfold_splits(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.ndarray,
+                  unique_groups: np.ndarray) -> list[Split]:
+    """Stratified group k-fold: each fold tests one k-th of the groups, validation carved by group."""
+    if len(unique_groups) < cfg.k:
+        raise ParameterError(
+            f"kfold with k={cfg.k} needs at least {cfg.k} groups, got {len(unique_groups)}; "
+            f"lower k or use logo"
+        )
+    sgkf = StratifiedGroupKFold(n_splits=cfg.k, shuffle=True, random_state=cfg.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        folds = list(sgkf.split(idx, y, g))
+    out = []
+    for i, (train, test) in enumerate(folds):
+        train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
+        out.append(Split(f"fold {i + 1}/{cfg.k}", train, val, _idx(test)))
+    return out
+
+
+def _groups_split(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.ndarray,
+                  unique_groups: np.ndarray) -> Split:
+    """The named test (and optionally train) groups; groups in neither are excluded."""
+    known = set(unique_groups)
+    listed = set(cfg.test_groups or []) | set(cfg.train_groups or [])
+    unknown = sorted(listed - known)
+    if unknown:
+        shown = sorted(known)[:20]
+        raise ConfigError(f"protocol groups: unknown group(s) {unknown}; the items have groups {shown}")
+    in_test = np.isin(g, cfg.test_groups or [])
+    in_train = np.isin(g, cfg.train_groups) if cfg.train_groups else ~in_test
+    if not in_train.any():
+        raise ConfigError(f"protocol groups: no training groups left after test groups {cfg.test_groups}")
+    train, val = _carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
+    excluded = idx[~in_test & ~in_train]
+    name = f"test groups {', '.join(cfg.test_groups or [])}"
+    return Split(name, train, val, idx[in_test], excluded)
 
 
 def corpus_of(group: str) -> str:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +29,9 @@ from .threads import torch_threads
 __all__ = ["TrainConfig", "TrainResult", "fit", "fit_members", "inverse_frequency_weights", "predict_proba"]
 
 _MONITORS = ("val_balanced_accuracy", "val_accuracy", "val_loss")
+
+if TYPE_CHECKING:  # re-exported lazily by __getattr__ below (sonotype.train_members imports this module)
+    from .train_members import fit_members
 
 
 @dataclass
@@ -373,6 +375,69 @@ def fit(
         torch.use_deterministic_algorithms(old_det)
 
 
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` names, over the model's parameters."""
+    if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _train_epoch(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    aug: AugmentConfig,
+    axes: tuple[int, int] | None,
+    n_classes: int,
+    gen: torch.Generator,
+    opt: torch.optim.Optimizer,
+    weight: torch.Tensor | None,
+    bf16: bool,
+    epoch: int,
+) -> tuple[float, float, float]:
+    """One pass over the shuffled training set: (summed loss, correct, items seen)."""
+    n = X.shape[0]
+    model.train()
+    order = torch.randperm(n, generator=gen).numpy()
+    starts = list(range(0, n, cfg.batch_size))
+    if n > 1 and n - starts[-1] == 1 and len(starts) > 1:
+        starts.pop()  # a batch of one breaks BatchNorm: drop that single leftover item
+    tot_loss = tot_correct = tot_seen = 0.0
+    for b, s in enumerate(starts):
+        idx = np.sort(order[s : s + cfg.batch_size])  # sorted reads are fast on memmaps
+        xb = torch.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32))
+        yb = torch.from_numpy(y[idx])
+        xb = feature_noise(xb, aug.feature_noise_std, gen)
+        if axes is not None:
+            xb = spec_augment(xb, aug, gen, time_axis=axes[0], freq_axis=axes[1])
+        target: torch.Tensor = yb
+        if aug.mixup_alpha > 0:
+            xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb)
+        logits = logits.float()
+        if logits.shape != (xb.shape[0], n_classes):
+            raise ParameterError(
+                f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
+            )
+        loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise ParameterError(
+                f"training loss became {loss.item()} at epoch {epoch} (batch {b + 1}); "
+                f"try a lower lr (now {opt.param_groups[0]['lr']:g}) or check the features"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        k = xb.shape[0]
+        tot_loss += loss.item() * k
+        tot_correct += (logits.argmax(1) == yb).sum().item()
+        tot_seen += k
+    return tot_loss, tot_correct, tot_seen
+
+
 def _loop(
     model: nn.Module,
     X: np.ndarray,
@@ -390,11 +455,7 @@ def _loop(
     gen = torch.Generator().manual_seed(cfg.seed)
     bf16 = cfg.precision == "bf16" and _native_bf16()
     weight = torch.from_numpy(inverse_frequency_weights(y, n_classes)) if cfg.class_weights else None
-    if cfg.optimizer == "sgd":  # the tutorial seed (C) trains with SGD
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    else:
-        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)
     has_val = X_val is not None
     mode = "min" if cfg.monitor == "val_loss" or not has_val else "max"
     sched = None
@@ -412,45 +473,10 @@ def _loop(
     best_loss = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     since_best = 0
-    n = X.shape[0]
     for epoch in range(1, cfg.max_epochs + 1):
         e0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=gen).numpy()
-        starts = list(range(0, n, cfg.batch_size))
-        if n > 1 and n - starts[-1] == 1 and len(starts) > 1:
-            starts.pop()  # a batch of one breaks BatchNorm: drop that single leftover item
-        tot_loss = tot_correct = tot_seen = 0.0
-        for b, s in enumerate(starts):
-            idx = np.sort(order[s : s + cfg.batch_size])  # sorted reads are fast on memmaps
-            xb = torch.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32))
-            yb = torch.from_numpy(y[idx])
-            xb = feature_noise(xb, aug.feature_noise_std, gen)
-            if axes is not None:
-                xb = spec_augment(xb, aug, gen, time_axis=axes[0], freq_axis=axes[1])
-            target: torch.Tensor = yb
-            if aug.mixup_alpha > 0:
-                xb, target = mixup(xb, F.one_hot(yb, n_classes).float(), aug.mixup_alpha, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-            logits = logits.float()
-            if logits.shape != (xb.shape[0], n_classes):
-                raise ParameterError(
-                    f"model output has shape {tuple(logits.shape)}, expected ({xb.shape[0]}, {n_classes}) logits"
-                )
-            loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise ParameterError(
-                    f"training loss became {loss.item()} at epoch {epoch} (batch {b + 1}); "
-                    f"try a lower lr (now {opt.param_groups[0]['lr']:g}) or check the features"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            k = xb.shape[0]
-            tot_loss += loss.item() * k
-            tot_correct += (logits.argmax(1) == yb).sum().item()
-            tot_seen += k
+        tot_loss, tot_correct, tot_seen = _train_epoch(model, X, y, cfg, aug, axes, n_classes, gen, opt, weight,
+                                                       bf16, epoch)
         rec: dict[str, Any] = {
             "epoch": epoch,
             "loss": tot_loss / tot_seen,
@@ -488,170 +514,6 @@ def _loop(
     model.eval()
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def fit_members(
-    spec: dict[str, Any],
-    seeds: Sequence[int],
-    X_train: np.ndarray | Sequence[np.ndarray],
-    y_train: np.ndarray | Sequence[np.ndarray],
-    X_val: np.ndarray | Sequence[np.ndarray] | None = None,
-    y_val: np.ndarray | Sequence[np.ndarray] | None = None,
-    *,
-    config: TrainConfig | Sequence[TrainConfig],
-    augment: AugmentConfig | None = None,
-    n_classes: int,
-    jobs: int = 1,
-    progress: bool = True,
-    console: Any = None,
-) -> tuple[list[nn.Module], list[TrainResult]]:
-    """Train one network of architecture ``spec`` per seed (the members of an ensemble).
-
-    Member ``i`` is initialised from ``seeds[i]`` and trained with ``config.seed = seeds[i]``,
-    exactly as :func:`fit` would in this process. ``X_train`` / ``y_train`` are one training
-    set for all members, or a list with one per member (e.g. different augmented copies); so
-    are ``X_val`` / ``y_val`` (e.g. rotating validation groups), and ``config`` (e.g. each
-    member's own epoch count for a final fit without validation). With ``jobs > 1`` the members
-    train at the same time in ``min(jobs, len(seeds))`` spawned worker processes that read the arrays
-    from memory-mapped temporary files (written once); each worker uses
-    ``config.num_threads`` threads, or its share of the CPUs. With the same thread count the
-    weights are identical to training the members one after another (tested).
-
-    Parameters
-    ----------
-    spec : dict
-        The architecture (:func:`~sonotype.models.model_spec`).
-    seeds : sequence of int
-        One member per seed.
-    X_train, y_train, X_val, y_val : np.ndarray or list of np.ndarray
-        As in :func:`fit`, or one per member.
-    config : TrainConfig or list of TrainConfig
-    augment : AugmentConfig, optional
-    n_classes : int
-    jobs : int
-        Worker processes.
-    progress : bool
-    console : rich.console.Console, optional
-
-    Returns
-    -------
-    (networks, results)
-        In seed order; the networks are in eval mode.
-
-    Examples
-    --------
-    >>> from sonotype.models import build_model
-    >>> rng = np.random.default_rng(0)
-    >>> X = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
-    >>> y = np.repeat([0, 1], 40)
-    >>> spec = {"name": "mlp-small", "input_shape": [4], "n_classes": 2, "params": {}}
-    >>> nets, results = fit_members(spec, [0, 1], X, y, config=TrainConfig(max_epochs=3, patience=None),
-    ...                             n_classes=2, progress=False)
-    >>> len(nets), [r.best_epoch for r in results]
-    (2, [3, 3])
-    """
-    from .models import from_spec
-
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ParameterError("fit_members needs at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ParameterError(f"member seeds must differ, got {seeds}")
-    if (X_val is None) != (y_val is None):
-        raise ParameterError("give both X_val and y_val, or neither")
-    n = len(seeds)
-    configs = list(config) if isinstance(config, (list, tuple)) else [config] * n
-    if len(configs) != n:
-        raise ParameterError(f"{n} seeds need {n} training configs, got {len(configs)}")
-    per_member, Xs, ys = _per_member(X_train, y_train, n, "training")
-    val_per_member, Xvs, yvs = _per_member(X_val, y_val, n, "validation")
-    workers = max(1, min(int(jobs), n))
-    if workers == 1:
-        nets, results = [], []
-        for i, seed in enumerate(seeds):
-            net = from_spec(spec, seed=seed)
-            res = fit(net, Xs[i], ys[i], Xvs[i], yvs[i], config=replace(configs[i], seed=seed), augment=augment,
-                      n_classes=n_classes, progress=progress, console=console, progress_label=_member_label(i, n))
-            nets.append(net)
-            results.append(res)
-        return nets, results
-
-    import multiprocessing as mp
-    import os
-    import tempfile
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // workers)  # unless a member's config sets num_threads
-    with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
-        def saved(name: str, arr: np.ndarray) -> str:
-            path = os.path.join(tmp, f"{name}.npy")
-            from .shards import is_lazy
-
-            if is_lazy(arr):  # disk-backed items: copied chunk by chunk, never whole in memory
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=arr.shape)
-                for s, block in zip(range(0, arr.shape[0], 4096), arr.chunks(4096)):
-                    out[s : s + len(block)] = block
-                out.flush()
-                del out
-            else:
-                np.save(path, np.asarray(arr))
-            return path
-
-        train_paths = [
-            {"X_train": saved(f"X_train{i}", Xs[i]), "y_train": saved(f"y_train{i}", ys[i])}
-            for i in range(n if per_member else 1)
-        ]
-        val_paths = [
-            {k: saved(f"{k}{i}", a) for k, a in (("X_val", Xvs[i]), ("y_val", yvs[i])) if a is not None}
-            for i in range(n if val_per_member else 1)
-        ]
-        jobs_args = [
-            (spec, seed, {**val_paths[i if val_per_member else 0], **train_paths[i if per_member else 0]},
-             replace(configs[i], seed=seed, num_threads=configs[i].num_threads or threads).to_dict(),
-             None if augment is None else augment.to_dict(), n_classes, progress, _member_label(i, n))
-            for i, seed in enumerate(seeds)
-        ]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            outs = list(pool.map(_member_worker, jobs_args))
-    nets, results = [], []
-    for state, res in outs:
-        net = from_spec(spec)
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        net.eval()
-        nets.append(net)
-        results.append(TrainResult(**res))
-    return nets, results
-
-
-def _per_member(X: Any, y: Any, n: int, what: str) -> tuple[bool, list[Any], list[Any]]:
-    """(given per member?, one X per member, one y per member) from shared arrays or per-member lists."""
-    listed = isinstance(X, (list, tuple))
-    name = "X_train and y_train" if what == "training" else "X_val and y_val"
-    if listed != isinstance(y, (list, tuple)):
-        raise ParameterError(f"give {name} both as arrays or both as per-member lists")
-    Xs, ys = (list(X), list(y)) if listed else ([X] * n, [y] * n)
-    if len(Xs) != n or len(ys) != n:
-        raise ParameterError(f"{n} seeds need {n} {what} sets, got {len(Xs)} X and {len(ys)} y")
-    return listed, Xs, ys
-
-
-def _member_label(i: int, n: int) -> str:
-    return f"member {i + 1}/{n}  " if n > 1 else ""
-
-
-def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One ensemble member in a worker process: arrays memory-mapped, progress to stderr."""
-    from .models import from_spec
-
-    spec, seed, paths, cfg_dict, aug_dict, n_classes, progress, label = args
-    arrays = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}
-    net = from_spec(spec, seed=seed)
-    augment = None if aug_dict is None else AugmentConfig.from_dict(aug_dict)
-    y_val = None if "y_val" not in arrays else np.asarray(arrays["y_val"])
-    res = fit(net, arrays["X_train"], np.asarray(arrays["y_train"]), arrays.get("X_val"), y_val,
-              config=TrainConfig.from_dict(cfg_dict), augment=augment, n_classes=n_classes, progress=progress,
-              progress_label=label)
-    return {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}, res.to_dict()
 
 
 def _native_bf16() -> bool:
@@ -772,3 +634,12 @@ def _print_epoch(console: Any, rec: dict[str, Any], total: int, elapsed: float, 
         )
     line += f"  | lr {rec['lr']:.2g}  {rec['seconds']:.1f}s  ETA {_fmt_time(eta)}"
     console.print(line, highlight=False, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`fit_members` lives in :mod:`sonotype.train_members`; it stays importable from here."""
+    if name == "fit_members":
+        from .train_members import fit_members
+
+        return fit_members
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -202,22 +202,7 @@ def build_embedding_dataset(
     store = EmbeddingCache(cache_dir) if cache else None
     every = replace(cfg, pooling="meanstd")  # what the cache holds: mean and std of every layer
     runtime = effective_runtime(cfg)
-    found: dict[int, np.ndarray] = {}
-    keys: dict[int, str] = {}
-    todo: list[int] = []
-    skipped: list[Skipped] = []
-    for i, clip in enumerate(clips):
-        if store is not None:
-            try:
-                keys[i] = store.key(bb, cfg, clip, runtime=runtime)
-            except OSError as exc:
-                skipped.append(Skipped(clip.path, f"unreadable: {exc}"))
-                continue
-            hit = store.load(keys[i], shape)
-            if hit is not None:
-                found[i] = hit
-                continue
-        todo.append(i)
+    found, keys, todo, skipped = _cached_embeddings(store, bb, cfg, clips, runtime, shape)
 
     name = Path(bb.model_id).name or bb.model_id
     show = _Progress(progress, console, len(clips), name)
@@ -265,6 +250,31 @@ def build_embedding_dataset(
         skipped=skipped,
         feature_names=embedding_names(bb, cfg),
     )
+
+
+def _cached_embeddings(
+    store: EmbeddingCache | None, bb: Backbone, cfg: BackboneConfig, clips: list[Clip], runtime: str,
+    shape: tuple[int, int],
+) -> tuple[dict[int, np.ndarray], dict[int, str], list[int], list[Skipped]]:
+    """What the cache holds already: (clip index -> all-layer embedding, cache keys, indices still
+    to compute, clips whose files cannot be read)."""
+    found: dict[int, np.ndarray] = {}
+    keys: dict[int, str] = {}
+    todo: list[int] = []
+    skipped: list[Skipped] = []
+    for i, clip in enumerate(clips):
+        if store is not None:
+            try:
+                keys[i] = store.key(bb, cfg, clip, runtime=runtime)
+            except OSError as exc:
+                skipped.append(Skipped(clip.path, f"unreadable: {exc}"))
+                continue
+            hit = store.load(keys[i], shape)
+            if hit is not None:
+                found[i] = hit
+                continue
+        todo.append(i)
+    return found, keys, todo, skipped
 
 
 def build_waveform_dataset(

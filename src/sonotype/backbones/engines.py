@@ -271,7 +271,7 @@ class _SSLGraph(torch.nn.Module):
 def _digest(backbone: Backbone) -> str:
     if backbone.weights_digest:
         return backbone.weights_digest
-    from .load import _hash_params
+    from .digest import _hash_params
 
     return _hash_params(backbone.model)
 

@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -333,28 +334,14 @@ def predict(
     blocks, so an hours-long recording is classified in bounded memory. Consecutive segments
     of one label form the events (JSON "events", --csv-rows events, --labels, --vtt).
     """
-    from rich.markup import escape
-    from rich.table import Table
-
     from ..backbones.load import add_search_dirs
 
     add_search_dirs(backbone_dir)
 
     from ..errors import ParameterError
     from ..io import atomic_write_text
-    from ..predict import load_model
 
-    if runtime not in RUNTIMES:
-        raise ParameterError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
-    import numpy as np
-
-    if csv_rows not in CSV_ROWS:
-        raise ParameterError(f"--csv-rows must be one of {CSV_ROWS}, got {csv_rows!r}")
-    from ..events import merge_events
-    from ..events import smooth as smooth_check
-
-    smooth_check(np.zeros((0, 1)), smooth, smooth_kind)  # a bad setting fails before the model loads
-    merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
+    _check_predict_options(runtime, csv_rows, smooth, smooth_kind, min_event)
     if batch_out is None and (jobs != 1 or resume or engine != "local" or address):
         raise ParameterError("--jobs, --resume, --engine and --address belong to the batch mode: add --out results.csv")
     if batch_out is not None:
@@ -366,42 +353,16 @@ def predict(
                        settings={"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind,
                                  "min_event": min_event})
         return
-    if runtime == "onnx":
-        from ..export import export_onnx, load_onnx_classifier
-
-        onnx_file = onnx_path or model / "model.onnx"
-        if not onnx_file.exists():
-            export_onnx(model, onnx_file)
-        clf = load_onnx_classifier(model, onnx_file)
-    else:
-        clf = load_model(model)
+    clf = _load_for_predict(model, runtime, onnx_path)
     files = _audio_files(inputs)
-    results, errors = [], []
-    if same_speaker:
-        if window is not None or smooth != 1 or min_event:
-            raise ParameterError("--same-speaker classifies each file whole: leave out --window, --smooth and --min-event")
-        if not hasattr(clf, "predict_group"):
-            raise ParameterError("--same-speaker needs the torch runtime")
-        results = clf.predict_group(files)
-    for f in [] if same_speaker else files:
-        try:
-            results.append(clf.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
-                                       min_event=min_event))
-        except Exception as exc:  # reported per file, the run goes on
-            from ..errors import SonotypeError
-
-            if not isinstance(exc, SonotypeError):
-                raise
-            errors.append({"path": str(f), "error": str(exc)})
+    if same_speaker and (window is not None or smooth != 1 or min_event):
+        raise ParameterError("--same-speaker classifies each file whole: leave out --window, --smooth and --min-event")
+    results, errors = _predict_each(clf, files, same_speaker=same_speaker,
+                                    settings={"window": window, "hop": hop, "smooth": smooth,
+                                              "smooth_kind": smooth_kind, "min_event": min_event})
     if csv_out:
         atomic_write_text(csv_out, _prediction_csv(results, clf.labels, csv_rows))
-    if labels_out or vtt_out:
-        from ..events import audacity_labels, webvtt
-
-        for dest, ext, fmt in ((labels_out, ".txt", audacity_labels), (vtt_out, ".vtt", webvtt)):
-            if dest:
-                for r, target in _per_file_outputs(results, dest, ext, single=len(files) == 1):
-                    atomic_write_text(target, fmt(r.events))
+    _write_event_files(results, labels_out, vtt_out, single=len(files) == 1)
     if plot:
         from ..report import plot_prediction
 
@@ -411,15 +372,81 @@ def predict(
     if as_json:
         out.print_json(json.dumps({"model": clf.model_id, "results": [r.to_dict() for r in results], "errors": errors}))
     else:
-        t = Table("file", "label", "p", "segments", "events")
-        for r in results:
-            t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)),
-                      str(len(r.events)))
-        out.print(t)
-        for e in errors:
-            console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
+        _print_predictions(results, errors)
     if errors and not results:
         sys.exit(2)
+
+
+def _check_predict_options(runtime: str, csv_rows: str, smooth: int, smooth_kind: str, min_event: float) -> None:
+    """A bad ``predict`` setting fails before the model loads."""
+    import numpy as np
+
+    from ..errors import ParameterError
+    from ..events import merge_events
+    from ..events import smooth as smooth_check
+
+    if runtime not in RUNTIMES:
+        raise ParameterError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if csv_rows not in CSV_ROWS:
+        raise ParameterError(f"--csv-rows must be one of {CSV_ROWS}, got {csv_rows!r}")
+    smooth_check(np.zeros((0, 1)), smooth, smooth_kind)  # type: ignore[arg-type]
+    merge_events([], np.zeros((0, 1)), ["x"], min_event=min_event)
+
+
+def _load_for_predict(model: Path, runtime: str, onnx_path: Path | None) -> Any:
+    """The classifier of ``predict``: the torch model, or its ONNX graph (exported when missing)."""
+    if runtime == "onnx":
+        from ..export import export_onnx, load_onnx_classifier
+
+        onnx_file = onnx_path or model / "model.onnx"
+        if not onnx_file.exists():
+            export_onnx(model, onnx_file)
+        return load_onnx_classifier(model, onnx_file)
+    from ..predict import load_model
+
+    return load_model(model)
+
+
+def _predict_each(clf: Any, files: list[Path], *, same_speaker: bool, settings: dict) -> tuple[list, list[dict]]:
+    """Each file's prediction, and the files that failed with a :class:`SonotypeError` (the run goes on)."""
+    from ..errors import ParameterError, SonotypeError
+
+    if same_speaker:
+        if not hasattr(clf, "predict_group"):
+            raise ParameterError("--same-speaker needs the torch runtime")
+        return clf.predict_group(files), []
+    results, errors = [], []
+    for f in files:
+        try:
+            results.append(clf.predict(f, **settings))
+        except SonotypeError as exc:  # reported per file, the run goes on
+            errors.append({"path": str(f), "error": str(exc)})
+    return results, errors
+
+
+def _write_event_files(results: list, labels_out: Path | None, vtt_out: Path | None, *, single: bool) -> None:
+    """``--labels`` (Audacity) and ``--vtt`` (WebVTT) event files: one file, or a folder of one per input."""
+    from ..events import audacity_labels, webvtt
+    from ..io import atomic_write_text
+
+    for dest, ext, fmt in ((labels_out, ".txt", audacity_labels), (vtt_out, ".vtt", webvtt)):
+        if dest:
+            for r, target in _per_file_outputs(results, dest, ext, single=single):
+                atomic_write_text(target, fmt(r.events))
+
+
+def _print_predictions(results: list, errors: list[dict]) -> None:
+    """The table of ``predict`` without ``--json``, then the skipped files."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table("file", "label", "p", "segments", "events")
+    for r in results:
+        t.add_row(escape(str(r.path)), escape(r.label), f"{r.probabilities[r.label]:.3f}", str(len(r.segments)),
+                  str(len(r.events)))
+    out.print(t)
+    for e in errors:
+        console.print(f"[red]skipped[/] {escape(e['path'] + ': ' + e['error'])}", highlight=False)
 
 
 def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int, resume: bool, runtime: str,

@@ -195,6 +195,32 @@ def _is_complete(out: Path) -> bool:
     return rec.get("sha256") == _digest(out, "sha256")
 
 
+def _already_there(out: Path, part: Path, url: str, sha256: str | None, md5: str | None, *, resume: bool,
+                   progress: bool) -> bool:
+    """Whether the existing ``out`` is the finished download; if not it is removed, or kept as
+    the ``.part`` to resume when it may be one cut short."""
+    if sha256 is not None or md5 is not None:
+        try:
+            _verify(out, url, sha256, md5)
+            _say(progress, f"{out} already present and verified")
+            return True
+        except DownloadError:
+            _say(progress, f"{out} present but its checksum differs; downloading again")
+            out.unlink()
+            return False
+    if _is_complete(out):
+        _say(progress, f"{out} already present (complete transfer recorded); not downloading again")
+        return True
+    # Written by something that did not record a complete transfer (an older version, a
+    # copy cut short): treat it as the partial file it may be, and resume it.
+    _say(progress, f"{out} present but not recorded as a complete transfer; resuming it as partial")
+    if resume and not part.exists():
+        os.replace(out, part)
+    else:
+        out.unlink()
+    return False
+
+
 def download(
     url: str,
     dest: str | os.PathLike,
@@ -252,26 +278,8 @@ def download(
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".part")
     checked = sha256 is not None or md5 is not None
-    if out.exists():
-        if checked:
-            try:
-                _verify(out, url, sha256, md5)
-                _say(progress, f"{out} already present and verified")
-                return out
-            except DownloadError:
-                _say(progress, f"{out} present but its checksum differs; downloading again")
-                out.unlink()
-        elif _is_complete(out):
-            _say(progress, f"{out} already present (complete transfer recorded); not downloading again")
-            return out
-        else:
-            # Written by something that did not record a complete transfer (an older version, a
-            # copy cut short): treat it as the partial file it may be, and resume it.
-            _say(progress, f"{out} present but not recorded as a complete transfer; resuming it as partial")
-            if resume and not part.exists():
-                os.replace(out, part)
-            else:
-                out.unlink()
+    if out.exists() and _already_there(out, part, url, sha256, md5, resume=resume, progress=progress):
+        return out
     _marker(out).unlink(missing_ok=True)
     if not resume:
         part.unlink(missing_ok=True)

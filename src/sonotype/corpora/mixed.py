@@ -215,24 +215,7 @@ def load_mixed(
         raise CorpusError("mixed run: none of its corpora is present (" +
                           "; ".join(f"{r['name']}: {r['note']}" for r in record) + ")")
     per = {key: set(man.labels) for key, man, _ in parts}
-    if labels:
-        kept = [str(x) for x in labels]
-        unknown = sorted(set(kept) - set().union(*per.values()))
-        if unknown:
-            raise ConfigError(f"labels {unknown} are in no corpus of the run; the corpora have "
-                              + "; ".join(f"{k}: {_sorted_labels(v)}" for k, v in per.items()))
-        source = "given"
-        for key, have in per.items():
-            missing = sorted(set(kept) - have)
-            if missing:
-                notes.append(f"corpus {key!r} has no clip of {missing}")
-    else:
-        kept = _sorted_labels(set.intersection(*per.values()))
-        source = "intersection"
-        if len(kept) < 2:
-            raise ConfigError("the corpora share fewer than two labels (" +
-                              "; ".join(f"{k}: {_sorted_labels(v)}" for k, v in per.items()) +
-                              "); map them with options.labels or list the labels to keep with labels:")
+    kept, source = _kept_labels(per, labels, notes)
     dropped = {key: _sorted_labels(have - set(kept)) for key, have in per.items() if have - set(kept)}
     notes.append(f"labels kept ({'as given' if source == 'given' else 'those every corpus has'}): {kept}"
                  + (f"; dropped: {dropped}" if dropped else ""))
@@ -252,6 +235,28 @@ def load_mixed(
     info = {"corpora": record, "labels": kept, "labels_source": source, "labels_dropped": dropped,
             "notes": list(notes)}
     return union, info
+
+
+def _kept_labels(per: dict[str, set[str]], labels: Sequence[str] | None, notes: list[str]) -> tuple[list[str], str]:
+    """The labels a mixed run keeps, and where they came from: ``given`` (each must be in some
+    corpus; a corpus lacking one is noted) or the ``intersection`` of the corpora's labels."""
+    if labels:
+        kept = [str(x) for x in labels]
+        unknown = sorted(set(kept) - set().union(*per.values()))
+        if unknown:
+            raise ConfigError(f"labels {unknown} are in no corpus of the run; the corpora have "
+                              + "; ".join(f"{k}: {_sorted_labels(v)}" for k, v in per.items()))
+        for key, have in per.items():
+            missing = sorted(set(kept) - have)
+            if missing:
+                notes.append(f"corpus {key!r} has no clip of {missing}")
+        return kept, "given"
+    kept = _sorted_labels(set.intersection(*per.values()))
+    if len(kept) < 2:
+        raise ConfigError("the corpora share fewer than two labels (" +
+                          "; ".join(f"{k}: {_sorted_labels(v)}" for k, v in per.items()) +
+                          "); map them with options.labels or list the labels to keep with labels:")
+    return kept, "intersection"
 
 
 def _entry(e: Any, i: int) -> dict[str, Any]:

@@ -280,25 +280,7 @@ def fit_linear(
     t0 = time.perf_counter()
     params = dict(getattr(model, "sonotype_spec", {}).get("params") or {})
     loss = model.loss
-    X2 = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-    y = np.asarray(y).astype(np.int64)
-    if X2.shape[0] != y.shape[0] or X2.shape[0] == 0:
-        raise ParameterError(f"fit_linear needs matching non-empty X and y, got {X2.shape} and {y.shape}")
-    if X2.shape[1] != model.linear.in_features:
-        raise ParameterError(f"items have {X2.shape[1]} values, the model was built for {model.linear.in_features}")
-    if not np.isfinite(X2).all():
-        raise ParameterError("training features contain NaN or infinite values")
-    present = np.unique(y)
-    if present.size < 2:
-        raise ParameterError(f"a linear model needs at least 2 classes in its training data, got {present.tolist()}")
-    if y.min() < 0 or y.max() >= model.n_classes:
-        raise ParameterError(f"labels must be in [0, {model.n_classes - 1}], got [{y.min()}, {y.max()}]")
-    if model.binary_svm and present.size != 2:
-        raise ParameterError("a binary linear-svm needs both classes in its training data")
-    clip = np.arange(len(y)) if item_clip is None else np.asarray(item_clip)
-    grp = clip if groups is None else np.asarray(groups)
-    if clip.shape != y.shape or grp.shape != y.shape:
-        raise ParameterError(f"groups and item_clip need one entry per item ({len(y)})")
+    X2, y, present, clip, grp = _fit_inputs(model, X, y, groups, item_clip)
     cw = params.get("class_weight", "balanced")
     max_iter = int(params.get("max_iter", 1000))
     scoring = params.get("cv_scoring", "balanced_accuracy")
@@ -355,6 +337,32 @@ def fit_linear(
         "n_items": int(len(y)),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _fit_inputs(
+    model: LinearClassifier, X: np.ndarray, y: np.ndarray, groups: Any, item_clip: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked training inputs: (X as float64 rows, y as int64, classes present, clip per item, group per item)."""
+    X2 = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    y = np.asarray(y).astype(np.int64)
+    if X2.shape[0] != y.shape[0] or X2.shape[0] == 0:
+        raise ParameterError(f"fit_linear needs matching non-empty X and y, got {X2.shape} and {y.shape}")
+    if X2.shape[1] != model.linear.in_features:
+        raise ParameterError(f"items have {X2.shape[1]} values, the model was built for {model.linear.in_features}")
+    if not np.isfinite(X2).all():
+        raise ParameterError("training features contain NaN or infinite values")
+    present = np.unique(y)
+    if present.size < 2:
+        raise ParameterError(f"a linear model needs at least 2 classes in its training data, got {present.tolist()}")
+    if y.min() < 0 or y.max() >= model.n_classes:
+        raise ParameterError(f"labels must be in [0, {model.n_classes - 1}], got [{y.min()}, {y.max()}]")
+    if model.binary_svm and present.size != 2:
+        raise ParameterError("a binary linear-svm needs both classes in its training data")
+    clip = np.arange(len(y)) if item_clip is None else np.asarray(item_clip)
+    grp = clip if groups is None else np.asarray(groups)
+    if clip.shape != y.shape or grp.shape != y.shape:
+        raise ParameterError(f"groups and item_clip need one entry per item ({len(y)})")
+    return X2, y, present, clip, grp
 
 
 def _copy_coefficients(model: LinearClassifier, est: Any, present: np.ndarray) -> None:

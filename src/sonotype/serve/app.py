@@ -22,6 +22,7 @@ and the network itself is used by one thread at a time.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -316,6 +317,20 @@ def create_app(
     app.state.classifier = clf
     app.state.engine = engine
 
+    _add_error_handlers(app)
+    _add_info_routes(app, clf, model_info, limits)
+    _add_classify_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await serve_stream(ws, engine, max_seconds=max_stream_s, max_buffer_s=max_stream_buffer_s)
+
+    _add_pages(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers the same JSON shape (:func:`_error_response`) with the request id."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(request, exc.status, exc.error, exc.detail)
@@ -333,6 +348,10 @@ def create_app(
         names = {404: "not_found", 405: "method_not_allowed"}
         return _error_response(request, exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
 
+
+def _add_info_routes(app: FastAPI, clf: Any, model_info: dict[str, Any], limits: dict[str, Any]) -> None:
+    """``/healthz`` and ``/v1/model``."""
+
     @app.get("/healthz", summary="Liveness check")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_id": clf.model_id, "labels": list(clf.labels)}
@@ -340,6 +359,37 @@ def create_app(
     @app.get("/v1/model", summary="The served model: labels, feature settings, metrics")
     async def model_endpoint() -> dict[str, Any]:
         return {**model_info, "limits": limits}
+
+
+# The request body /v1/classify accepts and its error answers, for the OpenAPI page.
+_CLASSIFY_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "audio/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "responses": {
+        "400": {"description": "empty body, malformed multipart or no `file` field"},
+        "408": {"description": "body not received in time"},
+        "413": {"description": "upload too large or audio too long"},
+        "415": {"description": "not an audio format sonotype reads"},
+        "422": {"description": "corrupt or too-short audio, or invalid window/hop"},
+    },
+}
+
+
+def _add_classify_route(app: FastAPI, engine: _Engine, *, max_bytes: int, read_timeout_s: float) -> None:
+    """``POST /v1/classify``: one file in the body or a multipart upload, classified off the event loop."""
+    clf = engine.clf
 
     @app.post(
         "/v1/classify",
@@ -351,29 +401,7 @@ def create_app(
             "(seconds) ask for a segment timeline; `envelope` returns that many min/max "
             "waveform bins for drawing."
         ),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                            "required": ["file"],
-                        }
-                    },
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                    "audio/*": {"schema": {"type": "string", "format": "binary"}},
-                },
-            },
-            "responses": {
-                "400": {"description": "empty body, malformed multipart or no `file` field"},
-                "408": {"description": "body not received in time"},
-                "413": {"description": "upload too large or audio too long"},
-                "415": {"description": "not an audio format sonotype reads"},
-                "422": {"description": "corrupt or too-short audio, or invalid window/hop"},
-            },
-        },
+        openapi_extra=copy.deepcopy(_CLASSIFY_OPENAPI),  # FastAPI may merge into it
     )
     async def classify(
         request: Request,
@@ -410,10 +438,9 @@ def create_app(
         )
         return JSONResponse(result)
 
-    @app.websocket("/v1/stream")
-    async def stream(ws: WebSocket) -> None:
-        await serve_stream(ws, engine, max_seconds=max_stream_s, max_buffer_s=max_stream_buffer_s)
 
+def _add_pages(app: FastAPI) -> None:
+    """The web page, the API docs page and their static files."""
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(str(_STATIC / "index.html"), media_type="text/html")
@@ -423,7 +450,6 @@ def create_app(
         return FileResponse(str(_STATIC / "docs.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
-    return app
 
 
 def _classify_bytes(

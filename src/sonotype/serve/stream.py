@@ -76,6 +76,64 @@ def _query_number(ws: WebSocket, name: str, kind: type, default: Any) -> Any:
     return v
 
 
+async def _classify_queue(ws: WebSocket, engine: Any, queue: asyncio.Queue[list[Window] | None],
+                          answered: list[float]) -> None:
+    """Classify the queued windows and send their segments, until ``None``; windows that queued
+    up meanwhile go in one call. ``answered[0]``: end (s) of the last window answered."""
+    clf = engine.clf
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        batch = list(item)
+        last = False
+        while not queue.empty():  # windows that queued up while the last call ran: one call
+            nxt = queue.get_nowait()
+            if nxt is None:
+                last = True
+                break
+            batch.extend(nxt)
+        segs = await anyio.to_thread.run_sync(classify_windows, clf, batch, engine.lock,
+                                              limiter=engine.limiter)
+        for s in segs:
+            await ws.send_text(json.dumps(s.to_dict()))
+        if batch:
+            answered[0] = batch[-1].end / clf.sample_rate
+        if last:
+            return
+
+
+def _push(live: LiveStream, data: bytes) -> list[Window]:
+    """The windows one binary message (float32 PCM) completes; a bad message closes the stream."""
+    if len(data) > MAX_FRAME_BYTES:
+        raise _Close(1009, f"a binary message of {len(data)} bytes; at most {MAX_FRAME_BYTES} per message")
+    if len(data) % 4:
+        raise _Close(1007, f"a binary message of {len(data)} bytes: float32 PCM needs a multiple of 4")
+    try:
+        return live.push(np.frombuffer(data, dtype="<f4"))
+    except AudioError as exc:
+        raise _Close(1007, f"invalid PCM: {exc.reason}") from None
+    except ParameterError as exc:
+        raise _Close(1008, str(exc)) from None
+
+
+def _open(ws: WebSocket, clf: Any, sid: str, *, max_seconds: float, max_buffer_s: float) -> LiveStream:
+    """The stream the query asks for (``sr``, ``window``, ``hop``); a bad setting closes it with 1007."""
+    sr = _query_number(ws, "sr", int, clf.sample_rate)
+    default_window = max(DEFAULT_WINDOW_S, math.ceil(clf.min_duration * 10) / 10)
+    window = _query_number(ws, "window", float, default_window)
+    hop = _query_number(ws, "hop", float, None)
+    try:
+        live = LiveStream(clf, sr, window, hop, max_seconds=max_seconds)
+    except SonotypeError as exc:
+        raise _Close(1007, str(exc)) from None
+    if live.window + live.hop > max_buffer_s:
+        raise _Close(1007, f"window + hop = {live.window + live.hop:g} s is more than this server buffers "
+                           f"({max_buffer_s:g} s)")
+    log.info("stream %s: sr=%d window=%g hop=%g", sid, sr, live.window, live.hop)
+    return live
+
+
 async def serve_stream(ws: WebSocket, engine: Any, *, max_seconds: float, max_buffer_s: float) -> None:
     """Run one ``/v1/stream`` connection to its end (see the module notes)."""
     sid = uuid.uuid4().hex[:12]
@@ -86,42 +144,9 @@ async def serve_stream(ws: WebSocket, engine: Any, *, max_seconds: float, max_bu
     queue: asyncio.Queue[list[Window] | None] = asyncio.Queue()
     answered = [0.0]  # end (s) of the last window answered: the backlog is received minus this
 
-    async def work() -> None:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            batch = list(item)
-            last = False
-            while not queue.empty():  # windows that queued up while the last call ran: one call
-                nxt = queue.get_nowait()
-                if nxt is None:
-                    last = True
-                    break
-                batch.extend(nxt)
-            segs = await anyio.to_thread.run_sync(classify_windows, clf, batch, engine.lock,
-                                                  limiter=engine.limiter)
-            for s in segs:
-                await ws.send_text(json.dumps(s.to_dict()))
-            if batch:
-                answered[0] = batch[-1].end / clf.sample_rate
-            if last:
-                return
-
     try:
-        sr = _query_number(ws, "sr", int, clf.sample_rate)
-        default_window = max(DEFAULT_WINDOW_S, math.ceil(clf.min_duration * 10) / 10)
-        window = _query_number(ws, "window", float, default_window)
-        hop = _query_number(ws, "hop", float, None)
-        try:
-            live = LiveStream(clf, sr, window, hop, max_seconds=max_seconds)
-        except SonotypeError as exc:
-            raise _Close(1007, str(exc)) from None
-        if live.window + live.hop > max_buffer_s:
-            raise _Close(1007, f"window + hop = {live.window + live.hop:g} s is more than this server buffers "
-                               f"({max_buffer_s:g} s)")
-        log.info("stream %s: sr=%d window=%g hop=%g", sid, sr, live.window, live.hop)
-        worker = asyncio.create_task(work())
+        live = _open(ws, clf, sid, max_seconds=max_seconds, max_buffer_s=max_buffer_s)
+        worker = asyncio.create_task(_classify_queue(ws, engine, queue, answered))
         while True:
             recv = asyncio.ensure_future(ws.receive())
             await asyncio.wait({recv, worker}, return_when=asyncio.FIRST_COMPLETED)
@@ -136,16 +161,7 @@ async def serve_stream(ws: WebSocket, engine: Any, *, max_seconds: float, max_bu
                 return
             data, text = msg.get("bytes"), msg.get("text")
             if data is not None:
-                if len(data) > MAX_FRAME_BYTES:
-                    raise _Close(1009, f"a binary message of {len(data)} bytes; at most {MAX_FRAME_BYTES} per message")
-                if len(data) % 4:
-                    raise _Close(1007, f"a binary message of {len(data)} bytes: float32 PCM needs a multiple of 4")
-                try:
-                    windows = live.push(np.frombuffer(data, dtype="<f4"))
-                except AudioError as exc:
-                    raise _Close(1007, f"invalid PCM: {exc.reason}") from None
-                except ParameterError as exc:
-                    raise _Close(1008, str(exc)) from None
+                windows = _push(live, data)
                 if live.seconds - answered[0] > max_buffer_s:
                     raise _Close(1008, f"more than {max_buffer_s:g} s of audio waiting for classification: "
                                        "send at most in real time")
