@@ -46,6 +46,28 @@ class ProtocolConfig:
 
     Parse a short string (``"kfold:4"``, ``"logo"``, ``"holdout:0.25"``, ``"groups:YAF"``,
     ``"predefined:fold"``, ``"random"``) or a YAML mapping with :meth:`parse`.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PROTOCOLS` (``auto``, ``kfold``, ``logo``, ``holdout``, ``groups``,
+        ``official``, ``locos``, ``random``, ...); aliases such as ``loso`` are accepted.
+    k : int
+        Folds of ``kfold`` (>= 2).
+    test_size, val_size : float
+        Test share of ``holdout``; validation share carved by group from each training side.
+    seed : int
+        Shuffling of groups.
+    field : str
+        The clip metadata field a predefined split reads.
+    test_groups, train_groups : list of str, optional
+        The groups of a ``groups`` split.
+
+    Examples
+    --------
+    >>> p = ProtocolConfig.parse("kfold:4")
+    >>> p.name, p.k
+    ('kfold', 4)
     """
 
     name: str = "auto"
