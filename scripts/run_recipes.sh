@@ -37,8 +37,10 @@ run() {  # run OUT_NAME RECIPE CORPUS_FOLDER [--set k=v ...]
     echo "   $out: $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s" >&2
 }
 
-# RAVDESS actors 1-16: the honest best, seed E by actor, and seed E's leaky random split.
+# RAVDESS actors 1-16: the honest best, the earlier CNN default, seed E by actor, and seed E's
+# leaky random split.
 run ravdess-best ravdess-best ravdess
+run ravdess-cnn1d ravdess-cnn1d ravdess
 run ravdess-resmlp-aug ravdess-resmlp-aug ravdess
 run ravdess-random ravdess-random ravdess
 # TESS subset: the seed's random 80/20 (SAVEE absent: no cross-corpus part), then by speaker.
@@ -47,6 +49,7 @@ run tess-by-speaker tess-by-speaker tess
 run tess-best tess-best tess
 # EmoDB (4 emotions) and FSDD, leave one speaker out.
 run emodb-best emodb-best emodb
+run emodb-resmlp emodb-resmlp emodb
 run fsdd-best fsdd-best fsdd
 # GTZAN: only 31 clips here (3 per genre), so figures are NOT meaningful; what they show is the
 # leak: windows split at random vs the same windows split by track (3 folds: each track tested

@@ -769,3 +769,29 @@ def test_frame_features_print_progress_lines_off_terminal(tmp_path: Path) -> Non
     assert lines[0].startswith("features: 1/10 files (10%)") and "files/s" in lines[0] and "ETA" in lines[0]
     assert lines[-1].startswith("features: 10/10 files (100%)") and "done in" in lines[-1]
     assert 5 <= len(lines) <= 11
+
+
+def test_progress_line_says_stopped_when_extraction_ends_early(tmp_path: Path, monkeypatch) -> None:
+    """An error (or Ctrl-C) mid-extraction ends with "stopped after", never "done in"."""
+    import contextlib
+    import io
+
+    import sonotype.features.extract as fx
+    from sonotype.features import build_dataset
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+
+    clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
+    real, calls = fx.extract_clip, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(fx, "extract_clip", flaky)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(KeyboardInterrupt):
+        build_dataset(clips, FeatureConfig(sr=SR), RepresentationConfig(), progress=True, jobs=1)
+    last = err.getvalue().strip().splitlines()[-1]
+    assert last.startswith("features: 3/10 files (30%)") and " - stopped after " in last and "done" not in last

@@ -128,7 +128,9 @@ def test_resume_after_kill(model_dir: Path, tmp_path: Path, sig: int):
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
     else:  # Ctrl-C: the CLI's clean exit
-        assert proc.returncode == 130 and b"stopped; --resume continues" in proc.stderr.read()
+        err = proc.stderr.read()
+        assert proc.returncode == 130 and b"stopped after" in err and b"; --resume continues" in err, err[-500:]
+        assert err.rstrip().endswith(b"interrupted") and b"done in" not in err, err[-500:]
     before, _ = read_batch(out, batch_header(LABELS))
     assert 5 <= len(before) < 80
     res = CliRunner().invoke(app, ["predict", str(model_dir), str(tmp_path / "d"), "--out", str(out), "--resume",

@@ -75,7 +75,23 @@ def mic_driver(browser_ready, tone_server, tmp_path: Path):  # noqa: F811
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
-def test_listen_labels_equal_offline_windows(tone_server, mic_driver, tmp_path: Path) -> None:
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, np.ndarray]]:
+    """Every PCM chunk the server's live streams receive, as ``(sr, samples)``."""
+    from sonotype.live import LiveStream
+
+    chunks: list[tuple[int, np.ndarray]] = []
+    push = LiveStream.push
+
+    def recording(self: LiveStream, pcm: np.ndarray):
+        chunks.append((self.in_sr, np.array(pcm, dtype=np.float32).reshape(-1)))
+        return push(self, pcm)
+
+    monkeypatch.setattr(LiveStream, "push", recording)
+    return chunks
+
+
+def test_listen_labels_equal_offline_windows(tone_server, mic_driver, received, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -101,12 +117,18 @@ def test_listen_labels_equal_offline_windows(tone_server, mic_driver, tmp_path: 
     print("\nlive:   ", [g["label"] for g in got])
     print("offline:", [s.label for s in want.segments])
     assert [(g["start"], g["end"]) for g in got[:n]] == [(s.start, s.end) for s in want.segments]
-    # The fake microphone runs on the wall clock: a renderer starved of CPU for a moment loses a few
-    # milliseconds of capture, which can move one window's content across a tone change. The target
-    # of the live stream is >= 90 % of windows equal to the offline ones; here at most 1 of 12 may differ.
     live = [g["label"] for g in got[:n]]
+    # Sonotype's part, exactly: the labels drawn are the offline labels of the audio the server got.
+    (sr,) = {r for r, _ in received}
+    heard = write_wav(tmp_path / "heard.wav", np.concatenate([c for _, c in received]), sr, subtype="FLOAT")
+    offline_heard = [s.label for s in clf.predict(heard, window=1.0).segments]
+    assert live == offline_heard[:n], (live, offline_heard)
+    # The fake microphone's part: it plays the clip on the wall clock, and a renderer starved of CPU
+    # for a moment drops or pads a few milliseconds of capture, which can change a window or two of
+    # what arrives (seen under a loaded test run). The live target is >= 90 % of windows equal to
+    # the clip's offline labels; one window in four is left to the fake device here.
     differ = sum(a != b for a, b in zip(live, [s.label for s in want.segments], strict=True))
-    assert differ <= 1, (live, [s.label for s in want.segments])
+    assert differ <= n // 4, (live, [s.label for s in want.segments])
     assert shown[:n] == live  # the rolling timeline draws what arrived (12 s < 30 s span)
     assert current == got[n - 1]["label"] or len(got) > n
     assert d.save_screenshot(str(tmp_path / "listen.png"))

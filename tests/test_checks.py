@@ -51,7 +51,7 @@ def test_labels_protocol_and_cross_targets(tmp_path):
 def test_model_is_built_once_on_a_stand_in_item():
     from sonotype.checks import check_model_fits
 
-    for recipe in ("ravdess-best", "gtzan-images-cnn2d", "demo"):
+    for recipe in ("ravdess-best", "ravdess-cnn1d", "gtzan-images-cnn2d", "demo"):
         check_model_fits(load_config(recipe_path(recipe)))
     with pytest.raises(ConfigError, match=r"'cnn2d' cannot be built for representation 'stats' items \(vectors\).*takes \(F, T\)"):
         check_model_fits(load_config(None, ["model.name=cnn2d"]))

@@ -107,7 +107,7 @@ def test_resolve_backbone_folder_env_hub_id_and_error(tmp_path, monkeypatch):
 
 
 def test_switch_from_a_scratch_recipe_notes_every_change():
-    plain = load_config(recipe_path("ravdess-best")).to_dict()
+    plain = load_config(recipe_path("ravdess-cnn1d")).to_dict()
     out, notes = switch_to_backbone(plain, "/enc")
     text = "\n".join(notes)
     for what in ("model cnn1d-bn", "model.ensemble 2 -> 1", "prior_correction", "augment (", "features block",
@@ -136,7 +136,7 @@ def test_mismatched_backbone_model_is_refused_before_extraction(tmp_path, monkey
     enc.mkdir()
     root = generate_demo(tmp_path / "demo", seed=0, n_speakers=2, takes=1, seconds=0.5)
     base = [f"corpus.root={root}", "corpus.name=demo"]
-    cfg = load_config(recipe_path("ravdess-best"), [*base, "augment.copies=0", f"backbone={{model: {enc}, layer: all}}"])
+    cfg = load_config(recipe_path("ravdess-cnn1d"), [*base, "augment.copies=0", f"backbone={{model: {enc}, layer: all}}"])
     with pytest.raises(ConfigError, match="cannot read"):
         run_experiment(cfg, tmp_path / "r1", progress=False)
     cfg = load_config(recipe_path("ravdess-whisper"), [*base, f"backbone.model={enc}", "augment.copies=2"])

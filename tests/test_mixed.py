@@ -12,7 +12,7 @@ from conftest import data_dir, write_wav
 from sonotype.config import RunConfig, load_config
 from sonotype.corpora.mixed import load_mixed, parse_corpus_args, undersample_corpora, unify_label
 from sonotype.errors import ConfigError, CorpusError, ParameterError
-from sonotype.normalize import NormalizeConfig, Normalizer, reduce_axes
+from sonotype.normalize import NormalizeConfig, Normalizer, describe, reduce_axes
 from sonotype.splits import make_splits
 
 # Class -> fundamental frequency of the synthetic "voice"; every speaker shifts all of them.
@@ -177,6 +177,14 @@ def test_normalizer_against_numpy():
     np.testing.assert_allclose(n.mean_.ravel(), fallback_mean, rtol=1e-10)
     np.testing.assert_allclose(n.std_.ravel(), fallback_std, rtol=1e-10)
     np.testing.assert_allclose(out[11], (X[11] - fallback_mean) / fallback_std, rtol=1e-5)
+    assert (n.n_own_, n.n_fallback_) == (2, 1)
+    assert describe("speaker", n.n_own_, n.n_fallback_).endswith(
+        "(1 of 3 speaker groups with fewer than 2 clips: the training average)")
+    # every clip its own group (a folder corpus without group_regex): the protocol says the step did nothing
+    single = Normalizer("speaker", (0,)).fit(X, np.arange(12), [str(i) for i in range(12)])
+    single.transform_groups(X, np.arange(12), [str(i) for i in range(12)])
+    assert (single.n_own_, single.n_fallback_) == (0, 12)
+    assert describe("speaker", 0, 12).startswith("no per-speaker standardisation: none of 12 speaker groups has 2")
     # augmented copies of a clip get its speaker's statistics (an unknown group: the fallback)
     np.testing.assert_allclose(n.transform_known(X[[0, 6, 11]], ["a", "b", "zz"]), out[[0, 6, 11]], rtol=1e-5, atol=1e-6)
     # running statistics reach the batch statistics once every clip is seen

@@ -277,11 +277,7 @@ def _batch_progress(total: int, enabled: bool) -> Any:
                 lines.advance(1, cached=cached)
 
             def close(self, stopped: bool = False) -> None:
-                if stopped:  # not "done": say how far it got
-                    lines._closed = True
-                    lines._write(f"{lines.line()} - stopped; --resume continues")
-                else:
-                    lines.close()
+                lines.close(stopped, "--resume continues")
 
         return _Lines()
     from rich.console import Console
@@ -317,6 +313,14 @@ def _worker_init(model: str, backbone_dirs: Sequence[str]) -> None:
     _WORKER["clf"] = load_model(model, backbone_dirs=backbone_dirs)
 
 
+def _safe_row(clf: Classifier, path: str, **kwargs: Any) -> tuple[str, list[str] | None, str | None]:
+    """``(path, row, None)``, or ``(path, None, reason)`` for a file sonotype refuses (reported, not raised)."""
+    try:
+        return path, batch_row(clf, path, **kwargs), None
+    except SonotypeError as exc:
+        return path, None, str(exc)
+
+
 def _engine_row(
     path: str, *, model_dir: str, backbone_dirs: Sequence[str], settings: dict[str, Any]
 ) -> tuple[str, list[str] | None, str | None]:
@@ -325,17 +329,11 @@ def _engine_row(
     if key not in _WORKER:
         torch.set_num_threads(1)
         _WORKER[key] = load_model(model_dir, backbone_dirs=backbone_dirs)
-    try:
-        return path, batch_row(_WORKER[key], path, **settings), None
-    except SonotypeError as exc:
-        return path, None, str(exc)
+    return _safe_row(_WORKER[key], path, **settings)
 
 
 def _worker_row(path: str, digest: str | None, settings: dict[str, Any]) -> tuple[str, list[str] | None, str | None]:
-    try:
-        return path, batch_row(_WORKER["clf"], path, digest=digest, **settings), None
-    except SonotypeError as exc:
-        return path, None, str(exc)
+    return _safe_row(_WORKER["clf"], path, digest=digest, **settings)
 
 
 def predict_files(

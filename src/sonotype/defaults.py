@@ -2,8 +2,8 @@
 
 ``sonotype train --corpus C`` with no ``--config``/``--model`` starts from the configuration
 that measured best for that kind of corpus (:func:`default_recipe`). A frozen pretrained
-encoder beat every from-scratch configuration on every corpus measured (RAVDESS 0.73 against
-0.60, ESC-50 0.70 against 0.49; docs/results.md), so when the encoder its recipe names
+encoder beat every from-scratch configuration on every corpus measured (RAVDESS 0.83 against
+0.64, ESC-50 0.70 against 0.54; docs/results.md), so when the encoder its recipe names
 (Whisper-base) is on this machine - a folder in ``$SONOTYPE_BACKBONES`` or a copy fetched by
 ``sonotype backbone fetch whisper-base`` - the default is the corpus's ``C-whisper`` recipe
 (``default-<kind>-whisper`` for other corpora). Without one, or with ``scratch=True``
@@ -108,11 +108,12 @@ def default_recipe(
     label = f"recipe {encoder.stem}" if encoder.stem.startswith(corpus) else f"default for {k} with a pretrained encoder"
     if want_encoder and encoder.is_file():
         return encoder, label
-    found = local_backbone(_recipe_backbone(encoder)) if encoder.is_file() else None
+    name = _recipe_backbone(encoder) if encoder.is_file() else ""
+    found = local_backbone(name)
     if found is None:
         return plain, plain_source
     plain_label = plain_source if plain_source.startswith("recipe") else f"the {plain_source}"
-    return encoder, f"{label} ({_recipe_backbone(encoder)} found at {found}; --scratch for {plain_label})"
+    return encoder, f"{label} ({name} found at {found}; --scratch for {plain_label})"
 
 
 def _recipe_backbone(path: Path) -> str:

@@ -128,7 +128,7 @@ def run_experiment(
         if normalizer is not None:  # the test speakers' own unlabelled clips are used: part of the protocol
             from .normalize import describe
 
-            protocol_text += f"; {describe(normalizer.by)}"
+            protocol_text += f"; {describe(normalizer.by, normalizer.n_own_, normalizer.n_fallback_, normalizer.min_clips)}"
         console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")
 
         aug_cache: dict[tuple[int, int], list[np.ndarray]] = {}

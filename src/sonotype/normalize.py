@@ -97,12 +97,18 @@ def _stats(X: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray
 
 
 
-def describe(by: str) -> str:
+def describe(by: str, own: int | None = None, fallback: int = 0, min_clips: int = 2) -> str:
     """The sentence reports and protocols use for ``normalize: {by: ...}``.
+
+    ``own`` / ``fallback``: how many groups had their own statistics and how many had fewer
+    than ``min_clips`` clips and got the training average (unknown when ``own`` is None). A
+    run where no group had its own statistics says so, since the step then did nothing a
+    scaler does not (a folder corpus without ``group_regex``: every file its own group).
 
     Parameters
     ----------
     by : {"speaker", "corpus"}
+    own, fallback, min_clips : int, optional
 
     Returns
     -------
@@ -112,9 +118,18 @@ def describe(by: str) -> str:
     --------
     >>> describe("speaker")[:40]
     'items standardised per speaker with the '
+    >>> describe("speaker", own=0, fallback=30)[:60]
+    'no per-speaker standardisation: none of 30 speaker groups ha'
     """
+    if own == 0:
+        return (f"no per-{by} standardisation: none of {fallback} {by} groups has {min_clips} or more clips "
+                f"(name the groups, e.g. group_regex for a folder corpus)")
+    tail = ""
+    if own is not None and fallback:
+        tail = f" ({fallback} of {own + fallback} {by} groups with fewer than {min_clips} clips: the training average)"
     return (f"items standardised per {by} with the statistics of its own clips (no label used), "
-            "then by the training side's scaler")
+            f"then by the training side's scaler{tail}")
+
 
 class Normalizer:
     """Per-group standardisation, with fallback statistics for a group with too few clips.
@@ -185,8 +200,12 @@ class Normalizer:
         self._check(X)
         out = np.empty(X.shape, np.float32)
         self.group_stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.n_own_ = self.n_fallback_ = 0  # groups with their own statistics / with the fallback (reports)
         for key, (items, n) in self._groups(item_clip, keys).items():
-            mean, std = _stats(X[items], self.axes) if n >= self.min_clips else (self.mean_, self.std_)
+            own = n >= self.min_clips
+            mean, std = _stats(X[items], self.axes) if own else (self.mean_, self.std_)
+            self.n_own_ += own
+            self.n_fallback_ += not own
             self.group_stats_[key] = (mean, std)
             out[items] = (X[items] - mean) / std
         return out

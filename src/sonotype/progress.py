@@ -134,9 +134,15 @@ class LineProgress:
             text += f", ETA {format_duration((self.total - self.done) / rate)}"
         return text
 
-    def close(self) -> None:
-        """Print the final line once: the total and the time taken."""
+    def close(self, stopped: bool = False, hint: str = "") -> None:
+        """Print the final line once: how far it got and the time taken.
+
+        ``stopped``: the work ended early (an error, Ctrl-C), so the line says "stopped after",
+        never "done", followed by ``hint`` (e.g. how to continue).
+        """
         if self._closed:
             return
         self._closed = True
-        self._write(f"{self.line()} - done in {format_duration(time.monotonic() - self._start)}")
+        took = format_duration(time.monotonic() - self._start)
+        end = f"stopped after {took}" + (f"; {hint}" if hint else "") if stopped else f"done in {took}"
+        self._write(f"{self.line()} - {end}")

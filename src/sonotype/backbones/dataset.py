@@ -230,8 +230,10 @@ def build_embedding_dataset(
                 if store is not None:
                     store.store(keys[i], x)
             audio_seconds += mean_s * len(waves)
-    finally:
-        show.close()
+    except BaseException:  # an error or Ctrl-C: the progress line says how far it got, not "done"
+        show.close(stopped=True)
+        raise
+    show.close()
 
     ok = [i for i in range(len(clips)) if i in found]
     width = bb.dim * (2 if cfg.pooling == "meanstd" else 1)
@@ -341,8 +343,8 @@ class _Progress:
         elif self.bar is not None:
             self.bar.update(self.task, advance=n)
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
         if self.lines is not None:
-            self.lines.close()
+            self.lines.close(stopped)
         elif self.bar is not None:
             self.bar.stop()

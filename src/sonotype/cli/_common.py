@@ -30,6 +30,10 @@ def run_app(app: typer.Typer) -> None:
         # The message is text, not markup: '[happy, sad]' or "expected ']'" must print as they are.
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised outside a command (typer turns one inside into exit 130)
         console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Ctrl-C inside a command: typer exits 130 without a word
+            console.print("[yellow]interrupted[/]")
+        raise

@@ -108,8 +108,10 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
         lines = LineProgress(total, "features", unit="files")
         try:
             yield lambda: lines.advance(1)
-        finally:
-            lines.close()
+        except BaseException:  # an error or Ctrl-C: the line says how far it got, not "done"
+            lines.close(stopped=True)
+            raise
+        lines.close()
         return
     from rich.progress import (
         BarColumn,
