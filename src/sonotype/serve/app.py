@@ -320,6 +320,9 @@ def create_app(
     _add_error_handlers(app)
     _add_info_routes(app, clf, model_info, limits)
     _add_classify_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
+    from .group import add_group_route
+
+    add_group_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, engine, max_seconds=max_stream_s, max_buffer_s=max_stream_buffer_s)

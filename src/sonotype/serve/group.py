@@ -1,0 +1,151 @@
+"""``POST /v1/classify-group``: several clips of one speaker, classified together.
+
+A model trained with ``normalize: {by: speaker}`` (the speech defaults) standardises a
+speaker's items with that speaker's own statistics. One clip alone gets the training
+speakers' average instead, which is weaker; a client that has several clips of the same
+speaker sends them in one multipart request (every part named ``file``) and each clip is
+standardised with the statistics of all of them, as :meth:`Classifier.predict_group` does.
+For a model without normalisation the answer equals one ``/v1/classify`` call per file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from .. import audio
+from ..errors import AudioError, SonotypeError
+
+__all__ = ["MAX_GROUP_FILES", "add_group_route"]
+
+MAX_GROUP_FILES = 64
+log = logging.getLogger("sonotype.serve")
+
+
+async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]]:
+    """Every ``file`` part of a multipart body, in order: ``(filename, bytes)``."""
+    from .app import ApiError
+
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise ApiError(400, "missing_file", "send the clips as a multipart form, one part named 'file' per clip")
+
+    async def replay():
+        yield body
+        yield b""
+
+    try:
+        form = await MultiPartParser(request.headers, replay(), max_files=MAX_GROUP_FILES, max_fields=16).parse()
+    except MultiPartException as exc:
+        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
+    try:
+        parts = form.getlist("file")
+        if not parts:
+            raise ApiError(400, "missing_file", f"multipart body needs file fields named 'file' (got fields "
+                                                f"{sorted(form.keys())})")
+        if not all(isinstance(p, UploadFile) for p in parts):
+            raise ApiError(400, "missing_file", "a multipart field 'file' is a form value, not a file (give it a filename)")
+        out = [(p.filename, await p.read()) for p in parts]
+    finally:
+        await form.close()
+    empty = [name or f"part {i + 1}" for i, (name, data) in enumerate(out) if not data]
+    if empty:
+        raise ApiError(400, "empty_body", f"empty file(s): {', '.join(empty)}")
+    return out
+
+
+def _decode(engine: Any, name: str | None, data: bytes, index: int) -> Any:
+    """One part's samples at the model's rate; errors name the client's file."""
+    from .app import ApiError, _suffix
+
+    label = name or f"part {index + 1}"
+    fd, tmp = tempfile.mkstemp(prefix="sonotype-upload-", suffix=_suffix(name))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        meta = audio.info(tmp)
+        if meta.duration > engine.max_duration_s:
+            raise ApiError(413, "audio_too_long", f"{label}: audio lasts {meta.duration:.1f} s; this server accepts "
+                                                  f"at most {engine.max_duration_s:g} s per file")
+        y, _ = audio.load(tmp, sr=engine.sr)
+        return y
+    except AudioError as exc:
+        raise AudioError(None, f"{exc.reason.replace(tmp, label)} (file {label})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[str, Any]:
+    """Worker-thread part: decode every clip, then one :meth:`predict_group` call under the model lock."""
+    from .app import _all_finite
+
+    clf = engine.clf
+    waves = [_decode(engine, name, data, i) for i, (name, data) in enumerate(files)]
+    for i, ((name, _), y) in enumerate(zip(files, waves, strict=True)):
+        if y.shape[-1] < clf.min_samples:  # checked here so that the message names the file
+            raise AudioError(None, f"audio too short: {y.shape[-1] / engine.sr:.3f} s; this model needs at least "
+                                   f"{clf.min_duration:.3f} s (file {name or f'part {i + 1}'})")
+    with engine.lock:
+        preds = clf.predict_group(waves, engine.sr)
+    norm = getattr(clf, "normalizer", None)
+    together = norm is not None and len(waves) >= norm.min_clips
+    out = []
+    for (name, _), p in zip(files, preds, strict=True):
+        d = jsonable_encoder(p.to_dict())
+        d.pop("path", None)
+        d["filename"] = name
+        out.append(d)
+    if not _all_finite(out):
+        raise AudioError(None, "the audio gives non-finite class probabilities (corrupt or extreme samples)")
+    how = (f"standardised together per {norm.by} ({len(waves)} clips)" if together else
+           f"fewer than {norm.min_clips} clips: the training {norm.by}s' average statistics" if norm is not None else
+           "this model does not normalise per speaker: each clip classified alone")
+    return {"predictions": out, "n_files": len(out), "normalised_together": together, "normalisation": how}
+
+
+def add_group_route(app: FastAPI, engine: Any, *, max_bytes: int, read_timeout_s: float) -> None:
+    """Register ``POST /v1/classify-group`` on ``app`` (see the module notes)."""
+    from .app import ApiError, _audio_error, _read_body, _rid
+
+    @app.post(
+        "/v1/classify-group",
+        summary="Classify several clips of one speaker together",
+        description=(
+            f"A multipart upload with up to {MAX_GROUP_FILES} parts named `file`, all clips of one speaker. "
+            "A model trained with per-speaker standardisation standardises each clip with the statistics "
+            "of all of them (the speech defaults); otherwise each clip is classified alone. The answer "
+            "lists one prediction per file, in order."
+        ),
+        responses={
+            "400": {"description": "not multipart, malformed, no `file` part or an empty file"},
+            "413": {"description": "upload too large or a file too long"},
+            "415": {"description": "a file is not an audio format sonotype reads"},
+            "422": {"description": "a corrupt or too-short file (named in the message)"},
+        },
+    )
+    async def classify_group(request: Request) -> JSONResponse:
+        rid = _rid(request)
+        t0 = time.perf_counter()
+        body = await _read_body(request, max_bytes, read_timeout_s)
+        files = await _files(request, body)
+        try:
+            result = await anyio.to_thread.run_sync(_classify_group, engine, files, limiter=engine.limiter)
+        except ApiError:
+            raise
+        except AudioError as exc:
+            raise _audio_error(exc) from None
+        except SonotypeError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        result.update(model_id=engine.clf.model_id, request_id=rid)
+        log.info("request %s: group of %d files (%.0f ms)", rid, len(files), 1000 * (time.perf_counter() - t0))
+        return JSONResponse(result)
