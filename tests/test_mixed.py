@@ -277,6 +277,12 @@ def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
     rows = json.loads(res.stdout)
     rows = rows["results"]
     np.testing.assert_allclose([[r["probabilities"][lab] for lab in clf.labels] for r in rows], want, atol=1e-5)
+    # without the flag each file is classified alone, and a note on stderr says what the flag would do
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "run" / "model"), *map(str, files), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "--same-speaker standardises them together" in res.stderr and "note" not in res.stdout
+    alone = json.loads(res.stdout)["results"]
+    np.testing.assert_allclose([alone[0]["probabilities"][lab] for lab in clf.labels], want1, atol=1e-5)
 
 
 def test_cli_train_with_repeated_corpus_and_run_recipe_with_corpus_roots(tmp_path):

@@ -415,6 +415,11 @@ def _predict_each(clf: Any, files: list[Path], *, same_speaker: bool, settings: 
         if not hasattr(clf, "predict_group"):
             raise ParameterError("--same-speaker needs the torch runtime")
         return clf.predict_group(files), []
+    norm = getattr(clf, "normalizer", None)
+    if norm is not None and len(files) >= norm.min_clips:  # one clip alone cannot give statistics anyway
+        console.print(f"[yellow]note[/] this model standardises each {norm.by}'s clips together; each file is "
+                      f"classified alone here, with the training {norm.by}s' average statistics. If these files "
+                      f"are one {norm.by}'s, --same-speaker standardises them together.", highlight=False)
     results, errors = [], []
     for f in files:
         try:
