@@ -144,6 +144,36 @@ def test_defaults_are_those_of_sonotype_train():
     assert cfg.model == run.model and cfg.train == run.train and cfg.augment == run.augment
 
 
+def test_from_recipe_and_default_carry_the_recipe_settings(corpus, tmp_path: Path, monkeypatch):
+    from sonotype.config import load_config
+    from sonotype.recipes import recipe_path
+
+    want = load_config(recipe_path("ravdess-best"))
+    cfg = AudioClassifier.from_recipe("ravdess-best", cache_dir=str(tmp_path)).run_config()
+    assert (cfg.features, cfg.representation, cfg.model) == (want.features, want.representation, want.model)
+    assert cfg.normalize.by == "speaker" and cfg.cache_dir == str(tmp_path) and cfg.jobs == want.jobs
+    est = AudioClassifier.default("speech", scratch=True, jobs=1)
+    assert clone(est).get_params() == est.get_params()  # plain parameters: the sklearn contract holds
+    speech = load_config(recipe_path("default-speech"))
+    assert est.run_config().model.name == speech.model.name == "logreg"
+    assert AudioClassifier.default("music", scratch=True).run_config().features == load_config(
+        recipe_path("default-music")).features
+    # an encoder on the machine makes the encoder default, its alias resolved to the folder
+    enc = tmp_path / "encoders" / "whisper-base"
+    enc.mkdir(parents=True)
+    monkeypatch.setenv("SONOTYPE_BACKBONES", str(tmp_path / "encoders"))
+    bb = AudioClassifier.default("speech").run_config().backbone
+    assert bb is not None and bb.model == str(enc.resolve())
+    assert AudioClassifier.default("speech", scratch=True).run_config().backbone is None
+    # the from-scratch speech default fits and predicts (speaker step over the demo's speakers)
+    m, _, y, _, cache = corpus
+    fit = AudioClassifier.default("speech", scratch=True, jobs=1, cache_dir=cache,
+                                  features={**want.to_dict()["features"], "sr": SR, "features": ["mfcc", "rms"]}).fit(m)
+    assert fit.normalizer_.by == "speaker" and balanced_accuracy_score(y, fit.predict(m)) > 0.5
+    with pytest.raises(ConfigError, match="--kind must be one of"):
+        AudioClassifier.default("noise")
+
+
 def test_unfitted_and_bad_inputs(corpus):
     _, paths, y, _, _ = corpus
     est = _est()

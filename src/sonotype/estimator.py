@@ -140,6 +140,64 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ settings
+    @classmethod
+    def from_recipe(cls, recipe: str | os.PathLike, **params: Any) -> AudioClassifier:
+        """An estimator with a recipe's settings; ``params`` (any ``__init__`` argument) override them.
+
+        Parameters
+        ----------
+        recipe : str or path-like
+            A shipped recipe's name (``"ravdess-best"``, ``sonotype recipes`` lists them) or a
+            YAML file. Its corpus, protocol and evaluation sections do not apply: the estimator
+            fits what it is given. A backbone named by alias (``whisper-base``) is looked up
+            as ``sonotype train`` does (:func:`sonotype.defaults.resolve_backbone`).
+        **params
+            E.g. ``cache_dir=...``, ``jobs=1``, ``verbose=True``.
+
+        Returns
+        -------
+        AudioClassifier
+        """
+        from .config import load_config
+        from .recipes import recipe_path
+
+        d = load_config(recipe_path(str(recipe))).to_dict()
+        kw: dict[str, Any] = {name: d[name] for name in _SECTIONS if d.get(name) is not None}
+        if "backbone" in kw:
+            from .defaults import resolve_backbone
+
+            kw["backbone"] = {**kw["backbone"], "model": resolve_backbone(kw["backbone"]["model"])}
+        if d["normalize"]["by"] != "none":
+            kw["normalize"] = d["normalize"]
+        kw.update(seed=d["seed"], jobs=d["jobs"], cache_dir=d["cache_dir"])
+        kw.update(params)
+        return cls(**kw)
+
+    @classmethod
+    def default(cls, kind: str = "speech", *, scratch: bool = False, **params: Any) -> AudioClassifier:
+        """What ``sonotype train --kind KIND`` uses: the measured default for that kind of audio.
+
+        With Whisper-base on this machine (``$SONOTYPE_BACKBONES/whisper-base`` or a fetched
+        copy) the frozen-encoder default; otherwise, or with ``scratch=True``, the from-scratch
+        one (``default-speech``: functionals + per-speaker standardisation + logistic regression;
+        ``default-music``, ``default-sounds``). See :func:`sonotype.defaults.default_recipe`.
+
+        Parameters
+        ----------
+        kind : {"speech", "music", "sounds"}
+        scratch : bool
+        **params
+            Override any ``__init__`` argument.
+
+        Returns
+        -------
+        AudioClassifier
+        """
+        from .defaults import default_recipe
+
+        path, _ = default_recipe("folder", kind, scratch=scratch)
+        return cls.from_recipe(path, **params)
+
     def run_config(self) -> RunConfig:
         """The parameters as a validated :class:`~sonotype.config.RunConfig` (errors name the key).
 
