@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ConfigError, ParameterError
+from .threads import single_threaded_children
 
 __all__ = [
     "ENGINES",
@@ -56,7 +57,6 @@ if TYPE_CHECKING:  # the corpus tasks, re-exported lazily by __getattr__ below (
 
 ENGINES = ("local", "ray")
 SHARD_VERSION = 1
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass
@@ -218,20 +218,6 @@ def _pool_work(args: tuple[Callable, list[Any], Any]) -> tuple[Any, dict[str, An
     return _run_task(*args)
 
 
-@contextlib.contextmanager
-def _one_thread_env() -> Iterator[None]:
-    old = {v: os.environ.get(v) for v in _THREAD_VARS}
-    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
-    try:
-        yield
-    finally:
-        for v, val in old.items():
-            if val is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = val
-
-
 # -- ray ------------------------------------------------------------------------------------
 def _ray(cfg: EngineConfig) -> tuple[Any, bool]:
     """The ray module, connected; True when this call started the (local) cluster."""
@@ -242,7 +228,7 @@ def _ray(cfg: EngineConfig) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    with _one_thread_env():  # workers of a local cluster inherit these
+    with single_threaded_children():  # workers of a local cluster inherit these
         if cfg.address:
             try:
                 ray.init(address=cfg.address, **kw)
@@ -354,7 +340,7 @@ def _map_pool(task, shards, context, cfg, pending, cached, cached_result, save, 
     import multiprocessing as mp
 
     t0 = time.perf_counter()
-    with _one_thread_env():
+    with single_threaded_children():
         pool = mp.get_context("spawn").Pool(min(cfg.n_workers(), len(pending)), initializer=_pool_init)
     st.startup_seconds = time.perf_counter() - t0
     try:

@@ -22,6 +22,7 @@ and the network itself is used by one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -31,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -200,20 +201,25 @@ def _too_large(size: int, max_bytes: int, *, at_least: bool = False) -> str:
     return f"upload is {more}{size / 1e6:.2f} MB; this server accepts at most {max_bytes / 1e6:g} MB"
 
 
+async def parse_multipart(request: Request, body: bytes, *, max_files: int) -> Any:
+    """The form of a multipart ``body`` already read (size-checked) by :func:`_read_body`; 400 if malformed."""
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+        yield b""
+
+    try:
+        return await MultiPartParser(request.headers, replay(), max_files=max_files, max_fields=16).parse()
+    except MultiPartException as exc:
+        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
+
+
 async def _extract_audio(request: Request, body: bytes) -> tuple[bytes, str | None]:
     """The audio bytes and the client's file name, from a multipart form or a raw body."""
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         return body, None
 
-    async def replay() -> AsyncGenerator[bytes, None]:
-        yield body
-        yield b""
-
-    try:
-        form = await MultiPartParser(request.headers, replay(), max_files=4, max_fields=16).parse()
-    except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
+    form = await parse_multipart(request, body, max_files=4)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         fields = sorted(form.keys())
@@ -459,13 +465,21 @@ def _classify_bytes(
     engine: _Engine, data: bytes, filename: str | None, window: float | None, hop: float | None, envelope: int
 ) -> dict[str, Any]:
     """Worker-thread part of a request: spill the bytes to a temp file, decode, classify."""
+    with spilled(data, filename) as path:
+        return engine.classify(path, window=window, hop=hop, envelope=envelope)
+
+
+@contextlib.contextmanager
+def spilled(data: bytes, filename: str | None, label: str | None = None) -> Iterator[Path]:
+    """An upload as a temporary file (libsndfile reads files), deleted afterwards; an
+    :class:`AudioError` inside names the client's file (``label``), not the temporary path."""
     fd, name = tempfile.mkstemp(prefix="sonotype-upload-", suffix=_suffix(filename))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return engine.classify(Path(name), window=window, hop=hop, envelope=envelope)
-    except AudioError as exc:  # name the client's file, not the server's temporary path
-        raise AudioError(None, exc.reason.replace(name, filename or "upload")) from None
+        yield Path(name)
+    except AudioError as exc:
+        raise AudioError(None, exc.reason.replace(name, label or filename or "upload")) from None
     finally:
         Path(name).unlink(missing_ok=True)
 

@@ -11,10 +11,7 @@ For a model without normalisation the answer equals one ``/v1/classify`` call pe
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +19,6 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .. import audio
 from ..errors import AudioError, SonotypeError
@@ -35,19 +31,12 @@ log = logging.getLogger("sonotype.serve")
 
 async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]]:
     """Every ``file`` part of a multipart body, in order: ``(filename, bytes)``."""
-    from .app import ApiError
+    from .app import ApiError, parse_multipart
 
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise ApiError(400, "missing_file", "send the clips as a multipart form, one part named 'file' per clip")
 
-    async def replay():
-        yield body
-        yield b""
-
-    try:
-        form = await MultiPartParser(request.headers, replay(), max_files=MAX_GROUP_FILES, max_fields=16).parse()
-    except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
+    form = await parse_multipart(request, body, max_files=MAX_GROUP_FILES)
     try:
         parts = form.getlist("file")
         if not parts:
@@ -66,23 +55,18 @@ async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]
 
 def _decode(engine: Any, name: str | None, data: bytes, index: int) -> Any:
     """One part's samples at the model's rate; errors name the client's file."""
-    from .app import ApiError, _suffix
+    from .app import ApiError, spilled
 
     label = name or f"part {index + 1}"
-    fd, tmp = tempfile.mkstemp(prefix="sonotype-upload-", suffix=_suffix(name))
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        meta = audio.info(tmp)
-        if meta.duration > engine.max_duration_s:
-            raise ApiError(413, "audio_too_long", f"{label}: audio lasts {meta.duration:.1f} s; this server accepts "
-                                                  f"at most {engine.max_duration_s:g} s per file")
-        y, _ = audio.load(tmp, sr=engine.sr)
-        return y
+        with spilled(data, name, label) as tmp:
+            meta = audio.info(tmp)
+            if meta.duration > engine.max_duration_s:
+                raise ApiError(413, "audio_too_long", f"{label}: audio lasts {meta.duration:.1f} s; this server "
+                                                      f"accepts at most {engine.max_duration_s:g} s per file")
+            return audio.load(tmp, sr=engine.sr)[0]
     except AudioError as exc:
-        raise AudioError(None, f"{exc.reason.replace(tmp, label)} (file {label})") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        raise AudioError(None, f"{exc.reason} (file {label})") from None
 
 
 def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[str, Any]:
