@@ -15,8 +15,9 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sonotype.corpora import load_corpus
-from sonotype.features import FeatureConfig, RepresentationConfig, build_dataset
+from sonotype.corpora.registry import load_corpus
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import build_dataset
 from sonotype.splits.split import make_splits
 
 corpus, root, protocol, sr = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

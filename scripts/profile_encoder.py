@@ -30,11 +30,11 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from sonotype.bench.backbone import _clips
     from sonotype.backbones.config import BackboneConfig
     from sonotype.backbones.engines import export_onnx
     from sonotype.backbones.extract import whisper_inputs
     from sonotype.backbones.load import load_backbone
+    from sonotype.bench.backbone import _clips
 
     torch.set_num_threads(1)
     bb = load_backbone(BackboneConfig(args.model, layer="all", pooling="meanstd", device="cpu"))

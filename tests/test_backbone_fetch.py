@@ -20,9 +20,10 @@ from urllib.parse import unquote, urlparse
 import pytest
 from typer.testing import CliRunner
 
-from sonotype.backbones import BackboneConfig, load_backbone
+from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.fetch import fetch
-from sonotype.backbones.load import MARKER_FILE
+from sonotype.backbones.folders import MARKER_FILE
+from sonotype.backbones.load import load_backbone
 from sonotype.errors import ConfigError, DownloadError, ModelError
 
 REPO = "tiny-org/whisper-tiny-random"

@@ -17,7 +17,9 @@ import torch
 
 from conftest import data_dir, write_wav
 from sonotype.audio import load as load_audio
-from sonotype.backbones import BackboneConfig, EmbeddingCache, build_embedding_dataset, engines, load_backbone
+from sonotype.backbones import engines
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.embed import embed_all_layers
 from sonotype.backbones.engines import (
     RuntimeFallbackWarning,
     effective_runtime,
@@ -25,10 +27,11 @@ from sonotype.backbones.engines import (
     onnx_path,
     resolve_device,
 )
-from sonotype.backbones.extract import embed_all_layers
+from sonotype.backbones.load import load_backbone
 from sonotype.bench.backbone import bench_backbone, cosine_distances
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError
+from sonotype.items.embeddings import EmbeddingCache, build_embedding_dataset
 from test_backbones import _tiny_models, _waves
 
 pytest.importorskip("onnxruntime", reason="needs the optional extra sonotype[onnx] (onnxruntime)")
@@ -311,7 +314,7 @@ def test_pool_layers_equals_pooling_the_stacked_states() -> None:
 
 
 def test_a_saved_model_embeds_with_the_runtime_it_was_trained_with(models: dict[str, Path]) -> None:
-    from sonotype.backbones import backbone_record
+    from sonotype.backbones.load import backbone_record
     from sonotype.backbones.runtime import featurizer_for
 
     y = _waves(lengths=(20000,))[0]

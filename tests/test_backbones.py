@@ -16,12 +16,15 @@ import pytest
 import torch
 
 from conftest import data_dir, write_wav
-from sonotype.backbones import BackboneConfig, build_embedding_dataset, embed, load_backbone
+from sonotype.backbones.checkpoint import require_transformers
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.embed import embed
 from sonotype.backbones.extract import batchable, hidden_states, pool, prepare_waveforms
 from sonotype.backbones.finetune import FineTuneClassifier
-from sonotype.backbones.load import describe, require_transformers
+from sonotype.backbones.load import describe, load_backbone
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError, SonotypeError
+from sonotype.items.embeddings import build_embedding_dataset
 from sonotype.training.train import TrainConfig, fit, predict_proba
 
 SR = 16000
@@ -276,8 +279,8 @@ def test_embedding_dataset_on_ravdess_is_cached(models: dict[str, Path], tmp_pat
 
 
 def _head(shape: tuple[int, int], n_classes: int) -> torch.nn.Module:
-    from sonotype.models import MODELS, build_model
     from sonotype.models.heads import LayerWeightedMLP
+    from sonotype.models.registry import MODELS, build_model
 
     if "layer-weighted-mlp" in MODELS:
         return build_model("layer-weighted-mlp", shape, n_classes, seed=0, hidden=[16], dropout=0.0)
@@ -291,10 +294,10 @@ def _head(shape: tuple[int, int], n_classes: int) -> torch.nn.Module:
 
 def test_train_layer_weighted_head_save_reload_predict(models: dict[str, Path], tmp_path: Path) -> None:
     from sonotype.audio import load as load_audio
-    from sonotype.backbones import backbone_record
+    from sonotype.backbones.load import backbone_record
     from sonotype.backbones.runtime import featurizer_for
-    from sonotype.features import Standardizer
     from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.scaling import Standardizer
     from sonotype.inference.modelio import read_model_dir, save_model
 
     clips = _synthetic_clips(tmp_path / "audio")
@@ -343,7 +346,7 @@ def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], 
     clips = _synthetic_clips(tmp_path / "audio", n_per_class=4)
     cfg = BackboneConfig(str(models["wavlm"]), finetune_layers=1, finetune_lr=1e-4, pooling="attention")
     from sonotype.audio import load as load_audio
-    from sonotype.backbones import build_waveform_dataset
+    from sonotype.items.embeddings import build_waveform_dataset
 
     waves = [load_audio(c.path, sr=SR)[0] for c in clips]
     bb_cfg = cfg.to_dict()
@@ -375,7 +378,7 @@ def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], 
     for k, v in layers[0].state_dict().items():
         torch.testing.assert_close(v, before_low[k], rtol=0, atol=0)  # lower layers frozen
     # saved like any model (head + deltas only), rebuilt from model.json on a freshly loaded backbone
-    from sonotype.backbones import backbone_record
+    from sonotype.backbones.load import backbone_record
     from sonotype.backbones.runtime import featurizer_for, network_for
     from sonotype.features.config import FeatureConfig, RepresentationConfig
     from sonotype.inference.modelio import read_model_dir, save_model
@@ -404,11 +407,12 @@ def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], 
 def test_load_model_predicts_files_with_frozen_and_fine_tuned_backbones(models: dict[str, Path], tmp_path: Path) -> None:
     import json
 
-    from sonotype.backbones import backbone_record, build_waveform_dataset
-    from sonotype.features import Standardizer
+    from sonotype.backbones.load import backbone_record
     from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.scaling import Standardizer
     from sonotype.inference.modelio import save_model
     from sonotype.inference.predict import load_model
+    from sonotype.items.embeddings import build_waveform_dataset
 
     clips = _synthetic_clips(tmp_path / "audio", n_per_class=3)
     labels = ["hiss", "hum"]
@@ -520,7 +524,7 @@ def test_a_bare_whisper_encoder_save_is_refused_naming_cause_and_fix(models: dic
     assert "of the encoder's 37 parameters are not in the checkpoint" in msg  # every one: 2 layers x 15 + 7
     assert "missing: conv1.weight" in msg and "unexpected: conv1.bias" in msg
     assert "bare WhisperEncoder" in msg and "'model.encoder.' + k" in msg
-    from sonotype.backbones import backbone_record
+    from sonotype.backbones.load import backbone_record
 
     with pytest.raises(ModelError, match="bare WhisperEncoder"):  # the record is refused too, before any training
         backbone_record(BackboneConfig(str(bad)))
@@ -576,8 +580,8 @@ def test_relative_folders_are_recorded_absolute_and_moved_ones_found_by_digest(
 ) -> None:
     import shutil
 
-    from sonotype.backbones import backbone_record
-    from sonotype.features import Standardizer
+    from sonotype.backbones.load import backbone_record
+    from sonotype.features.scaling import Standardizer
     from sonotype.inference.modelio import read_model_dir, save_model
     from sonotype.inference.predict import load_model
 
@@ -618,7 +622,7 @@ def test_relative_folders_are_recorded_absolute_and_moved_ones_found_by_digest(
 
 
 def _head_flat(width: int) -> torch.nn.Module:
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
 
     return build_model("mlp", (width,), 2, hidden=[8])
 
@@ -636,7 +640,7 @@ def test_layer_and_pooling_changes_cost_no_encoder_pass(models: dict[str, Path],
     stats: dict = {}
     first = build_embedding_dataset(clips, base, backbone=bb, stats=stats)  # cache_dir None: the default cache
     assert sum(calls) == 6 and stats["computed"] == 6 and stats["audio_seconds"] > 3
-    from sonotype.features.cache import default_cache_dir
+    from sonotype.utils.paths import default_cache_dir
 
     assert len(list(default_cache_dir().glob("embeddings/v2/*/*.npz"))) == 6  # $SONOTYPE_CACHE (see _own_cache)
     calls.clear()
@@ -757,8 +761,8 @@ def test_frame_features_print_progress_lines_off_terminal(tmp_path: Path) -> Non
     import contextlib
     import io
 
-    from sonotype.features import build_dataset
     from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.extract import build_dataset
 
     clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
     err = io.StringIO()
@@ -777,8 +781,8 @@ def test_progress_line_says_stopped_when_extraction_ends_early(tmp_path: Path, m
     import io
 
     import sonotype.features.extract as fx
-    from sonotype.features import build_dataset
     from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.extract import build_dataset
 
     clips = _synthetic_clips(tmp_path / "audio", n_per_class=5)
     real, calls = fx.extract_clip, []

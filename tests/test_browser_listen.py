@@ -19,7 +19,7 @@ import pytest
 
 import sonotype
 from conftest import write_wav
-from sonotype.features import RepresentationConfig
+from sonotype.features.config import RepresentationConfig
 from sonotype.serve import create_app
 from test_browser import BROWSER_FLAGS, CHROMEDRIVER, CHROMIUM, browser_ready  # noqa: F401
 from test_predict import SR, _tone, _train

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import write_wav
 from sonotype.corpora.base import Clip, Skipped
-from sonotype.features import FeatureCache, FeatureConfig, RepresentationConfig, build_dataset, extract_corpus
-from sonotype.features.cache import CacheWarning
+from sonotype.features.cache import CacheWarning, FeatureCache
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import build_dataset, extract_corpus
 
 CFG = FeatureConfig(sr=16000, n_fft=1024, hop_length=256, features=["rms", "mfcc", "chroma"], n_mfcc=13)
 
@@ -131,7 +132,8 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     from sonotype.corpora.base import Clip
-    from sonotype.features import FeatureConfig, extract_corpus
+    from sonotype.features.extract import extract_corpus
+    from sonotype.features.config import FeatureConfig
     clips = [Clip.from_dict(d) for d in json.loads(open(sys.argv[1]).read())]
     cfg = FeatureConfig.from_dict(json.loads(open(sys.argv[2]).read()))
     for _ in extract_corpus(clips, cfg, cache_dir=sys.argv[3]):

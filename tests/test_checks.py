@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sonotype.corpora import Clip, Manifest
+from sonotype.corpora.base import Clip, Manifest
 from sonotype.errors import ConfigError
 from sonotype.pipeline.checks import check_labels, check_model, check_protocol, check_run
 from sonotype.pipeline.config import load_config

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from sonotype.backbones.config import BackboneConfig
-from sonotype.corpora import group_name
 from sonotype.corpora.demo import generate_demo
+from sonotype.corpora.registry import group_name
 from sonotype.errors import ConfigError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.pipeline.config import CorpusConfig, CrossEvalConfig, ModelConfig, RunConfig, load_config

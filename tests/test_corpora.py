@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.corpora import CORPORA, Manifest, get_loader, load_corpus
+from sonotype.corpora.base import CORPORA, Manifest
 from sonotype.corpora.emotions import CODES, EMOTIONS, shared_labels, unify
+from sonotype.corpora.registry import get_loader, load_corpus
 from sonotype.errors import CorpusError
 
 SR = 8000

@@ -10,9 +10,10 @@ import yaml
 
 from conftest import data_dir, write_wav
 from sonotype.audio import segment
-from sonotype.corpora import Clip, Manifest, Skipped, load_corpus
+from sonotype.corpora.base import Clip, Manifest, Skipped
 from sonotype.corpora.describe import describe
 from sonotype.corpora.ops import apply_ops, balance, cut, drop_labels, keep_labels, merge_labels, min_count
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ConfigError, ParameterError
 
 

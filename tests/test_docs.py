@@ -93,7 +93,7 @@ COVERED = (
     "sonotype.models",
     "sonotype.models.cnn1d",
     "sonotype.models.cnn2d",
-    "sonotype.models.ensemble",
+    "sonotype.models.registry",
     "sonotype.models.heads",
     "sonotype.models.layers",
     "sonotype.models.linear",
@@ -112,7 +112,7 @@ COVERED = (
 )
 
 SKIP_ALLOWED = {
-    "sonotype.evaluation.metrics.evaluate_on_corpus",  # needs a saved model and a second corpus on disk
+    "sonotype.pipeline.evaluate.evaluate_on_corpus",  # needs a saved model and a second corpus on disk
     "sonotype.pipeline.baseline.run_baseline",  # needs a finished run's folds (run_experiment calls it)
     "sonotype.bench.features.run_benchmark",  # minutes of timing
     "sonotype.corpora.tess.fetch",  # downloads

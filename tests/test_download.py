@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sonotype.corpora import load_corpus
-from sonotype.corpora.download import Resource, download, download_corpus, extract
+from sonotype.corpora.download import Resource, download, extract
+from sonotype.corpora.registry import download_corpus, load_corpus
 from sonotype.errors import CorpusError, DownloadError
 
 

@@ -12,19 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import write_wav
-from sonotype.corpora import load_corpus
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.features import FeatureConfig, RepresentationConfig
-from sonotype.features import build_dataset as local_build_dataset
-from sonotype.items.engine import (
-    EngineConfig,
-    MapStats,
-    ShardStore,
-    build_dataset,
-    map_files,
-    map_shards,
-    shard_key,
-)
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import build_dataset as local_build_dataset
+from sonotype.items.engine import EngineConfig, MapStats, ShardStore, map_files, map_shards, shard_key
+from sonotype.items.tasks import build_dataset
 
 FCFG = FeatureConfig(sr=16000, n_fft=512, hop_length=256, features=["rms", "mfcc", "centroid"], n_mfcc=8)
 RCFG = RepresentationConfig(kind="stats", stats=["mean", "std"])
@@ -231,9 +224,9 @@ def test_ray_embeddings_match_the_local_extraction(ray_cluster, tmp_path: Path) 
     tf = pytest.importorskip("transformers", reason="needs sonotype[backbones]")
     import torch
 
-    from sonotype.backbones import BackboneConfig
-    from sonotype.backbones import build_embedding_dataset as local_embed
-    from sonotype.items.engine import build_embedding_dataset
+    from sonotype.backbones.config import BackboneConfig
+    from sonotype.items.embeddings import build_embedding_dataset as local_embed
+    from sonotype.items.tasks import build_embedding_dataset
 
     torch.manual_seed(0)
     model = tf.WhisperModel(tf.WhisperConfig(
@@ -277,8 +270,8 @@ def test_bench_scale_runs_both_engines_and_projects_dusha(ray_cluster) -> None:
 def test_predict_over_a_folder_on_ray_writes_the_local_rows(ray_cluster, tmp_path: Path) -> None:
     import csv
 
-    from sonotype.features import RepresentationConfig
-    from sonotype.inference.predict import predict_files
+    from sonotype.features.config import RepresentationConfig
+    from sonotype.inference.batch import predict_files
     from test_batch import _folder
     from test_predict import _train
 

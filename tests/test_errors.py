@@ -21,10 +21,10 @@ from sonotype.errors import (
     ParameterError,
     SonotypeError,
 )
-from sonotype.features import FeatureConfig, RepresentationConfig, featurize
 from sonotype.features import spectral as S
+from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.frames import compute_frames
-from sonotype.features.represent import window_frames
+from sonotype.features.represent import featurize, window_frames
 from sonotype.features.spectral import Spectrum
 from sonotype.features.tonal import estimate_tuning, tonnetz
 from sonotype.splits.split import make_splits

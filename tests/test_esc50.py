@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.corpora import group_name, load_corpus
-from sonotype.corpora.download import download_corpus
+from sonotype.corpora.registry import download_corpus, group_name, load_corpus
 from sonotype.errors import CorpusError, ParameterError
 from sonotype.splits.split import make_splits, resolve_auto
 

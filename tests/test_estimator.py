@@ -15,10 +15,10 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
 
 import sonotype
 from sonotype import AudioClassifier
-from sonotype.corpora import load_corpus
 from sonotype.corpora.demo import CLASSES, generate_demo
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import AudioError, ConfigError, ParameterError
-from sonotype.features import FeatureConfig
+from sonotype.features.config import FeatureConfig
 
 SR = 8000
 FEATURES = {"sr": SR, "n_fft": 512, "hop_length": 256, "features": ["rms", "centroid", "mfcc"], "n_mfcc": 13,

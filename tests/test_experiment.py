@@ -106,14 +106,14 @@ def test_tess_random_split_reaches_seed_accuracy(tmp_path):
 
 
 def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
-    from sonotype.features import build_dataset
+    from sonotype.features.extract import build_dataset
     from sonotype.training.augment import augmented_items as _augmented_items
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=1, takes=2, seconds=1.0)
     cfg = load_config(recipe_path("demo"), [
         f"corpus.root={root}", "augment.copies=2", "augment.pitch_semitones=[-2, 2]", "augment.noise_snr_db=[10, 20]",
     ])
-    from sonotype.corpora import load_corpus
+    from sonotype.corpora.registry import load_corpus
 
     ds = build_dataset(load_corpus("demo", root).clips, cfg.features, cfg.representation, progress=False)
     clips = np.arange(len(ds.clips))
@@ -236,7 +236,7 @@ def test_random_split_of_clips_says_speakers_straddle_and_saves_a_model_of_all_c
 def test_leak_text_names_what_straddles():
     from types import SimpleNamespace
 
-    from sonotype.corpora import Clip
+    from sonotype.corpora.base import Clip
     from sonotype.pipeline.experiment import _leak_text
     from sonotype.splits.split import Split
 
@@ -260,7 +260,7 @@ def test_leak_text_names_what_straddles():
 def test_examples_show_wrong_clips_as_well_as_right_ones():
     from types import SimpleNamespace
 
-    from sonotype.corpora import Clip
+    from sonotype.corpora.base import Clip
     from sonotype.pipeline.folds import FoldOutcome
     from sonotype.pipeline.folds import examples as _examples
     from sonotype.splits.split import Split

@@ -85,11 +85,12 @@ def test_onnx_classifier_predicts_like_pytorch(model_files, exported) -> None:
 @pytest.mark.parametrize(("model", "kind", "window"), [("cnn1d-bn", "windows", 0.5), ("cnn-bn", "logmel", 0.5)])
 def test_sequence_models_export_with_their_scaler_axis(model, kind, window, model_files, tmp_path: Path) -> None:
     """(T, F) and (F, T) inputs: the scaler is folded along the right axis (untrained weights suffice)."""
-    from sonotype.corpora import load_corpus
-    from sonotype.features import Standardizer, build_dataset
+    from sonotype.corpora.registry import load_corpus
     from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.extract import build_dataset
+    from sonotype.features.scaling import Standardizer
     from sonotype.inference.modelio import save_model
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
 
     torch.manual_seed(0)
     heldout = model_files[1][0].parents[1]

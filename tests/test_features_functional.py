@@ -17,7 +17,8 @@ import pytest
 
 import sonotype.features as F
 from sonotype.errors import AudioError, ConfigError, ParameterError
-from sonotype.features import FRAME_FEATURES, FeatureConfig, compute_frames
+from sonotype.features.config import FRAME_FEATURES, FeatureConfig
+from sonotype.features.frames import compute_frames
 
 SR = 22050
 K = {"n_fft": 2048, "hop_length": 512}

@@ -39,8 +39,9 @@ import pytest
 from conftest import data_dir
 from sonotype.audio import load
 from sonotype.bench.features import relative_error, seed_features
-from sonotype.features import FeatureConfig, compute_frames, featurize
-from sonotype.features.config import preset
+from sonotype.features.config import FeatureConfig, preset
+from sonotype.features.frames import compute_frames
+from sonotype.features.represent import featurize
 from sonotype.features.spectral import Spectrum, bandwidth
 
 ALL = ["rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast", "chroma",

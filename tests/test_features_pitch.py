@@ -9,9 +9,9 @@ import pytest
 from conftest import data_dir
 from sonotype.audio import load
 from sonotype.errors import ConfigError
-from sonotype.features import FeatureConfig, compute_frames
 from sonotype.features.cache import FeatureCache
-from sonotype.features.frames import active_frames
+from sonotype.features.config import FeatureConfig
+from sonotype.features.frames import active_frames, compute_frames
 from sonotype.features.pitch import f0
 
 SR = 16000

@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 
 from sonotype.errors import AudioError, ConfigError, ParameterError
-from sonotype.features import (
-    FeatureConfig,
-    FrameFeatures,
-    RepresentationConfig,
-    compute_frames,
-    featurize,
-    represent,
-    represent_names,
-    select_columns,
-)
-from sonotype.features.config import preset
+from sonotype.features.config import FeatureConfig, RepresentationConfig, preset
+from sonotype.features.frames import FrameFeatures, compute_frames
+from sonotype.features.represent import featurize, represent, represent_names, select_columns
 
 GROUPS = {"rms": (0, 1), "centroid": (1, 2), "bandwidth": (2, 3), "rolloff": (3, 4), "zcr": (4, 5), "mfcc": (5, 25), "chroma": (25, 37)}
 

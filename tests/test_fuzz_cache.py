@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from conftest import write_wav
 from mutants import FUZZ, mutants
 from sonotype.corpora.base import Clip
-from sonotype.features import FeatureCache, FeatureConfig, extract_corpus
-from sonotype.features.cache import CacheWarning
+from sonotype.features.cache import CacheWarning, FeatureCache
+from sonotype.features.config import FeatureConfig
+from sonotype.features.extract import extract_corpus
 
 SR = 16000
 CFG = FeatureConfig(sr=SR, n_fft=512, hop_length=256, features=["rms", "centroid", "mfcc"], n_mfcc=13)
@@ -117,7 +118,9 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.timeout(120)
 def test_garbled_embedding_cache_file_is_recomputed_with_a_warning(tmp_path: Path, backbone_dir: Path) -> None:
-    from sonotype.backbones import BackboneConfig, build_embedding_dataset, load_backbone
+    from sonotype.backbones.config import BackboneConfig
+    from sonotype.backbones.load import load_backbone
+    from sonotype.items.embeddings import build_embedding_dataset
 
     torch.set_num_threads(1)
     clips = [_clip(tmp_path / "audio", hz) for hz in (300.0, 700.0)]

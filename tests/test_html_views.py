@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import sonotype
-from sonotype.corpora import Clip, Manifest, Skipped
+from sonotype.corpora.base import Clip, Manifest, Skipped
 from sonotype.errors import ParameterError
 from sonotype.inference.events import Event
 from sonotype.inference.predict import Prediction, SegmentPrediction

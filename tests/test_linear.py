@@ -11,14 +11,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 import sonotype
-from sonotype.corpora import load_corpus
 from sonotype.corpora.demo import generate_demo
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.features import FeatureConfig, RepresentationConfig, Standardizer, build_dataset
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import build_dataset
+from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
-from sonotype.models import build_model
 from sonotype.models import linear as linear_mod
-from sonotype.models.linear import fit_linear, is_linear
+from sonotype.models.linear import fit_linear
+from sonotype.models.registry import build_model, is_linear
 from sonotype.pipeline.config import load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path

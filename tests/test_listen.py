@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import sonotype
 from conftest import write_wav
 from sonotype.cli import app, main
-from sonotype.features import RepresentationConfig
+from sonotype.features.config import RepresentationConfig
 from sonotype.inference.events import audacity_labels
 from sonotype.inference.listen import EventTracker, file_source, listen
 from test_predict import LABELS, SR, _tone, _train

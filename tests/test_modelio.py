@@ -14,8 +14,8 @@ import torch
 
 import sonotype
 from sonotype.errors import ModelError
-from sonotype.features import Standardizer
 from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import (
     FORMAT_VERSION,
     MODEL_JSON,
@@ -24,7 +24,7 @@ from sonotype.inference.modelio import (
     read_model_dir,
     save_model,
 )
-from sonotype.models import build_model
+from sonotype.models.registry import build_model
 from sonotype.training.train import TrainConfig, fit, predict_proba
 from sonotype.utils.io import file_digest
 

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from sonotype.errors import ParameterError
-from sonotype.models import build_model, count_parameters, from_spec, model_names, model_spec, resolved_params
 from sonotype.models.layers import TemporalPool
+from sonotype.models.registry import (
+    build_model,
+    count_parameters,
+    from_spec,
+    model_names,
+    model_spec,
+    resolved_params,
+)
 
 # (typical, small) input shapes per registered model; a new model must add a row here.
 SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

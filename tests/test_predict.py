@@ -13,10 +13,12 @@ import sonotype
 from conftest import write_wav
 from sonotype.audio import resample
 from sonotype.errors import AudioError, ParameterError
-from sonotype.features import FeatureConfig, RepresentationConfig, Standardizer, featurize
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.represent import featurize
+from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
 from sonotype.inference.predict import Prediction
-from sonotype.models import build_model
+from sonotype.models.registry import build_model
 from sonotype.training.train import TrainConfig, fit
 
 SR = 8000

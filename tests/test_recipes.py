@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.corpora import load_corpus
-from sonotype.corpora.base import get_loader
-from sonotype.models import resolved_params
+from sonotype.corpora.registry import get_loader, load_corpus
+from sonotype.models.registry import resolved_params
 from sonotype.pipeline.config import load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import list_recipes, recipe_path

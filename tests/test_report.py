@@ -10,7 +10,8 @@ import pytest
 
 from sonotype.errors import ParameterError
 from sonotype.evaluation.metrics import aggregate_folds, metrics
-from sonotype.reporting.report import plot_confusion, plot_prediction, write_plots, write_report
+from sonotype.reporting.prediction import plot_prediction
+from sonotype.reporting.report import plot_confusion, write_plots, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LABELS = ["blues", "<b>rock</b>", "jazz"]
@@ -154,11 +155,11 @@ def test_per_class_legend_is_off_the_bars():
 
 
 def test_prediction_timeline_has_a_probability_colour_bar():
-    from sonotype.reporting.report import _prediction_figure
+    from sonotype.reporting.prediction import prediction_figure
 
     segs = [{"start": float(s), "end": float(s + 2), "label": "jazz",
              "probabilities": {"blues": 0.1 * s, "jazz": 1 - 0.1 * s}} for s in range(4)]
-    fig = _prediction_figure({"path": "x.wav", "label": "jazz", "duration": 5.0, "segments": segs,
+    fig = prediction_figure({"path": "x.wav", "label": "jazz", "duration": 5.0, "segments": segs,
                               "probabilities": {"blues": 0.15, "jazz": 0.85}})
     _drawn(fig)
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]

@@ -11,7 +11,7 @@ from safetensors.numpy import save as st_save
 from sklearn.preprocessing import StandardScaler
 
 from sonotype.errors import ModelError, ParameterError
-from sonotype.features import Standardizer
+from sonotype.features.scaling import Standardizer
 
 
 def test_matches_sklearn_on_vectors() -> None:

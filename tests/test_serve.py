@@ -35,12 +35,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
     base = tmp_path_factory.getbasetemp() / "sonotype-serve-model"
     model_dir, corpus = base / "model", base / "corpus"
     if not (model_dir / "model.json").is_file():
-        from sonotype.corpora import load_corpus
         from sonotype.corpora.demo import generate_demo
-        from sonotype.features import Standardizer, build_dataset
+        from sonotype.corpora.registry import load_corpus
         from sonotype.features.config import FeatureConfig, RepresentationConfig
+        from sonotype.features.extract import build_dataset
+        from sonotype.features.scaling import Standardizer
         from sonotype.inference.modelio import save_model
-        from sonotype.models import build_model
+        from sonotype.models.registry import build_model
         from sonotype.training.train import TrainConfig, fit, predict_proba
 
         torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.features import Standardizer
+from sonotype.features.scaling import Standardizer
 from sonotype.utils.shards import (
     EAGER_ROWS,
     LazyRows,
@@ -71,7 +71,7 @@ def test_standardizer_fits_in_chunks_and_scales_lazily(tmp_path: Path) -> None:
 def test_training_reads_batches_never_the_whole_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
     from sonotype.training.train import TrainConfig, fit, predict_proba
 
     rng = np.random.default_rng(2)
@@ -144,8 +144,9 @@ def test_bench_memmap_trains_from_disk(tmp_path: Path) -> None:
 def test_parallel_ensemble_members_train_from_disk_backed_items(tmp_path: Path) -> None:
     import torch
 
-    from sonotype.models import build_model, model_spec
-    from sonotype.training.train import TrainConfig, fit_members, predict_proba
+    from sonotype.models.registry import build_model, model_spec
+    from sonotype.training.members import fit_members
+    from sonotype.training.train import TrainConfig, predict_proba
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 6_000)

@@ -12,7 +12,7 @@ from rich.console import Console
 from torch import nn
 
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.models import build_model
+from sonotype.models.registry import build_model
 from sonotype.training.augment import AugmentConfig
 from sonotype.training.train import TrainConfig, fit, inverse_frequency_weights, predict_proba
 
@@ -280,7 +280,7 @@ def test_sgd_optimizer_trains_and_uses_momentum():
     import numpy as np
     import torch
 
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
     from sonotype.training.train import TrainConfig, fit, predict_proba
 
     torch.set_num_threads(1)

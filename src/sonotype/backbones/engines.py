@@ -51,6 +51,16 @@ import numpy as np
 import torch
 
 from sonotype.backbones.config import RUNTIMES, BackboneConfig
+from sonotype.backbones.extract import (
+    batchable,
+    hidden_states,
+    prepare_waveforms,
+    ssl_inputs,
+    ssl_valid,
+    whisper_forward,
+    whisper_inputs,
+    whisper_valid,
+)
 from sonotype.backbones.load import Backbone
 from sonotype.errors import ConfigError, ModelError
 
@@ -149,8 +159,6 @@ class Runner:
 
 def runner(backbone: Backbone, cfg: BackboneConfig, *, force_bf16: bool = False) -> Runner:
     """The :class:`Runner` for ``cfg.runtime`` and ``cfg.device`` (ONNX sessions kept on ``backbone``)."""
-    from sonotype.backbones.extract import batchable
-
     rt = effective_runtime(cfg, force_bf16=force_bf16)
     device = resolve_device(cfg.device)
     if rt in ("torch", "bf16"):
@@ -168,8 +176,6 @@ def runner(backbone: Backbone, cfg: BackboneConfig, *, force_bf16: bool = False)
 
 
 def _torch_run(backbone: Backbone, device: torch.device, *, bf16: bool) -> Callable:
-    from sonotype.backbones.extract import hidden_states
-
     model = backbone.model
     if next(model.parameters()).device != device:
         model.to(device)
@@ -184,14 +190,10 @@ def _torch_run(backbone: Backbone, device: torch.device, *, bf16: bool) -> Calla
 
 def _masked(backbone: Backbone) -> bool:
     """Whether the exported graph takes a padding input (Whisper: frame counts; SSL: a mask)."""
-    from sonotype.backbones.extract import batchable
-
     return backbone.kind == "whisper" or batchable(backbone)
 
 
 def _onnx_run(backbone: Backbone, sess: Any) -> Callable:
-    from sonotype.backbones.extract import ssl_inputs, ssl_valid, whisper_inputs, whisper_valid
-
     masked = _masked(backbone)
 
     def run(waves: list[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -251,8 +253,6 @@ class _WhisperGraph(torch.nn.Module):
         self.enc = enc
 
     def forward(self, mel: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from sonotype.backbones.extract import whisper_forward
-
         return tuple(whisper_forward(self.enc, mel, n, always_mask=True))
 
 
@@ -271,9 +271,9 @@ class _SSLGraph(torch.nn.Module):
 def _digest(backbone: Backbone) -> str:
     if backbone.weights_digest:
         return backbone.weights_digest
-    from sonotype.backbones.digest import _hash_params
+    from sonotype.backbones.checkpoint import hash_parameters
 
-    return _hash_params(backbone.model)
+    return hash_parameters(backbone.model)
 
 
 def _config_json(backbone: Backbone) -> dict[str, Any]:
@@ -284,7 +284,7 @@ def _config_json(backbone: Backbone) -> dict[str, Any]:
 
 def onnx_path(backbone: Backbone, runtime: str) -> Path:
     """Where the exported ``runtime`` graph of ``backbone`` is cached (digest, config, runtime, opset)."""
-    from sonotype.features.cache import default_cache_dir
+    from sonotype.utils.paths import default_cache_dir
 
     material = {"digest": _digest(backbone), "kind": backbone.kind, "model_type": backbone.model_type,
                 "config": _config_json(backbone), "masked": _masked(backbone), "version": EXPORT_VERSION}
@@ -301,8 +301,6 @@ def _examples(backbone: Backbone, seed: int) -> list[np.ndarray]:
 
 
 def _graph_and_inputs(backbone: Backbone, waves: list[np.ndarray]) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    from sonotype.backbones.extract import ssl_inputs, whisper_inputs
-
     if backbone.kind == "whisper":
         x, n = whisper_inputs(backbone, waves)
         return _WhisperGraph(backbone.model), {"mel": x, "n": n.long()}
@@ -394,8 +392,6 @@ def _float_linears(backbone: Backbone) -> list[str]:
     leaving the next two float32 as well changed nothing (measured; see docs/results.md).
     Found on the export's own input, so the file depends only on the encoder.
     """
-    from sonotype.backbones.extract import hidden_states, prepare_waveforms
-
     model = backbone.model
     sr = backbone.sampling_rate
     waves = prepare_waveforms(backbone, _examples(backbone, 0), sr, BackboneConfig(backbone.path or "x"))

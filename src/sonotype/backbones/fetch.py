@@ -19,17 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sonotype.backbones.load import (
-    ALIASES,
+from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.checkpoint import (
     CONFIG_FILE,
-    MARKER_FILE,
     PREPROCESSOR_FILE,
-    _offline,
-    _valid_hub_id,
-    backbones_home,
     checkpoint_digest,
     inspect_checkpoint,
 )
+from sonotype.backbones.folders import MARKER_FILE, backbones_home, offline, valid_hub_id
 from sonotype.errors import ConfigError, DownloadError
 from sonotype.utils.io import atomic_write_text
 
@@ -49,7 +46,7 @@ def _endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -66,11 +63,11 @@ def fetch(
     Parameters
     ----------
     name : str
-        ``whisper-base`` etc. (:data:`~sonotype.backbones.load.ALIASES`) or ``org/name``.
+        ``whisper-base`` etc. (:data:`~sonotype.backbones.catalog.ALIASES`) or ``org/name``.
     revision : str, optional
         Branch, tag or commit; resolved to a commit and pinned. Default ``main``.
     dest_dir : path, optional
-        Parent folder (default :func:`~sonotype.backbones.load.backbones_home`).
+        Parent folder (default :func:`~sonotype.backbones.folders.backbones_home`).
     force : bool
         Download again even when the folder exists at the same commit.
 
@@ -84,11 +81,11 @@ def fetch(
         The downloaded files do not hold a complete encoder (see ``inspect_checkpoint``).
     """
     hub_id = ALIASES[name].hub_id if name in ALIASES else name
-    if not _valid_hub_id(hub_id):
+    if not valid_hub_id(hub_id):
         raise ConfigError(f"{name!r} is not a known backbone name ({', '.join(ALIASES)}) nor a valid hub id ('org/name')")
     root = Path(os.path.expanduser(str(dest_dir))).absolute() if dest_dir is not None else backbones_home()
     final = root / folder_name(name)
-    if _offline():
+    if offline():
         raise DownloadError(
             f"cannot download {hub_id}: offline mode (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set); unset it on a machine "
             "with network access, or copy a backbone folder here and use its path"
@@ -173,5 +170,5 @@ def _explain(exc: BaseException, hub_id: str, revision: str | None, endpoint: st
         return f"cannot download {hub_id}: offline mode is enabled (HF_HUB_OFFLINE)"
     name = type(exc).__name__
     if "Connect" in name or "Timeout" in name or isinstance(exc, (ConnectionError, TimeoutError)):
-        return f"cannot reach {endpoint} to download {hub_id} ({_one_line(exc)}); check the network or HF_ENDPOINT"
-    return f"downloading {hub_id} from {endpoint} failed ({_one_line(exc)})"
+        return f"cannot reach {endpoint} to download {hub_id} ({one_line(exc)}); check the network or HF_ENDPOINT"
+    return f"downloading {hub_id} from {endpoint} failed ({one_line(exc)})"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from sonotype.backbones.config import BackboneConfig
-from sonotype.backbones.extract import embed
+from sonotype.backbones.embed import embed
 from sonotype.backbones.finetune import (
     FINETUNE_NAME,
     FineTuneClassifier,
@@ -25,7 +25,8 @@ from sonotype.backbones.finetune import (
     from_spec,
     waveform_array,
 )
-from sonotype.backbones.load import SEARCH_ENV, Backbone, find_by_digest, load_backbone, search_dirs
+from sonotype.backbones.folders import SEARCH_ENV, find_by_digest, search_dirs
+from sonotype.backbones.load import Backbone, load_backbone
 from sonotype.errors import ConfigError, ModelError
 
 __all__ = ["BackboneFeaturizer", "featurizer_for", "network_for"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sonotype.backbones.config import RUNTIMES, BackboneConfig
-from sonotype.backbones.extract import embed_all_layers
+from sonotype.backbones.embed import embed_all_layers
 from sonotype.backbones.load import load_backbone
 from sonotype.errors import ConfigError
 

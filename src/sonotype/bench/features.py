@@ -144,18 +144,18 @@ def _warm_pool_seconds(clips: list[Clip], fcfg: FeatureConfig, jobs: int) -> tup
     """(startup seconds, seconds for all clips) with ``jobs`` spawned one-thread workers."""
     import multiprocessing as mp
 
-    from sonotype.features.extract import _init_worker, _work
+    from sonotype.features.extract import extract_task, init_worker
     from sonotype.utils.threads import single_threaded_children
 
     t0 = time.perf_counter()
     with single_threaded_children():
-        pool = mp.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(fcfg.to_dict(), None))
+        pool = mp.get_context("spawn").Pool(jobs, initializer=init_worker, initargs=(fcfg.to_dict(), None))
     try:
         warm = [(c.to_dict(), None) for c in clips[:jobs]] * 2
-        pool.map(_work, warm, chunksize=1)
+        pool.map(extract_task, warm, chunksize=1)
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
-        list(pool.imap(_work, [(c.to_dict(), None) for c in clips], chunksize=1))
+        list(pool.imap(extract_task, [(c.to_dict(), None) for c in clips], chunksize=1))
         return startup, time.perf_counter() - t1
     finally:
         pool.terminate()

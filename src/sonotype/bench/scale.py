@@ -46,7 +46,7 @@ def _generated(folder: Path, n: int, seconds: float, sr: int) -> list[Clip]:
 
 
 def _real(root: Path) -> list[Clip]:
-    from sonotype.corpora import load_corpus
+    from sonotype.corpora.registry import load_corpus
 
     clips = load_corpus("folder", root).clips
     if not clips:
@@ -71,7 +71,8 @@ def _rss_mb(ru: Any) -> float:
 
 def _local(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int) -> dict[str, Any]:
     """The existing process pool (``--jobs``): results streamed and dropped."""
-    from sonotype.features import extract_corpus, represent
+    from sonotype.features.extract import extract_corpus
+    from sonotype.features.represent import represent
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0 = time.process_time()
@@ -90,17 +91,17 @@ def _local(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int) -> dict[str, A
 
 
 def _ray(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int, address: str | None, shard_size: int) -> dict[str, Any]:
-    from sonotype.items.engine import EngineConfig, MapStats, _shard_of, map_shards
-    from sonotype.items.tasks import _features_task
+    from sonotype.items.engine import EngineConfig, MapStats, map_shards, shard_of
+    from sonotype.items.tasks import features_task
 
     ecfg = EngineConfig(name="ray", address=address, workers=workers, shard_size=shard_size)
     st = MapStats()
     c0 = time.process_time()
     t0 = time.perf_counter()
     items = 0
-    shards = [[c.to_dict() for c in s] for s in _shard_of(clips, shard_size)]
+    shards = [[c.to_dict() for c in s] for s in shard_of(clips, shard_size)]
     ctx = {"features": fcfg.to_dict(), "representation": rcfg.to_dict(), "cache_dir": None}
-    for _, r in map_shards(_features_task, shards, context=ctx, engine=ecfg, stats=st):
+    for _, r in map_shards(features_task, shards, context=ctx, engine=ecfg, stats=st):
         items += int(r["X"].shape[0])
     wall = time.perf_counter() - t0
     return {"wall_seconds": wall, "cpu_seconds": st.cpu_seconds, "driver_cpu_seconds": time.process_time() - c0,
@@ -120,7 +121,7 @@ def run_scale(
     cluster_sizes: tuple[int, ...] = (1, 8, 32, 128),
 ) -> dict[str, Any]:
     """Time ``n`` clips on each engine and worker count; see the module notes for what is reported."""
-    from sonotype.features import FeatureConfig, RepresentationConfig
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
 
     if n < 1:
         raise ParameterError(f"bench scale: --n must be >= 1, got {n}")
@@ -186,8 +187,8 @@ def run_memmap_bench(gb: float = 2.0, *, dim: int = 1024, epochs: int = 1, batch
 
     import torch
 
-    from sonotype.features import Standardizer
-    from sonotype.models import build_model
+    from sonotype.features.scaling import Standardizer
+    from sonotype.models.registry import build_model
     from sonotype.training.train import TrainConfig, fit, predict_proba
     from sonotype.utils.shards import ShardWriter
 

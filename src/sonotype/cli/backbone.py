@@ -63,13 +63,13 @@ def bench_backbone(
 
 def _present(hub_id: str, dirs: list[Path]) -> str:
     """Where a hub model is available here: a fetched folder, the HF cache, or ''."""
-    from sonotype.backbones.load import _cached, _candidates, _marker
+    from sonotype.backbones.folders import cached_snapshot, candidates, read_marker
 
-    for folder in _candidates(dirs):
-        if _marker(folder).get("hub_id") == hub_id:
+    for folder in candidates(dirs):
+        if read_marker(folder).get("hub_id") == hub_id:
             return str(folder)
     try:
-        snap = _cached(hub_id, None)
+        snap = cached_snapshot(hub_id, None)
     except Exception:  # huggingface_hub missing or its cache unreadable: simply not present
         snap = None
     return f"{snap} (HF cache)" if snap else ""
@@ -83,7 +83,8 @@ def list_backbones(
     """The encoders sonotype knows by name: hub id, size, measured CPU cost, and whether present here."""
     from rich.table import Table
 
-    from sonotype.backbones.load import ALIASES, search_dirs
+    from sonotype.backbones.catalog import ALIASES
+    from sonotype.backbones.folders import search_dirs
 
     dirs = search_dirs(backbone_dir)
     rows = [
@@ -98,12 +99,13 @@ def list_backbones(
     for r in rows:
         t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["present"] or "-")
     out.print(t)
-    from sonotype.backbones.load import CONFIG_FILE, _candidates, _marker, _shape
+    from sonotype.backbones.checkpoint import CONFIG_FILE, encoder_shape
+    from sonotype.backbones.folders import candidates, read_marker
 
-    for folder in _candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
-        if not _marker(folder).get("hub_id"):
+    for folder in candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
+        if not read_marker(folder).get("hub_id"):
             try:
-                model_type, n_hidden, dim = _shape(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
+                model_type, n_hidden, dim = encoder_shape(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError):
                 continue
             out.print(f"also here: {folder} ({model_type or 'unknown type'}, {n_hidden - 1} layers, width {dim}); "
@@ -121,7 +123,7 @@ def fetch_backbone(
 ) -> None:
     """Download NAME's safetensors, config and preprocessor files (nothing else) and check the encoder."""
     from sonotype.backbones.fetch import fetch
-    from sonotype.backbones.load import MARKER_FILE
+    from sonotype.backbones.folders import MARKER_FILE
 
     folder = fetch(name, revision=revision, dest_dir=dest, force=force)
     marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))

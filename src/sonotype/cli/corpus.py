@@ -35,8 +35,8 @@ def _duration(seconds: float) -> str:
 def list_corpora() -> None:
     """List the corpus loaders and whether each can be downloaded automatically."""
     from sonotype.cli._common import out
-    from sonotype.corpora import CORPORA
-    from sonotype.corpora.base import get_loader
+    from sonotype.corpora.base import CORPORA
+    from sonotype.corpora.registry import get_loader
 
     get_loader("folder")  # imports every corpus module
     for name in sorted(CORPORA):
@@ -63,8 +63,8 @@ def show(
     from rich.table import Table
 
     from sonotype.cli._common import out
-    from sonotype.corpora import load_corpus
     from sonotype.corpora.describe import describe
+    from sonotype.corpora.registry import load_corpus
 
     manifest = load_corpus(name, root, **_parse_options(option))
     d = describe(manifest, read_headers=not no_headers)
@@ -116,7 +116,7 @@ def download(
 ) -> None:
     """Download and unpack a corpus (resumable, checksum-verified); prints manual steps otherwise."""
     from sonotype.cli._common import out
-    from sonotype.corpora.download import download_corpus
+    from sonotype.corpora.registry import download_corpus
 
     root = download_corpus(name, dest, sha256=sha256, progress=not quiet)
     out.print(

@@ -21,8 +21,7 @@ def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any
     import yaml
 
     from sonotype.errors import ConfigError
-    from sonotype.features import FeatureConfig, RepresentationConfig
-    from sonotype.features.config import preset
+    from sonotype.features.config import FeatureConfig, RepresentationConfig, preset
 
     fcfg, rcfg = preset(preset_name) if preset_name else (FeatureConfig(), RepresentationConfig())
     if path is None:
@@ -82,8 +81,9 @@ def features(
     from rich.markup import escape
 
     from sonotype.cli._common import out
-    from sonotype.corpora import load_corpus
-    from sonotype.features import FeatureCache, build_dataset
+    from sonotype.corpora.registry import load_corpus
+    from sonotype.features.cache import FeatureCache
+    from sonotype.features.extract import build_dataset
 
     fcfg, rcfg = _load_settings(settings, preset_name)
     from sonotype.items.engine import EngineConfig, MapStats
@@ -98,10 +98,10 @@ def features(
     store = None if no_cache or (cache and "://" in cache) else FeatureCache(cache)
     t0 = time.perf_counter()
     if ecfg.name == "ray":
-        from sonotype.items import engine as eng
+        from sonotype.items import tasks
 
         stats = MapStats()
-        ds = eng.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
+        ds = tasks.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
                                cache=None if no_cache else (cache if store is None else str(store.root)))
         store = None
     else:

@@ -37,7 +37,7 @@ def serve(
     GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
     import logging
 
-    from sonotype.backbones.load import add_search_dirs
+    from sonotype.backbones.folders import add_search_dirs
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
 

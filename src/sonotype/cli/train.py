@@ -218,8 +218,8 @@ def evaluate(
     Works for every kind of model: frame features, frozen-backbone embeddings, fine-tuned
     backbones; a model trained with per-speaker normalisation is normalised with the new
     corpus's own speakers' statistics."""
-    from sonotype.evaluation.metrics import evaluate_on_corpus
     from sonotype.pipeline.config import CorpusConfig
+    from sonotype.pipeline.evaluate import evaluate_on_corpus
     from sonotype.reporting import report as rpt
     from sonotype.utils.io import atomic_dir, atomic_write_text
 
@@ -334,7 +334,7 @@ def predict(
     blocks, so an hours-long recording is classified in bounded memory. Consecutive segments
     of one label form the events (JSON "events", --csv-rows events, --labels, --vtt).
     """
-    from sonotype.backbones.load import add_search_dirs
+    from sonotype.backbones.folders import add_search_dirs
 
     add_search_dirs(backbone_dir)
 
@@ -364,7 +364,7 @@ def predict(
         atomic_write_text(csv_out, _prediction_csv(results, clf.labels, csv_rows))
     _write_event_files(results, labels_out, vtt_out, single=len(files) == 1)
     if plot:
-        from sonotype.reporting.report import plot_prediction
+        from sonotype.reporting.prediction import plot_prediction
 
         plot.mkdir(parents=True, exist_ok=True)
         for r in results:
@@ -457,11 +457,11 @@ def _print_predictions(results: list, errors: list[dict]) -> None:
 def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int, resume: bool, runtime: str,
                    onnx_path: Path | None, backbone_dirs: list[Path], settings: dict, engine: str = "local",
                    address: str | None = None) -> None:
-    """``predict --out``: :func:`sonotype.inference.predict.predict_files`, then a summary line."""
+    """``predict --out``: :func:`sonotype.inference.batch.predict_files`, then a summary line."""
     from rich.markup import escape
 
     from sonotype.errors import ParameterError
-    from sonotype.inference.predict import predict_files
+    from sonotype.inference.batch import predict_files
 
     source: object = model
     if runtime == "onnx":

@@ -7,7 +7,6 @@ recorded in ``Manifest.skipped`` with a reason - never silently dropped.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from collections import Counter
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sonotype.errors import CorpusError
+from sonotype.utils.html import bar, esc, table
+from sonotype.utils.io import atomic_write_text
 
 __all__ = [
     "CORPORA",
@@ -26,8 +27,6 @@ __all__ = [
     "Skipped",
     "build_manifest",
     "check_root",
-    "get_loader",
-    "load_corpus",
     "register",
     "scan_files",
 ]
@@ -198,7 +197,6 @@ class Manifest:
 
     def _repr_html_(self) -> str:
         """A notebook summary: clips per class (with bars) and per class and group."""
-        from sonotype.utils.html import bar, esc, table
 
         classes, groups = self.class_counts(), self.group_counts()
         head = (f"<b>Manifest</b> {esc(self.corpus or '(unnamed)')}: {len(self.clips)} clips, {len(classes)} classes, "
@@ -241,7 +239,6 @@ class Manifest:
         ----------
         path : path-like
         """
-        from sonotype.utils.io import atomic_write_text
 
         lines = [json.dumps(c.to_dict(), sort_keys=True) for c in self.clips]
         atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -302,7 +299,7 @@ def register(name: str, *, group: str = "group") -> Callable[[CorpusLoader], Cor
     >>> @register("toy-example")
     ... def prepare(root):
     ...     return Manifest("toy-example", str(root), [])
-    >>> get_loader("toy-example") is prepare
+    >>> CORPORA["toy-example"] is prepare
     True
     >>> del CORPORA["toy-example"]
     """
@@ -313,102 +310,6 @@ def register(name: str, *, group: str = "group") -> Callable[[CorpusLoader], Cor
         return fn
 
     return deco
-
-
-def group_name(corpus: str) -> str:
-    """What a group of ``corpus`` is (``"actor"`` for RAVDESS); ``"group"`` for an unknown corpus.
-
-    Parameters
-    ----------
-    corpus : str
-        A registered corpus name.
-
-    Returns
-    -------
-    str
-        Singular, lower case.
-    """
-    from sonotype.corpora import _ensure_registered
-
-    _ensure_registered()
-    if corpus == "mixed":  # several corpora in one run: groups are corpus:speaker
-        return "speaker"
-    return GROUPS.get(corpus, "group")
-
-
-def get_loader(name: str) -> CorpusLoader:
-    """The loader registered as ``name``.
-
-    Parameters
-    ----------
-    name : str
-
-    Returns
-    -------
-    callable
-        ``prepare(root, **options) -> Manifest``.
-
-    Examples
-    --------
-    >>> get_loader("no-such-corpus")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    sonotype.errors.CorpusError: unknown corpus 'no-such-corpus'; known: ...
-    """
-    from sonotype.corpora import _ensure_registered
-
-    _ensure_registered()
-    try:
-        return CORPORA[name]
-    except KeyError:
-        raise CorpusError(f"unknown corpus {name!r}; known: {', '.join(sorted(CORPORA))}") from None
-
-
-def load_corpus(name: str, root: str | os.PathLike, **options: Any) -> Manifest:
-    """Turn a corpus root folder into a :class:`Manifest` with the named loader.
-
-    Unknown options are refused with a :class:`CorpusError` naming the accepted ones, so a
-    typo in a recipe fails loudly instead of being ignored.
-
-    Parameters
-    ----------
-    name : str
-        A registered corpus (``demo``, ``folder``, ``ravdess``, ...).
-    root : path-like
-        The corpus folder.
-    **options
-        The loader's keyword options.
-
-    Returns
-    -------
-    Manifest
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> import numpy as np
-    >>> import soundfile as sf
-    >>> root = Path(tempfile.mkdtemp())
-    >>> for label in ("cat", "dog"):
-    ...     (root / label).mkdir()
-    ...     for spk in ("ann", "bob"):
-    ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
-    >>> m = load_corpus("folder", root, group_regex=r"^(.+)_\\d+$")
-    >>> m.class_counts(), m.group_counts()
-    ({'cat': 2, 'dog': 2}, {'ann': 2, 'bob': 2})
-    """
-    p = check_root(root)
-    loader = get_loader(name)
-    params = inspect.signature(loader).parameters
-    if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
-        accepted = [k for k, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise CorpusError(
-                f"corpus {name!r} has no option(s) {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}"
-            )
-    return loader(p, **options)
 
 
 def check_root(root: str | os.PathLike) -> Path:

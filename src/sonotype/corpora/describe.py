@@ -35,7 +35,7 @@ def describe(manifest: Manifest, *, read_headers: bool = True) -> dict[str, Any]
     Examples
     --------
     >>> import tempfile
-    >>> from sonotype.corpora import load_corpus
+    >>> from sonotype.corpora.registry import load_corpus
     >>> from sonotype.corpora.demo import generate_demo
     >>> d = describe(load_corpus("demo", generate_demo(tempfile.mkdtemp(), n_speakers=2, takes=1, seconds=0.5)))
     >>> d["n_clips"], d["sample_rates"], round(d["total_duration"], 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib
 import json
 import os
 import sys
@@ -27,12 +26,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sonotype.errors import CorpusError, DownloadError
+from sonotype.errors import DownloadError
 
-__all__ = ["Resource", "download", "download_corpus", "extract", "fetch_dataverse"]
+__all__ = ["Resource", "download", "extract", "fetch_dataverse", "say_progress"]
 
 CHUNK = 1 << 16
 USER_AGENT = "sonotype-downloader/0.1 (+https://github.com/)"
@@ -49,7 +48,7 @@ class Resource:
     extract: bool = True
 
 
-def _say(progress: bool, msg: str) -> None:
+def say_progress(progress: bool, msg: str) -> None:
     if progress:
         print(msg, file=sys.stderr, flush=True)
 
@@ -126,7 +125,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> _Tra
             total = cr.rsplit("/", 1)[1].strip() if "/" in cr else ""
             if total.isdigit() and int(total) == offset:
                 return _Transfer(offset, offset, "length")
-            _say(progress, f"  server refused to resume {part.name} without stating its size; starting again")
+            say_progress(progress, f"  server refused to resume {part.name} without stating its size; starting again")
             part.unlink()
             return _fetch_once(url, part, timeout=timeout, progress=progress)
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
@@ -134,7 +133,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool) -> _Tra
         raise DownloadError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
     with resp:
         if offset and resp.status != 206:
-            _say(progress, f"  server ignored the resume request; starting {part.name} again")
+            say_progress(progress, f"  server ignored the resume request; starting {part.name} again")
             offset = 0
         total = _total_from(resp, offset)
         chunked = bool(getattr(resp, "chunked", False))
@@ -202,18 +201,18 @@ def _already_there(out: Path, part: Path, url: str, sha256: str | None, md5: str
     if sha256 is not None or md5 is not None:
         try:
             _verify(out, url, sha256, md5)
-            _say(progress, f"{out} already present and verified")
+            say_progress(progress, f"{out} already present and verified")
             return True
         except DownloadError:
-            _say(progress, f"{out} present but its checksum differs; downloading again")
+            say_progress(progress, f"{out} present but its checksum differs; downloading again")
             out.unlink()
             return False
     if _is_complete(out):
-        _say(progress, f"{out} already present (complete transfer recorded); not downloading again")
+        say_progress(progress, f"{out} already present (complete transfer recorded); not downloading again")
         return True
     # Written by something that did not record a complete transfer (an older version, a
     # copy cut short): treat it as the partial file it may be, and resume it.
-    _say(progress, f"{out} present but not recorded as a complete transfer; resuming it as partial")
+    say_progress(progress, f"{out} present but not recorded as a complete transfer; resuming it as partial")
     if resume and not part.exists():
         os.replace(out, part)
     else:
@@ -283,7 +282,7 @@ def download(
     _marker(out).unlink(missing_ok=True)
     if not resume:
         part.unlink(missing_ok=True)
-    _say(progress, f"downloading {url} -> {out}")
+    say_progress(progress, f"downloading {url} -> {out}")
     t = _Transfer(0, None, "cut")
     for _ in range(max(0, retries) + 1):
         t = _fetch_once(url, part, timeout=timeout, progress=progress)
@@ -292,7 +291,7 @@ def download(
         if not resume:
             break
         got = f"{t.size} of {t.total}" if t.total is not None else f"{t.size}"
-        _say(progress, f"  transfer cut short at {got} bytes; resuming")
+        say_progress(progress, f"  transfer cut short at {got} bytes; resuming")
     if t.total is not None and t.size > t.total:
         part.unlink(missing_ok=True)
         raise DownloadError(
@@ -324,7 +323,7 @@ def download(
         from sonotype.utils.io import atomic_write_text
 
         atomic_write_text(_marker(out), json.dumps(record, indent=2) + "\n")
-        _say(progress, f"  no checksum known; sha256 of {out.name}: {digest}")
+        say_progress(progress, f"  no checksum known; sha256 of {out.name}: {digest}")
     return out
 
 
@@ -398,55 +397,6 @@ def fetch_dataverse(server: str, doi: str, dest: str | os.PathLike, *, progress:
         md5 = df.get("md5") or (
             df.get("checksum", {}).get("value") if df.get("checksum", {}).get("type") == "MD5" else None
         )
-        _say(progress, f"[{i}/{len(files)}] {folder + '/' if folder else ''}{name}")
+        say_progress(progress, f"[{i}/{len(files)}] {folder + '/' if folder else ''}{name}")
         download(f"{api}/access/datafile/{df['id']}?format=original", target, md5=md5, progress=False)
-    return root
-
-
-def download_corpus(
-    name: str, dest: str | os.PathLike, *, sha256: str | None = None, progress: bool = True
-) -> Path:
-    """Fetch and unpack corpus ``name`` into ``dest`` using the module's ``DOWNLOADS``.
-
-    Archives go to ``dest/.sonotype-downloads/`` (which loaders never scan) and are unpacked into ``dest``; a marker file records
-    finished extractions so a second run does no work. Corpora with no public address raise
-    :class:`DownloadError` whose message gives the manual steps. ``sha256`` pins the digest of
-    a corpus that has exactly one archive (for copies whose digest you recorded yourself).
-    """
-    from sonotype.corpora.base import DOWNLOAD_DIR, get_loader
-
-    get_loader(name)  # unknown names -> CorpusError listing the known ones
-    try:
-        module = importlib.import_module(f"{__package__}.{name}")
-    except ModuleNotFoundError:
-        raise CorpusError(f"corpus {name!r} has no module with download information") from None
-    root = Path(dest)
-    manual = getattr(module, "MANUAL", None)
-    if manual:
-        raise DownloadError(f"{name} cannot be downloaded automatically.\n{manual.strip().format(dest=root)}")
-    fetch = getattr(module, "fetch", None)
-    if callable(fetch):
-        if sha256 is not None:
-            raise DownloadError(
-                f"{name} is fetched file by file with published checksums; --sha256 does not apply"
-            )
-        return fetch(root, progress=progress)
-    resources: tuple[Resource, ...] = getattr(module, "DOWNLOADS", ())
-    if not resources:
-        raise DownloadError(f"{name}: no download address is known; place the files under {root} yourself")
-    if sha256 is not None:
-        if len(resources) != 1:
-            raise DownloadError(
-                f"{name}: --sha256 needs a corpus with exactly one archive, {name} has {len(resources)}"
-            )
-        resources = (replace(resources[0], sha256=sha256),)
-    for res in resources:
-        archive = download(
-            res.url, root / DOWNLOAD_DIR / res.filename, sha256=res.sha256, md5=res.md5, progress=progress
-        )
-        marker = root / DOWNLOAD_DIR / f"{res.filename}.extracted"
-        if res.extract and not marker.exists():
-            _say(progress, f"extracting {archive.name} -> {root}")
-            extract(archive, root)
-            marker.write_text(archive.name + "\n")
     return root

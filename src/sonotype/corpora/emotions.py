@@ -114,7 +114,7 @@ def shared_labels(a: Iterable[str] | object, b: Iterable[str] | object) -> list[
     """Labels present on both sides, in the order of :data:`EMOTIONS` then alphabetical.
 
     ``a`` and ``b`` are label collections, or anything with a ``labels`` attribute (a
-    :class:`~sonotype.corpora.Manifest`).
+    :class:`~sonotype.corpora.base.Manifest`).
 
     Parameters
     ----------

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sonotype.corpora.base import Clip, Manifest, Skipped, load_corpus
+from sonotype.corpora.base import Clip, Manifest, Skipped
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import AudioError, ConfigError, CorpusError, ParameterError
 
 __all__ = ["OPS", "apply_ops", "balance", "cut", "drop_labels", "keep_labels", "load_manifest", "merge_labels",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,6 @@ __all__ = [
     "bootstrap_ci",
     "cross_corpus_labels",
     "evaluate_items",
-    "evaluate_on_corpus",
     "metrics",
     "rank_subsets",
     "restrict_proba",
@@ -446,137 +444,3 @@ def rank_subsets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 raise ParameterError(f"subset result {i} ({r.get('name', r.get('subset', '?'))!r}) lacks {key!r}")
     ordered = sorted(results, key=lambda r: (-float(r["balanced_accuracy"]), int(r["n_features"])))
     return [{**r, "rank": i + 1} for i, r in enumerate(ordered)]
-
-
-def evaluate_on_corpus(
-    model_dir: str | Path, cc: Any, *, progress: bool = False, jobs: int = 1, cache_dir: str | None = None
-) -> dict[str, Any]:
-    """Evaluate a saved model on another corpus, on the labels both share (cross-corpus).
-
-    Parameters
-    ----------
-    model_dir : str or Path
-        A saved model folder (``sonotype train``, a run's ``model/``, ``AudioClassifier.save``).
-    cc : CorpusConfig
-        The corpus to test on (``name``, ``root``, ``options``, ``ops``; ``title`` names the
-        evaluation in reports, default ``on NAME``).
-    progress : bool
-        Show the extraction progress bar.
-    jobs : int
-        Feature-extraction processes.
-    cache_dir : str, optional
-        Feature cache folder.
-
-    Returns
-    -------
-    dict
-        The clip-level metrics of :func:`metrics` on the kept labels, plus ``corpus``,
-        ``title``, ``protocol`` (one sentence: what was trained where, what was scored,
-        chance), ``trained_on``, ``chance``, the labels kept and dropped on either side,
-        ``n_test_clips``, ``n_skipped`` and ``normalized_by`` (a model trained with
-        ``normalize`` is standardised by the new corpus's own speakers).
-
-    Examples
-    --------
-    >>> from sonotype.pipeline.config import CorpusConfig
-    >>> m = evaluate_on_corpus("runs/tess/model", CorpusConfig(name="savee", root="data/savee"))  # doctest: +SKIP
-    >>> m["balanced_accuracy"], m["labels_kept"]  # doctest: +SKIP
-    (0.21, ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad', 'surprised'])
-    """
-    from sonotype.corpora.ops import load_manifest
-    from sonotype.features import build_dataset
-    from sonotype.inference.predict import load_model
-    from sonotype.pipeline import checks
-
-    clf = load_model(model_dir)
-    manifest = load_manifest(cc)
-    checks.check_labels(manifest.labels, what=f"corpus {cc.name!r} at {cc.root} after its label operations")
-    kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
-    clips = [c for c in manifest.clips if c.label in kept]
-    if clf.backbone is not None and clf.backbone.waveform_samples is None:  # frozen-encoder model: embeddings
-        from sonotype.backbones import build_embedding_dataset
-
-        ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
-                                     progress=progress)
-    elif clf.backbone is not None:  # fine-tuned backbone: waveforms of the length it was trained on
-        from sonotype.backbones import build_waveform_dataset
-
-        ds = build_waveform_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone,
-                                    seconds=clf.backbone.waveform_samples / clf.backbone.sample_rate)
-    else:
-        ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
-                           progress=progress)
-    X = ds.X
-    if getattr(clf, "normalizer", None) is not None:  # the model's rule, with this corpus's own statistics
-        from sonotype.items.normalize import normalize_items
-
-        X = normalize_items(clf.normalizer, X, ds.item_clip, ds.clips)
-    proba = restrict_proba(clf.forward_items(X), clf.labels, kept)
-    clip_ids, clip_proba = vote(proba, ds.item_clip)
-    y_true = [ds.clips[c].label for c in clip_ids]
-    y_pred = [kept[i] for i in clip_proba.argmax(1)]
-    m = metrics(y_true, y_pred, kept)
-    trained = _trained_on(clf, model_dir)
-    chance = _chance(y_true, kept)
-    m.update({
-        "corpus": cc.name,
-        "title": cc.title or f"on {cc.name}",
-        "root": cc.root,
-        "protocol": _cross_protocol(trained, cc.name, len(clip_ids), kept, dropped_model, dropped_corpus,
-                                    len(manifest.clips) - len(clips), chance),
-        "trained_on": trained,
-        "chance": chance,
-        "labels_kept": kept,
-        "labels_dropped_model": dropped_model,
-        "labels_dropped_corpus": dropped_corpus,
-        "n_test_clips": len(clip_ids),
-        "n_skipped": len(manifest.skipped) + len(ds.skipped),
-        "normalized_by": getattr(getattr(clf, "normalizer", None), "by", None),  # that corpus's own statistics
-    })
-    return m
-
-
-def _trained_on(clf: Any, model_dir: str | Path) -> dict[str, Any]:
-    """Which run and corpus a saved model comes from (its model.json), for cross-corpus records."""
-    headline = clf.metrics or {}
-    extra = clf.meta.get("extra") or {}
-    return {
-        "model": str(Path(model_dir).resolve()),
-        "model_id": clf.model_id,
-        "recipe": extra.get("recipe") or headline.get("recipe"),
-        "corpus": headline.get("corpus"),
-        "protocol": extra.get("protocol") or headline.get("protocol"),
-        "labels": list(clf.labels),
-    }
-
-
-def _chance(y_true: list[str], kept: list[str]) -> dict[str, Any]:
-    """Chance level on the kept labels: balanced accuracy 1/k; accuracy of always saying the commonest label."""
-    counts = {lab: y_true.count(lab) for lab in kept}
-    majority = max(kept, key=lambda lab: counts[lab])
-    return {
-        "balanced_accuracy": 1.0 / len(kept),
-        "accuracy": counts[majority] / max(len(y_true), 1),
-        "majority_label": majority,
-    }
-
-
-def _cross_protocol(
-    trained: dict[str, Any], corpus: str, n_clips: int, kept: list[str], dropped_model: list[str],
-    dropped_corpus: list[str], n_left_out: int, chance: dict[str, Any],
-) -> str:
-    """The cross-corpus sentence for reports: what was trained where, what was scored, and chance."""
-    origin = f"model {trained['model_id']} trained on {trained['corpus'] or 'an unrecorded corpus'}"
-    if trained.get("recipe"):
-        origin += f" (run {trained['recipe']!r})"
-    dropped = []
-    if dropped_model:
-        dropped.append(f"model labels with no clip in {corpus} {dropped_model}")
-    if dropped_corpus:
-        dropped.append(f"{corpus} labels the model lacks {dropped_corpus} ({n_left_out} clips left out)")
-    return (
-        f"cross-corpus: {origin}, tested on all {n_clips} clips of {corpus} on the {len(kept)} shared labels {kept}"
-        + (f"; dropped: {'; '.join(dropped)}" if dropped else "; nothing dropped")
-        + f"; chance: balanced accuracy {chance['balanced_accuracy']:.3f}, accuracy {chance['accuracy']:.3f}"
-        f" (always {chance['majority_label']!r})"
-    )

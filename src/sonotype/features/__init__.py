@@ -13,10 +13,6 @@ Every frame feature is also a function called like librosa's, returning
 
 from __future__ import annotations
 
-from sonotype.features.cache import CACHE_VERSION, FeatureCache, default_cache_dir
-from sonotype.features.config import FRAME_FEATURES, FeatureConfig, RepresentationConfig, preset
-from sonotype.features.extract import Dataset, build_dataset, extract_clip, extract_corpus
-from sonotype.features.frames import FrameFeatures, compute_frames, feature_names, frame_layout
 from sonotype.features.functional import (
     bandwidth,
     centroid,
@@ -34,44 +30,21 @@ from sonotype.features.functional import (
     tonnetz,
     zcr,
 )
-from sonotype.features.represent import featurize, represent, represent_names, select_columns, window_frames
-from sonotype.features.scaling import Standardizer
 
 __all__ = [
-    "CACHE_VERSION",
-    "FRAME_FEATURES",
-    "Dataset",
-    "FeatureCache",
-    "FeatureConfig",
-    "FrameFeatures",
-    "RepresentationConfig",
-    "Standardizer",
     "bandwidth",
-    "build_dataset",
     "centroid",
     "chroma",
-    "compute_frames",
     "contrast",
-    "default_cache_dir",
-    "extract_clip",
-    "extract_corpus",
     "f0",
-    "feature_names",
-    "featurize",
     "flatness",
-    "frame_layout",
     "logmel",
     "mel",
     "mfcc",
     "mfcc_delta",
     "mfcc_delta2",
-    "preset",
-    "represent",
-    "represent_names",
     "rms",
     "rolloff",
-    "select_columns",
     "tonnetz",
-    "window_frames",
     "zcr",
 ]

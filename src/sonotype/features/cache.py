@@ -29,8 +29,9 @@ import numpy as np
 from sonotype.features.config import FeatureConfig
 from sonotype.features.frames import FrameFeatures
 from sonotype.utils.io import atomic_write_bytes, atomic_write_text, file_digest
+from sonotype.utils.paths import default_cache_dir
 
-__all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache", "default_cache_dir"]
+__all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache"]
 
 CACHE_VERSION = 2  # 2: bandwidth moments summed in float64 near the centroid (values differ up to ~1e-4 from v1)
 
@@ -49,26 +50,6 @@ def warn_unreadable(path: Path, exc: BaseException) -> None:
     # numpy's own words for a non-zip file are about pickles, which would only mislead here.
     why = f"{type(exc).__name__}: {exc}" if zipped else "not a .npz (zip) file: truncated at the start or overwritten"
     warnings.warn(f"cache file {path} is unreadable ({why}); recomputing it", CacheWarning, stacklevel=3)
-
-
-def default_cache_dir() -> Path:
-    """``$SONOTYPE_CACHE`` or ``~/.cache/sonotype``.
-
-    Returns
-    -------
-    pathlib.Path
-        Not created here.
-
-    Examples
-    --------
-    >>> import os
-    >>> os.environ["SONOTYPE_CACHE"] = "/tmp/sonotype-cache"
-    >>> str(default_cache_dir())
-    '/tmp/sonotype-cache'
-    >>> del os.environ["SONOTYPE_CACHE"]
-    """
-    env = os.environ.get("SONOTYPE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "sonotype"
 
 
 def _h(text: str) -> str:
@@ -91,7 +72,8 @@ class FeatureCache:
     >>> import tempfile
     >>> import numpy as np
     >>> import soundfile as sf
-    >>> from sonotype.features import FeatureConfig, compute_frames
+    >>> from sonotype.features.frames import compute_frames
+    >>> from sonotype.features.config import FeatureConfig
     >>> tmp = tempfile.mkdtemp()
     >>> sf.write(f"{tmp}/a.wav", np.zeros(8000, np.float32), 8000)
     >>> cache, cfg = FeatureCache(f"{tmp}/cache"), FeatureConfig(sr=8000)

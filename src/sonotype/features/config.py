@@ -6,13 +6,14 @@ config, so the same settings are applied at training and at prediction time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from sonotype.config.parse import check_fields, strict_from_dict
 from sonotype.errors import ConfigError
 
-__all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
+__all__ = ["FRAME_FEATURES", "PERCENTILE", "STAT_NAMES", "FeatureConfig", "RepresentationConfig", "check_stats", "preset"]
 
 # Frame-level features the engine knows, in no particular order; the order used is
 # FeatureConfig.features. Widths depend on settings (n_mfcc, n_mels, n_chroma, contrast bands).
@@ -210,6 +211,20 @@ class FeatureConfig:
         return strict_from_dict(cls, d)
 
 
+# The statistics a "stats" representation may name: these, or pNN (a percentile).
+STAT_NAMES = ("mean", "std", "min", "max", "median")
+PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+
+
+def check_stats(stats: list[str]) -> None:
+    """Refuse an empty list or an unknown statistic (``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``)."""
+    if not stats:
+        raise ConfigError("stats must list at least one statistic")
+    for s in stats:
+        if s not in STAT_NAMES and not PERCENTILE.match(s):
+            raise ConfigError(f"unknown statistic {s!r}; use {', '.join(STAT_NAMES)} or pNN (e.g. p10, p90)")
+
+
 @dataclass
 class RepresentationConfig:
     """How frame features become what a model eats.
@@ -260,10 +275,6 @@ class RepresentationConfig:
         if self.hop is not None and not self.hop > 0:
             raise ConfigError(f"representation.hop must be > 0 seconds or null, got {self.hop!r}")
         if self.kind == "stats":
-            from sonotype.features.represent import (
-                check_stats,  # the statistics' grammar lives with their code
-            )
-
             check_stats(self.stats)
 
     def to_dict(self) -> dict[str, Any]:

@@ -85,14 +85,14 @@ def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = N
 _W: dict[str, Any] = {}
 
 
-def _init_worker(fcfg: dict[str, Any], cache_root: str | None) -> None:
+def init_worker(fcfg: dict[str, Any], cache_root: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
     single_threaded_worker()
     _W["fcfg"] = FeatureConfig.from_dict(fcfg)
     _W["cache"] = FeatureCache(cache_root) if cache_root is not None else None
 
 
-def _work(task: tuple[dict[str, Any], str | None]) -> FrameFeatures | Skipped:
+def extract_task(task: tuple[dict[str, Any], str | None]) -> FrameFeatures | Skipped:
     clip, key = task
     return extract_clip(Clip.from_dict(clip), _W["fcfg"], _W["cache"], key)
 
@@ -224,7 +224,7 @@ def _parallel(
     if pending:
         with single_threaded_children():
             pool = mp.get_context("spawn").Pool(
-                min(jobs, len(pending)), initializer=_init_worker,
+                min(jobs, len(pending)), initializer=init_worker,
                 initargs=(fcfg.to_dict(), None if cache is None else str(cache.root)),
             )
     try:
@@ -237,7 +237,7 @@ def _parallel(
                 j = next(todo, None)
                 if j is None:
                     return
-                window.append((j, pool.apply_async(_work, ((clips[j].to_dict(), keys[j]),))))  # type: ignore[union-attr]
+                window.append((j, pool.apply_async(extract_task, ((clips[j].to_dict(), keys[j]),))))  # type: ignore[union-attr]
 
         fill()
         for i, clip in enumerate(clips):

@@ -59,7 +59,7 @@ def feature_width(name: str, cfg: FeatureConfig) -> int:
     Parameters
     ----------
     name : str
-        A frame feature (:data:`~sonotype.features.FRAME_FEATURES`).
+        A frame feature (:data:`~sonotype.features.config.FRAME_FEATURES`).
     cfg : FeatureConfig
 
     Returns
@@ -80,7 +80,7 @@ def feature_names(name: str, cfg: FeatureConfig) -> list[str]:
     Parameters
     ----------
     name : str
-        A frame feature (:data:`~sonotype.features.FRAME_FEATURES`).
+        A frame feature (:data:`~sonotype.features.config.FRAME_FEATURES`).
     cfg : FeatureConfig
 
     Returns
@@ -191,7 +191,7 @@ def compute_frames(y: np.ndarray, cfg: FeatureConfig) -> FrameFeatures:
     Parameters
     ----------
     y : np.ndarray [shape=(n,)], float32
-        Mono signal, already at ``cfg.sr`` (see :func:`sonotype.features.featurize` for files).
+        Mono signal, already at ``cfg.sr`` (see :func:`sonotype.features.represent.featurize` for files).
     cfg : FeatureConfig
         Which features (``cfg.features``, in output order) and their settings.
 

@@ -1,6 +1,6 @@
 """Frame features called like librosa: ``centroid(y=y, sr=sr)`` or ``centroid(S=S)``.
 
-Every frame feature the engine knows (:data:`~sonotype.features.FRAME_FEATURES`) is a
+Every frame feature the engine knows (:data:`~sonotype.features.config.FRAME_FEATURES`) is a
 function here with librosa's argument names and defaults and librosa's orientation:
 features are rows, frames are columns, ``(n_features, n_frames)`` float32. They run on the
 same :class:`~sonotype.features.spectral.Spectrum` code that training uses (one STFT,
@@ -10,7 +10,7 @@ notebook is the value a model was trained on.
 One private helper, :func:`_spectrum`, decides between the two inputs: a waveform ``y``
 (transformed here with ``n_fft``, ``hop_length``, ``win_length``, ``window``, ``center``,
 ``pad_mode``) or a precomputed spectrogram ``S`` (``n_fft`` then follows from its height).
-Computing several features of one clip? :func:`~sonotype.features.compute_frames` shares
+Computing several features of one clip? :func:`~sonotype.features.frames.compute_frames` shares
 one STFT among all of them and is faster than calling these one by one.
 
 Differences from librosa, all deliberate: ``y`` must be mono (1-D); giving both ``y`` and
@@ -87,7 +87,7 @@ def _doc(**parts: str) -> Callable[[F], F]:
 
 
 def _one_thread(fn: F) -> F:
-    """Run ``fn`` with single-threaded BLAS, as :func:`~sonotype.features.compute_frames` does.
+    """Run ``fn`` with single-threaded BLAS, as :func:`~sonotype.features.frames.compute_frames` does.
 
     The float32 products then round as they do in training, whatever the caller's threads.
     """

@@ -12,14 +12,12 @@ import numpy as np
 
 from sonotype.audio import check_length, resample
 from sonotype.errors import ConfigError
-from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.config import PERCENTILE, FeatureConfig, RepresentationConfig, check_stats
 from sonotype.features.frames import FrameFeatures, compute_frames, frame_layout
 from sonotype.utils.checks import mono_signal, positive_int, sample_rate
 
 __all__ = ["featurize", "represent", "represent_names", "select_columns", "window_frames"]
 
-_PCT = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
-_STATS = ("mean", "std", "min", "max", "median")
 
 
 def select_columns(groups: dict[str, tuple[int, int]], spec: str | None) -> np.ndarray:
@@ -66,15 +64,6 @@ def select_columns(groups: dict[str, tuple[int, int]], spec: str | None) -> np.n
     return np.asarray(list(dict.fromkeys(out)), dtype=np.int64)
 
 
-def check_stats(stats: list[str]) -> None:
-    """Refuse an empty list or an unknown statistic (``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``)."""
-    if not stats:
-        raise ConfigError("stats must list at least one statistic")
-    for s in stats:
-        if s not in _STATS and not _PCT.match(s):
-            raise ConfigError(f"unknown statistic {s!r}; use {', '.join(_STATS)} or pNN (e.g. p10, p90)")
-
-
 def _stat(x: np.ndarray, name: str) -> np.ndarray:
     if name == "mean":
         return x.mean(axis=0, dtype=np.float64)
@@ -86,7 +75,7 @@ def _stat(x: np.ndarray, name: str) -> np.ndarray:
         return x.max(axis=0)
     if name == "median":
         return np.median(x, axis=0)
-    return np.percentile(x, float(_PCT.match(name).group(1)), axis=0)  # type: ignore[union-attr]
+    return np.percentile(x, float(PERCENTILE.match(name).group(1)), axis=0)  # type: ignore[union-attr]
 
 
 def _selected_groups(groups: dict[str, tuple[int, int]], cols: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -202,7 +191,7 @@ def represent(ff: FrameFeatures, rcfg: RepresentationConfig) -> np.ndarray:
     Parameters
     ----------
     ff : FrameFeatures
-        One clip's frames (:func:`~sonotype.features.compute_frames`).
+        One clip's frames (:func:`~sonotype.features.frames.compute_frames`).
     rcfg : RepresentationConfig
 
     Examples

@@ -111,7 +111,7 @@ def chroma(sp: Spectrum) -> np.ndarray:
 
     Examples
     --------
-    >>> from sonotype.features import FeatureConfig
+    >>> from sonotype.features.config import FeatureConfig
     >>> a4 = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)
     >>> int(np.median(chroma(Spectrum(a4, FeatureConfig(tuning=0.0))).argmax(axis=1)))  # 9 is A
     9

@@ -19,7 +19,7 @@ import torch
 from sonotype.errors import ParameterError, SonotypeError
 from sonotype.inference.events import merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
-from sonotype.inference.predict import Classifier, _expand, load_model
+from sonotype.inference.predict import Classifier, expand_paths, load_model
 
 __all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
            "read_batch"]
@@ -112,9 +112,9 @@ def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = 
     >>> import tempfile
     >>> import numpy as np
     >>> import soundfile as sf
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> tmp = tempfile.mkdtemp()
     >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
@@ -389,9 +389,9 @@ def predict_files(
     >>> import tempfile
     >>> import numpy as np
     >>> import soundfile as sf
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> tmp = tempfile.mkdtemp()
     >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
@@ -425,7 +425,7 @@ def predict_files(
     out_p = Path(out)
     header = batch_header(clf.labels)
     # absolute paths: a resume from another working directory still recognises its files
-    files = list(dict.fromkeys(os.path.abspath(f) for f in _expand(paths)))
+    files = list(dict.fromkeys(os.path.abspath(f) for f in expand_paths(paths)))
     if out_p.exists() and out_p.stat().st_size and not resume:
         raise ParameterError(f"{out_p} exists: add --resume (resume=True) to continue it, or remove it to start over")
     done: dict[str, list[str]] = {}

@@ -222,10 +222,10 @@ def audacity_labels(events: Sequence[Event]) -> str:
     >>> audacity_labels([Event(0.0, 1.5, "dog bark", 0.8)]).rstrip().split(chr(9))  # tab-separated
     ['0.000000', '1.500000', 'dog bark']
     """
-    return "".join(f"{e.start:.6f}\t{e.end:.6f}\t{_one_line(e.label)}\n" for e in events)
+    return "".join(f"{e.start:.6f}\t{e.end:.6f}\t{one_line(e.label)}\n" for e in events)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.replace("\t", " ").splitlines()) if text else text
 
 
@@ -264,6 +264,6 @@ def webvtt(events: Sequence[Event]) -> str:
     """
     parts = ["WEBVTT\n"]
     for i, e in enumerate(events, 1):
-        text = _one_line(e.label).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        text = one_line(e.label).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         parts.append(f"\n{i}\n{_vtt_time(e.start)} --> {_vtt_time(e.end)}\n{text} ({e.probability:.2f})\n")
     return "".join(parts)

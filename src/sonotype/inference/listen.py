@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sonotype.errors import AudioError, ConfigError, ParameterError
-from sonotype.inference.events import Event, _one_line
+from sonotype.inference.events import Event, one_line
 from sonotype.inference.live import LiveStream
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _append_event(path: Path, ev: Event) -> None:
     """One Audacity label line, appended and fsynced: a kill keeps every closed event."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"{ev.start:.6f}\t{ev.end:.6f}\t{_one_line(ev.label)}\n".encode())
+        os.write(fd, f"{ev.start:.6f}\t{ev.end:.6f}\t{one_line(ev.label)}\n".encode())
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -135,9 +135,9 @@ def save_model(
     --------
     >>> import tempfile
     >>> import numpy as np
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
     >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
@@ -280,9 +280,9 @@ def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, d
     --------
     >>> import tempfile
     >>> import numpy as np
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
     >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],

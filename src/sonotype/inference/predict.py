@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,11 +43,8 @@ from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
 from sonotype.utils.checks import finite, mono_signal, sample_rate
 
-if TYPE_CHECKING:  # the batch API, re-exported lazily by __getattr__ below (sonotype.inference.batch imports this module)
-    from sonotype.inference.batch import BatchSummary, BatchWriter, batch_row, predict_files, read_batch
-
-__all__ = ["BatchSummary", "BatchWriter", "Classifier", "Event", "Prediction", "SegmentPrediction", "batch_row",
-           "load_model", "predict_files", "read_batch"]
+__all__ = ["Classifier", "Event", "Prediction", "SegmentPrediction",
+           "load_model"]
 
 # Segments featurized before one network call while streaming: amortises the call, bounds memory.
 _STREAM_BATCH = 64
@@ -176,9 +173,9 @@ class Classifier:
     --------
     >>> import tempfile
     >>> import numpy as np
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
     >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
@@ -341,7 +338,7 @@ class Classifier:
         return out
 
     def _raw_items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
-        from sonotype.features import featurize
+        from sonotype.features.represent import featurize
 
         if int(sr) != self.sample_rate:
             y = audio.resample(y, int(sr), self.sample_rate)
@@ -366,7 +363,8 @@ class Classifier:
         np.ndarray [shape=(n_items, n_classes)], float32
             Columns in :attr:`labels` order.
         """
-        from sonotype.training.train import _check_item_shape, predict_proba
+        from sonotype.models.registry import check_item_shape
+        from sonotype.training.train import predict_proba
 
         X = np.asarray(X)
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
@@ -374,7 +372,7 @@ class Classifier:
         X = X.astype(np.float32, copy=False)
         if X.ndim < 2:
             raise ParameterError(f"prediction items need shape (N, ...), got {X.shape}")
-        _check_item_shape(self.network, X.shape[1:], "prediction")
+        check_item_shape(self.network, X.shape[1:], "prediction")
         if self.scaler is not None:
             X = np.asarray(self.scaler.transform(X), dtype=np.float32)
         return predict_proba(self.network, X)
@@ -441,9 +439,9 @@ class Classifier:
         --------
         >>> import tempfile
         >>> import soundfile as sf
-        >>> from sonotype.features import FeatureConfig, RepresentationConfig
+        >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
         >>> from sonotype.inference.modelio import save_model
-        >>> from sonotype.models import build_model
+        >>> from sonotype.models.registry import build_model
         >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
         >>> tmp = tempfile.mkdtemp()
         >>> path = save_model(tmp + "/model", network=build_model("mlp-small", (2,), 2, seed=0),
@@ -562,7 +560,7 @@ class Classifier:
         end = n_samples / sr
         if rep.kind not in ("windows", "logmel") or not rep.window:
             return [(0.0, end)]
-        from sonotype.features import window_frames
+        from sonotype.features.represent import window_frames
 
         hop = int(fc.hop_length)
         _, starts = window_frames(fc.n_frames(n_samples), sr, hop, rep)
@@ -606,7 +604,7 @@ class Classifier:
         if on_error not in ("skip", "raise"):
             raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         out: list[Prediction | tuple[str, SonotypeError]] = []
-        for f in _expand(paths):
+        for f in expand_paths(paths):
             try:
                 out.append(self.predict(f, window=window, hop=hop, smooth=smooth, smooth_kind=smooth_kind,
                                         min_event=min_event))
@@ -617,7 +615,7 @@ class Classifier:
         return out
 
 
-def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -656,9 +654,9 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     --------
     >>> import tempfile
     >>> import numpy as np
-    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.features.config import FeatureConfig, RepresentationConfig
     >>> from sonotype.inference.modelio import save_model
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
     >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
     >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
@@ -666,7 +664,7 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     >>> load_model(path).predict(np.zeros(8000, np.float32), 8000).duration
     1.0
     """
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
 
     root = Path(path)
     meta, tensors = read_model_dir(root)
@@ -717,7 +715,7 @@ def _model_name(root: Path) -> str:
 
 def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None) -> Any:
     """Rebuild the Standardizer from its safetensors file; the JSON copy must agree with it."""
-    from sonotype.features import Standardizer
+    from sonotype.features.scaling import Standardizer
 
     try:
         scaler = Standardizer.from_tensors({k: v.numpy() for k, v in (tensors or {}).items()},
@@ -733,14 +731,5 @@ def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] 
     return scaler
 
 
-_BATCH_NAMES = ("BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
+_BATCH_NAMES = ("BATCH_FIXED_COLUMNS", "batch_header",
                 "read_batch")
-
-
-def __getattr__(name: str) -> Any:
-    """The batch-over-folders API lives in :mod:`sonotype.inference.batch`; it stays importable from here."""
-    if name in _BATCH_NAMES:
-        from sonotype.inference import batch
-
-        return getattr(batch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,8 +28,8 @@ import numpy as np
 
 from sonotype.audio import load as load_audio
 from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.embed import embed_all_layers, layer_view
 from sonotype.backbones.engines import cache_tag, effective_runtime
-from sonotype.backbones.extract import embed_all_layers, layer_view
 from sonotype.backbones.finetune import waveform_array
 from sonotype.backbones.load import Backbone, load_backbone
 from sonotype.corpora.base import Clip, Skipped
@@ -161,7 +161,7 @@ def build_embedding_dataset(
     console: Any = None,
     stats: dict[str, Any] | None = None,
 ) -> Any:
-    """One embedding item per clip, as a :class:`sonotype.features.Dataset`.
+    """One embedding item per clip, as a :class:`sonotype.features.extract.Dataset`.
 
     Parameters
     ----------
@@ -183,11 +183,11 @@ def build_embedding_dataset(
 
     Returns
     -------
-    sonotype.features.Dataset
+    sonotype.features.extract.Dataset
         ``X`` float32 (N, D) (``meanstd``: (N, 2D)) or (N, L, D) for ``layer="all"``/
         ``"weighted"``; ``item_clip`` = 0..N-1; unreadable clips go to ``skipped``.
     """
-    from sonotype.features import Dataset
+    from sonotype.features.extract import Dataset
 
     t0 = time.perf_counter()
     if cfg.finetune_layers:
@@ -291,10 +291,10 @@ def build_waveform_dataset(
     ``X`` is float32 (N, 2, S) with S = ``seconds`` (default ``cfg.max_seconds``) x the
     backbone's rate: 8 bytes per
     sample, so 1,000 clips of 4 s at 16 kHz take 0.5 GB. Train a
-    :class:`~sonotype.backbones.FineTuneClassifier` on it without a feature scaler (the
+    :class:`~sonotype.backbones.finetune.FineTuneClassifier` on it without a feature scaler (the
     backbone's own feature extractor normalises its input).
     """
-    from sonotype.features import Dataset
+    from sonotype.features.extract import Dataset
 
     seconds = cfg.max_seconds if seconds is None else seconds
     if seconds is None:

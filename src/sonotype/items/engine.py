@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -46,14 +46,10 @@ __all__ = [
     "ENGINES",
     "EngineConfig",
     "ShardStore",
-    "build_dataset",
-    "build_embedding_dataset",
     "map_files",
     "map_shards",
 ]
 
-if TYPE_CHECKING:  # the corpus tasks, re-exported lazily by __getattr__ below (sonotype.items.tasks imports this)
-    from sonotype.items.tasks import build_dataset, build_embedding_dataset
 
 ENGINES = ("local", "ray")
 SHARD_VERSION = 1
@@ -463,18 +459,7 @@ def shard_key(kind: str, settings: dict[str, Any], clips: Sequence[Any]) -> str:
     return hashlib.blake2b(json.dumps(material, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
-def _shard_of(clips: list[Any], size: int) -> list[list[Any]]:
+def shard_of(clips: list[Any], size: int) -> list[list[Any]]:
     return [clips[s : s + size] for s in range(0, len(clips), size)]
 
-
-_TASK_NAMES = ("build_dataset", "build_embedding_dataset", "dataset_for_run", "_features_task", "_embedding_task")
-
-
-def __getattr__(name: str) -> Any:
-    """The feature and embedding tasks live in :mod:`sonotype.items.tasks`; they stay importable from here."""
-    if name in _TASK_NAMES:
-        from sonotype.items import tasks as engine_tasks
-
-        return getattr(engine_tasks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

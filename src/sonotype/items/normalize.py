@@ -9,7 +9,7 @@ clips of the new speaker (:meth:`sonotype.inference.predict.Classifier.predict_g
 estimate (:meth:`Normalizer.start_running`).
 
 ``normalize: {by: speaker}`` (or ``corpus``) in a run config applies it to every item
-before the usual training-side :class:`~sonotype.features.Standardizer`; the saved model
+before the usual training-side :class:`~sonotype.features.scaling.Standardizer`; the saved model
 carries a :class:`Normalizer` (JSON in ``model.json``, no pickle) whose fallback statistics
 (the training speakers' average mean and standard deviation) serve a clip whose speaker has
 given fewer than ``min_clips`` clips.

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from sonotype.items.engine import EngineConfig, MapStats, ShardStore, _shard_of, map_shards, shard_key
+from sonotype.items.engine import EngineConfig, MapStats, ShardStore, map_shards, shard_key, shard_of
 
 __all__ = ["build_dataset", "build_embedding_dataset", "dataset_for_run"]
 
 
-def _features_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One shard of clips -> represented items, exactly as :func:`sonotype.features.build_dataset` makes them."""
+def features_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
+    """One shard of clips -> represented items, exactly as :func:`sonotype.features.extract.build_dataset` makes them."""
     from sonotype.corpora.base import Clip
-    from sonotype.features import FeatureConfig, RepresentationConfig
-    from sonotype.features import build_dataset as local_build
+    from sonotype.features.config import FeatureConfig, RepresentationConfig
+    from sonotype.features.extract import build_dataset as local_build
 
     clips = [Clip.from_dict(c) for c in items]
     ds = local_build(clips, FeatureConfig.from_dict(ctx["features"]), RepresentationConfig.from_dict(ctx["representation"]),
@@ -69,7 +69,7 @@ def _gather(
     :class:`~sonotype.utils.shards.ShardedArray`: the set is never whole in memory.
     """
     from sonotype.corpora.base import Skipped
-    from sonotype.features import Dataset
+    from sonotype.features.extract import Dataset
     from sonotype.utils.shards import ShardWriter, wants_memmap
 
     items, owners, ok_clips, skipped = [], [], [], []
@@ -111,7 +111,7 @@ def _gather(
 
 def _arrays_folder(store: ShardStore | None, keys: list[str] | None, kind: str) -> Path:
     """Where memory-mapped items go: ``<local cache>/arrays/<kind>-<hash of the shard keys>``."""
-    from sonotype.features.cache import default_cache_dir
+    from sonotype.utils.paths import default_cache_dir
 
     root = Path(store.local_root() or default_cache_dir()) if store is not None else default_cache_dir()
     tag = hashlib.blake2b(json.dumps(keys or [os.getpid(), time.time()]).encode(), digest_size=12).hexdigest()
@@ -138,7 +138,7 @@ def build_dataset(
     stats: MapStats | None = None,
     memmap: Any = False,
 ) -> Any:
-    """:func:`sonotype.features.build_dataset` over shards on an engine; the same Dataset.
+    """:func:`sonotype.features.extract.build_dataset` over shards on an engine; the same Dataset.
 
     ``cache`` (folder or fsspec URL) stores each shard's items; when it is a local folder
     the workers also use its per-clip frame cache, shared with the local engine.
@@ -148,7 +148,7 @@ def build_dataset(
 
     cfg = EngineConfig.from_any(engine)
     clips = list(clips)
-    shards = _shard_of(clips, int(cfg.shard_size))
+    shards = shard_of(clips, int(cfg.shard_size))
     store = ShardStore(cache, "features") if cache is not None else None
     settings = {"frames": CACHE_VERSION, "features": fcfg.to_dict(), "representation": rcfg.to_dict()}
     keys = [shard_key("features", settings, s) for s in shards] if store is not None else None
@@ -156,7 +156,7 @@ def build_dataset(
            "cache_dir": store.local_root() if store is not None else None}
     advance, close = _progress(len(clips), progress, f"features ({cfg.name})")
     try:
-        results = map_shards(_features_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=cfg,
+        results = map_shards(features_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=cfg,
                              store=store, keys=keys, stats=stats, on_shard=advance)
         return _gather(clips, shards, results, memmap=memmap, folder=_arrays_folder(store, keys, "features"))
     finally:
@@ -167,11 +167,12 @@ def build_dataset(
 _BACKBONES: dict[str, Any] = {}
 
 
-def _embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
+def embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     """One shard -> every layer's mean+std (n, L, 2D); the backbone is loaded once per worker."""
-    from sonotype.backbones import BackboneConfig, load_backbone
-    from sonotype.backbones import build_embedding_dataset as local_build
+    from sonotype.backbones.config import BackboneConfig
+    from sonotype.backbones.load import load_backbone
     from sonotype.corpora.base import Clip
+    from sonotype.items.embeddings import build_embedding_dataset as local_build
 
     cfg = BackboneConfig.from_dict(ctx["backbone"])
     tag = json.dumps(ctx["backbone"], sort_keys=True)
@@ -195,21 +196,21 @@ def build_embedding_dataset(
     stats: MapStats | None = None,
     memmap: Any = False,
 ) -> Any:
-    """Backbone embeddings over shards on an engine (:func:`sonotype.backbones.build_embedding_dataset`).
+    """Backbone embeddings over shards on an engine (:func:`sonotype.items.embeddings.build_embedding_dataset`).
 
     Workers store every layer's mean and std per shard; the driver takes the ``layer`` and
     ``pooling`` asked for. Values equal the local engine's to float rounding: clips are
     batched within a shard, not across the corpus.
     """
-    from sonotype.backbones import load_backbone
-    from sonotype.backbones.extract import layer_view
+    from sonotype.backbones.embed import layer_view
+    from sonotype.backbones.load import load_backbone
     from sonotype.items.embeddings import embedding_names, pooled_view
 
     ecfg = EngineConfig.from_any(engine)
     pooled_view(np.zeros((1, 2)), cfg.pooling, 1)  # refuse 'attention' before any work
     bb = load_backbone(cfg)  # its digest keys the shards; its shape names the columns
     clips = list(clips)
-    shards = _shard_of(clips, int(ecfg.shard_size))
+    shards = shard_of(clips, int(ecfg.shard_size))
     store = ShardStore(cache, "embeddings") if cache is not None else None
     settings = {"encoder": bb.weights_digest, "shape": [bb.n_hidden, bb.dim], "sr": bb.sampling_rate,
                 "preprocessor": bb.preprocessor, "max_seconds": cfg.max_seconds}
@@ -217,7 +218,7 @@ def build_embedding_dataset(
     ctx = {"backbone": cfg.to_dict(), "cache_dir": store.local_root() if store is not None else None}
     advance, close = _progress(len(clips), progress, f"embedding ({ecfg.name})")
     try:
-        results = map_shards(_embedding_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=ecfg,
+        results = map_shards(embedding_task, [[c.to_dict() for c in s] for s in shards], context=ctx, engine=ecfg,
                              store=store, keys=keys, stats=stats, on_shard=advance)
 
         def view(x: np.ndarray) -> np.ndarray:
@@ -237,7 +238,7 @@ def build_embedding_dataset(
 
 def _run_backbone(run_cfg: Any) -> Any:
     """The run's backbone as a BackboneConfig (a typed section, or a mapping from older callers), or None."""
-    from sonotype.backbones import BackboneConfig
+    from sonotype.backbones.config import BackboneConfig
 
     bb = getattr(run_cfg, "backbone", None)
     if bb is None or isinstance(bb, BackboneConfig):
@@ -260,7 +261,7 @@ def _estimated_bytes(run_cfg: Any, clips: list[Any]) -> float:
         width = int(c.get("hidden_size") or c.get("d_model") or 0) * (2 if bcfg.pooling == "meanstd" else 1)
         layers = int(c.get("num_hidden_layers") or c.get("encoder_layers") or 0) + 1 if bcfg.keeps_layers else 1
         return float(len(clips) * layers * width * 4)
-    from sonotype.features import build_dataset as local_build
+    from sonotype.features.extract import build_dataset as local_build
 
     first = local_build(clips[:1], run_cfg.features, run_cfg.representation, cache_dir=run_cfg.cache_dir)
     return float(first.X.nbytes * len(clips))
@@ -280,7 +281,7 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
         return None  # waveforms for fine-tuning are read locally
     if ecfg.name == "local" and not (memmap is True or wants_memmap(memmap, _estimated_bytes(run_cfg, clips))):
         return None
-    from sonotype.features.cache import default_cache_dir
+    from sonotype.utils.paths import default_cache_dir
 
     cache = run_cfg.cache_dir or str(default_cache_dir())
     if bb is not None:

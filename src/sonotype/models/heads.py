@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from sonotype.errors import ParameterError
-from sonotype.models import register_model
 
 __all__ = ["LayerWeightedMLP"]
 
@@ -72,11 +71,3 @@ class LayerWeightedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = torch.softmax(self.layer_logits, dim=0)
         return self.mlp(torch.einsum("bld,l->bd", self.norm(x), w))
-
-
-register_model(
-    "layer-weighted-mlp",
-    LayerWeightedMLP,
-    {},
-    "backbone embeddings of every layer (L, D): learned softmax layer weights + MLP",
-)

@@ -43,9 +43,8 @@ import torch
 from torch import nn
 
 from sonotype.errors import ParameterError
-from sonotype.models import register_model
 
-__all__ = ["DEFAULT_CS", "LinearClassifier", "fit_linear", "is_linear"]
+__all__ = ["DEFAULT_CS", "LinearClassifier", "fit_linear"]
 
 #: The C grid searched by inner cross-validation: 1e-4 .. 10 in half decades (GTZAN's 20
 #: training clips chose 1e-3 at the edge of a grid that started there).
@@ -142,28 +141,6 @@ class LinearClassifier(nn.Module):
         return z
 
 
-def is_linear(model: Any) -> bool:
-    """Whether ``model`` (a module, or a registry name) is fitted by :func:`fit_linear`.
-
-    Parameters
-    ----------
-    model : torch.nn.Module or str
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> is_linear("logreg"), is_linear("mlp")
-    (True, False)
-    """
-    if isinstance(model, str):
-        from sonotype.models import MODELS
-
-        entry = MODELS.get(model)
-        return entry is not None and getattr(entry.cls, "fitted_by", None) == "sklearn"
-    return getattr(model, "fitted_by", None) == "sklearn"
 
 
 def _estimator(loss: str, C: float, class_weight: str | None, max_iter: int) -> Any:
@@ -269,7 +246,7 @@ def fit_linear(
 
     Examples
     --------
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(-2, 1, (20, 3)), rng.normal(2, 1, (20, 3))])
     >>> y = np.repeat([0, 1], 20)
@@ -425,17 +402,3 @@ def _platt(model: LinearClassifier, oof: np.ndarray | None, y: np.ndarray, prese
     with torch.no_grad():
         model.platt_a.fill_(a)
         model.platt_b.copy_(torch.as_tensor(b, dtype=torch.float32))
-
-
-register_model(
-    "logreg",
-    LinearClassifier,
-    {"loss": "logistic"},
-    "multinomial logistic regression (scikit-learn), C by inner group CV; items flattened",
-)
-register_model(
-    "linear-svm",
-    LinearClassifier,
-    {"loss": "hinge"},
-    "linear SVM (scikit-learn LinearSVC) + out-of-fold Platt probabilities, C by inner group CV",
-)

@@ -26,9 +26,11 @@ from rich.console import Console
 from sonotype.errors import ConfigError, CorpusError, ParameterError, SonotypeError
 from sonotype.evaluation.metrics import metrics as clip_metrics
 from sonotype.evaluation.metrics import vote
-from sonotype.features import Dataset, FeatureConfig, RepresentationConfig, Standardizer, build_dataset
-from sonotype.models import build_model, resolved_params
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import Dataset, build_dataset
+from sonotype.features.scaling import Standardizer
 from sonotype.models.linear import fit_linear
+from sonotype.models.registry import build_model, resolved_params
 from sonotype.pipeline.config import RunConfig
 from sonotype.training.train import predict_proba
 

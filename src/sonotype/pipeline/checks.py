@@ -31,7 +31,7 @@ def check_model(name: str, params: Mapping[str, Any] | None = None, *, where: st
     The registry (:data:`sonotype.models.MODELS`) knows each architecture's constructor; its
     keyword-only parameters are the names ``model.params`` may use.
     """
-    from sonotype.models import MODELS, model_names
+    from sonotype.models.registry import MODELS, model_names
 
     known = [n for n in model_names() if n != "ensemble"]  # built by training, not by name
     if name not in known:
@@ -58,7 +58,7 @@ def check_model_fits(cfg: Any) -> None:
     model that cannot take that layout (a 2D CNN on clip statistics) is named here.
     """
     from sonotype.errors import ParameterError
-    from sonotype.models import build_model
+    from sonotype.models.registry import build_model
 
     rep, fc = cfg.representation, cfg.features
     width = 128
@@ -115,7 +115,8 @@ def check_run(cfg: Any, manifest: Any) -> None:
     ``cfg`` is a :class:`~sonotype.pipeline.config.RunConfig`, ``manifest`` the corpus after its label
     operations. Raises :class:`~sonotype.errors.ConfigError` naming the setting to change.
     """
-    from sonotype.corpora.base import check_root, get_loader
+    from sonotype.corpora.base import check_root
+    from sonotype.corpora.registry import get_loader
 
     finetune = cfg.backbone is not None and cfg.backbone.finetuning
     if not finetune:  # a fine-tuned backbone takes its head's parameters, not a registry model's

@@ -176,7 +176,7 @@ class RunConfig:
     """Everything that defines a run; ``sonotype run`` and ``sonotype train`` consume it.
 
     ``backbone`` (optional) names a pretrained model whose embeddings replace the frame
-    features (see :class:`sonotype.backbones.BackboneConfig`; needs ``sonotype[backbones]``).
+    features (see :class:`sonotype.backbones.config.BackboneConfig`; needs ``sonotype[backbones]``).
     ``jobs`` is the number of worker processes for feature extraction, augmented copies
     and ensemble members (results do not depend on it). ``engine`` (``{name: local|ray,
     address, shard_size, max_retries}``, see :class:`sonotype.items.engine.EngineConfig`) runs the
@@ -232,7 +232,7 @@ class RunConfig:
         _check_combination(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
@@ -280,7 +280,7 @@ def _cross_entry(value: Any, i: int) -> CorpusConfig:
 
 def _check_combination(cfg: RunConfig) -> None:
     """Settings of different sections that cannot go together (each message names what to change)."""
-    from sonotype.models.linear import is_linear
+    from sonotype.models.registry import is_linear
 
     if cfg.model.ensemble > 1 and cfg.model.ensemble_validation == "rotate" and (
         cfg.protocol.val_size <= 0 or cfg.protocol.name == "random"
@@ -302,13 +302,13 @@ def _check_combination(cfg: RunConfig) -> None:
             raise ConfigError(f"model {cfg.model.name!r} is deterministic: model.ensemble > 1 would repeat one fit")
 
 
-def _to_plain(obj: Any) -> Any:
+def to_plain(obj: Any) -> Any:
     if is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
+        return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
+        return [to_plain(v) for v in obj]
     return obj
 
 

@@ -143,11 +143,12 @@ def resolve_backbone(ref: str) -> str:
 
     In order: an existing folder (made absolute, so a run moved elsewhere still finds it);
     ``$SONOTYPE_BACKBONES/<ref>`` (so recipes can say ``model: whisper-base``); a known name
-    (:data:`sonotype.backbones.load.ALIASES`) that ``sonotype backbone fetch`` has fetched; a
+    (:data:`sonotype.backbones.catalog.ALIASES`) that ``sonotype backbone fetch`` has fetched; a
     hub id ``owner/name``. Anything else is a :class:`ConfigError` saying where it was looked for.
     """
+    from sonotype.backbones.catalog import ALIASES
     from sonotype.backbones.config import BackboneConfig
-    from sonotype.backbones.load import ALIASES, resolve
+    from sonotype.backbones.load import resolve
 
     ref = str(ref).strip()
     if not ref:
@@ -251,7 +252,7 @@ def check_backbone_run(cfg: Any) -> None:
         raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
     if bb.finetuning:
         return
-    from sonotype.models import MODELS, resolved_params
+    from sonotype.models.registry import MODELS, resolved_params
 
     resolved_params(cfg.model.name, **cfg.model.params)  # unknown model / parameter -> ParameterError
     layout = getattr(MODELS[cfg.model.name].cls, "input_layout", "vector")

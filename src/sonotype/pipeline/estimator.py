@@ -1,7 +1,7 @@
 """``AudioClassifier``: the whole train-and-predict path as one scikit-learn estimator.
 
 A notebook user gets from labelled audio to a cross-validated, saved classifier without
-YAML: ``fit`` takes file paths, a :class:`~sonotype.corpora.Manifest` or ``(array, sr)``
+YAML: ``fit`` takes file paths, a :class:`~sonotype.corpora.base.Manifest` or ``(array, sr)``
 pairs, and runs the same pieces as ``sonotype train`` (feature extraction, scaler, network,
 training loop, the saved model folder). It works with ``clone``, ``cross_validate``,
 ``GroupKFold`` and ``GridSearchCV`` because ``__init__`` only stores its parameters and all
@@ -22,11 +22,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.validation import check_is_fitted
 
-from sonotype.corpora import Clip, Manifest
+from sonotype.corpora.base import Clip, Manifest
 from sonotype.errors import AudioError, ParameterError
-from sonotype.features import Dataset, compute_frames, represent_names
-from sonotype.features.represent import featurize, prepare_signal
-from sonotype.pipeline.config import RunConfig, _to_plain
+from sonotype.features.extract import Dataset
+from sonotype.features.frames import compute_frames
+from sonotype.features.represent import featurize, prepare_signal, represent_names
+from sonotype.pipeline.config import RunConfig, to_plain
 from sonotype.splits.split import ProtocolConfig, carve_validation
 from sonotype.utils.checks import mono_signal
 
@@ -50,7 +51,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     features : FeatureConfig or dict, optional
-        Frame features (:class:`sonotype.features.FeatureConfig`); default as ``sonotype train``.
+        Frame features (:class:`sonotype.features.config.FeatureConfig`); default as ``sonotype train``.
     representation : RepresentationConfig or dict, optional
         How frames become model items (default: clip statistics).
     model : ModelConfig, dict or str, optional
@@ -216,7 +217,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             if not (is_dataclass(value) or isinstance(value, dict)):
                 what = "a model name, " if name == "model" else ""
                 raise ParameterError(f"{name} must be {what}a config dataclass or a dict, got {type(value).__name__}")
-            d[name] = _to_plain(value)
+            d[name] = to_plain(value)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ParameterError(f"seed must be an integer, got {self.seed!r}")
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, (int, np.integer)) or self.jobs < 1:
@@ -225,7 +226,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         if self.normalize is not None:
             from sonotype.items.normalize import NormalizeConfig
 
-            d["normalize"] = _to_plain(NormalizeConfig.parse(self.normalize))
+            d["normalize"] = to_plain(NormalizeConfig.parse(self.normalize))
         cfg = RunConfig.from_dict(d)
         return replace(cfg, train=replace(cfg.train, seed=int(self.seed)))
 
@@ -284,7 +285,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     def _fit_normalizer(self, cfg: RunConfig, ds: Dataset, *, speakers_given: bool) -> tuple[Dataset, Any]:
         """Per-speaker / per-corpus standardisation of the training items (``normalize``), or nothing."""
         from sonotype.items.normalize import Normalizer, reduce_axes
-        from sonotype.pipeline.experiment import _item_kind
+        from sonotype.pipeline.experiment import item_kind
 
         nc = cfg.normalize
         if not nc.enabled:
@@ -293,7 +294,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError("normalize='speaker' needs the speaker of every clip: fit(X, y, groups=speakers) "
                                  "or a Manifest")
         keys = self._norm_keys(ds.clips, nc.by)
-        norm = Normalizer(nc.by, reduce_axes(_item_kind(cfg), ds.X.ndim), min_clips=nc.min_clips)
+        norm = Normalizer(nc.by, reduce_axes(item_kind(cfg), ds.X.ndim), min_clips=nc.min_clips)
         norm.fit(ds.X, ds.item_clip, keys)
         out = replace(ds, X=norm.transform_groups(ds.X, ds.item_clip, keys))
         out.normalizer = norm  # type: ignore[attr-defined]  # augmented copies are normalised as their originals

@@ -11,7 +11,7 @@ Each piece is a public function a Python user can call alone: :func:`~sonotype.c
 :func:`~sonotype.pipeline.fitting.build_run_dataset`, :func:`~sonotype.splits.split.make_splits`,
 :func:`~sonotype.pipeline.fitting.train_split` (the fit :class:`~sonotype.AudioClassifier` uses),
 :func:`~sonotype.pipeline.folds.summarise`, :func:`~sonotype.pipeline.final.final_model` and
-:func:`~sonotype.evaluation.metrics.evaluate_on_corpus`.
+:func:`~sonotype.pipeline.evaluate.evaluate_on_corpus`.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from sonotype.corpora import Manifest, group_name
+from sonotype.corpora.base import Manifest
 from sonotype.corpora.ops import load_manifest
-from sonotype.evaluation.metrics import evaluate_items, evaluate_on_corpus, rank_subsets
-from sonotype.features import Dataset, Standardizer, build_dataset
+from sonotype.corpora.registry import group_name
+from sonotype.evaluation.metrics import evaluate_items, rank_subsets
+from sonotype.features.extract import Dataset, build_dataset
+from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
 from sonotype.pipeline import checks
 from sonotype.pipeline.config import RunConfig, with_absolute_paths
+from sonotype.pipeline.evaluate import evaluate_on_corpus
 from sonotype.pipeline.final import final_model
 from sonotype.pipeline.fitting import (
     backbone_record,
@@ -126,7 +129,7 @@ def run_experiment(
         t_extract = time.perf_counter()
         ds = build_run_dataset(cfg, manifest.clips, progress=progress)
         extract_seconds = time.perf_counter() - t_extract
-        ds, normalizer = normalize_dataset(ds, cfg.normalize, _item_kind(cfg))  # per speaker / corpus
+        ds, normalizer = normalize_dataset(ds, cfg.normalize, item_kind(cfg))  # per speaker / corpus
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
         labels, y_items = label_index(ds)
@@ -174,7 +177,7 @@ def run_experiment(
     return metrics
 
 
-def _item_kind(cfg: RunConfig) -> str:
+def item_kind(cfg: RunConfig) -> str:
     """What the items are, for per-speaker normalisation: embeddings, waveforms or a representation."""
     if cfg.backbone is not None:
         return "waveform" if cfg.backbone.finetuning else "backbone"

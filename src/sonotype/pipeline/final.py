@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from sonotype.corpora import group_name
+from sonotype.corpora.registry import group_name
 from sonotype.errors import SonotypeError
-from sonotype.features import Dataset, Standardizer
+from sonotype.features.extract import Dataset
+from sonotype.features.scaling import Standardizer
 from sonotype.pipeline.fitting import AugCache, clip_items, train_split
 from sonotype.pipeline.folds import FoldOutcome, train_clips, val_score
 from sonotype.splits.split import MIN_VAL_GROUPS, ProtocolConfig, make_splits

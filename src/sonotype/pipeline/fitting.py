@@ -18,12 +18,13 @@ import torch
 from rich.console import Console
 
 from sonotype.errors import ConfigError
-from sonotype.features import Dataset, Standardizer, build_dataset
-from sonotype.models import build_model, ensemble_of, model_spec
-from sonotype.models.linear import is_linear
+from sonotype.features.extract import Dataset, build_dataset
+from sonotype.features.scaling import Standardizer
+from sonotype.models.registry import build_model, ensemble_of, is_linear, model_spec
 from sonotype.splits.split import Split, rotate_validation
 from sonotype.training.augment import augmented_items
-from sonotype.training.train import TrainConfig, TrainResult, fit, fit_members
+from sonotype.training.members import fit_members
+from sonotype.training.train import TrainConfig, TrainResult, fit
 from sonotype.utils.rng import torch_seed
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def build_run_dataset(cfg: RunConfig, clips: list, *, progress: bool = False) ->
     if (ds := dataset_for_run(cfg, clips, progress)) is not None:  # engine: ray
         return ds
     if cfg.backbone is not None:
-        from sonotype.backbones import build_embedding_dataset, build_waveform_dataset
+        from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
 
         if cfg.backbone.finetuning:  # fine-tuning eats waveforms, not embeddings
             return build_waveform_dataset(clips, cfg.backbone)
@@ -91,7 +92,7 @@ def build_network(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     the same afterwards.
     """
     if finetuning(cfg):
-        from sonotype.backbones import FineTuneClassifier
+        from sonotype.backbones.finetune import FineTuneClassifier
 
         with torch_seed(cfg.train.seed):
             return FineTuneClassifier(input_shape, n_classes, backbone=cfg.backbone.to_dict(),
@@ -162,7 +163,7 @@ def backbone_record(cfg: RunConfig) -> dict[str, Any] | None:
     """What a saved model records of its backbone (folder, commit, digest), or None without one."""
     if cfg.backbone is None:
         return None
-    from sonotype.backbones import backbone_record as record
+    from sonotype.backbones.load import backbone_record as record
 
     return record(cfg.backbone)
 
@@ -251,7 +252,7 @@ def train_split(
     rotate`` each member validates on its own groups of the training side and trains on the
     rest; the shared scaler is then fitted on the whole training side.
     """
-    from sonotype.features import Standardizer
+    from sonotype.features.scaling import Standardizer
 
     console = console or Console(quiet=True)
     side = _Side(cfg, ds, y_items, {} if aug_cache is None else aug_cache)
@@ -315,7 +316,7 @@ def _train_linear(
 ) -> tuple[torch.nn.Module, Standardizer, list[TrainResult]]:
     """Fit a linear model on the whole training side: its validation part joins the training data
     (there is no early stopping; inner group CV on this side picks C, see :mod:`sonotype.models.linear`)."""
-    from sonotype.features import Standardizer
+    from sonotype.features.scaling import Standardizer
     from sonotype.models.linear import fit_linear
 
     if cfg.augment.enabled_features:

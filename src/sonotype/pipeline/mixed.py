@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from sonotype.corpora.base import Clip, Manifest, Skipped, load_corpus
+from sonotype.corpora.base import Clip, Manifest, Skipped
 from sonotype.corpora.emotions import CORPUS_ONLY, EMOTIONS
 from sonotype.corpora.ops import apply_ops
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ConfigError, CorpusError
 from sonotype.splits.split import corpus_of
 
@@ -382,7 +383,7 @@ def corpus_matrix(
     within the corpus only). ``locos`` (per test corpus, from a ``locos`` run) adds the row
     ``all others``.
     """
-    from sonotype.splits.split import ProtocolConfig, _carve_val, make_splits
+    from sonotype.splits.split import ProtocolConfig, carve_val, make_splits
 
     corp = np.asarray([c.corpus or corpus_of(c.group) for c in clips], dtype=object)
     y = np.asarray([c.label for c in clips], dtype=object)
@@ -394,7 +395,7 @@ def corpus_matrix(
         row: dict[str, Any] = {}
         if progress:
             progress(f"corpus table: training on {a} ({len(ia)} clips)")
-        tr, va = _carve_val(ia, y, g, ProtocolConfig(name="holdout", val_size=val_size, seed=seed), 0, grouped=True)
+        tr, va = carve_val(ia, y, g, ProtocolConfig(name="holdout", val_size=val_size, seed=seed), 0, grouped=True)
         others = np.flatnonzero(corp != a)
         pred = train_predict(tr, va, others)
         for b in names:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from sonotype.reporting.report import NEUTRAL, _save
+from sonotype.reporting.report import NEUTRAL, save_figure
 
 __all__ = ["plot_prediction"]
 
@@ -43,10 +43,10 @@ def plot_prediction(prediction: Any, path: str | os.PathLike) -> Path:
     >>> plot_prediction(pred, out / "prediction.png").name
     'prediction.png'
     """
-    return _save(_prediction_figure(prediction), path)
+    return save_figure(prediction_figure(prediction), path)
 
 
-def _prediction_figure(prediction: Any) -> Figure:
+def prediction_figure(prediction: Any) -> Figure:
     """The timeline (with its probability colour bar) beside the mean-probability bars."""
     d = prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
     labels = list(d["probabilities"])

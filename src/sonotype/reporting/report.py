@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
@@ -26,15 +26,11 @@ from matplotlib.ticker import MaxNLocator
 from sonotype.errors import ParameterError
 from sonotype.utils.io import atomic_write_bytes, atomic_write_text
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ below (sonotype.reporting.prediction imports this module)
-    from sonotype.reporting.prediction import plot_prediction
-
 __all__ = [
     "plot_clip_predictions",
     "plot_confusion",
     "plot_history",
     "plot_per_class",
-    "plot_prediction",
     "write_plots",
     "write_report",
 ]
@@ -42,7 +38,7 @@ __all__ = [
 RIGHT, WRONG, NEUTRAL = "#2e7d32", "#c62828", "#1565c0"
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Render ``fig`` to PNG in memory and write it atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -78,7 +74,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
     >>> plot_history(recs, out / "curves.png").stat().st_size > 0
     True
     """
-    return _save(_history_figure(history), path)
+    return save_figure(_history_figure(history), path)
 
 
 def _runs(history: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -207,7 +203,7 @@ def plot_confusion(
                     ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if mat[i, j] > hi / 2 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
@@ -232,7 +228,7 @@ def plot_per_class(per_class: dict[str, dict[str, float]], path: str | os.PathLi
     >>> plot_per_class({"cat": {"precision": 0.8, "recall": 0.9, "f1": 0.85}, "dog": {"precision": 0.9, "recall": 0.8, "f1": 0.85}}, out / "per_class.png").name
     'per_class.png'
     """
-    return _save(_per_class_figure(per_class), path)
+    return save_figure(_per_class_figure(per_class), path)
 
 
 def _per_class_figure(per_class: dict[str, dict[str, float]]) -> Figure:
@@ -304,7 +300,7 @@ def plot_clip_predictions(
                      color=RIGHT if ok else WRONG)
     for ax in axes[n:]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(
@@ -627,12 +623,3 @@ def write_report(
     out = root / "report.html"
     atomic_write_text(out, "\n".join(x for x in parts if x))
     return out
-
-
-def __getattr__(name: str) -> Any:
-    """The plot of one prediction lives in :mod:`sonotype.reporting.prediction`; it stays importable from here."""
-    if name in ("plot_prediction", "_prediction_figure"):
-        from sonotype.reporting import prediction as report_prediction
-
-        return getattr(report_prediction, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

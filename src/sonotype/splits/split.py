@@ -176,7 +176,7 @@ def _random_holdout(
     return _idx(idx[rest]), _idx(idx[held])
 
 
-def _carve_val(
+def carve_val(
     train: np.ndarray, labels: np.ndarray, groups: np.ndarray, cfg: ProtocolConfig, i: int, *, grouped: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Carve validation from one training side by the protocol's rule; empty when impossible."""
@@ -217,7 +217,7 @@ def carve_validation(
         Disjoint indices; ``val`` is empty when no honest validation part exists.
     """
     cfg = ProtocolConfig(val_size=float(val_size), seed=int(seed))
-    return _carve_val(_idx(train), np.asarray(labels).astype(str), np.asarray(groups).astype(str), cfg, 0,
+    return carve_val(_idx(train), np.asarray(labels).astype(str), np.asarray(groups).astype(str), cfg, 0,
                       grouped=grouped)
 
 
@@ -372,14 +372,14 @@ def make_splits(
             stacklevel=2,
         )
         train, test = _random_holdout(idx, y, cfg.test_size, cfg.seed)
-        train, val = _carve_val(train, y, g, cfg, 0, grouped=False)
+        train, val = carve_val(train, y, g, cfg, 0, grouped=False)
         return [Split("random", train, val, test)]
 
     if cfg.name == "holdout":
         if len(unique_groups) < 2:
             raise ParameterError(f"holdout needs at least 2 groups, got {len(unique_groups)}")
         train, test = _group_holdout(idx, y, g, cfg.test_size, cfg.seed)
-        train, val = _carve_val(train, y, g, cfg, 0, grouped=True)
+        train, val = carve_val(train, y, g, cfg, 0, grouped=True)
         splits.append(Split("holdout", train, val, test))
 
     elif cfg.name == "kfold":
@@ -389,7 +389,7 @@ def make_splits(
         if len(unique_groups) < 2:
             raise ParameterError(f"leave-one-group-out needs at least 2 groups, got {len(unique_groups)}")
         for i, (train, test) in enumerate(LeaveOneGroupOut().split(idx, y, g)):
-            train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
+            train, val = carve_val(_idx(train), y, g, cfg, i, grouped=True)
             splits.append(Split(f"test group {g[test[0]]}", train, val, _idx(test)))
 
     elif cfg.name == "locos":
@@ -424,7 +424,7 @@ def _kfold_splits(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.nda
         folds = list(sgkf.split(idx, y, g))
     out = []
     for i, (train, test) in enumerate(folds):
-        train, val = _carve_val(_idx(train), y, g, cfg, i, grouped=True)
+        train, val = carve_val(_idx(train), y, g, cfg, i, grouped=True)
         out.append(Split(f"fold {i + 1}/{cfg.k}", train, val, _idx(test)))
     return out
 
@@ -442,7 +442,7 @@ def _groups_split(cfg: ProtocolConfig, idx: np.ndarray, y: np.ndarray, g: np.nda
     in_train = np.isin(g, cfg.train_groups) if cfg.train_groups else ~in_test
     if not in_train.any():
         raise ConfigError(f"protocol groups: no training groups left after test groups {cfg.test_groups}")
-    train, val = _carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
+    train, val = carve_val(idx[in_train], y, g, cfg, 0, grouped=True)
     excluded = idx[~in_test & ~in_train]
     name = f"test groups {', '.join(cfg.test_groups or [])}"
     return Split(name, train, val, idx[in_test], excluded)
@@ -466,7 +466,7 @@ def _locos_splits(cfg: ProtocolConfig, y: np.ndarray, g: np.ndarray) -> list[Spl
     idx = np.arange(len(y), dtype=np.int64)
     out = []
     for i, name in enumerate(names):
-        train, val = _carve_val(idx[corpora != name], y, g, cfg, i, grouped=True)
+        train, val = carve_val(idx[corpora != name], y, g, cfg, i, grouped=True)
         out.append(Split(f"test corpus {name}", train, val, idx[corpora == name]))
     return out
 
@@ -499,7 +499,7 @@ def _fold_splits(
     out = []
     for k, fold in enumerate(folds):
         test, rest = idx[a == fold], idx[(a != fold) & (a != "")]
-        train, val = _carve_val(rest, y, g, cfg, k, grouped=True)
+        train, val = carve_val(rest, y, g, cfg, k, grouped=True)
         excluded = idx[a == ""]
         split = Split(f"{fold} ({k + 1}/{len(folds)})", train, val, test, excluded)
         try:
@@ -542,7 +542,7 @@ def _assigned_split(
             f"({len(excluded)} without an assignment); both sides must be non-empty"
         )
     if len(val) == 0:
-        train, val = _carve_val(train, y, g, cfg, 0, grouped=True)
+        train, val = carve_val(train, y, g, cfg, 0, grouped=True)
     name = (
         cfg.name
         if not len(excluded)

@@ -73,7 +73,7 @@ def fit_members(
 
     Examples
     --------
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
     >>> y = np.repeat([0, 1], 40)
@@ -83,7 +83,7 @@ def fit_members(
     >>> len(nets), [r.best_epoch for r in results]
     (2, [3, 3])
     """
-    from sonotype.models import from_spec
+    from sonotype.models.registry import from_spec
 
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -178,7 +178,7 @@ def _member_label(i: int, n: int) -> str:
 
 def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One ensemble member in a worker process: arrays memory-mapped, progress to stderr."""
-    from sonotype.models import from_spec
+    from sonotype.models.registry import from_spec
 
     spec, seed, paths, cfg_dict, aug_dict, n_classes, progress, label = args
     arrays = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}

@@ -13,7 +13,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,16 +22,15 @@ from torch import nn
 
 from sonotype.config.parse import check_fields, strict_from_dict
 from sonotype.errors import ConfigError, ParameterError
+from sonotype.models.registry import check_item_shape
 from sonotype.training.augment import AugmentConfig, feature_noise, mixup, spec_augment
 from sonotype.utils.rng import torch_seed
 from sonotype.utils.threads import torch_threads
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "fit_members", "inverse_frequency_weights", "predict_proba"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights", "predict_proba"]
 
 _MONITORS = ("val_balanced_accuracy", "val_accuracy", "val_loss")
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ below (sonotype.training.members imports this module)
-    from sonotype.training.members import fit_members
 
 
 @dataclass
@@ -201,29 +200,11 @@ def _check_arrays(
         raise ParameterError(
             f"{what} labels must be in [0, {n_classes - 1}], got range [{y.min()}, {y.max()}]"
         )
-    _check_item_shape(model, X.shape[1:], what)
+    check_item_shape(model, X.shape[1:], what)
     for start in range(0, X.shape[0], 4096):  # chunked: memmaps stay out of memory
         if not np.isfinite(X[start : start + 4096]).all():
             raise ParameterError(f"{what} features contain NaN or infinite values (rows from {start})")
     return X, y.astype(np.int64)
-
-
-def _check_item_shape(model: nn.Module, shape: tuple[int, ...], what: str) -> None:
-    expected = getattr(model, "input_shape", None)
-    if expected is None:
-        return
-    expected = tuple(expected)
-    got = tuple(shape)
-    axis = getattr(model, "variable_axis", None)  # global-pooling models take any T
-    if axis is not None and len(got) == len(expected):
-        got_cmp = got[:axis] + got[axis + 1 :]
-        exp_cmp = expected[:axis] + expected[axis + 1 :]
-    else:
-        got_cmp, exp_cmp = got, expected
-    if got_cmp != exp_cmp:
-        raise ParameterError(
-            f"{what} items have shape {got}, but the model was built for input_shape {expected}"
-        )
 
 
 def inverse_frequency_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -314,7 +295,7 @@ def fit(
 
     Examples
     --------
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
     >>> y = np.repeat([0, 1], 40)
@@ -597,7 +578,7 @@ def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256) -> 
 
     Examples
     --------
-    >>> from sonotype.models import build_model
+    >>> from sonotype.models.registry import build_model
     >>> P = predict_proba(build_model("mlp-small", (4,), 3, seed=0), np.zeros((5, 4), np.float32))
     >>> P.shape, bool(np.allclose(P.sum(axis=1), 1.0))
     ((5, 3), True)
@@ -608,7 +589,7 @@ def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256) -> 
         raise ParameterError(
             f"predict_proba needs an array of shape (N, ...), got {getattr(X, 'shape', type(X))}"
         )
-    _check_item_shape(model, X.shape[1:], "prediction")
+    check_item_shape(model, X.shape[1:], "prediction")
     if X.shape[0] == 0:
         n_out = model.sonotype_spec["n_classes"] if hasattr(model, "sonotype_spec") else 0
         return np.zeros((0, n_out), dtype=np.float32)
@@ -634,12 +615,3 @@ def _print_epoch(console: Any, rec: dict[str, Any], total: int, elapsed: float, 
         )
     line += f"  | lr {rec['lr']:.2g}  {rec['seconds']:.1f}s  ETA {_fmt_time(eta)}"
     console.print(line, highlight=False, soft_wrap=True)
-
-
-def __getattr__(name: str) -> Any:
-    """:func:`fit_members` lives in :mod:`sonotype.training.members`; it stays importable from here."""
-    if name == "fit_members":
-        from sonotype.training.members import fit_members
-
-        return fit_members
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ and opened with ``np.load(mmap_mode="r")``: plain ``.npy``, no pickle.
 ``len``, integer/slice/index-array selection. A selection of at most :data:`EAGER_ROWS`
 rows (a training batch, a validation chunk) is read into an ndarray; a larger one stays a
 lazy view of the same rows, so ``X[train_items]`` costs no memory. ``np.asarray(view)``
-reads a view on purpose. :class:`~sonotype.features.Standardizer` fits such arrays in
+reads a view on purpose. :class:`~sonotype.features.scaling.Standardizer` fits such arrays in
 chunks and transforms them lazily (:class:`Scaled`), and the training loop reads sorted
 batches from them, so RSS stays bounded by the batch, not the set.
 """

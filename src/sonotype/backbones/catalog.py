@@ -1,0 +1,33 @@
+"""The pretrained encoders sonotype knows by a short name (``sonotype backbone list``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ALIASES", "Alias"]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A pretrained encoder sonotype knows by a short name (``sonotype backbone list``)."""
+
+    name: str
+    hub_id: str
+    parameters: str  # of the encoder sonotype runs
+    cpu_per_audio_hour: str  # measured, or "not measured"
+    note: str = ""
+
+# CPU cost per hour of audio, one thread. whisper-base: real weights, every layer pooled, 24 RAVDESS clips (91 s)
+# on this project's AMD EPYC machine: 3.6 CPU-s, 25 audio-s per CPU-s. wav2vec2-base and AST: the README's
+# measurement with random weights of the same architecture (same compute). The others: no weights here to time.
+ALIASES: dict[str, Alias] = {a.name: a for a in (
+    Alias("whisper-tiny", "openai/whisper-tiny", "8.2 M", "not measured"),
+    Alias("whisper-base", "openai/whisper-base", "20.6 M", "2.4 CPU-min (measured)"),
+    Alias("whisper-small", "openai/whisper-small", "88 M", "not measured"),
+    Alias("wavlm-base-plus", "microsoft/wavlm-base-plus", "94 M", "not measured"),
+    Alias("hubert-base", "facebook/hubert-base-ls960", "94 M", "not measured"),
+    Alias("wav2vec2-base", "facebook/wav2vec2-base", "95 M", "11 CPU-min (measured, random weights)",
+          "the main branch may hold only PyTorch .bin weights: pick a revision with safetensors"),
+    Alias("ast-audioset", "MIT/ast-finetuned-audioset-10-10-0.4593", "86 M",
+          "20 CPU-min for 10 s clips (measured, random weights)"),
+)}
