@@ -10,7 +10,6 @@ import torch
 
 from sonotype.errors import ConfigError, ParameterError
 from sonotype.training.augment import (
-    AugmentConfig,
     apply_waveform,
     augment_waveform,
     draw_waveform_params,
@@ -18,6 +17,7 @@ from sonotype.training.augment import (
     mixup,
     spec_augment,
 )
+from sonotype.training.config import AugmentConfig
 
 SR = 22050
 

@@ -25,7 +25,9 @@ from sonotype.backbones.load import describe, load_backbone
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError, SonotypeError
 from sonotype.items.embeddings import build_embedding_dataset
-from sonotype.training.train import TrainConfig, fit, predict_proba
+from sonotype.models.apply import predict_proba
+from sonotype.training.config import TrainConfig
+from sonotype.training.train import fit
 
 SR = 16000
 
@@ -700,7 +702,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(models: dict[str, Path], t
 def test_whisper_loads_without_importing_transformers(models: dict[str, Path]) -> None:
     import subprocess
 
-    code = (f"import sys; from sonotype.backbones import BackboneConfig, load_backbone; "
+    code = (f"import sys; from sonotype.backbones.config import BackboneConfig; from sonotype.backbones.load import load_backbone; "
             f"bb = load_backbone(BackboneConfig({str(models['whisper'])!r})); "
             "print('transformers' in sys.modules, bb.n_hidden)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -19,8 +19,7 @@ from conftest import write_wav
 from sonotype.cli import app
 from sonotype.errors import ParameterError
 from sonotype.features.config import RepresentationConfig
-from sonotype.inference.batch import BatchWriter, predict_files, read_batch
-from sonotype.inference.batch import batch_header
+from sonotype.inference.batch import BatchWriter, batch_header, predict_files, read_batch
 from test_predict import LABELS, SR, _tone, _train
 
 ROOT = Path(__file__).resolve().parents[1]

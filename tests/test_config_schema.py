@@ -15,8 +15,7 @@ from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.pipeline.config import CorpusConfig, CrossEvalConfig, ModelConfig, RunConfig, load_config
 from sonotype.recipes import recipe_path
 from sonotype.splits.split import ProtocolConfig, carve_validation
-from sonotype.training.augment import AugmentConfig
-from sonotype.training.train import TrainConfig
+from sonotype.training.config import AugmentConfig, TrainConfig
 
 
 def test_python_construction_converts_sections_and_protocol_strings():

@@ -13,12 +13,13 @@ from sonotype.corpora.demo import generate_demo
 from sonotype.errors import ConfigError, ParameterError
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
+from sonotype.models.apply import predict_proba
 from sonotype.models.registry import build_model, ensemble_of, from_spec, model_spec
 from sonotype.pipeline.config import ModelConfig, load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
+from sonotype.training.config import TrainConfig
 from sonotype.training.members import fit_members
-from sonotype.training.train import TrainConfig, predict_proba
 from test_train import blobs, one_thread, sequences  # noqa: F401  (one_thread: autouse fixture)
 
 

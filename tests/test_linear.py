@@ -19,12 +19,14 @@ from sonotype.features.extract import build_dataset
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
 from sonotype.models import linear as linear_mod
+from sonotype.models.apply import predict_proba
 from sonotype.models.linear import fit_linear
 from sonotype.models.registry import build_model, is_linear
 from sonotype.pipeline.config import load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
-from sonotype.training.train import TrainConfig, fit, predict_proba
+from sonotype.training.config import TrainConfig
+from sonotype.training.train import fit
 
 SR = 16000
 

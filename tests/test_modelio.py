@@ -24,8 +24,10 @@ from sonotype.inference.modelio import (
     read_model_dir,
     save_model,
 )
+from sonotype.models.apply import predict_proba
 from sonotype.models.registry import build_model
-from sonotype.training.train import TrainConfig, fit, predict_proba
+from sonotype.training.config import TrainConfig
+from sonotype.training.train import fit
 from sonotype.utils.io import file_digest
 
 LABELS = ["low", "mid", "high"]

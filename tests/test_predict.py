@@ -19,7 +19,8 @@ from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
 from sonotype.inference.predict import Prediction
 from sonotype.models.registry import build_model
-from sonotype.training.train import TrainConfig, fit
+from sonotype.training.config import TrainConfig
+from sonotype.training.train import fit
 
 SR = 8000
 LABELS = ["low", "mid", "high"]

@@ -41,8 +41,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
         from sonotype.features.extract import build_dataset
         from sonotype.features.scaling import Standardizer
         from sonotype.inference.modelio import save_model
+        from sonotype.models.apply import predict_proba
         from sonotype.models.registry import build_model
-        from sonotype.training.train import TrainConfig, fit, predict_proba
+        from sonotype.training.config import TrainConfig
+        from sonotype.training.train import fit
 
         torch.set_num_threads(1)
         generate_demo(corpus, seed=0, n_speakers=2, takes=4, seconds=1.0)

@@ -71,8 +71,10 @@ def test_standardizer_fits_in_chunks_and_scales_lazily(tmp_path: Path) -> None:
 def test_training_reads_batches_never_the_whole_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    from sonotype.models.apply import predict_proba
     from sonotype.models.registry import build_model
-    from sonotype.training.train import TrainConfig, fit, predict_proba
+    from sonotype.training.config import TrainConfig
+    from sonotype.training.train import fit
 
     rng = np.random.default_rng(2)
     n, d = 48_000, 256  # 49 MB of items
@@ -103,7 +105,7 @@ def test_training_reads_batches_never_the_whole_set(tmp_path: Path, monkeypatch:
 
 
 def test_memmap_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sonotype.training.train import TrainConfig
+    from sonotype.training.config import TrainConfig
 
     assert wants_memmap(True, 0) and not wants_memmap(False, 1e12) and not wants_memmap("auto", 1e6)
     assert wants_memmap("auto", 3 * 2**30)
@@ -144,9 +146,10 @@ def test_bench_memmap_trains_from_disk(tmp_path: Path) -> None:
 def test_parallel_ensemble_members_train_from_disk_backed_items(tmp_path: Path) -> None:
     import torch
 
+    from sonotype.models.apply import predict_proba
     from sonotype.models.registry import build_model, model_spec
+    from sonotype.training.config import TrainConfig
     from sonotype.training.members import fit_members
-    from sonotype.training.train import TrainConfig, predict_proba
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 6_000)

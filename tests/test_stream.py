@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 import sonotype
-from sonotype.inference.live import LiveStream, Windower
+from sonotype.inference.live import LiveStream
+from sonotype.inference.windows import Windower
 from sonotype.serve import create_app
 from sonotype.serve import stream as stream_mod
 from test_serve import SR, tiny_model

@@ -12,9 +12,10 @@ from rich.console import Console
 from torch import nn
 
 from sonotype.errors import ConfigError, ParameterError
+from sonotype.models.apply import predict_proba
 from sonotype.models.registry import build_model
-from sonotype.training.augment import AugmentConfig
-from sonotype.training.train import TrainConfig, fit, inverse_frequency_weights, predict_proba
+from sonotype.training.config import AugmentConfig, TrainConfig
+from sonotype.training.train import fit, inverse_frequency_weights
 
 
 @pytest.fixture(autouse=True)
@@ -280,8 +281,10 @@ def test_sgd_optimizer_trains_and_uses_momentum():
     import numpy as np
     import torch
 
+    from sonotype.models.apply import predict_proba
     from sonotype.models.registry import build_model
-    from sonotype.training.train import TrainConfig, fit, predict_proba
+    from sonotype.training.config import TrainConfig
+    from sonotype.training.train import fit
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from sonotype.errors import AudioError, ParameterError
+from sonotype.utils.checks import finite, positive_int, sample_rate
 
 __all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment", "stream"]
 
@@ -372,7 +373,6 @@ def load(
     >>> load(path, mono=False, duration=0.5)[0].shape  # (channels, samples)
     (2, 8000)
     """
-    from sonotype.utils.checks import finite, positive_int, sample_rate
 
     finite("offset (s)", offset, low=0.0)
     if duration is not None:
@@ -459,7 +459,6 @@ def stream(path: str | os.PathLike, sr: int | None = None, *, block: int | None 
     >>> len(chunks), sum(c.size for c in chunks) == load(path, 16000)[0].size
     (3, True)
     """
-    from sonotype.utils.checks import positive_int, sample_rate
 
     block = STREAM_BLOCK_FRAMES if block is None else block
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sonotype.backbones.whisper import WhisperEncoder, WhisperLogMel
 from sonotype.errors import ModelError
 from sonotype.utils.io import atomic_write_text
@@ -92,7 +94,7 @@ def _weight_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 def _stored_keys(files: list[Path]) -> dict[str, Path]:
-    from safetensors import safe_open
+    from safetensors import safe_open  # only model and encoder files need it
 
     keys: dict[str, Path] = {}
     for f in files:
@@ -116,7 +118,7 @@ def _transformers_classes(model_type: str, config: dict[str, Any]) -> tuple[Any,
 
 def _encoder_layout(config: dict[str, Any]) -> tuple[list[str], tuple[str, ...]]:
     """(parameter names of sonotype's Whisper encoder, key prefixes a checkpoint may use)."""
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     with torch.device("meta"):
         names = [n for n, _ in WhisperEncoder(config).named_parameters()]
@@ -223,8 +225,7 @@ def _mismatch_message(root: Path, kind: str, prefix: str, expected: list[str], m
 def build_encoder(ck: Checkpoint) -> tuple[Any, Any]:
     """(encoder module holding the checkpoint's tensors, feature extractor)."""
     if ck.kind == "whisper":
-        import numpy as np
-        import torch
+        import torch  # heavy: torch loads in ~1 s; only this path needs it
 
         state = read_tensors(ck)
         # float32 via numpy: 2-3x faster than Tensor.float() for float16 on CPU
@@ -242,7 +243,7 @@ def build_encoder(ck: Checkpoint) -> tuple[Any, Any]:
     try:
         hf_log.set_verbosity_error()  # sonotype checks the loading report itself, below
         hf_log.disable_progress_bar()
-        import torch
+        import torch  # heavy: torch loads in ~1 s; only this path needs it
 
         dtype = {"dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype": torch.float32}
         model, info = model_cls.from_pretrained(str(ck.folder), config=conf, use_safetensors=True, local_files_only=True,
@@ -282,7 +283,7 @@ def _memo_file(ck: Checkpoint) -> tuple[str, Path]:
 
 def hash_parameters(model: Any) -> str:
     """BLAKE2b of the encoder's parameters (name, shape, float32 bytes), in name order."""
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     h = hashlib.blake2b(digest_size=16)
     for name, p in sorted(model.named_parameters()):
@@ -292,7 +293,7 @@ def hash_parameters(model: Any) -> str:
     return h.hexdigest()
 
 def read_tensors(ck: Checkpoint) -> dict[str, Any]:
-    from safetensors import safe_open
+    from safetensors import safe_open  # only model and encoder files need it
 
     state: dict[str, Any] = {}
     by_file: dict[Path, list[tuple[str, str]]] = {}

@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -50,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sonotype.backbones.checkpoint import hash_parameters
 from sonotype.backbones.config import RUNTIMES, BackboneConfig
 from sonotype.backbones.extract import (
     batchable,
@@ -63,6 +66,9 @@ from sonotype.backbones.extract import (
 )
 from sonotype.backbones.load import Backbone
 from sonotype.errors import ConfigError, ModelError
+from sonotype.utils.environment import bf16_native
+from sonotype.utils.io import atomic_write_bytes
+from sonotype.utils.paths import default_cache_dir
 
 __all__ = [
     "EXPORT_VERSION",
@@ -118,7 +124,6 @@ def resolve_device(device: str) -> torch.device:
 def _bf16_available(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    from sonotype.utils.environment import bf16_native
 
     return bf16_native()
 
@@ -235,7 +240,7 @@ def _session(path: Path, device: torch.device) -> Any:
 
 def _require_onnxruntime() -> Any:
     try:
-        import onnxruntime
+        import onnxruntime  # optional: sonotype[onnx]
     except ImportError as exc:
         raise ModelError(f"backbone.runtime onnx needs onnxruntime ({exc}); install it with: "
                          "pip install 'sonotype[onnx]'") from None
@@ -271,7 +276,6 @@ class _SSLGraph(torch.nn.Module):
 def _digest(backbone: Backbone) -> str:
     if backbone.weights_digest:
         return backbone.weights_digest
-    from sonotype.backbones.checkpoint import hash_parameters
 
     return hash_parameters(backbone.model)
 
@@ -284,7 +288,6 @@ def _config_json(backbone: Backbone) -> dict[str, Any]:
 
 def onnx_path(backbone: Backbone, runtime: str) -> Path:
     """Where the exported ``runtime`` graph of ``backbone`` is cached (digest, config, runtime, opset)."""
-    from sonotype.utils.paths import default_cache_dir
 
     material = {"digest": _digest(backbone), "kind": backbone.kind, "model_type": backbone.model_type,
                 "config": _config_json(backbone), "masked": _masked(backbone), "version": EXPORT_VERSION}
@@ -317,7 +320,6 @@ def _graph_and_inputs(backbone: Backbone, waves: list[np.ndarray]) -> tuple[torc
 def _legacy_exporter() -> dict[str, bool]:
     """The TorchScript exporter (``dynamo=False``: torch >= 2.9 defaults to the dynamo one, which
     needs onnxscript); older torch has only that one and no ``dynamo`` argument."""
-    import inspect
 
     return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
@@ -421,7 +423,7 @@ def _float_linears(backbone: Backbone) -> list[str]:
 
 def _float_nodes(backbone: Backbone, model_proto: Any, names: list[str]) -> list[str]:
     """ONNX MatMul nodes computing the Linear layers ``names`` (matched by their weight values)."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional: sonotype[onnx]
 
     want = {}
     for n in names:
@@ -441,15 +443,14 @@ def _quantize(float_path: Path, backbone: Backbone | None = None) -> bytes:
     """Dynamic int8 weights for every MatMul (per channel, 7-bit: see module notes) but the one
     :func:`_float_linears` picks; convolutions stay float32."""
     _require_onnxruntime()
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx  # optional: sonotype[onnx]
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # optional: sonotype[onnx]
 
     exclude = _float_nodes(backbone, onnx.load(str(float_path)), _float_linears(backbone)) if backbone is not None else []
     with tempfile.TemporaryDirectory(dir=float_path.parent, prefix=".quant-") as tmp:
         out = Path(tmp) / "int8.onnx"
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            import logging
 
             level = logging.getLogger().level
             logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice, on the root logger
@@ -472,7 +473,6 @@ def export_onnx(backbone: Backbone, runtime: str = "onnx") -> Path:
     """
     if runtime not in ("onnx", "onnx-int8"):
         raise ConfigError(f"export_onnx: runtime must be onnx or onnx-int8, got {runtime!r}")
-    from sonotype.utils.io import atomic_write_bytes
 
     path = onnx_path(backbone, runtime)
     if path.is_file():

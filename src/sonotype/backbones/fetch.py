@@ -91,8 +91,8 @@ def fetch(
             "with network access, or copy a backbone folder here and use its path"
         )
     try:
-        import huggingface_hub as hh
-        from huggingface_hub import errors as hub_errors
+        import huggingface_hub as hh  # optional: sonotype[backbones]
+        from huggingface_hub import errors as hub_errors  # optional: sonotype[backbones]
     except ImportError as exc:
         raise DownloadError(f"downloading needs the 'huggingface_hub' package ({exc}): "
                             "pip install 'sonotype[backbones]'") from None

@@ -93,7 +93,7 @@ def candidates(dirs: list[Path]) -> list[Path]:
 def cached_snapshot(hub_id: str, revision: str | None) -> Path | None:
     """The snapshot folder of a hub model in the Hugging Face cache, when complete."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # optional: sonotype[backbones]
     except ImportError:  # no hub library, hence no hub cache
         return None
 

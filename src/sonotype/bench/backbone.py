@@ -20,10 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from sonotype.audio import AUDIO_EXTENSIONS, load
 from sonotype.backbones.config import RUNTIMES, BackboneConfig
 from sonotype.backbones.embed import embed_all_layers
 from sonotype.backbones.load import load_backbone
+from sonotype.bench.features import generate_speech
 from sonotype.errors import ConfigError
+from sonotype.utils.environment import bf16_native, cpu_model
 
 __all__ = ["bench_backbone", "cosine_distances"]
 
@@ -40,11 +43,8 @@ def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _clips(speech: str | os.PathLike | None, n: int, sr: int, seed: int) -> tuple[list[np.ndarray], str]:
     """``n`` clips spread evenly over a folder's sorted audio files, or generated speech-like ones."""
-    from sonotype.audio import AUDIO_EXTENSIONS, load
 
     if speech is None:
-        from sonotype.bench.features import generate_speech
-
         rng = np.random.default_rng(seed)
         return [generate_speech(float(rng.uniform(2.5, 4.5)), sr, rng) for _ in range(n)], "generated speech-like"
     root = Path(speech)
@@ -103,7 +103,6 @@ def bench_backbone(
         ``{"runtimes": {NAME: {"x_realtime_per_core", "max_cosine_distance", ...}}, ...}``;
         ``bf16`` on a CPU without native bf16 is timed emulated and marked ``"native": false``.
     """
-    from sonotype.utils.environment import bf16_native, cpu_model
 
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:

@@ -9,6 +9,7 @@ GTZAN set; and 128-band log-mel at 16 kHz (``librosa.feature.melspectrogram`` +
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -16,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from sonotype.audio import AUDIO_EXTENSIONS, load
 from sonotype.corpora.base import Clip
+from sonotype.errors import ConfigError
 from sonotype.features.config import FeatureConfig, preset
+from sonotype.features.extract import build_dataset, extract_task, init_worker
 from sonotype.features.frames import compute_frames
+from sonotype.utils.threads import single_threaded_children
 
 __all__ = ["generate_music", "generate_speech", "run_benchmark", "seed_features"]
 
@@ -50,7 +55,7 @@ def seed_features(path: str | os.PathLike) -> np.ndarray:
     >>> seed_features(path).shape
     (37,)
     """
-    import librosa
+    import librosa  # heavy: librosa loads numba; only this path needs it
 
     y, sr = librosa.load(path, sr=22050, duration=30)
     parts = [
@@ -142,10 +147,7 @@ def _audio_files(root: Path) -> list[Path]:
 
 def _warm_pool_seconds(clips: list[Clip], fcfg: FeatureConfig, jobs: int) -> tuple[float, float]:
     """(startup seconds, seconds for all clips) with ``jobs`` spawned one-thread workers."""
-    import multiprocessing as mp
 
-    from sonotype.features.extract import extract_task, init_worker
-    from sonotype.utils.threads import single_threaded_children
 
     t0 = time.perf_counter()
     with single_threaded_children():
@@ -164,7 +166,7 @@ def _warm_pool_seconds(clips: list[Clip], fcfg: FeatureConfig, jobs: int) -> tup
 
 def _logmel_seconds(speech: list[np.ndarray], repeats: int) -> tuple[float, float]:
     """Best-of-``repeats`` seconds for the 128-band log-mel of every 16 kHz clip: (librosa, sonotype)."""
-    import librosa
+    import librosa  # heavy: librosa loads numba; only this path needs it
 
     lcfg = FeatureConfig(sr=16000, n_fft=2048, hop_length=512, features=["logmel"], n_mels=128)
     t_lib = t_our = np.inf
@@ -221,9 +223,8 @@ def run_benchmark(
     --------
     >>> figures = run_benchmark(files=1, repeats=1, music_seconds=2.0, speech_seconds=1.0, jobs=1)  # doctest: +SKIP
     """
-    import librosa
+    import librosa  # heavy: librosa loads numba; only this path needs it
 
-    from sonotype.features.extract import build_dataset
 
     jobs = jobs or os.cpu_count() or 1
     rng = np.random.default_rng(seed)
@@ -231,13 +232,9 @@ def run_benchmark(
         if root is not None:
             paths = _audio_files(Path(root))[:files]
             if not paths:
-                from sonotype.errors import ConfigError
-
                 raise ConfigError(f"no audio files under {root}")
             speech = [] if speech_root is not None else [load(p, sr=16000)[0] for p in paths]
         else:
-            import soundfile as sf
-
             paths = []
             for i in range(files):
                 p = Path(tmp) / f"music_{i:02d}.wav"
@@ -247,8 +244,6 @@ def run_benchmark(
         if speech_root is not None:  # real speech clips for the log-mel part (e.g. RAVDESS)
             speech = [load(p, sr=16000)[0] for p in _audio_files(Path(speech_root))[: max(files * 4, 8)]]
             if not speech:
-                from sonotype.errors import ConfigError
-
                 raise ConfigError(f"no audio files under {speech_root}")
         clips = [Clip(path=str(p), label="x", group=str(i)) for i, p in enumerate(paths)]
         fcfg, rcfg = preset("gtzan37")

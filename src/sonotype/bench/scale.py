@@ -14,15 +14,30 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
+from sonotype.audio import info
 from sonotype.corpora.base import Clip
+from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ParameterError
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import extract_corpus
+from sonotype.features.represent import represent
+from sonotype.features.scaling import Standardizer
+from sonotype.items.engine import EngineConfig, MapStats, map_shards, shard_of
+from sonotype.items.tasks import features_task
+from sonotype.models.apply import predict_proba
+from sonotype.models.registry import build_model
+from sonotype.training.config import TrainConfig
+from sonotype.training.train import fit
+from sonotype.utils.shards import ShardWriter
 
 __all__ = ["DUSHA_HOURS", "run_scale"]
 
@@ -31,8 +46,6 @@ _DISTINCT = 200  # generated files; the manifest repeats them
 
 
 def _generated(folder: Path, n: int, seconds: float, sr: int) -> list[Clip]:
-    import soundfile as sf
-
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * sr)) / sr
     out = []
@@ -46,8 +59,6 @@ def _generated(folder: Path, n: int, seconds: float, sr: int) -> list[Clip]:
 
 
 def _real(root: Path) -> list[Clip]:
-    from sonotype.corpora.registry import load_corpus
-
     clips = load_corpus("folder", root).clips
     if not clips:
         raise ParameterError(f"bench scale: no audio clips under {root}")
@@ -59,8 +70,6 @@ def _repeat(base: list[Clip], n: int) -> list[Clip]:
 
 
 def _audio_seconds(clips: list[Clip], base: list[Clip]) -> float:
-    from sonotype.audio import info
-
     dur = {c.path: info(c.path).duration for c in base}
     return float(sum(dur[c.path] for c in clips))
 
@@ -71,8 +80,6 @@ def _rss_mb(ru: Any) -> float:
 
 def _local(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int) -> dict[str, Any]:
     """The existing process pool (``--jobs``): results streamed and dropped."""
-    from sonotype.features.extract import extract_corpus
-    from sonotype.features.represent import represent
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0 = time.process_time()
@@ -91,9 +98,6 @@ def _local(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int) -> dict[str, A
 
 
 def _ray(clips: list[Clip], fcfg: Any, rcfg: Any, workers: int, address: str | None, shard_size: int) -> dict[str, Any]:
-    from sonotype.items.engine import EngineConfig, MapStats, map_shards, shard_of
-    from sonotype.items.tasks import features_task
-
     ecfg = EngineConfig(name="ray", address=address, workers=workers, shard_size=shard_size)
     st = MapStats()
     c0 = time.process_time()
@@ -121,7 +125,6 @@ def run_scale(
     cluster_sizes: tuple[int, ...] = (1, 8, 32, 128),
 ) -> dict[str, Any]:
     """Time ``n`` clips on each engine and worker count; see the module notes for what is reported."""
-    from sonotype.features.config import FeatureConfig, RepresentationConfig
 
     if n < 1:
         raise ParameterError(f"bench scale: --n must be >= 1, got {n}")
@@ -183,14 +186,9 @@ def run_memmap_bench(gb: float = 2.0, *, dim: int = 1024, epochs: int = 1, batch
     read are released from the process). Two classes, separable, so the accuracy printed
     also says the rows reached the model intact.
     """
-    import shutil
 
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
-    from sonotype.features.scaling import Standardizer
-    from sonotype.models.registry import build_model
-    from sonotype.training.train import TrainConfig, fit, predict_proba
-    from sonotype.utils.shards import ShardWriter
 
     if gb <= 0 or dim < 1:
         raise ParameterError(f"bench memmap: --gb must be > 0 and --dim >= 1, got {gb} and {dim}")

@@ -27,7 +27,7 @@ for _module in (inspect, corpus, features, train, serve, backbone):
 def _print_version(value: bool) -> None:
     # An eager option's callback runs before the command is looked for: `sonotype --version` alone works.
     if value:
-        from sonotype import __version__
+        from sonotype._version import __version__
 
         typer.echo(f"sonotype {__version__}")
         raise typer.Exit()

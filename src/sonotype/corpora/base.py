@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sonotype.audio import AUDIO_EXTENSIONS
 from sonotype.errors import CorpusError
 from sonotype.utils.html import bar, esc, table
 from sonotype.utils.io import atomic_write_text
@@ -377,7 +378,6 @@ def scan_files(
     >>> len(audio), [Path(s.path).name for s in skipped]
     (4, ['README.txt'])
     """
-    from sonotype.audio import AUDIO_EXTENSIONS
 
     exts = frozenset(e.lower() for e in (audio_extensions or AUDIO_EXTENSIONS))
     known = {m.lower() for m in metadata}

@@ -34,7 +34,7 @@ from sonotype.corpora.base import (
     register,
     scan_files,
 )
-from sonotype.corpora.download import Resource
+from sonotype.corpora.download import Resource, download, extract
 from sonotype.corpora.emotions import CODES
 from sonotype.errors import CorpusError
 
@@ -110,7 +110,6 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
     Returns the repository folder (the corpus root). Files already fetched are not fetched
     again, so an interrupted run continues where it stopped.
     """
-    from sonotype.corpora.download import download, extract
 
     root = Path(dest)
     archive = download(REPO_ARCHIVE.url, root / DOWNLOAD_DIR / REPO_ARCHIVE.filename, progress=progress)

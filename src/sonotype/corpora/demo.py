@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from sonotype.corpora.base import Manifest, check_root, register
+from sonotype.corpora.folder import prepare as folder_prepare
 from sonotype.errors import ParameterError
 
 __all__ = ["CLASSES", "generate_demo", "prepare"]
@@ -64,7 +65,7 @@ def _envelope(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _bandpass(x: np.ndarray, lo: float, hi: float, sr: int) -> np.ndarray:
-    from scipy import signal
+    from scipy import signal  # heavy: scipy submodules load on first use
 
     sos = signal.butter(2, [lo, min(hi, 0.45 * sr)], btype="band", fs=sr, output="sos")
     return signal.sosfilt(sos, x)
@@ -192,6 +193,5 @@ def prepare(root: Path) -> Manifest:
     >>> len(m), m.labels == sorted(CLASSES), m.group_counts()
     (20, True, {'spk1': 10, 'spk2': 10})
     """
-    from sonotype.corpora.folder import prepare as folder_prepare
 
     return folder_prepare(check_root(root), group_regex=r"^(.+)_\d+$", corpus=NAME)

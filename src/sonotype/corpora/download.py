@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sonotype.errors import DownloadError
+from sonotype.utils.io import atomic_write_text
 
 __all__ = ["Resource", "download", "extract", "fetch_dataverse", "say_progress"]
 
@@ -320,7 +321,6 @@ def download(
     if not checked:
         how = {"length": "size matches Content-Length", "chunked": "chunked body ended by the server"}[t.ended]
         record = {"url": url, "size": t.size, "sha256": digest, "verified_by": how}
-        from sonotype.utils.io import atomic_write_text
 
         atomic_write_text(_marker(out), json.dumps(record, indent=2) + "\n")
         say_progress(progress, f"  no checksum known; sha256 of {out.name}: {digest}")

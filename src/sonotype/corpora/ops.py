@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sonotype.audio import info
 from sonotype.corpora.base import Clip, Manifest, Skipped
 from sonotype.corpora.registry import load_corpus
 from sonotype.errors import AudioError, ConfigError, CorpusError, ParameterError
@@ -253,7 +254,6 @@ def cut(
     >>> [(c.start, c.duration, c.group) for c in parts.clips]
     [(0.0, 1.0, 't1'), (1.0, 1.0, 't1')]
     """
-    from sonotype.audio import info
 
     hop = window if hop is None else hop
     if window <= 0 or hop <= 0:

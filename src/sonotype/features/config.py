@@ -135,7 +135,7 @@ class FeatureConfig:
         if self.active_db is not None and not self.active_db > 0:
             raise ConfigError(f"features.active_db must be > 0 dB or null, got {self.active_db!r}")
         if self.window not in ("hann", "hanning"):
-            import scipy.signal
+            import scipy.signal  # heavy: scipy submodules load on first use
 
             try:
                 scipy.signal.get_window(self.window, 8, fftbins=True)

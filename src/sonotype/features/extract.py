@@ -8,6 +8,7 @@ clips: memory does not grow with the corpus. Unreadable files become :class:`Ski
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 from collections import deque
@@ -25,6 +26,7 @@ from sonotype.features.cache import FeatureCache
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.frames import FrameFeatures, compute_frames
 from sonotype.features.represent import prepare_signal, represent, represent_names
+from sonotype.utils.progress import LineProgress, stderr_is_terminal
 from sonotype.utils.threads import single_threaded_children, single_threaded_worker
 
 __all__ = ["Dataset", "build_dataset", "extract_clip", "extract_corpus"]
@@ -102,7 +104,6 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
     if not stderr_is_terminal():  # a log or a pipe: plain lines with rate and ETA, not a silent bar
         lines = LineProgress(total, "features", unit="files")
@@ -120,7 +121,7 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )
+    )  # console output only
 
     cols = (
         TextColumn("[bold]features"),
@@ -131,7 +132,7 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    from rich.console import Console
+    from rich.console import Console  # console output only
 
     # Progress goes to stderr: stdout stays clean for --json output.
     with Progress(*cols, transient=False, console=Console(stderr=True)) as prog:
@@ -218,8 +219,6 @@ def _parallel(
     jobs: int,
     advance: Any,
 ) -> Iterator[tuple[int, FrameFeatures | Skipped]]:
-    import multiprocessing as mp
-
     pool = None
     if pending:
         with single_threaded_children():

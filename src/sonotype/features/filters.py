@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from sonotype.errors import ConfigError
+
 __all__ = ["chroma_fb", "dct_matrix", "fft_freqs", "hz_to_octs", "mel_blocks", "mel_fb", "pitch_tuning", "tonnetz_phi", "window", "window64"]
 
 
@@ -77,12 +79,10 @@ def window64(name: str, win_length: int, n_fft: int) -> np.ndarray:
         fac = np.linspace(-np.pi, np.pi, win_length + 1)  # scipy's general_cosine, periodic
         w = (0.5 + 0.5 * np.cos(fac))[:-1]
     else:
-        import scipy.signal
+        import scipy.signal  # heavy: scipy submodules load on first use
 
         w = scipy.signal.get_window(name, win_length, fftbins=True)
     if win_length > n_fft:
-        from sonotype.errors import ConfigError
-
         raise ConfigError(f"win_length ({win_length}) must be <= n_fft ({n_fft})")
     lpad = (n_fft - win_length) // 2
     out = np.zeros(n_fft, dtype=np.float64)
@@ -191,7 +191,7 @@ def pitch_tuning(frequencies: np.ndarray, *, resolution: float = 0.01, bins_per_
 @lru_cache(maxsize=32)
 def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
     """Orthonormal DCT-II as a matrix: ``x @ D`` equals ``scipy.fft.dct(x, norm="ortho")[:n_out]``."""
-    import scipy.fft
+    import scipy.fft  # heavy: scipy submodules load on first use
 
     d = scipy.fft.dct(np.eye(n_in), type=2, norm="ortho", axis=-1)[:, :n_out]
     out = np.ascontiguousarray(d, dtype=np.float32)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from sonotype.errors import ModelError, ParameterError
+from sonotype.utils.shards import Scaled, is_lazy, streaming_moments
 
 __all__ = ["Standardizer"]
 
@@ -61,7 +62,6 @@ class Standardizer:
         -------
         Standardizer
         """
-        from sonotype.utils.shards import is_lazy, streaming_moments
 
         x = X if is_lazy(X) else np.asarray(X)
         ax, others = self._axes(x)
@@ -104,7 +104,6 @@ class Standardizer:
         np.ndarray, float32
             The shape of ``X``.
         """
-        from sonotype.utils.shards import Scaled, is_lazy
 
         if is_lazy(X):
             return Scaled(X, self.mean_, self.scale_, self._check(X))

@@ -703,7 +703,7 @@ def delta(m: np.ndarray, *, order: int = 1, width: int = 9) -> np.ndarray:
     >>> delta(np.arange(20.0)[:, None] * 3)[10]  # a ramp rising by 3 per frame
     array([3.], dtype=float32)
     """
-    import scipy.signal
+    import scipy.signal  # heavy: scipy submodules load on first use
 
     width = positive_int("width", width, minimum=3)
     if width % 2 == 0:

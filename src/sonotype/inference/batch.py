@@ -7,9 +7,14 @@ names stay importable from :mod:`sonotype.inference.predict`.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Generator, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +25,10 @@ from sonotype.errors import ParameterError, SonotypeError
 from sonotype.inference.events import merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.predict import Classifier, expand_paths, load_model
+from sonotype.items.engine import map_files
+from sonotype.utils.checks import positive_int
+from sonotype.utils.io import atomic_write_text, file_digest
+from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
 __all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
            "read_batch"]
@@ -124,7 +133,6 @@ def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = 
     >>> dict(zip(batch_header(["high", "low"]), row))["segments"], len(row)
     ('2', 9)
     """
-    from sonotype.utils.io import file_digest
 
     digest = file_digest(path) if digest is None else digest
     r = clf.predict(path, **settings)
@@ -133,9 +141,6 @@ def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = 
 
 
 def _csv_line(row: Sequence[str]) -> str:
-    import csv
-    import io
-
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)
     return buf.getvalue()
@@ -174,7 +179,6 @@ class BatchWriter:
 
     def open(self, *, resume: bool, keep: Sequence[Sequence[str]] | None = None) -> None:
         """Start the file (header) or, resuming, continue it; ``keep``: rows to rewrite it with."""
-        from sonotype.utils.io import atomic_write_text
 
         if keep is not None:  # a repaired file: only whole, current rows, written atomically
             atomic_write_text(self.path, "".join(_csv_line(r) for r in [self.header, *keep]))
@@ -233,7 +237,6 @@ def read_batch(path: str | os.PathLike, header: Sequence[str]) -> tuple[list[lis
     >>> read_batch(out, ["path", "label"])
     ([['a.wav', 'dog']], True)
     """
-    import csv
 
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
@@ -260,7 +263,6 @@ def read_batch(path: str | os.PathLike, header: Sequence[str]) -> tuple[list[lis
 
 def _batch_progress(total: int, enabled: bool) -> Any:
     """``advance(cached=...)`` and ``close()``: a rich bar on a terminal, plain lines otherwise."""
-    from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
     class _Off:
         def advance(self, *, cached: bool = False) -> None: ...
@@ -280,7 +282,7 @@ def _batch_progress(total: int, enabled: bool) -> Any:
                 lines.close(stopped, "--resume continues")
 
         return _Lines()
-    from rich.console import Console
+    from rich.console import Console  # console output only
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -288,7 +290,7 @@ def _batch_progress(total: int, enabled: bool) -> Any:
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )
+    )  # console output only
 
     prog = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
@@ -403,7 +405,6 @@ def predict_files(
     >>> predict_files(path, [tmp], out=tmp + "/r.csv", resume=True, progress=False).skipped
     1
     """
-    from sonotype.utils.checks import positive_int
 
     jobs = positive_int("jobs", jobs)
     if engine not in ("local", "ray"):
@@ -473,7 +474,6 @@ def _resume_rows(
 ) -> tuple[dict[str, list[str]], list[list[str]] | None, list[str]]:
     """The rows of ``out_p`` still valid for ``files`` (path -> row), the rows to rewrite it
     with when it needs mending (None when it does not), and what was mended."""
-    from sonotype.utils.io import file_digest
 
     rows, cut = read_batch(out_p, header)
     others = {r[2] for r in rows} - {model_id}
@@ -515,9 +515,7 @@ def _local_rows(clf: Classifier, todo: Sequence[str], settings: dict[str, Any]) 
 def _ray_rows(model_dir: str, todo: Sequence[str], backbone_dirs: Sequence[str | os.PathLike],
               settings: dict[str, Any], jobs: int, address: str | None) -> Generator[_Result, None, None]:
     """Rows from a Ray cluster (:func:`sonotype.items.engine.map_files`), in input order."""
-    from functools import partial
 
-    from sonotype.items.engine import map_files
 
     task = partial(_engine_row, model_dir=model_dir, backbone_dirs=[str(b) for b in backbone_dirs],
                    settings=settings)
@@ -528,8 +526,6 @@ def _ray_rows(model_dir: str, todo: Sequence[str], backbone_dirs: Sequence[str |
 def _pool_rows(model_dir: str, todo: Sequence[str], backbone_dirs: Sequence[str | os.PathLike],
                settings: dict[str, Any], jobs: int) -> Generator[_Result, None, None]:
     """Rows from ``jobs`` spawned worker processes as they finish, at most ``2 * jobs`` in flight."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
 
     ctx = get_context("spawn")  # fork after torch has started threads can deadlock
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,

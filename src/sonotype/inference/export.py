@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from sonotype.errors import ModelError, ParameterError
-from sonotype.inference.predict import Classifier
+from sonotype.inference.predict import Classifier, load_model
 
 __all__ = ["OnnxClassifier", "export_onnx", "input_shape", "load_onnx_classifier", "verify_onnx"]
 
@@ -59,8 +60,6 @@ class _Folded(nn.Module):
 
 def _classifier(model: Any) -> Classifier:
     if isinstance(model, (str, os.PathLike)):
-        from sonotype import load_model
-
         return load_model(model)
     return model
 
@@ -150,9 +149,8 @@ def export_onnx(model: Any, out_path: str | os.PathLike, *, opset: int = DEFAULT
 
 def _annotate(path: Path, clf: Any) -> None:
     """Record labels, model id and the input layout in the ONNX metadata for other runtimes."""
-    import json
 
-    import onnx
+    import onnx  # optional: sonotype[onnx]
 
     m = onnx.load(str(path))
     info = {
@@ -170,7 +168,7 @@ def _annotate(path: Path, clf: Any) -> None:
 
 def _session(onnx_path: str | os.PathLike) -> Any:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: sonotype[onnx]
     except ImportError:
         raise ModelError("onnxruntime is not installed: pip install 'sonotype[onnx]'") from None
     p = Path(onnx_path)
@@ -221,7 +219,6 @@ class OnnxClassifier(Classifier):
 
 def load_onnx_classifier(model_dir: str | os.PathLike, onnx_path: str | os.PathLike) -> OnnxClassifier:
     """Load ``model_dir`` (labels, feature settings) and run its network from ``onnx_path``."""
-    from sonotype import load_model
 
     return OnnxClassifier.from_classifier(load_model(model_dir), onnx_path)
 

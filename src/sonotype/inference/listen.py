@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sonotype import audio
 from sonotype.errors import AudioError, ConfigError, ParameterError
 from sonotype.inference.events import Event, one_line
 from sonotype.inference.live import LiveStream
+from sonotype.utils.checks import finite
 
 if TYPE_CHECKING:
     from sonotype.inference.predict import Classifier, SegmentPrediction
@@ -39,8 +41,6 @@ BLOCK_SECONDS = 0.05  # capture block: 50 ms keeps latency small and the per-cal
 
 def file_source(path: str | os.PathLike, *, speed: float = 1.0, block_s: float = BLOCK_SECONDS) -> tuple[int, Iterator[np.ndarray]]:
     """The file's rate and its audio in ``block_s`` blocks, paced at ``speed`` times real time."""
-    from sonotype import audio
-    from sonotype.utils.checks import finite
 
     speed = finite("speed", speed, low=0.0, low_open=True)
     sr = audio.info(path).samplerate
@@ -59,7 +59,7 @@ def file_source(path: str | os.PathLike, *, speed: float = 1.0, block_s: float =
 
 def _sounddevice() -> Any:
     try:
-        import sounddevice
+        import sounddevice  # optional: sonotype[live]
     except ImportError:
         raise ConfigError("listening to a microphone needs the sounddevice package: "
                           "pip install 'sonotype[live]' (or use --input FILE)") from None

@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from sonotype._version import __version__
 from sonotype.errors import ConfigError, ModelError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.utils.io import atomic_dir, atomic_write_bytes, atomic_write_text, file_digest
@@ -145,7 +146,6 @@ def save_model(
     >>> sorted(p.name for p in path.iterdir())
     ['model.json', 'weights.safetensors']
     """
-    from sonotype import __version__
 
     spec = getattr(network, "sonotype_spec", None)
     if architecture is None and spec is None:

@@ -36,12 +36,20 @@ import numpy as np
 import torch
 
 from sonotype import audio
+from sonotype.backbones.runtime import featurizer_for, network_for
 from sonotype.errors import AudioError, ModelError, ParameterError, SonotypeError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.represent import featurize, window_frames
+from sonotype.features.scaling import Standardizer
 from sonotype.inference.events import Event, merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
+from sonotype.inference.windows import Windower
+from sonotype.items.normalize import Normalizer
+from sonotype.models.apply import predict_proba
+from sonotype.models.registry import build_model, check_item_shape
 from sonotype.utils.checks import finite, mono_signal, sample_rate
+from sonotype.utils.html import bar, colour, esc, table, timeline
 
 __all__ = ["Classifier", "Event", "Prediction", "SegmentPrediction",
            "load_model"]
@@ -127,7 +135,6 @@ class Prediction:
 
     def _repr_html_(self) -> str:
         """A notebook view: the label, probability bars (highest first) and the segment timeline."""
-        from sonotype.utils.html import bar, colour, esc, table, timeline
 
         labels = list(self.probabilities)  # the model's label order: one colour per label everywhere
         where = f" <span style='color:#777'>{esc(self.path)}</span>" if self.path else ""
@@ -338,8 +345,6 @@ class Classifier:
         return out
 
     def _raw_items(self, y: np.ndarray, sr: int, *, path: str | None = None) -> np.ndarray:
-        from sonotype.features.represent import featurize
-
         if int(sr) != self.sample_rate:
             y = audio.resample(y, int(sr), self.sample_rate)
         if self.backbone is not None:
@@ -363,8 +368,6 @@ class Classifier:
         np.ndarray [shape=(n_items, n_classes)], float32
             Columns in :attr:`labels` order.
         """
-        from sonotype.models.registry import check_item_shape
-        from sonotype.training.train import predict_proba
 
         X = np.asarray(X)
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
@@ -513,7 +516,6 @@ class Classifier:
         signal, and the same tail rule as the in-memory path, but only about one window
         plus one block of audio is held at a time.
         """
-        from sonotype.inference.live import Windower
 
         sr = self.sample_rate
         win = Windower(sr, window, hop, min_samples=self.min_samples)
@@ -560,7 +562,6 @@ class Classifier:
         end = n_samples / sr
         if rep.kind not in ("windows", "logmel") or not rep.window:
             return [(0.0, end)]
-        from sonotype.features.represent import window_frames
 
         hop = int(fc.hop_length)
         _, starts = window_frames(fc.n_frames(n_samples), sr, hop, rep)
@@ -664,13 +665,11 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     >>> load_model(path).predict(np.zeros(8000, np.float32), 8000).duration
     1.0
     """
-    from sonotype.models.registry import build_model
 
     root = Path(path)
     meta, tensors = read_model_dir(root)
     backbone = None
     if meta["backbone"] is not None:  # reload the recorded backbone; refused when it differs
-        from sonotype.backbones.runtime import featurizer_for, network_for
 
         backbone = featurizer_for(meta, where=str(root / "model.json"), search=tuple(backbone_dirs))
     arch = meta["architecture"]
@@ -688,7 +687,6 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     extra = meta.get("extra") or {}
     normalizer = None
     if extra.get("normalize"):  # JSON statistics, never pickled
-        from sonotype.items.normalize import Normalizer
 
         normalizer = Normalizer.from_dict(extra["normalize"])
     return Classifier(
@@ -715,7 +713,6 @@ def _model_name(root: Path) -> str:
 
 def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None) -> Any:
     """Rebuild the Standardizer from its safetensors file; the JSON copy must agree with it."""
-    from sonotype.features.scaling import Standardizer
 
     try:
         scaler = Standardizer.from_tensors({k: v.numpy() for k, v in (tensors or {}).items()},

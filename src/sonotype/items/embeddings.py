@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sonotype.audio import info
 from sonotype.audio import load as load_audio
 from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.embed import embed_all_layers, layer_view
@@ -34,7 +35,10 @@ from sonotype.backbones.finetune import waveform_array
 from sonotype.backbones.load import Backbone, load_backbone
 from sonotype.corpora.base import Clip, Skipped
 from sonotype.errors import AudioError, ConfigError
+from sonotype.features.cache import FeatureCache, warn_unreadable
+from sonotype.features.extract import Dataset
 from sonotype.utils.io import atomic_write_bytes
+from sonotype.utils.progress import LineProgress
 
 __all__ = [
     "EMBED_CACHE_VERSION",
@@ -51,8 +55,6 @@ class EmbeddingCache:
     """Per-clip (L, 2D) statistics under ``root/embeddings/v<version>/``; counts hits and writes."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
-        from sonotype.features.cache import FeatureCache
-
         self._digests = FeatureCache(root)  # content digests, memoised on disk; root None = the default
         self.root = self._digests.root
         self.hits = 0
@@ -85,7 +87,6 @@ class EmbeddingCache:
         An existing file that cannot be read back (truncated, garbled) warns
         (:class:`~sonotype.features.cache.CacheWarning`) and is recomputed, never fatal.
         """
-        from sonotype.features.cache import warn_unreadable
 
         f = self.file_for(key)
         try:
@@ -131,7 +132,6 @@ def embedding_names(backbone: Backbone, cfg: BackboneConfig) -> list[str]:
 
 def _seconds(clip: Clip, cfg: BackboneConfig) -> float:
     """The clip's length as encoded (from the file header; 0 for an unreadable file, skipped later)."""
-    from sonotype.audio import info
 
     dur = clip.duration
     if dur is None:
@@ -187,7 +187,6 @@ def build_embedding_dataset(
         ``X`` float32 (N, D) (``meanstd``: (N, 2D)) or (N, L, D) for ``layer="all"``/
         ``"weighted"``; ``item_clip`` = 0..N-1; unreadable clips go to ``skipped``.
     """
-    from sonotype.features.extract import Dataset
 
     t0 = time.perf_counter()
     if cfg.finetune_layers:
@@ -294,7 +293,6 @@ def build_waveform_dataset(
     :class:`~sonotype.backbones.finetune.FineTuneClassifier` on it without a feature scaler (the
     backbone's own feature extractor normalises its input).
     """
-    from sonotype.features.extract import Dataset
 
     seconds = cfg.max_seconds if seconds is None else seconds
     if seconds is None:
@@ -320,15 +318,19 @@ class _Progress:
         self.bar = self.task = self.lines = None
         if not show or total == 0:
             return
-        from rich.console import Console
+        from rich.console import Console  # console output only
 
         console = console or Console(stderr=True)
         if not console.is_terminal:
-            from sonotype.utils.progress import LineProgress
-
             self.lines = LineProgress(total, f"embedding {name}", unit="clips")
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (  # console output only
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )  # console output only
 
         self.bar = Progress(TextColumn("[bold]embedding[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(), console=console)

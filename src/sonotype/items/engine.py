@@ -28,8 +28,11 @@ import contextlib
 import hashlib
 import io
 import json
+import multiprocessing as mp
 import os
 import resource
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sonotype.errors import ConfigError, ParameterError
+from sonotype.features.cache import warn_unreadable
+from sonotype.utils.io import atomic_write_bytes
 from sonotype.utils.threads import single_threaded_children
 
 __all__ = [
@@ -118,7 +124,7 @@ class ShardStore:
         self.remote = "://" in self.url and not self.url.startswith("file://")
         if "://" in self.url:
             try:
-                import fsspec
+                import fsspec  # optional: sonotype[ray]
             except ImportError:  # pragma: no cover - fsspec comes with the ray extra
                 raise ConfigError(f"cache {self.url}: a URL cache needs fsspec (pip install 'sonotype[ray]')") from None
             self.fs, base = fsspec.core.url_to_fs(self.url)
@@ -137,7 +143,6 @@ class ShardStore:
 
     def load(self, key: str) -> dict[str, np.ndarray] | None:
         """The stored arrays, or None when missing or unreadable (then recomputed, with a CacheWarning)."""
-        from sonotype.features.cache import warn_unreadable
 
         p = self.path(key)
         try:
@@ -153,8 +158,6 @@ class ShardStore:
         return out
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        from sonotype.utils.io import atomic_write_bytes
-
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         p = self.path(key)
@@ -177,15 +180,8 @@ class ShardStore:
 # -- worker side ----------------------------------------------------------------------------
 def _limit_threads() -> None:
     """One BLAS/OpenMP thread per worker: N workers use N cores, and results match ``--jobs``."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        pass
+    threadpool_limits(1)
     with contextlib.suppress(Exception):
-        import sys
-
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
 
@@ -204,8 +200,6 @@ def _run_task(task: Callable[[list[Any], Any], Any], items: list[Any], context: 
 
 
 def _pool_init() -> None:
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_threads()
 
@@ -218,7 +212,7 @@ def _pool_work(args: tuple[Callable, list[Any], Any]) -> tuple[Any, dict[str, An
 def _ray(cfg: EngineConfig) -> tuple[Any, bool]:
     """The ray module, connected; True when this call started the (local) cluster."""
     try:
-        import ray
+        import ray  # optional: sonotype[ray]
     except ImportError:
         raise ConfigError("engine 'ray' needs Ray: pip install 'sonotype[ray]'") from None
     if ray.is_initialized():
@@ -333,8 +327,6 @@ def map_shards(
 
 
 def _map_pool(task, shards, context, cfg, pending, cached, cached_result, save, emit, st) -> Iterator[tuple[int, Any]]:
-    import multiprocessing as mp
-
     t0 = time.perf_counter()
     with single_threaded_children():
         pool = mp.get_context("spawn").Pool(min(cfg.n_workers(), len(pending)), initializer=_pool_init)

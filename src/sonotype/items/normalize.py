@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sonotype.errors import ConfigError, ModelError, ParameterError
+from sonotype.splits.split import corpus_of
 
 __all__ = ["BY", "NormalizeConfig", "Normalizer", "describe", "group_keys", "normalize_copies", "normalize_dataset", "reduce_axes"]
 
@@ -80,7 +81,6 @@ def reduce_axes(kind: str, ndim: int) -> tuple[int, ...]:
 
 def group_keys(clips: Sequence[Any], by: str) -> list[str]:
     """Each clip's normalisation group: its speaker group, or its corpus."""
-    from sonotype.splits.split import corpus_of
 
     if by == "speaker":
         return [str(c.group) for c in clips]

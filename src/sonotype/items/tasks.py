@@ -18,16 +18,25 @@ from typing import Any
 
 import numpy as np
 
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.embed import layer_view
+from sonotype.backbones.load import load_backbone
+from sonotype.corpora.base import Clip, Skipped
+from sonotype.features.cache import CACHE_VERSION
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.extract import Dataset
+from sonotype.features.extract import build_dataset as local_build
+from sonotype.items.embeddings import embedding_names, pooled_view
 from sonotype.items.engine import EngineConfig, MapStats, ShardStore, map_shards, shard_key, shard_of
+from sonotype.utils.paths import default_cache_dir
+from sonotype.utils.progress import LineProgress
+from sonotype.utils.shards import ShardWriter, wants_memmap
 
 __all__ = ["build_dataset", "build_embedding_dataset", "dataset_for_run"]
 
 
 def features_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     """One shard of clips -> represented items, exactly as :func:`sonotype.features.extract.build_dataset` makes them."""
-    from sonotype.corpora.base import Clip
-    from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.features.extract import build_dataset as local_build
 
     clips = [Clip.from_dict(c) for c in items]
     ds = local_build(clips, FeatureConfig.from_dict(ctx["features"]), RepresentationConfig.from_dict(ctx["representation"]),
@@ -68,9 +77,6 @@ def _gather(
     ``.npy`` shards in ``folder`` as they arrive and ``X`` is a
     :class:`~sonotype.utils.shards.ShardedArray`: the set is never whole in memory.
     """
-    from sonotype.corpora.base import Skipped
-    from sonotype.features.extract import Dataset
-    from sonotype.utils.shards import ShardWriter, wants_memmap
 
     items, owners, ok_clips, skipped = [], [], [], []
     names: list[str] = []
@@ -111,7 +117,6 @@ def _gather(
 
 def _arrays_folder(store: ShardStore | None, keys: list[str] | None, kind: str) -> Path:
     """Where memory-mapped items go: ``<local cache>/arrays/<kind>-<hash of the shard keys>``."""
-    from sonotype.utils.paths import default_cache_dir
 
     root = Path(store.local_root() or default_cache_dir()) if store is not None else default_cache_dir()
     tag = hashlib.blake2b(json.dumps(keys or [os.getpid(), time.time()]).encode(), digest_size=12).hexdigest()
@@ -121,7 +126,6 @@ def _arrays_folder(store: ShardStore | None, keys: list[str] | None, kind: str) 
 def _progress(total: int, enabled: bool, what: str) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
     if not enabled or total == 0:
         return None, lambda: None
-    from sonotype.utils.progress import LineProgress
 
     lines = LineProgress(total, what, unit="clips")
     return (lambda n: lines.advance(n)), lines.close
@@ -144,7 +148,6 @@ def build_dataset(
     the workers also use its per-clip frame cache, shared with the local engine.
     ``memmap`` (auto | true | false): items in memory-mapped shards (see :func:`_gather`).
     """
-    from sonotype.features.cache import CACHE_VERSION
 
     cfg = EngineConfig.from_any(engine)
     clips = list(clips)
@@ -169,9 +172,6 @@ _BACKBONES: dict[str, Any] = {}
 
 def embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     """One shard -> every layer's mean+std (n, L, 2D); the backbone is loaded once per worker."""
-    from sonotype.backbones.config import BackboneConfig
-    from sonotype.backbones.load import load_backbone
-    from sonotype.corpora.base import Clip
     from sonotype.items.embeddings import build_embedding_dataset as local_build
 
     cfg = BackboneConfig.from_dict(ctx["backbone"])
@@ -202,9 +202,6 @@ def build_embedding_dataset(
     ``pooling`` asked for. Values equal the local engine's to float rounding: clips are
     batched within a shard, not across the corpus.
     """
-    from sonotype.backbones.embed import layer_view
-    from sonotype.backbones.load import load_backbone
-    from sonotype.items.embeddings import embedding_names, pooled_view
 
     ecfg = EngineConfig.from_any(engine)
     pooled_view(np.zeros((1, 2)), cfg.pooling, 1)  # refuse 'attention' before any work
@@ -238,7 +235,6 @@ def build_embedding_dataset(
 
 def _run_backbone(run_cfg: Any) -> Any:
     """The run's backbone as a BackboneConfig (a typed section, or a mapping from older callers), or None."""
-    from sonotype.backbones.config import BackboneConfig
 
     bb = getattr(run_cfg, "backbone", None)
     if bb is None or isinstance(bb, BackboneConfig):
@@ -261,7 +257,6 @@ def _estimated_bytes(run_cfg: Any, clips: list[Any]) -> float:
         width = int(c.get("hidden_size") or c.get("d_model") or 0) * (2 if bcfg.pooling == "meanstd" else 1)
         layers = int(c.get("num_hidden_layers") or c.get("encoder_layers") or 0) + 1 if bcfg.keeps_layers else 1
         return float(len(clips) * layers * width * 4)
-    from sonotype.features.extract import build_dataset as local_build
 
     first = local_build(clips[:1], run_cfg.features, run_cfg.representation, cache_dir=run_cfg.cache_dir)
     return float(first.X.nbytes * len(clips))
@@ -272,7 +267,6 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
 
     None when neither applies: the ordinary local path builds it.
     """
-    from sonotype.utils.shards import wants_memmap
 
     ecfg = EngineConfig.from_any(getattr(run_cfg, "engine", None), jobs=run_cfg.jobs)
     memmap = getattr(run_cfg.train, "memmap", False)
@@ -281,7 +275,6 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
         return None  # waveforms for fine-tuning are read locally
     if ecfg.name == "local" and not (memmap is True or wants_memmap(memmap, _estimated_bytes(run_cfg, clips))):
         return None
-    from sonotype.utils.paths import default_cache_dir
 
     cache = run_cfg.cache_dir or str(default_cache_dir())
     if bb is not None:

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from sonotype.errors import ParameterError
+from sonotype.utils.threads import one_blas_thread
 
 __all__ = ["DEFAULT_CS", "LinearClassifier", "fit_linear"]
 
@@ -145,10 +146,12 @@ class LinearClassifier(nn.Module):
 
 def _estimator(loss: str, C: float, class_weight: str | None, max_iter: int) -> Any:
     if loss == "logistic":
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import (
+            LogisticRegression,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
         return LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, warm_start=True)
-    from sklearn.svm import LinearSVC
+    from sklearn.svm import LinearSVC  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
     return LinearSVC(C=C, class_weight=class_weight, max_iter=max_iter, dual="auto", random_state=0)
 
@@ -194,7 +197,10 @@ def _clip_log_loss(scores: np.ndarray, y: np.ndarray, item_clip: np.ndarray) -> 
 
 def _inner_folds(y: np.ndarray, groups: np.ndarray, item_clip: np.ndarray, k: int) -> tuple[list, str]:
     """Stratified group folds over the groups (or over clips when there is one group)."""
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+    from sklearn.model_selection import (  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        GroupKFold,
+        StratifiedGroupKFold,
+    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
     unit, what = groups, "group"
     if np.unique(groups).size < 2:
@@ -268,9 +274,10 @@ def fit_linear(
     grid = Cs if given is None else [float(given)]
     cv_scores: dict[float, float] = {}
     oof: dict[float, np.ndarray] = {}
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import (
+        ConvergenceWarning,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
-    from sonotype.utils.threads import one_blas_thread
 
     # One BLAS thread: these are small problems, and threaded BLAS on a shared 2-core machine
     # made one 720 x 210 fit 60x slower (10.9 s against 0.18 s, measured).
@@ -370,7 +377,7 @@ def _platt(model: LinearClassifier, oof: np.ndarray | None, y: np.ndarray, prese
     Absent classes get bias -50 (probability ~0); without out-of-fold decisions (no inner CV
     possible) the slope stays 1 and the biases 0.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # heavy: scipy submodules load on first use
 
     rows = 1 if model.binary_svm else model.n_classes
     a, b = 1.0, np.zeros(rows)

@@ -2,7 +2,7 @@
 
 Every model is rebuilt from JSON alone, ``(name, input_shape, n_classes, params)``, so a
 saved model is weights (safetensors) plus that JSON, never a pickled module. Networks
-output logits; :func:`sonotype.training.train.predict_proba` applies the softmax.
+output logits; :func:`sonotype.models.apply.predict_proba` applies the softmax.
 
 ``input_shape`` excludes the batch axis: ``(D,)`` for statistics vectors, ``(T, F)`` for
 frame sequences (``cnn1d``, ``cnn1d-bn``), ``(F, T)`` for log-mel patches (``cnn2d``,

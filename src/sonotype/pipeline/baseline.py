@@ -29,10 +29,10 @@ from sonotype.evaluation.metrics import vote
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
+from sonotype.models.apply import predict_proba
 from sonotype.models.linear import fit_linear
 from sonotype.models.registry import build_model, resolved_params
 from sonotype.pipeline.config import RunConfig
-from sonotype.training.train import predict_proba
 
 __all__ = ["BASELINE_MODEL", "baseline_features", "paired_bootstrap", "run_baseline"]
 

@@ -15,7 +15,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sonotype.errors import ConfigError, SonotypeError
+from sonotype.corpora.base import check_root
+from sonotype.corpora.registry import get_loader
+from sonotype.errors import ConfigError, ParameterError, SonotypeError
+from sonotype.models.registry import MODELS, build_model, model_names
+from sonotype.splits.split import make_splits
 
 __all__ = ["check_labels", "check_model", "check_model_fits", "check_protocol", "check_run"]
 
@@ -31,7 +35,6 @@ def check_model(name: str, params: Mapping[str, Any] | None = None, *, where: st
     The registry (:data:`sonotype.models.MODELS`) knows each architecture's constructor; its
     keyword-only parameters are the names ``model.params`` may use.
     """
-    from sonotype.models.registry import MODELS, model_names
 
     known = [n for n in model_names() if n != "ensemble"]  # built by training, not by name
     if name not in known:
@@ -57,8 +60,6 @@ def check_model_fits(cfg: Any) -> None:
     is a generous stand-in. A parameter value the class refuses (``variant``, ``dropout``) or a
     model that cannot take that layout (a 2D CNN on clip statistics) is named here.
     """
-    from sonotype.errors import ParameterError
-    from sonotype.models.registry import build_model
 
     rep, fc = cfg.representation, cfg.features
     width = 128
@@ -93,7 +94,6 @@ def check_protocol(cfg: Any, clips: Sequence[Any]) -> None:
     Too many folds for the groups, an unknown test group, a class missing from a training
     side, an official split the corpus does not have: all raise here, before extraction.
     """
-    from sonotype.splits.split import make_splits
 
     proto = cfg.protocol
     labels = [c.label for c in clips]
@@ -115,8 +115,6 @@ def check_run(cfg: Any, manifest: Any) -> None:
     ``cfg`` is a :class:`~sonotype.pipeline.config.RunConfig`, ``manifest`` the corpus after its label
     operations. Raises :class:`~sonotype.errors.ConfigError` naming the setting to change.
     """
-    from sonotype.corpora.base import check_root
-    from sonotype.corpora.registry import get_loader
 
     finetune = cfg.backbone is not None and cfg.backbone.finetuning
     if not finetune:  # a fine-tuned backbone takes its head's parameters, not a registry model's

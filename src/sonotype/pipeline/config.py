@@ -25,8 +25,7 @@ from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.items.normalize import NormalizeConfig
 from sonotype.pipeline.mixed import MixConfig, mixed_corpus
 from sonotype.splits.split import ProtocolConfig
-from sonotype.training.augment import AugmentConfig
-from sonotype.training.train import TrainConfig
+from sonotype.training.config import AugmentConfig, TrainConfig
 
 __all__ = [
     "CorpusConfig",
@@ -126,7 +125,7 @@ class EvalConfig:
         A final fit on every clip, with no validation part, for a fixed number of epochs:
         the median over the folds of their best epochs (per member for an ensemble). The
         model to take to another corpus. Without validation the learning-rate plateau rule
-        watches the training loss (see :class:`~sonotype.training.train.TrainConfig`).
+        watches the training loss (see :class:`~sonotype.training.config.TrainConfig`).
     ``refit``
         A fit on every clip except a validation part carved out by group (at least
         :data:`sonotype.splits.split.MIN_VAL_GROUPS` (3) groups are needed; with fewer, as with TESS's two speakers, it
@@ -280,7 +279,6 @@ def _cross_entry(value: Any, i: int) -> CorpusConfig:
 
 def _check_combination(cfg: RunConfig) -> None:
     """Settings of different sections that cannot go together (each message names what to change)."""
-    from sonotype.models.registry import is_linear
 
     if cfg.model.ensemble > 1 and cfg.model.ensemble_validation == "rotate" and (
         cfg.protocol.val_size <= 0 or cfg.protocol.name == "random"
@@ -294,6 +292,8 @@ def _check_combination(cfg: RunConfig) -> None:
             "model.ensemble > 1 and model.prior_correction are not supported when fine-tuning a backbone "
             "(the fine-tuned network is saved as it is)"
         )
+    from sonotype.models.registry import is_linear  # heavy: the registry loads torch; configs load without it
+
     if is_linear(cfg.model.name):
         if cfg.augment.enabled_features:
             raise ConfigError(f"model {cfg.model.name!r} is fitted by scikit-learn: SpecAugment, mixup and feature "

@@ -29,7 +29,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.load import resolve
 from sonotype.errors import ConfigError, SonotypeError
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.models.registry import MODELS, resolved_params
+from sonotype.recipes import RECIPES_DIR
+from sonotype.training.config import AugmentConfig
 
 __all__ = [
     "BACKBONES_ENV",
@@ -90,7 +99,6 @@ def default_recipe(
         What produced the configuration, e.g. ``"recipe ravdess-whisper (whisper-base found at
         /models/whisper-base; --scratch for recipe ravdess-best)"``.
     """
-    from sonotype.recipes import RECIPES_DIR
 
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -118,7 +126,6 @@ def default_recipe(
 
 def _recipe_backbone(path: Path) -> str:
     """The ``backbone.model`` a recipe names ('' when it names none)."""
-    import yaml
 
     d = yaml.safe_load(path.read_text()) or {}
     return str((d.get("backbone") or {}).get("model") or "")
@@ -146,9 +153,6 @@ def resolve_backbone(ref: str) -> str:
     (:data:`sonotype.backbones.catalog.ALIASES`) that ``sonotype backbone fetch`` has fetched; a
     hub id ``owner/name``. Anything else is a :class:`ConfigError` saying where it was looked for.
     """
-    from sonotype.backbones.catalog import ALIASES
-    from sonotype.backbones.config import BackboneConfig
-    from sonotype.backbones.load import resolve
 
     ref = str(ref).strip()
     if not ref:
@@ -182,8 +186,6 @@ def switch_to_backbone(d: dict[str, Any], ref: str | None) -> tuple[dict[str, An
     (``finetune_layers > 0``) is left alone apart from the encoder. Call before applying
     command-line overrides, so that an explicit ``--set`` still wins.
     """
-    from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.training.augment import AugmentConfig
 
     out = copy.deepcopy(d)
     notes: list[str] = []
@@ -252,7 +254,6 @@ def check_backbone_run(cfg: Any) -> None:
         raise ConfigError("augment.copies (waveform copies) is not supported with a backbone; set augment.copies=0")
     if bb.finetuning:
         return
-    from sonotype.models.registry import MODELS, resolved_params
 
     resolved_params(cfg.model.name, **cfg.model.params)  # unknown model / parameter -> ParameterError
     layout = getattr(MODELS[cfg.model.name].cls, "input_layout", "vector")

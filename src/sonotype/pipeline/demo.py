@@ -21,6 +21,7 @@ from sonotype.inference.predict import load_model
 from sonotype.pipeline.config import CorpusConfig, load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
+from sonotype.utils.console import make_console
 from sonotype.utils.io import atomic_write_text
 
 __all__ = ["run_demo"]
@@ -51,7 +52,6 @@ def run_demo(out: str | Path, *, force: bool = False, console: Console | None = 
     >>> round(metrics["balanced_accuracy"], 2)  # doctest: +SKIP
     0.9
     """
-    from sonotype.utils.console import make_console
 
     console = console or make_console()
     out = Path(out)

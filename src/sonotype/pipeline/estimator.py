@@ -27,8 +27,16 @@ from sonotype.errors import AudioError, ParameterError
 from sonotype.features.extract import Dataset
 from sonotype.features.frames import compute_frames
 from sonotype.features.represent import featurize, prepare_signal, represent_names
-from sonotype.pipeline.config import RunConfig, to_plain
+from sonotype.inference.modelio import save_model
+from sonotype.items.normalize import NormalizeConfig, Normalizer, reduce_axes
+from sonotype.models.apply import predict_proba
+from sonotype.pipeline.config import RunConfig, load_config, to_plain
+from sonotype.pipeline.defaults import default_recipe, resolve_backbone
+from sonotype.pipeline.experiment import item_kind
+from sonotype.pipeline.fitting import backbone_record, build_run_dataset, clip_items, train_split
+from sonotype.recipes import recipe_path
 from sonotype.splits.split import ProtocolConfig, carve_validation
+from sonotype.training.augment import augment_waveform
 from sonotype.utils.checks import mono_signal
 
 __all__ = ["AudioClassifier"]
@@ -159,14 +167,10 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         AudioClassifier
         """
-        from sonotype.pipeline.config import load_config
-        from sonotype.recipes import recipe_path
 
         d = load_config(recipe_path(str(recipe))).to_dict()
         kw: dict[str, Any] = {name: d[name] for name in _SECTIONS if d.get(name) is not None}
         if "backbone" in kw:
-            from sonotype.pipeline.defaults import resolve_backbone
-
             kw["backbone"] = {**kw["backbone"], "model": resolve_backbone(kw["backbone"]["model"])}
         if d["normalize"]["by"] != "none":
             kw["normalize"] = d["normalize"]
@@ -194,7 +198,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         AudioClassifier
         """
-        from sonotype.pipeline.defaults import default_recipe
 
         path, _ = default_recipe("folder", kind, scratch=scratch)
         return cls.from_recipe(path, **params)
@@ -224,8 +227,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(f"jobs must be an integer >= 1, got {self.jobs!r}")
         d.update(seed=int(self.seed), jobs=int(self.jobs), cache_dir=None if self.cache_dir is None else str(self.cache_dir))
         if self.normalize is not None:
-            from sonotype.items.normalize import NormalizeConfig
-
             d["normalize"] = to_plain(NormalizeConfig.parse(self.normalize))
         cfg = RunConfig.from_dict(d)
         return replace(cfg, train=replace(cfg.train, seed=int(self.seed)))
@@ -252,7 +253,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        from sonotype.pipeline.fitting import clip_items, train_split
 
         cfg = self.run_config()
         inputs = _as_inputs(X, what="fit")
@@ -284,8 +284,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_normalizer(self, cfg: RunConfig, ds: Dataset, *, speakers_given: bool) -> tuple[Dataset, Any]:
         """Per-speaker / per-corpus standardisation of the training items (``normalize``), or nothing."""
-        from sonotype.items.normalize import Normalizer, reduce_axes
-        from sonotype.pipeline.experiment import item_kind
 
         nc = cfg.normalize
         if not nc.enabled:
@@ -314,7 +312,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     def _dataset(self, cfg: RunConfig, inputs: _Inputs, *, where: str) -> Dataset:
         """Model items of the inputs, by the same extraction as a run (files) or featurize (arrays)."""
-        from sonotype.pipeline.fitting import build_run_dataset
 
         if inputs.signals is None:
             ds = build_run_dataset(cfg, inputs.clips, progress=bool(self.verbose))
@@ -342,7 +339,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         """
         if inputs.signals is None or cfg.augment.copies <= 0:
             return {}
-        from sonotype.training.augment import augment_waveform
 
         fc, rc, aug = cfg.features, cfg.representation, cfg.augment
         cache: dict[tuple[int, int], list[np.ndarray]] = {}
@@ -372,7 +368,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         np.ndarray, float32, shape (n_clips, n_classes)
             Columns in :attr:`classes_` order.
         """
-        from sonotype.training.train import predict_proba
 
         check_is_fitted(self, ("classes_", "network_"))
         inputs = _as_inputs(X, what="predict")
@@ -444,8 +439,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         -------
         pathlib.Path
         """
-        from sonotype.inference.modelio import save_model
-        from sonotype.pipeline.fitting import backbone_record
 
         check_is_fitted(self, ("classes_", "network_"))
         cfg = self.config_

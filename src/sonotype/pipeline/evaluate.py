@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sonotype.corpora.ops import load_manifest
 from sonotype.evaluation.metrics import cross_corpus_labels, metrics, restrict_proba, vote
+from sonotype.features.extract import build_dataset
+from sonotype.inference.predict import load_model
+from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
+from sonotype.items.normalize import normalize_items
+from sonotype.pipeline import checks
 
 __all__ = ["evaluate_on_corpus"]
 
@@ -45,10 +51,6 @@ def evaluate_on_corpus(
     >>> m["balanced_accuracy"], m["labels_kept"]  # doctest: +SKIP
     (0.21, ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad', 'surprised'])
     """
-    from sonotype.corpora.ops import load_manifest
-    from sonotype.features.extract import build_dataset
-    from sonotype.inference.predict import load_model
-    from sonotype.pipeline import checks
 
     clf = load_model(model_dir)
     manifest = load_manifest(cc)
@@ -56,11 +58,9 @@ def evaluate_on_corpus(
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
     clips = [c for c in manifest.clips if c.label in kept]
     if clf.backbone is not None and clf.backbone.waveform_samples is None:  # frozen-encoder model: embeddings
-        from sonotype.items.embeddings import build_embedding_dataset
         ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
                                      progress=progress)
     elif clf.backbone is not None:  # fine-tuned backbone: waveforms of the length it was trained on
-        from sonotype.items.embeddings import build_waveform_dataset
         ds = build_waveform_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone,
                                     seconds=clf.backbone.waveform_samples / clf.backbone.sample_rate)
     else:
@@ -68,7 +68,6 @@ def evaluate_on_corpus(
                            progress=progress)
     X = ds.X
     if getattr(clf, "normalizer", None) is not None:  # the model's rule, with this corpus's own statistics
-        from sonotype.items.normalize import normalize_items
 
         X = normalize_items(clf.normalizer, X, ds.item_clip, ds.clips)
     proba = restrict_proba(clf.forward_items(X), clf.labels, kept)

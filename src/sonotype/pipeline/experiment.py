@@ -26,15 +26,19 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from sonotype.backbones.load import summary
 from sonotype.corpora.base import Manifest
-from sonotype.corpora.ops import load_manifest
 from sonotype.corpora.registry import group_name
 from sonotype.evaluation.metrics import evaluate_items, rank_subsets
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
+from sonotype.items.normalize import describe, normalize_dataset
+from sonotype.models.apply import predict_proba
 from sonotype.pipeline import checks
+from sonotype.pipeline.baseline import run_baseline
 from sonotype.pipeline.config import RunConfig, with_absolute_paths
+from sonotype.pipeline.defaults import check_backbone_run, resolve_backbone
 from sonotype.pipeline.evaluate import evaluate_on_corpus
 from sonotype.pipeline.final import final_model
 from sonotype.pipeline.fitting import (
@@ -47,6 +51,8 @@ from sonotype.pipeline.fitting import (
     train_split,
 )
 from sonotype.pipeline.folds import FoldOutcome, examples, histories, predictions_csv, run_folds, summarise
+from sonotype.pipeline.mixed import mix_metrics, resolve, run_manifest
+from sonotype.reporting import report as rpt
 from sonotype.splits.split import (
     ProtocolConfig,
     Split,
@@ -55,12 +61,12 @@ from sonotype.splits.split import (
     make_splits,
     resolve_auto,
 )
-from sonotype.training.train import predict_proba
+from sonotype.utils.console import make_console
 from sonotype.utils.environment import environment
 from sonotype.utils.io import atomic_dir, atomic_write_text
 from sonotype.utils.threads import torch_threads
 
-__all__ = ["FoldOutcome", "evaluate_on_corpus", "load_manifest", "run_experiment"]
+__all__ = ["run_experiment"]
 
 
 def _splits(cfg: RunConfig, ds: Dataset, item_labels: np.ndarray) -> tuple[list[Split], ProtocolConfig, bool]:
@@ -114,9 +120,6 @@ def run_experiment(
         What ``metrics.json`` holds. The global torch random state and torch's thread count
         are as they were: seeds go to generators of their own, ``train.num_threads`` is restored.
     """
-    from sonotype.items.normalize import normalize_dataset
-    from sonotype.pipeline.mixed import mix_metrics, resolve, run_manifest
-    from sonotype.utils.console import make_console
 
     console = console or make_console()
     out = Path(out)
@@ -136,7 +139,6 @@ def run_experiment(
         splits, proto, item_level = _splits(cfg, ds, np.asarray(labels, dtype=object)[y_items])
         protocol_text = _protocol_text(cfg, ds, splits, proto, item_level)
         if normalizer is not None:  # the test speakers' own unlabelled clips are used: part of the protocol
-            from sonotype.items.normalize import describe
 
             protocol_text += f"; {describe(normalizer.by, normalizer.n_own_, normalizer.n_fallback_, normalizer.min_clips)}"
         console.print(f"protocol: {protocol_text} ({len(splits)} split(s))")
@@ -186,14 +188,11 @@ def item_kind(cfg: RunConfig) -> str:
 
 def _baseline(cfg: RunConfig, ds: Dataset, labels: list[str], outcomes: list[FoldOutcome], item_level: bool,
               progress: bool, console: Console) -> dict[str, Any]:
-    from sonotype.pipeline.baseline import run_baseline
-
     return run_baseline(cfg, ds, labels, outcomes, item_level, progress=progress, console=console)
 
 
 def _resolved(cfg: RunConfig) -> RunConfig:
     """``cfg`` with a backbone name from a recipe turned into a folder or hub id, checked before any work."""
-    from sonotype.pipeline.defaults import check_backbone_run, resolve_backbone
 
     if cfg.backbone is not None:
         cfg = replace(cfg, backbone=replace(cfg.backbone, model=resolve_backbone(cfg.backbone.model)))
@@ -215,8 +214,6 @@ def _save(
     """Write the final model folder; ``metrics`` gains the backbone summary and the skipped count."""
     backbone = backbone_record(cfg)
     if backbone is not None:
-        from sonotype.backbones.load import summary
-
         metrics["backbone"] = summary(backbone)
     metrics["n_skipped"] = len(manifest.skipped) + len(ds.skipped)
     save_model(
@@ -238,7 +235,6 @@ def _write_run(
     metrics: dict[str, Any],
 ) -> None:
     """config.yaml, metrics.json, history.json, predictions.csv, skipped.json, plots and report.html."""
-    from sonotype.reporting import report as rpt
 
     atomic_write_text(tmp / "config.yaml", with_absolute_paths(cfg).to_yaml())
     atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))

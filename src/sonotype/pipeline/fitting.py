@@ -17,14 +17,22 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from sonotype.backbones.finetune import FineTuneClassifier
+from sonotype.backbones.load import backbone_record as record
 from sonotype.errors import ConfigError
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
+from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
+from sonotype.items.normalize import normalize_copies
+from sonotype.items.tasks import dataset_for_run
+from sonotype.models.linear import fit_linear
 from sonotype.models.registry import build_model, ensemble_of, is_linear, model_spec
+from sonotype.pipeline.mixed import balanced_train
 from sonotype.splits.split import Split, rotate_validation
 from sonotype.training.augment import augmented_items
+from sonotype.training.config import TrainConfig
 from sonotype.training.members import fit_members
-from sonotype.training.train import TrainConfig, TrainResult, fit
+from sonotype.training.train import TrainResult, fit
 from sonotype.utils.rng import torch_seed
 
 if TYPE_CHECKING:
@@ -66,13 +74,10 @@ def build_run_dataset(cfg: RunConfig, clips: list, *, progress: bool = False) ->
     Dataset
         ``X`` (n_items, ...), ``item_clip`` (n_items,) into ``clips`` (less any skipped).
     """
-    from sonotype.items.tasks import dataset_for_run
 
     if (ds := dataset_for_run(cfg, clips, progress)) is not None:  # engine: ray
         return ds
     if cfg.backbone is not None:
-        from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
-
         if cfg.backbone.finetuning:  # fine-tuning eats waveforms, not embeddings
             return build_waveform_dataset(clips, cfg.backbone)
         return build_embedding_dataset(clips, cfg.backbone, cache_dir=cfg.cache_dir, progress=progress)
@@ -92,8 +97,6 @@ def build_network(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     the same afterwards.
     """
     if finetuning(cfg):
-        from sonotype.backbones.finetune import FineTuneClassifier
-
         with torch_seed(cfg.train.seed):
             return FineTuneClassifier(input_shape, n_classes, backbone=cfg.backbone.to_dict(),
                                       lr_scale=cfg.backbone.finetune_lr / cfg.train.lr, **cfg.model.params)
@@ -163,7 +166,6 @@ def backbone_record(cfg: RunConfig) -> dict[str, Any] | None:
     """What a saved model records of its backbone (folder, commit, digest), or None without one."""
     if cfg.backbone is None:
         return None
-    from sonotype.backbones.load import backbone_record as record
 
     return record(cfg.backbone)
 
@@ -172,7 +174,6 @@ def _balanced(cfg: RunConfig, ds: Dataset, tr: np.ndarray) -> np.ndarray:
     """``mix.balance: undersample``: the training items of each corpus cut to the smallest corpus's clips."""
     if cfg.mix.balance != "undersample" or not len(tr):
         return tr
-    from sonotype.pipeline.mixed import balanced_train
 
     kept = balanced_train(cfg, ds.clips, np.unique(ds.item_clip[tr]))
     return tr[np.isin(ds.item_clip[tr], kept)]
@@ -193,8 +194,6 @@ class _Side:
         if self.cfg.augment.copies > 0 and len(items):
             X_aug, clip_aug = augmented_items(self.ds, self.cfg, np.unique(owner), self.aug_cache, self.cfg.seed)
             if len(X_aug):
-                from sonotype.items.normalize import normalize_copies
-
                 X_aug = normalize_copies(self.ds, X_aug, clip_aug)  # as their originals, under `normalize`
                 # An augmented item has its clip's class: the class id of any item of that clip.
                 first = {ci: i for i, ci in reversed(list(enumerate(self.ds.item_clip.tolist())))}
@@ -252,7 +251,6 @@ def train_split(
     rotate`` each member validates on its own groups of the training side and trains on the
     rest; the shared scaler is then fitted on the whole training side.
     """
-    from sonotype.features.scaling import Standardizer
 
     console = console or Console(quiet=True)
     side = _Side(cfg, ds, y_items, {} if aug_cache is None else aug_cache)
@@ -316,8 +314,6 @@ def _train_linear(
 ) -> tuple[torch.nn.Module, Standardizer, list[TrainResult]]:
     """Fit a linear model on the whole training side: its validation part joins the training data
     (there is no early stopping; inner group CV on this side picks C, see :mod:`sonotype.models.linear`)."""
-    from sonotype.features.scaling import Standardizer
-    from sonotype.models.linear import fit_linear
 
     if cfg.augment.enabled_features:
         raise ConfigError(f"model {cfg.model.name!r} is fitted by scikit-learn: SpecAugment, mixup and feature noise "

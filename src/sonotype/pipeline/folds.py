@@ -22,9 +22,10 @@ from rich.console import Console
 from sonotype.evaluation.metrics import aggregate_folds, bootstrap_ci, evaluate_items, vote
 from sonotype.features.extract import Dataset
 from sonotype.features.scaling import Standardizer
+from sonotype.models.apply import predict_proba
 from sonotype.pipeline.fitting import AugCache, scale, split_items, train_split
 from sonotype.splits.split import ProtocolConfig, Split
-from sonotype.training.train import TrainResult, predict_proba
+from sonotype.training.train import TrainResult
 
 if TYPE_CHECKING:
     from sonotype.pipeline.config import RunConfig

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,13 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from sonotype.corpora.base import Clip, Manifest, Skipped
 from sonotype.corpora.emotions import CORPUS_ONLY, EMOTIONS
-from sonotype.corpora.ops import apply_ops
+from sonotype.corpora.ops import apply_ops, keep_labels, load_manifest
 from sonotype.corpora.registry import load_corpus
 from sonotype.errors import ConfigError, CorpusError
-from sonotype.splits.split import corpus_of
+from sonotype.evaluation.metrics import vote
+from sonotype.items.normalize import describe
+from sonotype.splits.split import ProtocolConfig, carve_val, corpus_of, make_splits
 
 __all__ = [
     "BALANCE",
@@ -286,12 +290,9 @@ def run_manifest(cfg: Any, console: Any = None) -> tuple[Manifest, dict[str, Any
             console.print("corpora: " + ", ".join(f"{r['name']} {r['n_clips']} clips" for r in info["corpora"]
                                                  if r["present"]), highlight=False)
         return manifest, info
-    from sonotype.pipeline.experiment import load_manifest
 
     manifest = load_manifest(cc)
     if labels:
-        from sonotype.corpora.ops import keep_labels
-
         manifest = keep_labels(manifest, labels)
     return manifest, None
 
@@ -343,7 +344,11 @@ def balanced_train(cfg: Any, clips: Sequence[Clip], train: np.ndarray) -> np.nda
 
 
 def _scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    from sklearn.metrics import (  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        accuracy_score,
+        balanced_accuracy_score,
+        f1_score,
+    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
     present = [lab for lab in labels if lab in set(y_true)]
     return {
@@ -383,7 +388,6 @@ def corpus_matrix(
     within the corpus only). ``locos`` (per test corpus, from a ``locos`` run) adds the row
     ``all others``.
     """
-    from sonotype.splits.split import ProtocolConfig, carve_val, make_splits
 
     corp = np.asarray([c.corpus or corpus_of(c.group) for c in clips], dtype=object)
     y = np.asarray([c.label for c in clips], dtype=object)
@@ -450,7 +454,6 @@ def mixed_vs_single(rows: Mapping[str, Mapping[str, Any]], names: Sequence[str])
 
 def _fold_predictions(ds: Any, labels: Sequence[str], outcomes: Sequence[Any]) -> list[tuple[str, list[int], list[str]]]:
     """Per fold: its name, test clip ids and predicted labels (a clip's items voted)."""
-    from sonotype.evaluation.metrics import vote
 
     out = []
     for o in outcomes:
@@ -473,10 +476,7 @@ def mix_metrics(
     ``train(train_clips, val_clips)`` fits a model as the run does; ``proba(net, scaler, X)``
     runs it.
     """
-    import time
 
-    from sonotype.evaluation.metrics import vote
-    from sonotype.items.normalize import describe
 
     out: dict[str, Any] = {}
     if normalizer is not None:
@@ -539,7 +539,6 @@ def matrix_text(m: dict[str, Any]) -> str:
 
 def recipe_root_sets(recipe: str | Path, values: Sequence[str], root: Any = None) -> list[str]:
     """``sonotype run --corpus NAME=ROOT``: the overrides setting the root of the recipe's corpus NAME."""
-    import yaml
 
     d = yaml.safe_load(Path(recipe).read_text()) or {}
     corpus = d.get("corpus") or {}

@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sonotype.audio import check_length, load
 from sonotype.errors import ParameterError
+from sonotype.utils.checks import mono_signal
+from sonotype.utils.io import atomic_write_bytes
 
 __all__ = ["KINDS", "plot_audio"]
 
@@ -45,7 +48,7 @@ class _Analysis:
 
     @cached_property
     def magnitude(self) -> np.ndarray:
-        import librosa
+        import librosa  # heavy: librosa loads numba; only this path needs it
 
         return np.abs(librosa.stft(self.y, n_fft=self.n_fft, hop_length=self.hop_length))
 
@@ -55,7 +58,7 @@ class _Analysis:
 
     @cached_property
     def mel_db(self) -> np.ndarray:
-        import librosa
+        import librosa  # heavy: librosa loads numba; only this path needs it
 
         mel = librosa.feature.melspectrogram(S=self.power, sr=self.sr, n_mels=128)
         return librosa.power_to_db(mel, ref=np.max)
@@ -64,12 +67,9 @@ class _Analysis:
 def _load(
     source: str | os.PathLike | np.ndarray, sr: int | None, min_samples: int
 ) -> tuple[np.ndarray, int, str]:
-    from sonotype.audio import check_length, load
-
     if isinstance(source, np.ndarray):
         if sr is None or sr <= 0:
             raise ParameterError(f"plot_audio needs sr > 0 with an array input, got sr={sr}")
-        from sonotype.utils.checks import mono_signal
 
         y = mono_signal(source)  # the one rule for folding channels, as predict and featurize read arrays
         if not np.all(np.isfinite(y)):
@@ -81,7 +81,7 @@ def _load(
 
 
 def _spec_axes(ax, an: _Analysis, data: np.ndarray, *, y_axis: str, label: str, fig, title: str):
-    import librosa.display
+    import librosa.display  # heavy: librosa loads numba; only this path needs it
 
     img = librosa.display.specshow(
         data,
@@ -112,8 +112,8 @@ def _legend_above(ax) -> None:
 
 
 def _draw(kind: str, ax, fig, an: _Analysis) -> None:
-    import librosa
-    import librosa.display
+    import librosa  # heavy: librosa loads numba; only this path needs it
+    import librosa.display  # heavy: librosa loads numba; only this path needs it
 
     if kind == "waveform":
         librosa.display.waveshow(an.y, sr=an.sr, ax=ax, color="tab:blue")
@@ -244,16 +244,15 @@ def plot_audio(
     y, sr_, name = _load(source, sr, 1 if kind == "waveform" else n_fft)
     an = _Analysis(y, sr_, n_fft, hop_length)
 
-    import matplotlib
+    import matplotlib  # heavy: matplotlib is only needed to draw
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib is only needed to draw
 
     fig = _figure(kind, an, title or f"{name} - {len(y) / sr_:.2f} s at {sr_} Hz")
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
-    from sonotype.utils.io import atomic_write_bytes
 
     atomic_write_bytes(out, buf.getvalue())
     return out
@@ -261,7 +260,7 @@ def plot_audio(
 
 def _figure(kind: str, an: _Analysis, heading: str):
     """The figure of one kind (or the ``all`` sheet), not yet rendered."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: matplotlib is only needed to draw
 
     if kind == "all":
         fig = Figure(figsize=(14, 15), layout="constrained")

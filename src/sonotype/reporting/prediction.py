@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from sonotype import audio
+from sonotype.errors import SonotypeError
 from sonotype.reporting.report import NEUTRAL, save_figure
 
 __all__ = ["plot_prediction"]
@@ -87,8 +89,6 @@ def prediction_figure(prediction: Any) -> Figure:
 def _envelope(path: str, n_bins: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Min/max of the mono signal in ``n_bins`` bins, read in blocks (bounded memory for any
     length); ``None`` when the file cannot be read again."""
-    from sonotype import audio
-    from sonotype.errors import SonotypeError
 
     try:
         inf = audio.info(path)
@@ -122,7 +122,7 @@ def _draw_events(ax: Any, d: dict[str, Any], labels: list[str]) -> None:
         peak = max(1e-6, float(np.abs(mn).max()), float(np.abs(mx).max()))
         ax.set_ylim(-1.05 * peak, 1.35 * peak)  # headroom for the band of event names
     ax.set_yticks([])
-    import matplotlib
+    import matplotlib  # heavy: matplotlib is only needed to draw
 
     cmap = matplotlib.colormaps["tab10"]
     colour = {lab: cmap(i % 10) for i, lab in enumerate(labels)}

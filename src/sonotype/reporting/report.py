@@ -102,7 +102,7 @@ def _history_figure(history: Sequence[dict[str, Any]]) -> Figure:
     One run: a colour per series and the run's name as the legend title. Several runs
     (folds, members): a colour per run, training solid and validation dashed.
     """
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # heavy: matplotlib is only needed to draw
 
     runs = _runs(history)
     fig = Figure(figsize=(11, 4), layout="constrained")
@@ -148,7 +148,7 @@ def _history_figure(history: Sequence[dict[str, Any]]) -> Figure:
 
 
 def _tab20(i: int) -> tuple[float, ...]:
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # heavy: matplotlib is only needed to draw
 
     return colormaps["tab20"](i % 20)
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from sonotype.errors import ParameterError
+from sonotype.reporting import report
+from sonotype.utils.html import esc
 
 __all__ = ["RunResult", "load_run"]
 
@@ -146,8 +148,6 @@ class RunResult:
 
     def _repr_html_(self) -> str:
         """Headline figures, folds, per class, baseline and cross-corpus tables, as in ``report.html``."""
-        from sonotype.reporting import report
-        from sonotype.utils.html import esc
 
         m = self.metrics
         title = f"<b>sonotype run</b> <span style='color:#777'>{esc(self.path)}</span>" if self.path else "<b>sonotype run</b>"

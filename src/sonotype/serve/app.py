@@ -300,7 +300,7 @@ def create_app(
         torch.set_num_threads(torch_threads)
 
     if isinstance(model, (str, os.PathLike)):
-        from sonotype import load_model
+        from sonotype.inference.predict import load_model
 
         clf = load_model(model)
     else:
@@ -485,7 +485,7 @@ def spilled(data: bytes, filename: str | None, label: str | None = None) -> Iter
 
 
 def _version() -> str:
-    from sonotype import __version__
+    from sonotype._version import __version__
 
     return __version__
 

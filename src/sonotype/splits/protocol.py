@@ -6,6 +6,8 @@ importable from there.
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -30,8 +32,6 @@ _ALIASES = {
 
 def _protocol_hint(name: str) -> str:
     """``kfold4`` -> ``; did you mean 'kfold:4'?``; a near miss -> the closest protocol name."""
-    import difflib
-    import re
 
     m = re.fullmatch(r"([a-z-]+?)[-_ =]?(\d+(?:\.\d+)?)", name.strip().lower())
     if m and _ALIASES.get(m.group(1), m.group(1)) in ("kfold", "holdout", "random"):

@@ -14,19 +14,23 @@ SpecAugment time/frequency masks, mixup with soft targets, Gaussian feature nois
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import librosa
 import numpy as np
 import soxr
 import torch
 
-from sonotype.config.parse import check_fields, strict_from_dict
-from sonotype.errors import ConfigError, ParameterError
+from sonotype.audio import load as load_audio
+from sonotype.errors import ParameterError
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.represent import featurize
+from sonotype.training.config import AugmentConfig
+from sonotype.utils.threads import single_threaded_children
 
 __all__ = [
-    "AugmentConfig",
     "apply_waveform",
     "augment_waveform",
     "draw_waveform_params",
@@ -35,110 +39,6 @@ __all__ = [
     "spec_augment",
 ]
 
-_RANGES = ("noise_snr_db", "gain_db", "pitch_semitones", "stretch", "speed")
-
-
-@dataclass
-class AugmentConfig:
-    """Augmentation settings; the defaults switch everything off.
-
-    Waveform transforms (each applied with its probability ``*_p`` when its range is set;
-    values drawn uniformly in ``(min, max)``), applied in this order:
-    ``speed`` (rate; 1.1 = 10 % faster and higher, length / rate, via soxr resampling),
-    ``stretch`` (rate; length / rate, pitch kept, librosa phase vocoder),
-    ``pitch_semitones`` (librosa pitch shift, length kept),
-    ``shift_s`` (shift by up to +- that many seconds; ``shift_mode`` circular or zero-fill),
-    ``gain_db``, and last ``noise_snr_db`` (white noise at that SNR relative to the
-    transformed clip). ``copies`` augmented versions are made per training clip (0 = off).
-
-    Feature transforms, per training batch: ``spec_time_masks`` masks of up to
-    ``spec_time_width`` frames and ``spec_freq_masks`` masks of up to ``spec_freq_width``
-    bins (SpecAugment; for (T, F) and (F, T) inputs), ``mixup_alpha`` (Beta(a, a) mixing
-    of pairs and their one-hot targets; 0 = off) and ``feature_noise_std`` (Gaussian noise
-    in standardised units; 0 = off).
-    """
-
-    copies: int = 0
-    noise_snr_db: tuple[float, float] | None = None
-    noise_p: float = 1.0
-    gain_db: tuple[float, float] | None = None
-    gain_p: float = 1.0
-    shift_s: float | None = None
-    shift_mode: Literal["circular", "zero"] = "circular"
-    shift_p: float = 1.0
-    pitch_semitones: tuple[float, float] | None = None
-    pitch_p: float = 0.5
-    stretch: tuple[float, float] | None = None
-    stretch_p: float = 0.5
-    speed: tuple[float, float] | None = None
-    speed_p: float = 0.5
-    spec_time_masks: int = 0
-    spec_time_width: int = 0
-    spec_freq_masks: int = 0
-    spec_freq_width: int = 0
-    mixup_alpha: float = 0.0
-    feature_noise_std: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        for name in _RANGES:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                lo, hi = (float(v) for v in value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"augment {name} must be a (min, max) pair, got {value!r}") from None
-            if lo > hi:
-                raise ConfigError(f"augment {name} needs min <= max, got {value!r}")
-            if name in ("stretch", "speed") and lo <= 0:
-                raise ConfigError(f"augment {name} rates must be > 0, got {value!r}")
-            setattr(self, name, (lo, hi))
-        for name in ("noise_p", "gain_p", "shift_p", "pitch_p", "stretch_p", "speed_p"):
-            p = getattr(self, name)
-            if not 0.0 <= float(p) <= 1.0:
-                raise ConfigError(f"augment {name} must be a probability in [0, 1], got {p!r}")
-        if self.shift_s is not None and self.shift_s < 0:
-            raise ConfigError(f"augment shift_s must be >= 0 seconds, got {self.shift_s!r}")
-        if self.shift_mode not in ("circular", "zero"):
-            raise ConfigError(f"augment shift_mode must be 'circular' or 'zero', got {self.shift_mode!r}")
-        for name in ("copies", "spec_time_masks", "spec_time_width", "spec_freq_masks", "spec_freq_width"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"augment {name} must be an integer >= 0, got {v!r}")
-        if self.mixup_alpha < 0 or self.feature_noise_std < 0:
-            raise ConfigError(
-                f"augment mixup_alpha and feature_noise_std must be >= 0, got {self.mixup_alpha}, "
-                f"{self.feature_noise_std}"
-            )
-
-    @property
-    def enabled_waveform(self) -> bool:
-        """True when the pipeline should make augmented copies of the training clips."""
-        return self.copies > 0 and any(getattr(self, n) is not None for n in (*_RANGES, "shift_s"))
-
-    @property
-    def enabled_spec(self) -> bool:
-        """True when SpecAugment masks are configured (needs (T, F) or (F, T) items)."""
-        return bool(
-            (self.spec_time_masks and self.spec_time_width) or (self.spec_freq_masks and self.spec_freq_width)
-        )
-
-    @property
-    def enabled_features(self) -> bool:
-        """True when :func:`sonotype.training.train.fit` has batch-level work to do."""
-        return bool(self.enabled_spec or self.mixup_alpha > 0 or self.feature_noise_std > 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for name in _RANGES:
-            if d[name] is not None:
-                d[name] = list(d[name])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
-        return strict_from_dict(cls, d)
 
 
 def draw_waveform_params(cfg: AugmentConfig, rng: np.random.Generator) -> dict[str, Any]:
@@ -351,10 +251,6 @@ def augmented_items(
     tasks = [(ds.clips[ci].path, ds.clips[ci].start, fc.read_duration(ds.clips[ci].duration), fc.to_dict(),
               rc.to_dict(), cfg.augment.to_dict(), seed, ci) for ci in todo]
     if cfg.jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from sonotype.utils.threads import single_threaded_children
 
         with single_threaded_children(), ProcessPoolExecutor(
             max_workers=min(cfg.jobs, len(tasks)), mp_context=mp.get_context("spawn")
@@ -379,9 +275,6 @@ def augment_clip(task: tuple) -> list[np.ndarray]:
     ``task`` is ``(path, start, seconds to read, features dict, representation dict, augment
     dict, seed, clip id)``: plain values, so it pickles cheaply to a spawned worker.
     """
-    from sonotype.audio import load as load_audio
-    from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.features.represent import featurize
 
     path, start, dur, fc_d, rc_d, aug_d, seed, ci = task
     fc, rc, aug = FeatureConfig.from_dict(fc_d), RepresentationConfig.from_dict(rc_d), AugmentConfig.from_dict(aug_d)

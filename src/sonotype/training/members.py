@@ -7,7 +7,11 @@ from :mod:`sonotype.training.train`.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -16,9 +20,11 @@ import torch
 from torch import nn
 
 from sonotype.errors import ParameterError
+from sonotype.models.registry import from_spec
 from sonotype.training import train as _train
-from sonotype.training.augment import AugmentConfig
-from sonotype.training.train import TrainConfig, TrainResult
+from sonotype.training.config import AugmentConfig, TrainConfig
+from sonotype.training.train import TrainResult
+from sonotype.utils.shards import is_lazy
 
 __all__ = ["fit_members"]
 
@@ -83,7 +89,6 @@ def fit_members(
     >>> len(nets), [r.best_epoch for r in results]
     (2, [3, 3])
     """
-    from sonotype.models.registry import from_spec
 
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -109,10 +114,6 @@ def fit_members(
             results.append(res)
         return nets, results
 
-    import multiprocessing as mp
-    import os
-    import tempfile
-    from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // workers)  # unless a member's config sets num_threads
     with tempfile.TemporaryDirectory(prefix="sonotype-members-") as tmp:
@@ -147,7 +148,6 @@ def fit_members(
 
 def _save_for_workers(path: str, arr: Any) -> str:
     """``arr`` as a ``.npy`` file the member workers memory-map; returns ``path``."""
-    from sonotype.utils.shards import is_lazy
 
     if is_lazy(arr):  # disk-backed items: copied chunk by chunk, never whole in memory
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=arr.shape)
@@ -178,7 +178,6 @@ def _member_label(i: int, n: int) -> str:
 
 def _member_worker(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One ensemble member in a worker process: arrays memory-mapped, progress to stderr."""
-    from sonotype.models.registry import from_spec
 
     spec, seed, paths, cfg_dict, aug_dict, n_classes, progress, label = args
     arrays = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}

@@ -12,134 +12,29 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sonotype.config.parse import check_fields, strict_from_dict
 from sonotype.errors import ConfigError, ParameterError
+from sonotype.models.apply import batched_logits
+from sonotype.models.linear import fit_linear
 from sonotype.models.registry import check_item_shape
-from sonotype.training.augment import AugmentConfig, feature_noise, mixup, spec_augment
+from sonotype.training.augment import feature_noise, mixup, spec_augment
+from sonotype.training.config import AugmentConfig, TrainConfig
+from sonotype.utils.console import make_console
+from sonotype.utils.environment import bf16_native
 from sonotype.utils.rng import torch_seed
+from sonotype.utils.shards import is_lazy
 from sonotype.utils.threads import torch_threads
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights", "predict_proba"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "inverse_frequency_weights"]
 
-_MONITORS = ("val_balanced_accuracy", "val_accuracy", "val_loss")
-
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (saved beside every run).
-
-    ``patience`` epochs without improvement of ``monitor`` (by more than ``min_delta``)
-    stop training (None = never stop early); ``plateau_patience`` epochs without
-    improvement multiply the learning rate by ``plateau_factor`` (None = off). Without a
-    validation set the model trains for ``max_epochs``, the plateau rule watches the
-    training loss, and the final weights are kept. ``class_weights`` weights the loss
-    by inverse class frequency in the training labels (``n / (k * n_c)``).
-    ``deterministic`` turns on ``torch.use_deterministic_algorithms`` during training.
-    ``precision: bf16`` runs the training forward pass under bfloat16 autocast on CPUs with
-    native bfloat16 (AVX512-BF16 or AMX; elsewhere, where it would be slower, a warning and
-    float32): for the RAVDESS 1D CNN 1.8x faster per batch, 1.4x per epoch (measured). Weights,
-    optimiser, validation and prediction stay float32.
-    ``memmap`` (auto | true | false) keeps the items in memory-mapped ``.npy`` shards on disk
-    (:mod:`sonotype.utils.shards`), read batch by batch: ``auto`` above 2 GiB of items
-    (``$SONOTYPE_MEMMAP_BYTES``), so a set larger than RAM trains with bounded RSS.
-
-    Parameters
-    ----------
-    optimizer : {"adam", "adamw", "sgd"}
-    lr, momentum, weight_decay : float
-        Learning rate; SGD momentum; L2 (adamw: decoupled) weight decay.
-    batch_size, max_epochs : int
-    patience : int, optional
-        Early-stopping patience in epochs (None: never stop early).
-    monitor : {"val_balanced_accuracy", "val_accuracy", "val_loss"}
-    min_delta : float
-        Smallest change of ``monitor`` that counts as an improvement.
-    plateau_factor : float
-        Learning-rate factor on a plateau.
-    plateau_patience : int, optional
-        Epochs without improvement before the rate is cut (None: off).
-    label_smoothing : float
-        In [0, 1).
-    class_weights : bool
-        Weight the loss by inverse class frequency.
-    seed : int
-        Batch order (and, through the estimator, the initialisation).
-    num_threads : int, optional
-        torch threads while training (None: torch's default).
-    deterministic : bool
-    precision : {"fp32", "bf16"}
-    memmap : {"auto", True, False}
-        Memory-mapped shards for the items (see above).
-
-    Examples
-    --------
-    >>> TrainConfig(max_epochs=30, patience=None).patience is None
-    True
-    """
-
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    max_epochs: int = 100
-    patience: int | None = 10
-    monitor: Literal["val_balanced_accuracy", "val_accuracy", "val_loss"] = "val_balanced_accuracy"
-    min_delta: float = 0.0
-    plateau_factor: float = 0.5
-    plateau_patience: int | None = 5
-    label_smoothing: float = 0.0
-    class_weights: bool = False
-    seed: int = 0
-    num_threads: int | None = None
-    deterministic: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"
-    memmap: str | bool = "auto"
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        from sonotype.utils.shards import wants_memmap
-
-        wants_memmap(self.memmap, 0)  # auto | true | false, checked here
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.monitor not in _MONITORS:
-            raise ConfigError(f"monitor must be one of {', '.join(_MONITORS)}, got {self.monitor!r}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(
-                f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}"
-            )
-        for name in ("batch_size", "max_epochs"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("patience", "plateau_patience"):
-            v = getattr(self, name)
-            if v is not None and int(v) < 0:
-                raise ConfigError(f"{name} must be >= 0 or None, got {v}")
-        if not 0 < self.plateau_factor < 1:
-            raise ConfigError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.num_threads is not None and int(self.num_threads) < 1:
-            raise ConfigError(f"num_threads must be >= 1 or None, got {self.num_threads}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return strict_from_dict(cls, d)
 
 
 @dataclass
@@ -183,8 +78,6 @@ class TrainResult:
 def _check_arrays(
     model: nn.Module, X: Any, y: Any, n_classes: int, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    from sonotype.utils.shards import is_lazy
-
     if not isinstance(X, np.ndarray) and not is_lazy(X):
         raise ParameterError(f"{what} features must be a numpy array or memmap, got {type(X).__name__}")
     y = np.asarray(y)
@@ -308,7 +201,6 @@ def fit(
     if getattr(model, "fitted_by", None) == "sklearn":
         # logreg / linear-svm: scikit-learn on training + validation items, each item its own
         # inner-CV group (for grouped data call sonotype.models.linear.fit_linear with groups).
-        from sonotype.models.linear import fit_linear
 
         if (X_val is None) != (y_val is None):
             raise ParameterError("give both X_val and y_val, or neither")
@@ -330,8 +222,6 @@ def fit(
             f"got items {X_train.shape[1:]} and layout {getattr(model, 'input_layout', None)!r}"
         )
     if progress and console is None:
-        from sonotype.utils.console import make_console
-
         console = make_console()
 
     old_det = torch.are_deterministic_algorithms_enabled()
@@ -503,12 +393,9 @@ def _native_bf16() -> bool:
     The warnings module's default filter shows the warning once per calling location, so a
     run of many fits says it once without a flag of our own.
     """
-    from sonotype.utils.environment import bf16_native
 
     ok = bf16_native()
     if not ok:
-        import warnings
-
         warnings.warn("train.precision bf16: this CPU has no native bfloat16; training in float32", stacklevel=3)
     return ok
 
@@ -523,7 +410,7 @@ def _improved(value: float, loss: float, best: float | None, best_loss: float, c
 
 
 def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, float]:
-    logits = _logits(model, X, batch_size=max(batch_size, 256))
+    logits = batched_logits(model, X, batch_size=max(batch_size, 256))
     pred = logits.argmax(1).numpy()
     return {
         "val_loss": float(F.cross_entropy(logits, torch.from_numpy(y))),
@@ -538,64 +425,14 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     A class predicted but absent from the validation labels has no recall to average; that
     is expected in small validation parts, so scikit-learn's warning about it is silenced.
     """
-    import warnings
 
-    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.metrics import (
+        balanced_accuracy_score,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return float(balanced_accuracy_score(y, pred))
-
-
-def _logits(model: nn.Module, X: np.ndarray, *, batch_size: int) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for s in range(0, X.shape[0], batch_size):
-            outs.append(
-                model(
-                    torch.from_numpy(np.array(X[s : s + batch_size], dtype=np.float32))
-                )  # copy: memmaps are read-only
-            )
-    model.train(was_training)
-    return torch.cat(outs)
-
-
-def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (softmax of the logits) in eval mode, without gradients.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    X : np.ndarray or np.memmap, shape (N, ...)
-        Items standardised like the training data.
-    batch_size : int
-
-    Returns
-    -------
-    np.ndarray, float32, shape (N, n_classes)
-
-    Examples
-    --------
-    >>> from sonotype.models.registry import build_model
-    >>> P = predict_proba(build_model("mlp-small", (4,), 3, seed=0), np.zeros((5, 4), np.float32))
-    >>> P.shape, bool(np.allclose(P.sum(axis=1), 1.0))
-    ((5, 3), True)
-    """
-    from sonotype.utils.shards import is_lazy
-
-    if not (isinstance(X, np.ndarray) or is_lazy(X)) or X.ndim < 2:
-        raise ParameterError(
-            f"predict_proba needs an array of shape (N, ...), got {getattr(X, 'shape', type(X))}"
-        )
-    check_item_shape(model, X.shape[1:], "prediction")
-    if X.shape[0] == 0:
-        n_out = model.sonotype_spec["n_classes"] if hasattr(model, "sonotype_spec") else 0
-        return np.zeros((0, n_out), dtype=np.float32)
-    if int(batch_size) < 1:
-        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
-    return torch.softmax(_logits(model, X, batch_size=int(batch_size)), dim=1).numpy().astype(np.float32)
 
 
 def _fmt_time(s: float) -> str:

@@ -58,7 +58,7 @@ def bf16_native() -> bool:
     >>> bf16_native() in (True, False)
     True
     """
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(probe()) if probe is not None else False
@@ -83,7 +83,7 @@ def _blas() -> list[dict[str, Any]]:
 
 def _torch_libraries() -> dict[str, str]:
     """torch's own BLAS and oneDNN (linked into torch, so threadpoolctl does not list them)."""
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     text = torch.__config__.show()
     out = {}
@@ -115,7 +115,7 @@ def environment() -> dict[str, Any]:
     >>> {"cpu", "versions", "blas", "torch_threads"} <= set(env), env["versions"]["numpy"] is not None
     (True, True)
     """
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     try:
         usable: int | None = len(os.sched_getaffinity(0))

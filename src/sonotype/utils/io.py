@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from sonotype.errors import ParameterError
+
 __all__ = ["atomic_dir", "atomic_open", "atomic_write_bytes", "atomic_write_text", "file_digest"]
 
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -165,8 +167,6 @@ class atomic_dir:
         self.force = force
 
     def __enter__(self) -> Path:
-        from sonotype.errors import ParameterError
-
         if self.dest.exists() and not self.force:
             raise ParameterError(f"{self.dest} already exists; pass --force (force=True) to overwrite it")
         self.dest.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sonotype.errors import ConfigError, ParameterError
+from sonotype.utils.io import atomic_open, atomic_write_text
 
 __all__ = ["EAGER_ROWS", "LazyRows", "Scaled", "ShardWriter", "ShardedArray", "is_lazy", "memmap_limit_bytes",
            "wants_memmap"]
@@ -71,8 +72,6 @@ class ShardWriter:
         self.item_shape: tuple[int, ...] | None = None
 
     def append(self, block: np.ndarray) -> None:
-        from sonotype.utils.io import atomic_open
-
         block = np.ascontiguousarray(block, dtype=np.float32)
         if block.ndim < 2 or block.shape[0] == 0:
             if block.shape[0] == 0:
@@ -87,8 +86,6 @@ class ShardWriter:
         self.rows.append(int(block.shape[0]))
 
     def close(self) -> ShardedArray:
-        from sonotype.utils.io import atomic_write_text
-
         index = {"version": 1, "dtype": "float32", "item_shape": list(self.item_shape or (0,)),
                  "shards": [{"file": f"X-{i:05d}.npy", "rows": r} for i, r in enumerate(self.rows)]}
         atomic_write_text(self.folder / INDEX, json.dumps(index))

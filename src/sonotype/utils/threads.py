@@ -72,7 +72,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
         Threads for torch's CPU kernels; results of a training run depend on it only through
         float rounding, so ``train.num_threads: 1`` makes them bit-reproducible.
     """
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
     old = torch.get_num_threads()
     if n is not None:
