@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
+from sonotype.corpora.base import Clip
 from sonotype.corpora.demo import generate_demo
+from sonotype.features.extract import Dataset
 from sonotype.models import linear as linear_mod
 from sonotype.pipeline import baseline as bl
 from sonotype.pipeline.config import RunConfig, load_config
 from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
+from sonotype.reporting.report import _baseline_section
 from sonotype.reporting.results import collect_results, results_table
+from sonotype.splits.split import Split
 
 QUICK = ["train.max_epochs=6", "train.patience=null", "train.num_threads=1", "evaluate.bootstrap=300",
          "evaluate.examples=2", "evaluate.final_model=best_fold"]
@@ -60,6 +66,55 @@ def test_baseline_features_are_the_textbook_set() -> None:
     assert bl.baseline_features(cfg)[0].max_duration is None  # backbone runs: frame settings are unused
 
 
+def _folds_with_known_predictions(model: str, baseline: str):
+    """48 clips of 2 classes from 3 speakers, leave-one-speaker-out, where both systems are known.
+
+    The model's test predictions are given (``perfect`` or ``wrong`` on every clip), its items in
+    reversed clip order, so that a pairing by position instead of by clip would show. The baseline's
+    features are ``informative`` (the class, +-1, plus a little noise: logistic regression
+    gets every clip right) or ``constant`` (no information: one class for every clip, balanced
+    accuracy exactly 1/2).
+    """
+    rng = np.random.default_rng(0)
+    clips = [Clip(f"/x/s{g}_{i:02d}.wav", "ab"[i % 2], f"s{g}") for g in range(3) for i in range(16)]
+    y = np.array([i % 2 for _ in range(3) for i in range(16)])
+    ds = Dataset(np.zeros((48, 1), np.float32), np.arange(48), clips)
+    X = (2.0 * y - 1.0)[:, None] + 0.1 * rng.standard_normal((48, 3)) if baseline == "informative" else np.ones((48, 3))
+    bds = Dataset(X.astype(np.float32), np.arange(48), list(clips))
+    outcomes = []
+    for g in range(3):
+        test = np.arange(16 * g, 16 * g + 16)
+        items = test[::-1]  # the model's items in another order than the split's clips
+        pred = y[items] if model == "perfect" else 1 - y[items]
+        split = Split(f"test group s{g}", np.setdiff1d(np.arange(48), test), np.zeros(0, np.int64), test)
+        outcomes.append(SimpleNamespace(split=split, proba=np.eye(2)[pred], test_items=items))
+    return ds, bds, outcomes
+
+
+@pytest.mark.parametrize(
+    ("model", "baseline", "model_ba", "baseline_ba", "verdict", "words"),
+    [
+        ("perfect", "constant", 1.0, 0.5, "better", "The model beats the baseline beyond the bootstrap interval"),
+        ("wrong", "informative", 0.0, 1.0, "worse", "The model is worse than the baseline beyond the bootstrap interval"),
+        ("perfect", "informative", 1.0, 1.0, "not distinguishable", "The model does not beat the baseline"),
+    ],
+)
+def test_the_verdict_follows_the_data(monkeypatch, model, baseline, model_ba, baseline_ba, verdict, words) -> None:
+    ds, bds, outcomes = _folds_with_known_predictions(model, baseline)
+    monkeypatch.setattr(bl, "build_dataset", lambda clips, *a, **kw: bds)  # the features are given, not extracted
+    cfg = load_config(None, ["evaluate.bootstrap=200", "jobs=1"])
+    b = bl.run_baseline(cfg, ds, ["a", "b"], outcomes, item_level=False, progress=False)
+    assert b["balanced_accuracy"] == baseline_ba and b["model"]["balanced_accuracy"] == model_ba
+    assert [f["balanced_accuracy"] for f in b["folds"]] == [baseline_ba] * 3
+    assert [f["n"] for f in b["folds"]] == [16] * 3 and b["n_test_clips"] == 48 and b["n_missing"] == 0
+    d = model_ba - baseline_ba
+    # Every resample of 48 clips holds both classes: the difference is the same on each.
+    assert b["comparison"]["difference"] == d and b["comparison"]["interval"] == [d, d]
+    assert b["comparison"]["verdict"] == verdict
+    assert b["verdict"].startswith(words) and f"difference {d:+.3f}" in b["verdict"]
+    assert f"<b>{html.escape(b['verdict'], quote=True)}</b>" in _baseline_section({"baseline": b})
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     return generate_demo(tmp_path_factory.mktemp("bl") / "corpus", seed=0, n_speakers=3, takes=2, seconds=1.0)
@@ -88,8 +143,15 @@ def test_every_run_has_its_baseline_on_the_same_folds(corpus: Path, tmp_path: Pa
     assert b["model"]["balanced_accuracy"] == pytest.approx(m["balanced_accuracy"])
     # The synthetic classes are easy for clip statistics too: far above chance (0.2).
     assert b["balanced_accuracy"] > 0.6
-    assert b["comparison"]["n_resamples"] == 300 and b["comparison"]["verdict"] in (
-        "better", "worse", "not distinguishable")
+    # The demo's 30 test clips: model and baseline differ by at most a few clips (measured: 0.767
+    # against 0.800), so the paired interval straddles 0 and the verdict is "not distinguishable".
+    # (Clearly better / worse systems: test_the_verdict_follows_the_data below.)
+    cmp = b["comparison"]
+    assert cmp["n_resamples"] == 300 and cmp["level"] == 0.95
+    assert cmp["difference"] == pytest.approx(b["model"]["balanced_accuracy"] - b["balanced_accuracy"], abs=1e-12)
+    assert abs(cmp["difference"]) <= 0.1
+    assert cmp["interval"][0] < 0 < cmp["interval"][1] and cmp["verdict"] == "not distinguishable"
+    assert b["verdict"].startswith("The model does not beat the baseline beyond the bootstrap interval")
     assert b["config"]["model"] == "logreg" and b["config"]["features"]["n_mfcc"] == 40
     assert b["seconds"] >= b["extract_seconds"] > 0
     # Inner CV ran on the training side only: 2 of the 3 speakers, never the fold's test speaker.
@@ -100,7 +162,7 @@ def test_every_run_has_its_baseline_on_the_same_folds(corpus: Path, tmp_path: Pa
     # The report puts it beside the model's figures and says in words how they compare.
     page = (tmp_path / "run" / "report.html").read_text()
     assert "<h2>Baseline</h2>" in page and "paired bootstrap interval" in page
-    assert ("beats the baseline" in page) or ("does not beat the baseline" in page) or ("worse than" in page)
+    assert html.escape(b["verdict"], quote=True) in page and "The model does not beat the baseline" in page
     # And the results table has a baseline column.
     table = results_table(collect_results([tmp_path / "run"]))
     assert "| baseline |" in table.splitlines()[0] and f"{b['balanced_accuracy']:.3f}" in table.splitlines()[2]

@@ -9,10 +9,18 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
+from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, CorpusError, ParameterError
 from sonotype.items.normalize import NormalizeConfig, Normalizer, describe, reduce_axes
 from sonotype.pipeline.config import RunConfig, load_config
-from sonotype.pipeline.mixed import load_mixed, parse_corpus_args, undersample_corpora, unify_label
+from sonotype.pipeline.mixed import (
+    corpus_matrix,
+    load_mixed,
+    mixed_vs_single,
+    parse_corpus_args,
+    undersample_corpora,
+    unify_label,
+)
 from sonotype.splits.split import make_splits
 
 # Class -> fundamental frequency of the synthetic "voice"; every speaker shifts all of them.
@@ -218,6 +226,85 @@ def test_normalizer_over_time_for_windows_and_per_element_for_embeddings():
         n2.transform(rng.normal(size=(2, 4, 5)))
 
 
+def _matrix_clips() -> list[Clip]:
+    """Corpora a and b, 3 speakers each, 2 clips of x and 2 of y per speaker (12 clips a corpus)."""
+    return [Clip(f"/{c}/s{s}_{lab}{k}.wav", lab, f"{c}:s{s}", corpus=c, meta={"speaker": f"s{s}"})
+            for c in "ab" for s in (1, 2, 3) for lab in "xy" for k in range(2)]
+
+
+def test_corpus_matrix_cells_from_known_predictions():
+    """A model trained on a gets everything right; one trained on b says x for every clip except
+    those of speaker s1. Each cell is then known by hand:
+
+    - trained on b, on the 12 clips of a: s1's 4 right, then x right and y wrong for s2, s3:
+      recall x 6/6, recall y 2/6 -> balanced accuracy 2/3, accuracy 8/12; precision x 6/10
+      (F1 0.75), precision y 2/2 (F1 0.5) -> macro-F1 0.625. The same on b's own speaker folds.
+    - trained on a: 1.0 everywhere.
+    """
+    clips = _matrix_clips()
+    labels = ["x", "y"]
+    corpus = np.array([c.corpus for c in clips])
+    calls = []
+
+    def train_predict(tr, va, te):
+        tr, va, te = (np.asarray(v) for v in (tr, va, te))
+        calls.append((tr, va, te))
+        trained_on = set(corpus[np.r_[tr, va]].tolist())
+        assert len(trained_on) == 1 and not set(np.r_[tr, va].tolist()) & set(te.tolist())
+        right = [labels.index(clips[i].label) for i in te]
+        if trained_on == {"a"}:
+            return np.array(right)
+        return np.array([r if clips[i].meta["speaker"] == "s1" else 0 for r, i in zip(right, te)])
+
+    m = corpus_matrix(clips, labels, train_predict, val_size=0.34, seed=0, within_folds=4)
+    assert m["train_sets"] == ["a", "b"] and m["test_corpora"] == ["a", "b"] and "mixed_vs_single" not in m
+    b_on_a = m["rows"]["b"]["a"]
+    assert b_on_a == {"balanced_accuracy": pytest.approx(2 / 3), "accuracy": pytest.approx(8 / 12),
+                      "macro_f1": pytest.approx(0.625), "n_clips": 12, "chance": 0.5}
+    assert m["rows"]["a"]["b"] == {"balanced_accuracy": 1.0, "accuracy": 1.0, "macro_f1": 1.0, "n_clips": 12,
+                                   "chance": 0.5}
+    assert m["rows"]["a"]["a"] == {**m["rows"]["a"]["b"], "protocol": "3-fold by speaker within a"}
+    assert m["rows"]["b"]["b"] == {**b_on_a, "protocol": "3-fold by speaker within b"}
+    # Off the diagonal a row trains on all of one corpus (validation carved from its own speakers)
+    # and tests on all of the other; the diagonal is 3 folds, each speaker tested once.
+    whole = [(set(tr.tolist()) | set(va.tolist()), set(te.tolist())) for tr, va, te in calls if len(te) == 12]
+    a_idx, b_idx = set(np.flatnonzero(corpus == "a").tolist()), set(np.flatnonzero(corpus == "b").tolist())
+    assert whole == [(a_idx, b_idx), (b_idx, a_idx)]
+    assert all(len(va) == 4 for tr, va, te in calls if len(te) == 12)  # one of three speakers validates
+    diag = [te for tr, va, te in calls if len(te) == 4]
+    assert len(diag) == 6 and sorted(i for te in diag for i in te.tolist()) == list(range(24))
+    # With the leave-one-corpus-out scores added, the mixed model against the best single corpus.
+    locos = {"a": {"balanced_accuracy": 0.9}, "b": {"balanced_accuracy": 0.5}}
+    m = corpus_matrix(clips, labels, train_predict, val_size=0.34, seed=0, locos=locos)
+    assert m["train_sets"] == ["a", "b", "all others"] and m["rows"]["all others"] == locos
+    assert m["mixed_vs_single"] == {
+        "a": {"mixed": 0.9, "best_single": "b", "best_single_score": pytest.approx(2 / 3), "beats": True,
+              "text": "a: mixed 0.900 beats the best single corpus (b, 0.667)"},
+        "b": {"mixed": 0.5, "best_single": "a", "best_single_score": 1.0, "beats": False,
+              "text": "b: mixed 0.500 does NOT beat the best single corpus (a, 1.000)"},
+    }
+
+
+def test_mixed_vs_single_takes_the_best_single_corpus_and_a_tie_does_not_beat():
+    def ba(v: float) -> dict:
+        return {"balanced_accuracy": v}
+
+    rows = {"a": {"b": ba(0.40), "c": ba(0.70)},
+            "b": {"a": ba(0.55), "c": ba(0.60)},
+            "c": {"a": ba(0.65), "b": {"skipped": "too few speakers"}},
+            "all others": {"a": ba(0.62), "b": ba(0.41), "c": ba(0.70)}}
+    got = mixed_vs_single(rows, ["a", "b", "c"])
+    assert got == {
+        "a": {"mixed": 0.62, "best_single": "c", "best_single_score": 0.65, "beats": False,
+              "text": "a: mixed 0.620 does NOT beat the best single corpus (c, 0.650)"},
+        "b": {"mixed": 0.41, "best_single": "a", "best_single_score": 0.40, "beats": True,
+              "text": "b: mixed 0.410 beats the best single corpus (a, 0.400)"},  # c's cell was skipped
+        "c": {"mixed": 0.70, "best_single": "a", "best_single_score": 0.70, "beats": False,
+              "text": "c: mixed 0.700 does NOT beat the best single corpus (a, 0.700)"},  # a tie
+    }
+    assert mixed_vs_single({k: v for k, v in rows.items() if k != "all others"}, ["a", "b", "c"]) == {}
+
+
 def _tiny_sets(tmp_path: Path) -> list[str]:
     return [f"cache_dir={tmp_path / 'cache'}", "features.features=[mfcc]", "features.n_mfcc=13", "features.sr=16000",
             "features.n_fft=512", "features.hop_length=256", "representation.kind=stats",
@@ -239,14 +326,20 @@ def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
     assert m["per_corpus"]["a"]["chance"] == 0.25
     mat = m["corpus_matrix"]
     assert mat["train_sets"] == ["a", "b", "all others"] and mat["test_corpora"] == ["a", "b"]
+    # What each cell is computed from is fixed by the data: every test corpus has 36 clips, 9 per
+    # class, so a cell's balanced accuracy is a mean of four recalls k/9, a multiple of 1/36.
+    # (Its value: test_corpus_matrix_cells_from_known_predictions.)
     for r in ("a", "b"):
         for c in ("a", "b"):
-            assert 0.0 <= mat["rows"][r][c]["balanced_accuracy"] <= 1.0
-    assert mat["rows"]["all others"]["a"]["balanced_accuracy"] == pytest.approx(m["per_corpus"]["a"]["balanced_accuracy"])
-    assert "protocol" in mat["rows"]["a"]["a"]  # the diagonal: speaker folds within the corpus
+            cell = mat["rows"][r][c]
+            assert cell["n_clips"] == 36 and cell["chance"] == 0.25, (r, c)
+            assert cell["balanced_accuracy"] * 36 == pytest.approx(round(cell["balanced_accuracy"] * 36), abs=1e-9)
+    assert mat["rows"]["a"]["a"]["protocol"] == "3-fold by speaker within a"  # the diagonal: speaker folds
+    assert mat["rows"]["b"]["b"]["protocol"] == "3-fold by speaker within b"
+    assert mat["rows"]["all others"]["a"] == m["per_corpus"]["a"]  # the locos fold itself, not a retraining
     vs = mat["mixed_vs_single"]["a"]  # with two corpora the best single one for a is b
+    assert vs["mixed"] == m["per_corpus"]["a"]["balanced_accuracy"]
     assert vs["best_single"] == "b" and vs["best_single_score"] == mat["rows"]["b"]["a"]["balanced_accuracy"]
-    assert vs["beats"] == (vs["mixed"] > vs["best_single_score"]) and ("beats" in vs["text"] or "NOT" in vs["text"])
     assert m["normalize"]["by"] == "speaker"
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Corpus x corpus" in html and "Per corpus" in html and "Normalisation" in html

@@ -352,6 +352,43 @@ class Classifier:
         return np.asarray(featurize(y, self.sample_rate, self.feature_config, self.representation, path=path),
                           dtype=np.float32)
 
+    def clip_probabilities(self, X: np.ndarray, item_clip: np.ndarray, n_clips: int,
+                           groups: Sequence[str] | None = None) -> np.ndarray:
+        """Class probabilities of whole clips from their raw items: the one prediction step.
+
+        Every front end ends here: each group's items are standardised together (a model
+        trained with ``normalize``; ``groups`` gives every clip's speaker or corpus, None =
+        all the clips are one group), then scaled, run through the network
+        (:meth:`forward_items`) and averaged over each clip's items.
+
+        Parameters
+        ----------
+        X : np.ndarray [shape=(n_items, *input_shape)]
+            Unscaled, unnormalised items, e.g. from the training dataset builder or :meth:`items`.
+        item_clip : np.ndarray [shape=(n_items,)], int
+            The clip (0 .. n_clips - 1) each item belongs to; every clip needs an item.
+        n_clips : int
+        groups : sequence of str [shape=(n_clips,)], optional
+
+        Returns
+        -------
+        np.ndarray [shape=(n_clips, n_classes)], float32
+            Columns in :attr:`labels` order.
+        """
+        item_clip = np.asarray(item_clip, dtype=np.int64)
+        counts = np.bincount(item_clip, minlength=n_clips)
+        if len(counts) != n_clips or (counts == 0).any():
+            raise ParameterError(f"every one of the {n_clips} clips needs items, got item counts {counts.tolist()}")
+        if self.normalizer is not None:
+            keys = [""] * n_clips if groups is None else [str(g) for g in groups]
+            if len(keys) != n_clips:
+                raise ParameterError(f"{n_clips} clips but {len(keys)} groups")
+            X = self.normalizer.transform_groups(np.asarray(X), item_clip, keys)
+        P = self.forward_items(X)
+        out = np.zeros((n_clips, len(self.labels)), np.float64)
+        np.add.at(out, item_clip, P)
+        return (out / counts[:, None]).astype(np.float32)
+
     def forward_items(self, X: np.ndarray) -> np.ndarray:
         """Scale items and run the network: probabilities, shape (n_items, n_classes).
 

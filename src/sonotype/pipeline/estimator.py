@@ -22,14 +22,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.validation import check_is_fitted
 
+from sonotype.backbones.runtime import featurizer_for
 from sonotype.corpora.base import Clip, Manifest
 from sonotype.errors import AudioError, ParameterError
 from sonotype.features.extract import Dataset
 from sonotype.features.frames import compute_frames
 from sonotype.features.represent import featurize, prepare_signal, represent_names
 from sonotype.inference.modelio import save_model
+from sonotype.inference.predict import Classifier
 from sonotype.items.normalize import NormalizeConfig, Normalizer, reduce_axes
-from sonotype.models.apply import predict_proba
+from sonotype.models.registry import model_spec
 from sonotype.pipeline.config import RunConfig, load_config, to_plain
 from sonotype.pipeline.defaults import default_recipe, resolve_backbone
 from sonotype.pipeline.experiment import item_kind
@@ -105,6 +107,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         The resolved settings the model was trained with.
     train_results_ : list of TrainResult
         Per network: history, best epoch, seconds.
+    classifier_ : sonotype.inference.predict.Classifier
+        The fitted pieces as :func:`sonotype.load_model` returns them; ``predict_proba`` runs
+        through its :meth:`~sonotype.inference.predict.Classifier.clip_probabilities`.
 
     Examples
     --------
@@ -280,6 +285,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self.input_shape_ = tuple(int(s) for s in ds.X.shape[1:])
         self.feature_names_ = list(ds.feature_names)
         self.train_results_ = results
+        # The fitted pieces as the Classifier that load_model gives: predict_proba goes through it.
+        self.classifier_ = Classifier(
+            network=self.network_, labels=[str(c) for c in classes], feature_config=cfg.features,
+            representation=cfg.representation, architecture=model_spec(net), scaler=scaler,
+            normalizer=self.normalizer_, model_id="AudioClassifier",
+            backbone=None if cfg.backbone is None else featurizer_for({"backbone": backbone_record(cfg),
+                                                                       "architecture": model_spec(net)}),
+        )
         return self
 
     def _fit_normalizer(self, cfg: RunConfig, ds: Dataset, *, speakers_given: bool) -> tuple[Dataset, Any]:
@@ -372,19 +385,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, ("classes_", "network_"))
         inputs = _as_inputs(X, what="predict")
         ds = self._dataset(self.config_, inputs, where="predict")
+        keys = None
         if getattr(self, "normalizer_", None) is not None:
-            keys = self._norm_keys(ds.clips, self.normalizer_.by) if isinstance(X, Manifest) else [""] * len(ds.clips)
+            keys = self._norm_keys(ds.clips, self.normalizer_.by) if isinstance(X, Manifest) else None
             if groups is not None:
                 keys = [str(g) for g in np.asarray(groups).tolist()]
                 if len(keys) != len(ds.clips):
                     raise ParameterError(f"predict got {len(ds.clips)} inputs but {len(keys)} groups")
-            ds = replace(ds, X=self.normalizer_.transform_groups(ds.X, ds.item_clip, keys))
-        Xi = ds.X if self.scaler_ is None else np.asarray(self.scaler_.transform(ds.X), dtype=np.float32)
-        P = predict_proba(self.network_, Xi)
-        out = np.zeros((len(ds.clips), len(self.classes_)), np.float64)
-        np.add.at(out, ds.item_clip, P)
-        out /= np.bincount(ds.item_clip, minlength=len(ds.clips))[:, None]
-        return out.astype(np.float32)
+        return self.classifier_.clip_probabilities(ds.X, ds.item_clip, len(ds.clips), keys)
 
     def predict(self, X: Any, groups: Any = None) -> np.ndarray:
         """The most probable label of every clip, shape (n_clips,), values from :attr:`classes_`.
