@@ -83,7 +83,7 @@ FORMAT_VERSION = 1
 # equal windows of about CHUNK_SECONDS (the training clip length) whose outputs are averaged.
 WHOLE_MAX_SECONDS = 60.0
 CHUNK_SECONDS = 10.0
-BATCH_MAX = 16  # clips per forward pass in embed_batch: bounds activation memory
+BATCH_MAX = 4  # clips per forward pass in embed_batch: 2-8 run fastest per clip on a CPU core; 16 spills the caches
 BLOCKS = (3, 6, 12, 15)  # the last block of each stage (strides end there): "features.3" ...
 
 # MobileNetV3-Large rows at width 1: in, kernel, expanded, out, squeeze-excite, hard-swish, stride.
@@ -108,6 +108,11 @@ def kaldi_mel_banks(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_R
     -------
     numpy.ndarray
         ``(n_mels, n_fft // 2 + 1)`` float64.
+
+    Examples
+    --------
+    >>> kaldi_mel_banks().shape
+    (128, 513)
     """
     mel_lo, mel_hi = 1127.0 * math.log1p(fmin / 700.0), 1127.0 * math.log1p(fmax / 700.0)
     delta = (mel_hi - mel_lo) / (n_mels + 1)
@@ -145,6 +150,11 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray
         ``(128, 1 + (n - 1) // 320)`` float32.
+
+    Examples
+    --------
+    >>> log_mel(np.zeros(32000, dtype=np.float32)).shape  # 1 s
+    (128, 100)
     """
     x = torch.as_tensor(np.asarray(wave, dtype=np.float64))
     if x.ndim != 1 or x.numel() == 0:
@@ -423,7 +433,10 @@ def load(folder: str | os.PathLike) -> EfficientATEncoder:
     if config.get("family") != "efficientat" or config.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{folder}: config.json is family {config.get('family')!r} "
                          f"version {config.get('format_version')!r}, expected 'efficientat' {FORMAT_VERSION}")
-    model = MN(float(config["width_mult"]), len(config["labels"]))
+    try:
+        model = MN(float(config["width_mult"]), len(config["labels"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{folder}: config.json lacks or garbles {exc}") from None
     _check_tensors(state, model, folder / "model.safetensors")
     digest = tensor_digest(state)
     expected = MN04_TENSOR_DIGEST if config.get("model") == MN04_NAME else config.get("tensor_digest")
@@ -436,10 +449,11 @@ def load(folder: str | os.PathLike) -> EfficientATEncoder:
 
 # ------------------------------------------------------------------------------------- encoder
 def _fold_batchnorm(model: MN) -> MN:
-    """An inference copy with each eval-mode BatchNorm folded into the conv before it.
+    """An inference copy with each eval-mode BatchNorm folded into the conv before it, channels-last.
 
-    Same function up to float rounding (~1e-6 on the logits), 15-20 % faster on a CPU core;
-    its state dict is no longer the original's, so it is only ever used to run.
+    Same function up to float rounding (~1e-6 on the logits); on a CPU core the folding saves
+    15-20 % and the channels-last layout (faster depthwise convolutions) another 10-15 %. Its
+    state dict is no longer the original's, so it is only ever used to run.
     """
     fused = copy.deepcopy(model).eval()
     with torch.no_grad():
@@ -450,7 +464,7 @@ def _fold_batchnorm(model: MN) -> MN:
                 conv.weight.mul_(scale[:, None, None, None])
                 conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale)
                 seq[1] = nn.Identity()
-    return fused
+    return fused.to(memory_format=torch.channels_last)
 
 
 class EfficientATEncoder:
@@ -473,17 +487,18 @@ class EfficientATEncoder:
         w = np.asarray(wave)
         if w.ndim != 1 or w.size == 0:
             raise ParameterError(f"expected a non-empty mono 1-D waveform, got shape {w.shape}")
-        if not isinstance(sr, (int, np.integer)) or sr <= 0:
-            raise ParameterError(f"sample rate must be a positive integer, got {sr!r}")
+        if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not float(sr).is_integer() or sr <= 0:
+            raise ParameterError(f"sample rate must be a positive whole number of Hz, got {sr!r}")
         w = w.astype(np.float32, copy=False)
         if not np.isfinite(w).all():
             raise ParameterError("waveform holds NaN or infinite samples")
+        sr = int(sr)
         return w if sr == SAMPLE_RATE else soxr.resample(w, int(sr), SAMPLE_RATE, quality="HQ").astype(np.float32)
 
     def _run(self, mels: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Forward equal-shaped ``(128, T)`` log-mels as one batch -> one output dict per clip."""
         with torch.inference_mode():
-            out = self._net(torch.from_numpy(np.stack(mels)[:, None]))
+            out = self._net(torch.from_numpy(np.stack(mels)[:, None]).contiguous(memory_format=torch.channels_last))
         names = list(self.model.block_dims)
         res = []
         for b in range(len(mels)):
