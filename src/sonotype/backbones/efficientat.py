@@ -36,13 +36,22 @@ from torch import nn
 from ..errors import ModelError, ParameterError
 
 __all__ = [
+    "BLOCKS",
+    "CHUNK_SECONDS",
     "FILE_SHA256",
     "FILE_SIZE",
+    "FMAX",
+    "FRONT_END",
+    "HOP_LENGTH",
     "LICENSE",
     "MN",
     "MN04_TENSOR_DIGEST",
+    "N_FFT",
+    "N_MELS",
     "SAMPLE_RATE",
     "URL",
+    "WHOLE_MAX_SECONDS",
+    "WIN_LENGTH",
     "EfficientATEncoder",
     "convert",
     "kaldi_mel_banks",
@@ -103,6 +112,13 @@ def kaldi_mel_banks(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_R
 
     Triangles are linear in HTK mel (``1127 ln(1 + f / 700)``), peak 1, unnormalised, over the
     ``n_fft // 2`` bins below Nyquist; EfficientAT appends a zero column for the Nyquist bin.
+
+    Parameters
+    ----------
+    n_mels, n_fft, sr : int
+        Bands, FFT size and sample rate.
+    fmin, fmax : float
+        Edges of the lowest and highest triangle in Hz (eval time: 0 and 15 kHz).
 
     Returns
     -------
@@ -470,7 +486,17 @@ def _fold_batchnorm(model: MN) -> MN:
 class EfficientATEncoder:
     """A loaded EfficientAT network with its labels: waveforms in, embeddings and tags out.
 
-    Inference runs under ``torch.inference_mode`` with the caller's torch thread settings.
+    Usually made by :func:`load`. Inference runs under ``torch.inference_mode`` on a
+    BatchNorm-folded copy of ``model``, with the caller's torch thread settings (none are changed).
+
+    Parameters
+    ----------
+    model : MN
+        The network (its state dict stays the original's).
+    labels : sequence of str
+        One display name per output.
+    config : mapping, optional
+        The folder's ``config.json``, kept as :attr:`config`.
     """
 
     def __init__(self, model: MN, labels: Sequence[str], config: Mapping[str, Any] | None = None) -> None:
@@ -514,6 +540,13 @@ class EfficientATEncoder:
         into equal windows of about 10 s (the training length), and each output is the mean of
         the windows' outputs (pooled values, block means and probabilities alike).
 
+        Parameters
+        ----------
+        wave : numpy.ndarray
+            ``(n,)`` mono samples, any sample rate (resampled to 32 kHz with soxr HQ).
+        sr : int
+            Its sample rate.
+
         Returns
         -------
         dict of numpy.ndarray
@@ -527,7 +560,20 @@ class EfficientATEncoder:
 
         Clips are grouped by length and each group runs as a batch (up to :data:`BATCH_MAX`).
         Zero-padding to a common length is not used: squeeze-excitation averages over the
-        whole time axis, so padding would change every clip's numbers.
+        whole time axis, so padding would change every clip's numbers. All clips' log-mels are
+        held at once (about 0.4x the size of the 32 kHz audio): pass a few hundred at a time.
+
+        Parameters
+        ----------
+        waves : sequence of numpy.ndarray
+            ``(n_i,)`` mono clips, all at ``sr``.
+        sr : int
+            Their sample rate.
+
+        Returns
+        -------
+        list of dict
+            One :meth:`embed` result per clip, in order.
         """
         pieces: list[list[np.ndarray]] = []
         for wave in waves:
@@ -550,7 +596,20 @@ class EfficientATEncoder:
         return out
 
     def tag(self, wave: np.ndarray, sr: int, top: int = 5) -> list[tuple[str, float]]:
-        """The ``top`` AudioSet classes of a clip with their probabilities, most likely first."""
+        """The ``top`` classes of a clip with their probabilities, most likely first.
+
+        Parameters
+        ----------
+        wave, sr : numpy.ndarray, int
+            As for :meth:`embed`.
+        top : int
+            How many classes.
+
+        Returns
+        -------
+        list of (str, float)
+            ``(display name, probability)`` pairs.
+        """
         p = self.embed(wave, sr)["probabilities"]
         order = np.argsort(-p, kind="stable")[: max(0, int(top))]
         return [(self.labels[i], float(p[i])) for i in order]
