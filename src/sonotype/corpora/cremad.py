@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..licences import ODBL_1_0
 from .base import DOWNLOAD_DIR, Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .download import Resource
 from .emotions import CODES
@@ -32,6 +33,7 @@ from .emotions import CODES
 __all__ = ["fetch", "prepare", "read_demographics", "read_lfs_pointer"]
 
 NAME = "cremad"
+LICENSE = ODBL_1_0  # with the Database Contents License for the clips
 DEMOGRAPHICS = "VideoDemographics.csv"
 # The repository's companion files: not audio, known, never reported.
 METADATA = (

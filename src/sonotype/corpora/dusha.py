@@ -35,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorpusError
+from ..licences import own_terms
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register
 from .emotions import CODES
 
 __all__ = ["MANUAL", "PARTS", "prepare", "read_rows"]
 
 NAME = "dusha"
+LICENSE = own_terms("Dusha licence (SberDevices)", "https://github.com/salute-developers/golos/tree/master/license")
 PARTS = ("crowd_train", "crowd_test", "podcast_train", "podcast_test")
 MANUAL = """\
 Dusha is large (crowd.tar 28 GB) and served through short links that need a browser.

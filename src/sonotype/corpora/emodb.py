@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..licences import research_only
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .download import Resource
 from .emotions import CODES
@@ -25,6 +26,7 @@ from .emotions import CODES
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "emodb"
+LICENSE = research_only("EmoDB terms (free for research)", "http://emodb.bilderbar.info/")
 # The publisher (emodb.bilderbar.info) publishes no checksum, and none was found in the
 # projects that fetch this address (audb/audformat's emodb build scripts, nkululeko); the file is
 # accepted only as a verified complete transfer (size equal to Content-Length) and recorded

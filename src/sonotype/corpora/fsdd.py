@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..licences import CC_BY_SA_4_0
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .download import Resource
 
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "fsdd"
+LICENSE = CC_BY_SA_4_0
 # No publisher checksum exists for this archive: it is GitHub's archive of the moving default
 # branch (3,000 clips, 6 speakers). The only published digest found is tensorflow-datasets'
 # for the older tag v1.0.9 (2,500 clips; tensorflow_datasets/audio/spoken_digit/checksums.tsv:

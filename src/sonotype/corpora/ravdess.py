@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..licences import CC_BY_NC_SA_4_0
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .download import Resource
 from .emotions import CODES
@@ -29,6 +30,7 @@ from .emotions import CODES
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "ravdess"
+LICENSE = CC_BY_NC_SA_4_0
 DOWNLOADS = (
     Resource(
         url="https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1",

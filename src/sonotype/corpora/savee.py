@@ -21,12 +21,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..licences import research_only
 from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from .emotions import CODES
 
 __all__ = ["MANUAL", "prepare"]
 
 NAME = "savee"
+LICENSE = research_only("SAVEE terms (free for research)", "http://kahlan.eps.surrey.ac.uk/savee/")
 SPEAKERS = ("DC", "JE", "JK", "KL")
 MANUAL = """\
 SAVEE is distributed after registration only.
