@@ -27,8 +27,10 @@ import torch
 from rich.console import Console
 
 from . import checks
+from .card import write_run_card
 from .config import RunConfig, with_absolute_paths
 from .corpora import Manifest, group_name
+from .corpora.licensing import run_licences
 from .corpora.ops import load_manifest
 from .environment import environment
 from .evaluate import evaluate_items, evaluate_on_corpus, rank_subsets
@@ -218,6 +220,7 @@ def _save(
         scaler=scaler,
         metrics=_headline(metrics),
         backbone=backbone,
+        licences=run_licences(cfg),  # the corpora's and the encoder's licences, combined
         extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": metrics["final_model"]["text"],
                **({"normalize": normalizer.to_dict()} if normalizer is not None else {})},
     )
@@ -232,6 +235,7 @@ def _write_run(
 
     atomic_write_text(tmp / "config.yaml", with_absolute_paths(cfg).to_yaml())
     atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+    write_run_card(tmp, name=cfg.name)  # the model card, from model.json and metrics.json
     atomic_write_text(tmp / "history.json", json.dumps(histories(outcomes), indent=2))
     atomic_write_text(tmp / "predictions.csv", predictions_csv(ds, labels, outcomes))
     atomic_write_text(tmp / "skipped.json", json.dumps(
