@@ -252,7 +252,7 @@ def _effect(inputs: Sequence[tuple[str, str, Licence]]) -> str:
     own = [x for x in inputs if x[2].rank == RESEARCH_ONLY and x[2].commercial is None]
     nc = [x for x in inputs if x[2].commercial is False and x[2].rank < RESEARCH_ONLY]
     nd = [x for x in inputs if not x[2].derivatives]
-    sa = [x for x in inputs if x[2].share_alike]
+    sa = [x for x in inputs if x[2].share_alike and x not in nc]  # NC-SA: its title says it
     if unknown:
         parts.append(f"licence unknown for {', '.join(n for _, n, _ in unknown)}: check the terms before any use")
     if own:
