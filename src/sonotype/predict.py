@@ -41,6 +41,7 @@ from .errors import AudioError, ModelError, ParameterError, SonotypeError
 from .events import Event, merge_events
 from .events import smooth as smooth_probabilities
 from .features.config import FeatureConfig, RepresentationConfig
+from .hub import local_model
 from .modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
 
 if TYPE_CHECKING:  # the batch API, re-exported lazily by __getattr__ below (sonotype.batch imports this module)
@@ -251,7 +252,7 @@ class Classifier:
         -------
         dict
             ``model_id, labels, sample_rate, min_duration, features, representation, backbone,
-            architecture, metrics, created, sonotype_version``.
+            architecture, metrics, created, sonotype_version, licences``.
         """
         return {
             "model_id": self.model_id,
@@ -265,6 +266,7 @@ class Classifier:
             "metrics": self.metrics,
             "created": self.meta.get("created"),
             "sonotype_version": self.meta.get("sonotype_version"),
+            "licences": self.meta.get("licences"),  # data and encoder licences, combined (null before format 2)
         }
 
     def __repr__(self) -> str:
@@ -638,7 +640,9 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     Parameters
     ----------
     path : path-like
-        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``).
+        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``), or
+        ``"hf://user/name[@revision]"``: downloaded by :func:`sonotype.hub.pull` (commit pinned,
+        only JSON and safetensors, digests checked) into the cache first.
     backbone_dirs : sequence of path-like
         Further places to look for a moved backbone.
 
@@ -668,7 +672,7 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     """
     from .models import build_model
 
-    root = Path(path)
+    root = Path(local_model(path))  # hf://user/name[@revision]: pulled first (JSON + safetensors only)
     meta, tensors = read_model_dir(root)
     backbone = None
     if meta["backbone"] is not None:  # reload the recorded backbone; refused when it differs

@@ -64,10 +64,13 @@ def show(
 
     from ..corpora import load_corpus
     from ..corpora.describe import describe
+    from ..corpora.licensing import corpus_licence
     from ._common import out
 
-    manifest = load_corpus(name, root, **_parse_options(option))
+    options = _parse_options(option)
+    manifest = load_corpus(name, root, **options)
     d = describe(manifest, read_headers=not no_headers)
+    d["licence"] = corpus_licence(name, options).to_dict()
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
@@ -77,6 +80,10 @@ def show(
         highlight=False,
         soft_wrap=True,
     )
+    lic = d["licence"]
+    out.print(f"licence: {lic['title']}" + (f" ({lic['url']})" if lic["url"] else "")
+              + (" - declare yours with --option licence=SPDX-ID" if lic["id"] == "unknown" else ""),
+              highlight=False, soft_wrap=True)
     classes = Table("class", "clips", title="per class")
     for k, v in d["classes"].items():
         classes.add_row(k, str(v))

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`)."),
+    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`) or hf://user/name[@revision]."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless you mean to expose it."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
@@ -38,8 +38,10 @@ def serve(
     import logging
 
     from ..backbones.load import add_search_dirs
+    from ..hub import local_model
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
+    model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
 
     import uvicorn
 

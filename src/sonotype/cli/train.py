@@ -326,7 +326,7 @@ def predict(
     address: str | None = typer.Option(None, "--address", help="With --engine ray: the cluster (default: a local one "
                                        "with --jobs CPUs)."),
 ) -> None:
-    """Classify audio files with a saved model (MODEL is RUN_DIR/model).
+    """Classify audio files with a saved model (MODEL is RUN_DIR/model, or hf://user/name[@revision]).
 
     Without --window a file is classified whole. With --window/--hop it is cut into segments,
     each classified, and the file's label and probabilities are the mean over the segments:
@@ -335,8 +335,10 @@ def predict(
     of one label form the events (JSON "events", --csv-rows events, --labels, --vtt).
     """
     from ..backbones.load import add_search_dirs
+    from ..hub import local_model
 
     add_search_dirs(backbone_dir)
+    model = local_model(model)  # hf://user/name[@revision]: downloaded, commit pinned, digests checked
 
     from ..errors import ParameterError
     from ..io import atomic_write_text
