@@ -163,6 +163,7 @@ def pull(ref: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
     if parsed is None:
         raise ParameterError(f"{ref!r} is not a hub model (hf://user/name[@revision])")
     repo, revision = parsed
+    ref = f"{SCHEME}{repo}" + (f"@{revision}" if revision else "")  # as written, whatever a CLI path made of it
     root = Path(cache_dir) if cache_dir is not None else models_home()
     if _offline():
         hit = _cached(root, repo, revision)
