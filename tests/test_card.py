@@ -127,7 +127,7 @@ def test_combined_licence_rule() -> None:
     assert nc.license == "cc-by-nc-sa-4.0" and nc.commercial is False
     assert nc.effect == "non-commercial use only: trained on RAVDESS (CC BY-NC-SA 4.0)."
     both = combine([("data", "RAVDESS", CC_BY_NC_SA_4_0), ("data", "TESS", CC_BY_NC_ND_4_0)])
-    assert both.license == "other" and "RAVDESS: CC BY-NC-SA 4.0; TESS: CC BY-NC-ND 4.0" == both.license_name
+    assert both.license == "other" and both.license_name == "RAVDESS: CC BY-NC-SA 4.0; TESS: CC BY-NC-ND 4.0"
     assert "no derivatives" in both.effect
     assert combine([("encoder", "whisper", MIT)]).license == "mit"
     assert combine([]).license == "other" and combine([]).commercial is None

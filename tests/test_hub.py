@@ -301,7 +301,7 @@ def test_tampered_weights_are_refused_and_deleted(hub: FakeHub, model_dir: Path,
     push(model_dir, REPO)
     good = (model_dir / "weights.safetensors").read_bytes()
     hub.tamper["weights.safetensors"] = good[:-4] + bytes(b ^ 0xFF for b in good[-4:])
-    with pytest.raises(ModelError, match="refused, download deleted.*does not match the digest") as err:
+    with pytest.raises(ModelError, match=r"refused, download deleted.*does not match the digest") as err:
         sonotype.load_model(f"hf://{REPO}")
     assert "\n" not in str(err.value)
     assert not list((tmp_path / "cache" / "models").glob("*"))  # nothing of it is kept
@@ -313,7 +313,7 @@ def test_interrupted_download_then_a_rerun_completes(hub: FakeHub, model_dir: Pa
     with pytest.raises(DownloadError, match="run the same command again") as err:
         pull(f"hf://{REPO}")
     assert "\n" not in str(err.value)
-    assert [p.name for p in (tmp_path / "cache" / "models").iterdir()][0].endswith(".partial")  # never a model
+    assert next(p.name for p in (tmp_path / "cache" / "models").iterdir()).endswith(".partial")  # never a model
     hub.break_files.clear()
     folder = pull(f"hf://{REPO}")
     assert (folder / "weights.safetensors").read_bytes() == (model_dir / "weights.safetensors").read_bytes()

@@ -25,7 +25,7 @@ def _signal() -> np.ndarray:  # the same as make_fixtures.signal()
 
 def test_every_supported_version_has_a_fixture() -> None:
     assert sorted(int(p.name[1:]) for p in FIXTURES.glob("v*") if p.is_dir()) == list(SUPPORTED_VERSIONS)
-    assert FORMAT_VERSION == max(SUPPORTED_VERSIONS)
+    assert max(SUPPORTED_VERSIONS) == FORMAT_VERSION
     assert sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file()) < 100_000  # small, as promised
 
 
