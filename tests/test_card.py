@@ -12,14 +12,15 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import data_dir
-from sonotype.card import render_card
-from sonotype.config import load_config
 from sonotype.corpora import CORPORA, get_loader
 from sonotype.corpora.demo import generate_demo
 from sonotype.corpora.licensing import corpus_licence, run_licences
 from sonotype.errors import ParameterError
-from sonotype.experiment import run_experiment
-from sonotype.licences import (
+from sonotype.pipeline.config import load_config
+from sonotype.pipeline.experiment import run_experiment
+from sonotype.recipes import recipe_path
+from sonotype.reporting.card import render_card
+from sonotype.utils.licences import (
     CC_BY_NC_ND_4_0,
     CC_BY_NC_SA_4_0,
     MIT,
@@ -30,7 +31,6 @@ from sonotype.licences import (
     parse_licence,
     register_encoder_licence,
 )
-from sonotype.recipes import recipe_path
 
 markdown = pytest.importorskip("markdown")
 
@@ -91,7 +91,7 @@ def test_demo_card_from_the_runs_records(demo_run: Path) -> None:
 
 def test_card_of_a_python_save_has_no_run_figures(tmp_path: Path) -> None:
     from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.modelio import save_model
+    from sonotype.inference.modelio import save_model
     from sonotype.models import build_model
 
     d = save_model(tmp_path / "m", network=build_model("mlp-small", (2,), 2, seed=0), labels=["a", "b"],

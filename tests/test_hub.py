@@ -32,8 +32,8 @@ import sonotype
 from sonotype.errors import DownloadError, ModelError, ParameterError
 from sonotype.features import Standardizer
 from sonotype.features.config import FeatureConfig, RepresentationConfig
-from sonotype.hub import SOURCE_FILE, parse_ref, pull, push
-from sonotype.modelio import save_model
+from sonotype.inference.hub import SOURCE_FILE, parse_ref, pull, push
+from sonotype.inference.modelio import save_model
 from sonotype.models import build_model
 
 REPO = "someone/tiny-tones"

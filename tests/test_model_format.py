@@ -12,7 +12,7 @@ import torch
 
 import sonotype
 from sonotype.errors import ModelError
-from sonotype.modelio import FORMAT_VERSION, MODEL_JSON, SUPPORTED_VERSIONS, read_model_dir
+from sonotype.inference.modelio import FORMAT_VERSION, MODEL_JSON, SUPPORTED_VERSIONS, read_model_dir
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
 SR = 8000

@@ -1,4 +1,4 @@
-"""CLI commands: ``sonotype push MODEL_DIR user/name`` and ``sonotype pull hf://user/name`` - thin wrappers over sonotype.hub."""
+"""CLI commands: ``sonotype push MODEL_DIR user/name`` and ``sonotype pull hf://user/name`` - thin wrappers over sonotype.inference.hub."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import out
+from sonotype.cli._common import out
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Upload a model (model.json, safetensors, a model card) to the Hugging Face Hub."""
-    from ..hub import push as run  # huggingface_hub is imported only by the hub commands
+    from sonotype.inference.hub import push as run  # huggingface_hub is imported only by the hub commands
 
     r = run(model, repo, private=private, revision=revision, message=message)
     if as_json:
@@ -40,6 +40,6 @@ def pull(
     ref: str = typer.Argument(..., help="hf://user/name or hf://user/name@revision (branch, tag or commit)."),
 ) -> None:
     """Download a model from the hub into the cache (commit pinned, only JSON and safetensors) and print its folder."""
-    from ..hub import pull as run  # huggingface_hub is imported only by the hub commands
+    from sonotype.inference.hub import pull as run  # huggingface_hub is imported only by the hub commands
 
     typer.echo(str(run(ref)))

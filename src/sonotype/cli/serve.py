@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
-from ._common import out
+from sonotype.cli._common import out
+from sonotype.errors import ParameterError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,15 +37,15 @@ def serve(
     GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
     import logging
 
-    from ..backbones.load import add_search_dirs
-    from ..hub import local_model
+    from sonotype.backbones.load import add_search_dirs
+    from sonotype.inference.hub import local_model
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
     model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
 
     import uvicorn
 
-    from ..serve.app import create_app
+    from sonotype.serve.app import create_app
 
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
@@ -108,9 +108,9 @@ def listen(
     """
     import json
 
-    from ..listen import device_source, file_source
-    from ..listen import listen as run_listen
-    from ..predict import load_model
+    from sonotype.inference.listen import device_source, file_source
+    from sonotype.inference.listen import listen as run_listen
+    from sonotype.inference.predict import load_model
 
     clf = load_model(model)
     if input_file is not None:
@@ -143,7 +143,7 @@ def export(
     check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on random inputs after writing."),
 ) -> None:
     """Export MODEL's network, with its feature scaler folded in, to ONNX for onnxruntime."""
-    from ..export import export_onnx, verify_onnx
+    from sonotype.inference.export import export_onnx, verify_onnx
 
     path = export_onnx(model, onnx, opset=opset)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", highlight=False)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..licences import CC_BY_NC_3_0
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.download import Resource
+from sonotype.errors import CorpusError
+from sonotype.utils.licences import CC_BY_NC_3_0
 
 __all__ = ["COLUMNS", "DOWNLOADS", "prepare"]
 

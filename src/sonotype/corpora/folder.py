@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..licences import UNKNOWN, parse_licence
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.errors import CorpusError
+from sonotype.utils.licences import UNKNOWN, parse_licence
 
 __all__ = ["prepare"]
 

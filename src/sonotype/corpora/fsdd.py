@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..licences import CC_BY_SA_4_0
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.download import Resource
+from sonotype.utils.licences import CC_BY_SA_4_0
 
 __all__ = ["DOWNLOADS", "prepare"]
 

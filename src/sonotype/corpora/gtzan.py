@@ -26,9 +26,9 @@ import csv
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..licences import research_only
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.errors import CorpusError
+from sonotype.utils.licences import research_only
 
 __all__ = ["GENRES", "MANUAL", "prepare", "read_split"]
 

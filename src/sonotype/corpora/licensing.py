@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..licences import UNKNOWN, Combined, Licence, combine, encoder_licence, parse_licence
-from .base import get_loader
+from sonotype.corpora.base import get_loader
+from sonotype.utils.licences import UNKNOWN, Combined, Licence, combine, encoder_licence, parse_licence
 
 __all__ = ["corpus_licence", "corpus_title", "run_licences"]
 

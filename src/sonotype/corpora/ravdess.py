@@ -21,11 +21,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..licences import CC_BY_NC_SA_4_0
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.download import Resource
+from sonotype.corpora.emotions import CODES
+from sonotype.errors import CorpusError
+from sonotype.utils.licences import CC_BY_NC_SA_4_0
 
 __all__ = ["DOWNLOADS", "prepare"]
 

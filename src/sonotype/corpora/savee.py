@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..licences import research_only
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.emotions import CODES
+from sonotype.utils.licences import research_only
 
 __all__ = ["MANUAL", "prepare"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..licences import CC_BY_NC_ND_4_0
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.emotions import CODES
+from sonotype.utils.licences import CC_BY_NC_ND_4_0
 
 __all__ = ["DATAVERSE_DOI", "DATAVERSE_SERVER", "fetch", "prepare"]
 
@@ -54,7 +54,7 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
     --------
     >>> prepare(fetch(Path("data/tess")))  # doctest: +SKIP
     """
-    from .download import fetch_dataverse
+    from sonotype.corpora.download import fetch_dataverse
 
     return fetch_dataverse(DATAVERSE_SERVER, DATAVERSE_DOI, dest, progress=progress)
 

@@ -49,8 +49,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import audio
-from ..errors import AudioError, ParameterError, SonotypeError
+from sonotype import audio
+from sonotype.errors import AudioError, ParameterError, SonotypeError
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_UPLOAD_MB", "ApiError", "create_app"]
 
@@ -285,7 +285,7 @@ def create_app(
         raise ParameterError(f"max_duration_s must be > 0, got {max_duration_s}")
     if read_timeout_s <= 0:
         raise ParameterError(f"read_timeout_s must be > 0, got {read_timeout_s}")
-    from .stream import DEFAULT_STREAM_MAX_BUFFER_S, DEFAULT_STREAM_MAX_S, serve_stream
+    from sonotype.serve.stream import DEFAULT_STREAM_MAX_BUFFER_S, DEFAULT_STREAM_MAX_S, serve_stream
 
     max_stream_s = DEFAULT_STREAM_MAX_S if max_stream_s is None else max_stream_s
     max_stream_buffer_s = DEFAULT_STREAM_MAX_BUFFER_S if max_stream_buffer_s is None else max_stream_buffer_s
@@ -300,7 +300,7 @@ def create_app(
         torch.set_num_threads(torch_threads)
 
     if isinstance(model, (str, os.PathLike)):
-        from .. import load_model
+        from sonotype import load_model
 
         clf = load_model(model)
     else:
@@ -326,7 +326,7 @@ def create_app(
     _add_error_handlers(app)
     _add_info_routes(app, clf, model_info, limits)
     _add_classify_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
-    from .group import add_group_route
+    from sonotype.serve.group import add_group_route
 
     add_group_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
     @app.websocket("/v1/stream")
@@ -485,7 +485,7 @@ def spilled(data: bytes, filename: str | None, label: str | None = None) -> Iter
 
 
 def _version() -> str:
-    from .. import __version__
+    from sonotype import __version__
 
     return __version__
 

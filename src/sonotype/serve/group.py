@@ -20,8 +20,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from .. import audio
-from ..errors import AudioError, SonotypeError
+from sonotype import audio
+from sonotype.errors import AudioError, SonotypeError
 
 __all__ = ["MAX_GROUP_FILES", "add_group_route"]
 
@@ -31,7 +31,7 @@ log = logging.getLogger("sonotype.serve")
 
 async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]]:
     """Every ``file`` part of a multipart body, in order: ``(filename, bytes)``."""
-    from .app import ApiError, parse_multipart
+    from sonotype.serve.app import ApiError, parse_multipart
 
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise ApiError(400, "missing_file", "send the clips as a multipart form, one part named 'file' per clip")
@@ -55,7 +55,7 @@ async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]
 
 def _decode(engine: Any, name: str | None, data: bytes, index: int) -> Any:
     """One part's samples at the model's rate; errors name the client's file."""
-    from .app import ApiError, spilled
+    from sonotype.serve.app import ApiError, spilled
 
     label = name or f"part {index + 1}"
     try:
@@ -71,7 +71,7 @@ def _decode(engine: Any, name: str | None, data: bytes, index: int) -> Any:
 
 def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[str, Any]:
     """Worker-thread part: decode every clip, then one :meth:`predict_group` call under the model lock."""
-    from .app import _all_finite
+    from sonotype.serve.app import _all_finite
 
     clf = engine.clf
     waves = [_decode(engine, name, data, i) for i, (name, data) in enumerate(files)]
@@ -99,7 +99,7 @@ def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[
 
 def add_group_route(app: FastAPI, engine: Any, *, max_bytes: int, read_timeout_s: float) -> None:
     """Register ``POST /v1/classify-group`` on ``app`` (see the module notes)."""
-    from .app import ApiError, _audio_error, _read_body, _rid
+    from sonotype.serve.app import ApiError, _audio_error, _read_body, _rid
 
     @app.post(
         "/v1/classify-group",

@@ -10,7 +10,7 @@ Protocol
 - Server -> client: one text message per window as soon as its last sample has arrived,
   ``{"start": s, "end": e, "label": ..., "probabilities": {...}}`` (seconds from the start
   of the stream): the windows of ``predict --window W --hop H`` on the same audio
-  (:class:`sonotype.live.Windower`). After ``end``: the last partial window (when it holds
+  (:class:`sonotype.inference.live.Windower`). After ``end``: the last partial window (when it holds
   one analysis frame), then the close with code 1000.
 - Errors close the socket with a code and a reason: 1007 for invalid data (a binary frame
   whose length is not a multiple of 4, NaN or infinite samples, a bad query parameter);
@@ -38,8 +38,8 @@ import anyio
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..errors import AudioError, ParameterError, SonotypeError
-from ..live import LiveStream, Window, classify_windows
+from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.inference.live import LiveStream, Window, classify_windows
 
 __all__ = ["DEFAULT_STREAM_MAX_BUFFER_S", "DEFAULT_STREAM_MAX_S", "DEFAULT_WINDOW_S", "MAX_FRAME_BYTES", "serve_stream"]
 
