@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,43 +107,78 @@ def test_writer_rows_survive_without_close(tmp_path: Path):
     w.close()
 
 
+# The child: `sonotype predict` whose row writer, once it has written HOLD_AT rows, says so in
+# a marker file and then waits (in the main thread, inside the run) for the parent's signal,
+# so the signal lands mid-run every time, after exactly HOLD_AT rows, however fast the machine.
+HOLD_AT = 5
+HELD_CHILD = """
+import sys, time
+from pathlib import Path
+from sonotype.inference import batch
+
+marker, argv = Path(sys.argv[1]), sys.argv[2:]
+real_write = batch.BatchWriter.write
+written = 0
+
+def write(self, row):
+    global written
+    real_write(self, row)
+    written += 1
+    if written == int(marker.suffix[1:]):
+        marker.write_text("held")
+        while True:
+            time.sleep(60)
+
+batch.BatchWriter.write = write
+sys.argv = ["sonotype", *argv]
+from sonotype.cli import main
+main()
+"""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_resume_after_kill(model_dir: Path, tmp_path: Path, sig: int):
     """SIGKILL (a crash) or SIGINT (Ctrl-C) mid-run, then --resume: every file exactly once."""
-    files = _folder(tmp_path / "d", 80, seconds=6.0)
+    n_files = 12
+    files = _folder(tmp_path / "d", n_files)
     out = tmp_path / "r.csv"
+    marker = tmp_path / f"held.{HOLD_AT}"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "sonotype", "predict", str(model_dir), str(tmp_path / "d"), "--out", str(out),
-           "--window", "0.5"]
+    cmd = [sys.executable, "-c", HELD_CHILD, str(marker), "predict", str(model_dir), str(tmp_path / "d"), "--out",
+           str(out), "--window", "0.5"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    n = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        n = out.read_text().count("\n") - 1 if out.exists() else 0
-        if n >= 5:
-            break
-        time.sleep(0.002)
-    assert proc.poll() is None, f"finished before the kill ({n} rows): {proc.stderr.read().decode()[-500:]}"
-    proc.send_signal(sig)
-    proc.wait(30)
+    try:
+        deadline = time.monotonic() + 120  # a generous bound on start-up, not a measurement
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), f"the child never reached row {HOLD_AT}: {proc.stderr.read().decode()[-800:]}"
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
     else:  # Ctrl-C: the CLI's clean exit
-        err = proc.stderr.read()
-        assert proc.returncode == 130 and b"stopped after" in err and b"; --resume continues" in err, err[-500:]
+        assert proc.returncode == 130, err[-500:]
+        assert re.search(rb"predict: \d+/12 files .* - stopped after [^\n]*; --resume continues", err), err[-500:]
         assert err.rstrip().endswith(b"interrupted") and b"done in" not in err, err[-500:]
     before, _ = read_batch(out, batch_header(LABELS))
-    assert 5 <= len(before) < 80
+    assert len(before) == HOLD_AT  # every row written before the signal is on disk, whole
     res = CliRunner().invoke(app, ["predict", str(model_dir), str(tmp_path / "d"), "--out", str(out), "--resume",
                                    "--window", "0.5"])
     assert res.exit_code == 0, res.output
-    assert f"{80 - len(before)} file(s) written, {len(before)} already there" in res.output
+    assert f"{n_files - HOLD_AT} file(s) written, {HOLD_AT} already there" in res.output
     rows = _rows(out)
     assert sorted(r["path"] for r in rows) == sorted(map(str, files))  # every file exactly once
-    assert [r["path"] for r in rows[: len(before)]] == [r[0] for r in before]  # nothing written was lost
+    assert [r["path"] for r in rows[:HOLD_AT]] == [r[0] for r in before]  # nothing written was lost
     clf = sonotype.load_model(model_dir)
-    for r in rows[::10]:
-        assert r["label"] == clf.predict(r["path"], window=0.5).label
+    for r in rows:
+        want = clf.predict(r["path"], window=0.5)
+        assert r["label"] == want.label and float(r["p_high"]) == pytest.approx(want.probabilities["high"], abs=1e-6)
 
 
 def test_cli_batch_errors(model_dir: Path, tmp_path: Path):

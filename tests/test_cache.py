@@ -130,12 +130,26 @@ def test_parallel_order_skips_and_dataset(tmp_path: Path) -> None:
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys, time
+    from pathlib import Path
     from sonotype.corpora.base import Clip
     from sonotype.features.extract import extract_corpus
     from sonotype.features.config import FeatureConfig
     clips = [Clip.from_dict(d) for d in json.loads(open(sys.argv[1]).read())]
     cfg = FeatureConfig.from_dict(json.loads(open(sys.argv[2]).read()))
+    marker, hold_at = Path(sys.argv[4]), int(sys.argv[5])
+    # Hold the run inside the write of cache entry number hold_at: its temporary file is
+    # written and fsynced, the rename into place has not happened. Say so, then wait to be killed.
+    real_replace, renamed = os.replace, []
+    def replace(src, dst, *a, **kw):
+        if str(dst).endswith(".npz"):
+            if len(renamed) + 1 == hold_at:
+                marker.write_text(str(src))
+                while True:
+                    time.sleep(60)
+            renamed.append(dst)
+        return real_replace(src, dst, *a, **kw)
+    os.replace = replace
     for _ in extract_corpus(clips, cfg, cache_dir=sys.argv[3]):
         pass
     """
@@ -143,26 +157,37 @@ SCRIPT = textwrap.dedent(
 
 
 def test_killed_run_loses_nothing_and_rerun_computes_only_the_rest(tmp_path: Path) -> None:
+    """SIGKILL in the middle of writing the 4th entry: 3 whole entries, a stray temporary file,
+    and a rerun that reads the 3, computes only the rest and gives the features of a fresh run."""
     import json
 
-    clips = _clips(tmp_path / "audio", 40, seconds=2.0)
-    cfg = FeatureConfig(sr=16000, n_fft=2048, hop_length=256, features=["contrast", "flatness", "mfcc", "tonnetz"])
+    clips = _clips(tmp_path / "audio", 8, seconds=1.0)
+    cfg = FeatureConfig(sr=16000, n_fft=1024, hop_length=256, features=["contrast", "flatness", "mfcc"])
     (tmp_path / "clips.json").write_text(json.dumps([c.to_dict() for c in clips]))
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
-    cache = tmp_path / "cache"
+    cache, marker, hold_at = tmp_path / "cache", tmp_path / "held", 4
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "clips.json"), str(tmp_path / "cfg.json"), str(cache)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "clips.json"), str(tmp_path / "cfg.json"), str(cache),
+         str(marker), str(hold_at)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while len(list(cache.rglob("*.npz"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 120  # a generous bound on start-up, not a measurement
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), f"the child never reached entry {hold_at}: {proc.stderr.read().decode()[-800:]}"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     done = len(list(cache.rglob("*.npz")))
-    if done >= len(clips):
-        pytest.skip("the extraction finished before it could be killed (machine too fast)")
-    assert done >= 3
+    assert done == hold_at - 1
+    stray = Path(marker.read_text())
+    assert stray.is_file() and stray.stat().st_size > 0 and not stray.name.endswith(".npz")  # the 4th, never renamed
 
     resumed = FeatureCache(cache)
     out = list(extract_corpus(clips, cfg, cache_dir=resumed))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 import types
 from pathlib import Path
 
@@ -70,13 +69,47 @@ def test_listen_plain_lines_and_resampled_file(model_dir, clip, tmp_path):
     assert [ln.split("  ")[1] for ln in lines[:-1]] == [s.label for s in want.segments]
 
 
-def test_file_source_keeps_real_time(clip):
-    sr, chunks = file_source(clip, speed=6.0)
-    t0 = time.monotonic()
-    n = sum(c.size for c in chunks)
-    took = time.monotonic() - t0
-    assert sr == SR and n == sf.info(str(clip)).frames
-    assert took >= 12.3 / 6.0 * 0.95  # not faster than asked
+class _Clock:
+    """An injected clock for ``file_source``: ``sleep`` moves time on, nothing really waits."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        assert s > 0
+        self.sleeps.append(s)
+        self.now += s
+
+
+@pytest.mark.parametrize("speed", [6.0, 1.0])
+def test_file_source_keeps_real_time(clip, monkeypatch, speed):
+    """Block k is handed out no earlier than the audio before it lasts at ``speed``, and never later
+    (the source waits exactly what is left); a consumer slower than real time is never made to wait."""
+    from sonotype.inference import listen as listen_mod
+
+    clock = _Clock()
+    monkeypatch.setattr(listen_mod, "time", clock)
+    sr, chunks = file_source(clip, speed=speed, block_s=0.05)
+    total = sf.info(str(clip)).frames
+    assert sr == SR and total == int(12.3 * SR)
+    sent, at = 0, []
+    for c in chunks:
+        at.append((clock.now - 1000.0, sent))  # when each block arrives, after how many samples
+        sent += c.size
+    assert sent == total and [n for _, n in at][:3] == [0, 400, 800]  # 50 ms blocks at 8 kHz
+    for t, n in at:
+        assert t == pytest.approx(n / SR / speed, abs=1e-9), (t, n)
+    assert sum(clock.sleeps) == pytest.approx(total / SR / speed, abs=1e-9)  # 12.3 s of audio
+    # A consumer that takes longer than each block lasts: no sleep at all.
+    slow = _Clock()
+    monkeypatch.setattr(listen_mod, "time", slow)
+    _, chunks = file_source(clip, speed=speed, block_s=0.05)
+    for _ in chunks:
+        slow.now += 1.0  # one second of work per 50 ms block
+    assert slow.sleeps == []
 
 
 def test_event_tracker_matches_merge_events():

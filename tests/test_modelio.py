@@ -57,7 +57,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory):
 
 def test_layout_and_json(saved):
     dest, *_ = saved
-    assert sorted(p.name for p in dest.iterdir()) == [MODEL_JSON, SCALER_FILE, WEIGHTS_FILE]
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", MODEL_JSON, SCALER_FILE, WEIGHTS_FILE]
     meta = json.loads((dest / MODEL_JSON).read_text())
     assert meta["format"] == "sonotype-model" and meta["format_version"] == FORMAT_VERSION
     assert meta["labels"] == LABELS
@@ -138,7 +138,7 @@ def _edit(d: Path, fn) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m.update(format_version=2), "unknown format_version 2"),
+        (lambda m: m.update(format_version=99), "unknown format_version 99"),
         (lambda m: m.update(format_version="1"), "unknown format_version '1'"),
         (lambda m: m.update(format="something-else"), "not a sonotype model"),
         (lambda m: m.update(run_code="__import__('os').system('true')"), r"unexpected key\(s\) \['run_code'\]"),
@@ -149,6 +149,8 @@ def _edit(d: Path, fn) -> None:
         (lambda m: m["features"].update(sr=-1), "invalid feature settings"),
         (lambda m: m["features"].update(evil=1), "invalid feature settings"),
         (lambda m: m.pop("scaler"), "missing key 'scaler'"),
+        (lambda m: m.pop("licences"), "missing key 'licences'"),
+        (lambda m: m.update(licences={"license": "mit"}), "invalid 'licences'"),
         (lambda m: m["files"].update({WEIGHTS_FILE: "0" * 32}), "does not match the digest"),
     ],
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sonotype.cli import backbone, corpus, features, inspect, serve, train
+from sonotype.cli import backbone, corpus, features, hub, inspect, serve, train
 
 app = typer.Typer(
     name="sonotype",
@@ -20,7 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain: rich markup would swallow '[happy, sad]'
 )
 
-for _module in (inspect, corpus, features, train, serve, backbone):
+for _module in (inspect, corpus, features, train, serve, backbone, hub):
     _module.register(app)
 
 

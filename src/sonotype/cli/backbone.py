@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from sonotype.cli._common import out
+from sonotype.utils.licences import encoder_licence
 
 backbone_app = typer.Typer(
     help="Pretrained audio encoders: list the ones sonotype knows, fetch one (safetensors only).",
@@ -89,15 +90,17 @@ def list_backbones(
     dirs = search_dirs(backbone_dir)
     rows = [
         {"name": a.name, "hub_id": a.hub_id, "encoder_parameters": a.parameters,
-         "cpu_per_audio_hour": a.cpu_per_audio_hour, "present": _present(a.hub_id, dirs), "note": a.note}
+         "cpu_per_audio_hour": a.cpu_per_audio_hour, "present": _present(a.hub_id, dirs), "note": a.note,
+         "licence": encoder_licence(a.hub_id).title}
         for a in ALIASES.values()
     ]
     if as_json:
         out.print_json(json.dumps({"searched": [str(d) for d in dirs], "backbones": rows}))
         return
-    t = Table("name", "hub id", "encoder params", "CPU per audio hour", "here")
+    t = Table("name", "hub id", "encoder params", "CPU per audio hour", "licence", "here")
     for r in rows:
-        t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["present"] or "-")
+        t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["licence"],
+                  r["present"] or "-")
     out.print(t)
     from sonotype.backbones.checkpoint import CONFIG_FILE, encoder_shape
     from sonotype.backbones.folders import candidates, read_marker

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from sonotype.corpora.licensing import corpus_licence
+
 corpus_app = typer.Typer(help="List, inspect and download corpora.", no_args_is_help=True, rich_markup_mode=None)
 
 _MAX_ROWS = 30
@@ -66,8 +68,10 @@ def show(
     from sonotype.corpora.describe import describe
     from sonotype.corpora.registry import load_corpus
 
-    manifest = load_corpus(name, root, **_parse_options(option))
+    options = _parse_options(option)
+    manifest = load_corpus(name, root, **options)
     d = describe(manifest, read_headers=not no_headers)
+    d["licence"] = corpus_licence(name, options).to_dict()
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
@@ -77,6 +81,10 @@ def show(
         highlight=False,
         soft_wrap=True,
     )
+    lic = d["licence"]
+    out.print(f"licence: {lic['title']}" + (f" ({lic['url']})" if lic["url"] else "")
+              + (" - declare yours with --option licence=SPDX-ID" if lic["id"] == "unknown" else ""),
+              highlight=False, soft_wrap=True)
     classes = Table("class", "clips", title="per class")
     for k, v in d["classes"].items():
         classes.add_row(k, str(v))

@@ -9,6 +9,7 @@ import typer
 
 from sonotype.cli._common import out
 from sonotype.errors import ParameterError
+from sonotype.inference.hub import local_model
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`)."),
+    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`) or hf://user/name[@revision]."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless you mean to expose it."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
@@ -40,6 +41,7 @@ def serve(
     from sonotype.backbones.folders import add_search_dirs
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
+    model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
 
     import uvicorn
 

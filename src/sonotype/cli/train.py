@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from sonotype.cli._common import console, messages, out
+from sonotype.inference.hub import local_model
 
 RUNTIMES = ("torch", "onnx")
 QUIET_HELP = "No progress or notes: only the final result line (with --json, only the JSON); warnings and errors still show."
@@ -326,7 +327,7 @@ def predict(
     address: str | None = typer.Option(None, "--address", help="With --engine ray: the cluster (default: a local one "
                                        "with --jobs CPUs)."),
 ) -> None:
-    """Classify audio files with a saved model (MODEL is RUN_DIR/model).
+    """Classify audio files with a saved model (MODEL is RUN_DIR/model, or hf://user/name[@revision]).
 
     Without --window a file is classified whole. With --window/--hop it is cut into segments,
     each classified, and the file's label and probabilities are the mean over the segments:
@@ -337,6 +338,7 @@ def predict(
     from sonotype.backbones.folders import add_search_dirs
 
     add_search_dirs(backbone_dir)
+    model = local_model(model)  # hf://user/name[@revision]: downloaded, commit pinned, digests checked
 
     from sonotype.errors import ParameterError
     from sonotype.utils.io import atomic_write_text

@@ -37,10 +37,12 @@ from sonotype.corpora.base import (
 from sonotype.corpora.download import Resource, download, extract
 from sonotype.corpora.emotions import CODES
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import ODBL_1_0
 
 __all__ = ["fetch", "prepare", "read_demographics", "read_lfs_pointer"]
 
 NAME = "cremad"
+LICENSE = ODBL_1_0  # with the Database Contents License for the clips
 DEMOGRAPHICS = "VideoDemographics.csv"
 # The repository's companion files: not audio, known, never reported.
 METADATA = (

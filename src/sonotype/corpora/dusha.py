@@ -37,10 +37,12 @@ from typing import Any
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register
 from sonotype.corpora.emotions import CODES
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import own_terms
 
 __all__ = ["MANUAL", "PARTS", "prepare", "read_rows"]
 
 NAME = "dusha"
+LICENSE = own_terms("Dusha licence (SberDevices)", "https://github.com/salute-developers/golos/tree/master/license")
 PARTS = ("crowd_train", "crowd_test", "podcast_train", "podcast_test")
 MANUAL = """\
 Dusha is large (crowd.tar 28 GB) and served through short links that need a browser.

@@ -21,10 +21,12 @@ from pathlib import Path
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.corpora.download import Resource
 from sonotype.corpora.emotions import CODES
+from sonotype.utils.licences import research_only
 
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "emodb"
+LICENSE = research_only("EmoDB terms (free for research)", "http://emodb.bilderbar.info/")
 # The publisher (emodb.bilderbar.info) publishes no checksum, and none was found in the
 # projects that fetch this address (audb/audformat's emodb build scripts, nkululeko); the file is
 # accepted only as a verified complete transfer (size equal to Content-Length) and recorded

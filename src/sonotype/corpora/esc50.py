@@ -24,10 +24,12 @@ from pathlib import Path
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.corpora.download import Resource
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import CC_BY_NC_3_0
 
 __all__ = ["COLUMNS", "DOWNLOADS", "prepare"]
 
 NAME = "esc50"
+LICENSE = CC_BY_NC_3_0  # the ESC-10 subset alone is CC BY 3.0; the loader's default is all 50 classes
 # The default branch moves, so no checksum can be pinned; the sha256 is printed after download.
 DOWNLOADS = (
     Resource(

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import UNKNOWN, parse_licence
 
 __all__ = ["prepare"]
 
 NAME = "folder"
+LICENSE = UNKNOWN  # user data: declared with the loader option licence=SPDX-ID (see parse_licence)
 
 
 @register(NAME, group="file")
-def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -> Manifest:
+def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME, licence: str | None = None) -> Manifest:
     """Build a manifest from a class-per-subfolder tree.
 
     Parameters
@@ -35,6 +37,9 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
         Default: the file path (every file its own group).
     corpus : str
         Name written into each clip's ``corpus`` field.
+    licence : str, optional
+        The data's licence as you declare it (an SPDX id, or ``NAME=URL``); checked here,
+        carried into a trained model's ``model.json`` and card. Default: unknown.
 
     Returns
     -------
@@ -54,6 +59,7 @@ def prepare(root: Path, *, group_regex: str | None = None, corpus: str = NAME) -
     >>> m.class_counts(), m.group_counts()
     ({'cat': 3, 'dog': 3}, {'ann': 4, 'bob': 2})
     """
+    parse_licence(licence)  # a mistyped licence fails now, not when the model is saved
     root = check_root(root)
     pattern = None
     if group_regex is not None:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.corpora.download import Resource
+from sonotype.utils.licences import CC_BY_SA_4_0
 
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "fsdd"
+LICENSE = CC_BY_SA_4_0
 # No publisher checksum exists for this archive: it is GitHub's archive of the moving default
 # branch (3,000 clips, 6 speakers). The only published digest found is tensorflow-datasets'
 # for the older tag v1.0.9 (2,500 clips; tensorflow_datasets/audio/spoken_digit/checksums.tsv:

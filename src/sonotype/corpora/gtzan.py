@@ -28,10 +28,12 @@ from pathlib import Path
 
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import research_only
 
 __all__ = ["GENRES", "MANUAL", "prepare", "read_split"]
 
 NAME = "gtzan"
+LICENSE = research_only("no licence (research and benchmark use)", "http://marsyas.info/downloads/datasets.html")
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 MANUAL = """\
 GTZAN has no working official download (marsyas.info is gone).

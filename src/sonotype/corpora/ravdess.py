@@ -25,10 +25,12 @@ from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check
 from sonotype.corpora.download import Resource
 from sonotype.corpora.emotions import CODES
 from sonotype.errors import CorpusError
+from sonotype.utils.licences import CC_BY_NC_SA_4_0
 
 __all__ = ["DOWNLOADS", "prepare"]
 
 NAME = "ravdess"
+LICENSE = CC_BY_NC_SA_4_0
 DOWNLOADS = (
     Resource(
         url="https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1",

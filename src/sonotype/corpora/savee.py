@@ -23,10 +23,12 @@ from pathlib import Path
 
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.corpora.emotions import CODES
+from sonotype.utils.licences import research_only
 
 __all__ = ["MANUAL", "prepare"]
 
 NAME = "savee"
+LICENSE = research_only("SAVEE terms (free for research)", "http://kahlan.eps.surrey.ac.uk/savee/")
 SPEAKERS = ("DC", "JE", "JK", "KL")
 MANUAL = """\
 SAVEE is distributed after registration only.

@@ -24,10 +24,12 @@ from pathlib import Path
 from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
 from sonotype.corpora.download import fetch_dataverse
 from sonotype.corpora.emotions import CODES
+from sonotype.utils.licences import CC_BY_NC_ND_4_0
 
 __all__ = ["DATAVERSE_DOI", "DATAVERSE_SERVER", "fetch", "prepare"]
 
 NAME = "tess"
+LICENSE = CC_BY_NC_ND_4_0
 DATAVERSE_SERVER = "https://borealisdata.ca"
 DATAVERSE_DOI = "doi:10.5683/SP2/E8H2MF"
 SPEAKERS = {"OAF": ("older", 64), "YAF": ("younger", 26)}

@@ -1,10 +1,14 @@
 """Safe model files: a directory of safetensors weights and one JSON description.
 
-Layout of a saved model directory::
+Layout of a saved model directory (specified in ``docs/model-format.md``)::
 
-    model.json            format, version, labels, architecture, feature settings, scaler, metrics
+    model.json            format, version, labels, architecture, feature settings, scaler, metrics, licences
     weights.safetensors   the network's state_dict
     scaler.safetensors    the feature scaler's statistics (only when there is a scaler)
+    README.md             the model card (:mod:`sonotype.reporting.card`); never read back
+
+Versions: 1 (no ``licences``), 2 (``licences`` required). Every version in
+:data:`SUPPORTED_VERSIONS` is read; a newer one is refused with a one-line error naming it.
 
 Loading reads JSON with :mod:`json` and tensors with :func:`safetensors.torch.load_file`
 and nothing else: no pickle, no ``torch.load``, so opening a model file never executes
@@ -27,28 +31,32 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from sonotype._version import __version__
-from sonotype.errors import ConfigError, ModelError
+from sonotype.errors import ConfigError, ModelError, ParameterError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.reporting.card import write_card
 from sonotype.utils.io import atomic_dir, atomic_write_bytes, atomic_write_text, file_digest
+from sonotype.utils.licences import UNKNOWN, Combined, combine, encoder_licence
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MODEL_JSON",
     "SCALER_FILE",
+    "SUPPORTED_VERSIONS",
     "WEIGHTS_FILE",
     "read_model_dir",
     "save_model",
 ]
 
 FORMAT = "sonotype-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)  # read; FORMAT_VERSION is written
 MODEL_JSON = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 SCALER_FILE = "scaler.safetensors"
 
-# key -> (accepted JSON types, required); the schema of format_version 1.
-_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
+# key -> (accepted JSON types, required); the schema of format_version 1, and of 2 (+ licences).
+_SCHEMA_V1: dict[str, tuple[tuple[type, ...], bool]] = {
     "format": ((str,), True),
     "format_version": ((int,), True),
     "sonotype_version": ((str,), True),
@@ -63,6 +71,7 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
     "files": ((dict,), True),
     "extra": ((dict,), False),
 }
+_SCHEMAS = {1: _SCHEMA_V1, 2: {**_SCHEMA_V1, "licences": ((dict,), True)}}
 _ARCH_KEYS = {"name": str, "input_shape": list, "n_classes": int, "params": dict}
 
 
@@ -98,6 +107,7 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     backbone: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    licences: Combined | None = None,
     force: bool = False,
 ) -> Path:
     """Write a model directory atomically; an existing ``dest`` is refused unless ``force``.
@@ -110,7 +120,7 @@ def save_model(
         Its ``state_dict()`` goes to ``weights.safetensors``.
     architecture : dict, optional
         ``{"name", "input_shape", "n_classes", "params"}`` that rebuilds the network with
-        :func:`sonotype.models.build_model`. A network built by ``build_model`` carries its
+        :func:`sonotype.models.registry.build_model`. A network built by ``build_model`` carries its
         spec with every parameter resolved; that is what is saved (``architecture``, when
         given, must agree with it on name, input_shape and n_classes).
     labels : list of str
@@ -126,6 +136,9 @@ def save_model(
         Description of a pretrained embedding backbone the features come from.
     extra : dict, optional
         Free-form JSON kept under ``"extra"``.
+    licences : sonotype.utils.licences.Combined, optional
+        What the model inherits from its data and encoder (``sonotype train`` gives the run's);
+        default: data of unknown licence, plus the backbone's licence when there is one.
 
     Returns
     -------
@@ -144,12 +157,12 @@ def save_model(
     >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
     ...                   feature_config=fc, representation=RepresentationConfig())
     >>> sorted(p.name for p in path.iterdir())
-    ['model.json', 'weights.safetensors']
+    ['README.md', 'model.json', 'weights.safetensors']
     """
 
     spec = getattr(network, "sonotype_spec", None)
     if architecture is None and spec is None:
-        raise ModelError("architecture is required for a network not built by sonotype.models.build_model")
+        raise ModelError("architecture is required for a network not built by sonotype.models.registry.build_model")
     if spec is not None:
         # The network's own spec holds every parameter resolved, so the file does not depend
         # on today's defaults; a given architecture must agree with it.
@@ -178,6 +191,7 @@ def save_model(
         "backbone": None if backbone is None else _plain(backbone, "backbone"),
         "files": {},
         "extra": _plain(dict(extra or {}), "extra"),
+        "licences": (licences or _default_licences(backbone)).to_dict(),
     }
     _validate(meta, Path(dest) / MODEL_JSON)  # never write what we could not read back
     if Path(dest).exists() and not force:
@@ -190,25 +204,36 @@ def save_model(
             atomic_write_bytes(tmp / SCALER_FILE, save(_state_tensors(scaler.state_tensors()), metadata={"format": FORMAT}))
             meta["files"][SCALER_FILE] = file_digest(tmp / SCALER_FILE)
         atomic_write_text(tmp / MODEL_JSON, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        write_card(tmp, meta, name=Path(dest).name)  # `sonotype train` rewrites it with the run's records
     return Path(dest)
 
 
+def _default_licences(backbone: dict[str, Any] | None) -> Combined:
+    """Data of unknown licence (a Python fit knows no corpus), plus the encoder's licence."""
+    inputs = [("data", "unknown data", UNKNOWN)]
+    if backbone:
+        name = str((backbone.get("config") or {}).get("model") or (backbone.get("identity") or {}).get("model"))
+        inputs.append(("encoder", name, encoder_licence(name)))
+    return combine(inputs)
+
+
 def _validate(meta: Any, where: Path) -> None:
-    """Check ``meta`` against the format-1 schema; raise :class:`ModelError` naming the problem."""
+    """Check ``meta`` against its version's schema; raise :class:`ModelError` naming the problem."""
     if not isinstance(meta, dict):
         raise ModelError(f"{where}: must hold a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise ModelError(f"{where}: not a sonotype model (format {meta.get('format')!r}, expected {FORMAT!r})")
     version = meta.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in _SCHEMAS:
         raise ModelError(
-            f"{where}: unknown format_version {version!r}; this sonotype reads version {FORMAT_VERSION}"
-            " (upgrade sonotype to load newer models)"
+            f"{where}: unknown format_version {version!r}; this sonotype reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade sonotype to load newer models)"
         )
-    unknown = sorted(set(meta) - set(_SCHEMA))
+    schema = _SCHEMAS[version]
+    unknown = sorted(set(meta) - set(schema))
     if unknown:
-        raise ModelError(f"{where}: unexpected key(s) {unknown} for format_version {FORMAT_VERSION}")
-    for key, (types, required) in _SCHEMA.items():
+        raise ModelError(f"{where}: unexpected key(s) {unknown} for format_version {version}")
+    for key, (types, required) in schema.items():
         if key not in meta:
             if required:
                 raise ModelError(f"{where}: missing key {key!r}")
@@ -239,6 +264,11 @@ def _validate(meta: Any, where: Path) -> None:
             RepresentationConfig.from_dict(meta["representation"])
     except (ConfigError, TypeError, ValueError) as exc:
         raise ModelError(f"{where}: invalid feature settings ({exc})") from None
+    if meta.get("licences") is not None:
+        try:
+            Combined.from_dict(meta["licences"])
+        except ParameterError as exc:
+            raise ModelError(f"{where}: invalid 'licences' ({exc})") from None
     for name, digest in meta["files"].items():
         if name not in (WEIGHTS_FILE, SCALER_FILE) or not isinstance(digest, str):
             raise ModelError(f"{where}: 'files' must map {WEIGHTS_FILE}/{SCALER_FILE} to digests, got {name!r}")

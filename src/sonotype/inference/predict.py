@@ -43,6 +43,7 @@ from sonotype.features.represent import featurize, window_frames
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.events import Event, merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
+from sonotype.inference.hub import local_model
 from sonotype.inference.modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
 from sonotype.inference.windows import Windower
 from sonotype.items.normalize import Normalizer
@@ -255,7 +256,7 @@ class Classifier:
         -------
         dict
             ``model_id, labels, sample_rate, min_duration, features, representation, backbone,
-            architecture, metrics, created, sonotype_version``.
+            architecture, metrics, created, sonotype_version, licences``.
         """
         return {
             "model_id": self.model_id,
@@ -269,6 +270,7 @@ class Classifier:
             "metrics": self.metrics,
             "created": self.meta.get("created"),
             "sonotype_version": self.meta.get("sonotype_version"),
+            "licences": self.meta.get("licences"),  # data and encoder licences, combined (null before format 2)
         }
 
     def __repr__(self) -> str:
@@ -674,7 +676,9 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     Parameters
     ----------
     path : path-like
-        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``).
+        The model folder (``sonotype train``'s ``RUN_DIR/model`` or ``AudioClassifier.save``), or
+        ``"hf://user/name[@revision]"``: downloaded by :func:`sonotype.inference.hub.pull` (commit pinned,
+        only JSON and safetensors, digests checked) into the cache first.
     backbone_dirs : sequence of path-like
         Further places to look for a moved backbone.
 
@@ -703,7 +707,7 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
     1.0
     """
 
-    root = Path(path)
+    root = Path(local_model(path))  # hf://user/name[@revision]: pulled first (JSON + safetensors only)
     meta, tensors = read_model_dir(root)
     backbone = None
     if meta["backbone"] is not None:  # reload the recorded backbone; refused when it differs

@@ -263,7 +263,7 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     """
     spec = getattr(model, "sonotype_spec", None)
     if spec is None:
-        raise ParameterError(f"{type(model).__name__} was not built by sonotype.models.build_model")
+        raise ParameterError(f"{type(model).__name__} was not built by sonotype.models.registry.build_model")
     return json.loads(json.dumps(spec))
 
 
@@ -349,7 +349,7 @@ class Ensemble(nn.Module):
     input_shape : tuple of int
     n_classes : int
     members : sequence of dict
-        Member specs (:func:`~sonotype.models.model_spec`).
+        Member specs (:func:`~sonotype.models.registry.model_spec`).
     class_prior : sequence of float, optional
         Training class frequencies: probabilities are divided by them and renormalised
         (prior correction).
@@ -407,7 +407,7 @@ class Ensemble(nn.Module):
 
 
 def ensemble_of(networks: Sequence[nn.Module], *, class_prior: Sequence[float] | None = None) -> nn.Module:
-    """Wrap trained networks (built by :func:`~sonotype.models.build_model`) into one ``ensemble``.
+    """Wrap trained networks (built by :func:`~sonotype.models.registry.build_model`) into one ``ensemble``.
 
     The members' weights are copied into the new module, which carries its own spec;
     ``class_prior`` turns on the prior correction (one network may then be wrapped alone).

@@ -32,7 +32,7 @@ def _closest(name: str, known: Sequence[str]) -> str:
 def check_model(name: str, params: Mapping[str, Any] | None = None, *, where: str = "model") -> None:
     """Refuse an unknown model name or a parameter its class does not take, without building it.
 
-    The registry (:data:`sonotype.models.MODELS`) knows each architecture's constructor; its
+    The registry (:data:`sonotype.models.registry.MODELS`) knows each architecture's constructor; its
     keyword-only parameters are the names ``model.params`` may use.
     """
 

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from sonotype.backbones.load import summary
 from sonotype.corpora.base import Manifest
+from sonotype.corpora.licensing import run_licences
 from sonotype.corpora.registry import group_name
 from sonotype.evaluation.metrics import evaluate_items, rank_subsets
 from sonotype.features.extract import Dataset, build_dataset
@@ -53,6 +54,7 @@ from sonotype.pipeline.fitting import (
 from sonotype.pipeline.folds import FoldOutcome, examples, histories, predictions_csv, run_folds, summarise
 from sonotype.pipeline.mixed import mix_metrics, resolve, run_manifest
 from sonotype.reporting import report as rpt
+from sonotype.reporting.card import write_run_card
 from sonotype.splits.split import (
     ProtocolConfig,
     Split,
@@ -225,6 +227,7 @@ def _save(
         scaler=scaler,
         metrics=_headline(metrics),
         backbone=backbone,
+        licences=run_licences(cfg),  # the corpora's and the encoder's licences, combined
         extra={"recipe": cfg.name, "protocol": protocol_text, "trained_on": metrics["final_model"]["text"],
                **({"normalize": normalizer.to_dict()} if normalizer is not None else {})},
     )
@@ -238,6 +241,7 @@ def _write_run(
 
     atomic_write_text(tmp / "config.yaml", with_absolute_paths(cfg).to_yaml())
     atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+    write_run_card(tmp, name=cfg.name)  # the model card, from model.json and metrics.json
     atomic_write_text(tmp / "history.json", json.dumps(histories(outcomes), indent=2))
     atomic_write_text(tmp / "predictions.csv", predictions_csv(ds, labels, outcomes))
     atomic_write_text(tmp / "skipped.json", json.dumps(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from sonotype.evaluation.metrics import aggregate_folds, bootstrap_ci, evaluate_items, vote
+from sonotype.evaluation.metrics import aggregate_folds, bootstrap_ci, bootstrap_scores, evaluate_items, vote
 from sonotype.features.extract import Dataset
 from sonotype.features.scaling import Standardizer
 from sonotype.models.apply import predict_proba
@@ -130,7 +130,8 @@ def summarise(
     metrics["window_level"] = pooled["window_level"]
     if cfg.evaluate.bootstrap > 0:
         lo, hi = bootstrap_ci(clip_true, clip_pred, n=cfg.evaluate.bootstrap, seed=cfg.seed)
-        metrics["bootstrap_ci"] = {"level": 0.95, "accuracy": [lo, hi]}
+        metrics["bootstrap_ci"] = {"level": 0.95, "accuracy": [lo, hi],
+                                   **bootstrap_scores(clip_true, clip_pred, n=cfg.evaluate.bootstrap, seed=cfg.seed)}
     if len(outcomes) > 1:
         agg = aggregate_folds([o.metrics["clip_level"] for o in outcomes], pooled["clip_level"])
         metrics.update({k: v for k, v in agg.items() if k in ("folds", "mean", "std")})

@@ -59,7 +59,7 @@ def fit_members(
     Parameters
     ----------
     spec : dict
-        The architecture (:func:`~sonotype.models.model_spec`).
+        The architecture (:func:`~sonotype.models.registry.model_spec`).
     seeds : sequence of int
         One member per seed.
     X_train, y_train, X_val, y_val : np.ndarray or list of np.ndarray

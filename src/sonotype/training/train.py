@@ -154,7 +154,7 @@ def fit(
     Parameters
     ----------
     model : torch.nn.Module
-        Outputs logits of shape (B, n_classes); built by :func:`sonotype.models.build_model`
+        Outputs logits of shape (B, n_classes); built by :func:`sonotype.models.registry.build_model`
         for shape checks and SpecAugment axes (``input_layout``).
     X_train : np.ndarray or np.memmap, shape (N, ...)
         Standardised float features; batches are read by index, so a memmap stays on disk.
