@@ -305,6 +305,22 @@ def test_mixed_vs_single_takes_the_best_single_corpus_and_a_tie_does_not_beat():
     assert mixed_vs_single({k: v for k, v in rows.items() if k != "all others"}, ["a", "b", "c"]) == {}
 
 
+def _locos_scores_from_csv(run: Path) -> dict[str, dict]:
+    """Per left-out corpus, recomputed from predictions.csv with scikit-learn: each locos fold tests
+    exactly one corpus, all of its clips."""
+    import csv
+
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    by: dict[str, tuple[list, list]] = {}
+    for r in csv.DictReader((run / "predictions.csv").open()):
+        t, p = by.setdefault(r["split"].removeprefix("test corpus "), ([], []))
+        t.append(r["true"])
+        p.append(r["predicted"])
+    return {c: {"balanced_accuracy": balanced_accuracy_score(t, p), "accuracy": accuracy_score(t, p), "n_clips": len(t)}
+            for c, (t, p) in by.items()}
+
+
 def _tiny_sets(tmp_path: Path) -> list[str]:
     return [f"cache_dir={tmp_path / 'cache'}", "features.features=[mfcc]", "features.n_mfcc=13", "features.sr=16000",
             "features.n_fft=512", "features.hop_length=256", "representation.kind=stats",
@@ -324,6 +340,11 @@ def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
     assert m["n_test_clips"] == 72 and [f["name"] for f in m["folds"]] == ["test corpus a", "test corpus b"]
     assert set(m["per_corpus"]) == {"a", "b"} and all(v["n_clips"] == 36 for v in m["per_corpus"].values())
     assert m["per_corpus"]["a"]["chance"] == 0.25
+    for name, want in _locos_scores_from_csv(tmp_path / "run").items():
+        got = m["per_corpus"][name]
+        assert got["n_clips"] == want["n_clips"] == 36
+        assert got["balanced_accuracy"] == pytest.approx(want["balanced_accuracy"], abs=1e-12)
+        assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-12)
     mat = m["corpus_matrix"]
     assert mat["train_sets"] == ["a", "b", "all others"] and mat["test_corpora"] == ["a", "b"]
     # What each cell is computed from is fixed by the data: every test corpus has 36 clips, 9 per
@@ -470,4 +491,6 @@ def test_real_tess_and_emodb_locos_with_a_tiny_model(tmp_path):
     assert m["corpora"][0]["n_clips"] == 160 and m["corpora"][1]["n_clips"] == 339
     assert m["n_test_clips"] == 499 and set(m["per_corpus"]) == {"tess", "emodb"}
     assert {c.split(":")[0] for c in m["final_model"]["train_groups"]} == {"tess", "emodb"}
-    assert all(0.0 <= v["balanced_accuracy"] <= 1.0 for v in m["per_corpus"].values())
+    for name, want in _locos_scores_from_csv(tmp_path / "run").items():
+        assert m["per_corpus"][name]["n_clips"] == want["n_clips"] == {"tess": 160, "emodb": 339}[name]
+        assert m["per_corpus"][name]["balanced_accuracy"] == pytest.approx(want["balanced_accuracy"], abs=1e-12)

@@ -1,20 +1,92 @@
-"""Reports: every plot is a real PNG, report.html gathers metrics and plots and escapes data."""
+"""Reports: every plot draws its data (checked on the figure that wrote the PNG), report.html gathers
+metrics and plots and escapes data."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
 from sonotype.errors import ParameterError
 from sonotype.evaluation.metrics import aggregate_folds, metrics
+from sonotype.reporting import prediction as prediction_mod
+from sonotype.reporting import report as report_mod
 from sonotype.reporting.prediction import plot_prediction
-from sonotype.reporting.report import plot_confusion, write_plots, write_report
+from sonotype.reporting.report import NEUTRAL, RIGHT, WRONG, plot_confusion, write_plots, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LABELS = ["blues", "<b>rock</b>", "jazz"]
+# _metrics' clips, by hand: true blues -> blues, rock, blues; true rock -> rock, rock; true jazz ->
+# jazz, blues, jazz.
+CONFUSION = [[2, 1, 0], [0, 2, 0], [1, 0, 2]]
+ROW_NORMALISED = [["0.67", "0.33", "0.00"], ["0.00", "1.00", "0.00"], ["0.33", "0.00", "0.67"]]
+# precision, recall, F1 per class: blues 2/3, 2/3, 2/3; rock 2/3, 2/2, 0.8; jazz 2/2, 2/3, 0.8.
+PER_CLASS = {"precision": [2 / 3, 2 / 3, 1.0], "recall": [2 / 3, 1.0, 2 / 3], "f1": [2 / 3, 0.8, 0.8]}
+
+
+@pytest.fixture
+def saved(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """File name -> the figure written to it (report.save_figure, spied on where it is used)."""
+    figs: dict = {}
+    real = report_mod.save_figure
+
+    def spy(fig, path):
+        figs[Path(path).name] = fig
+        return real(fig, path)
+
+    monkeypatch.setattr(report_mod, "save_figure", spy)
+    monkeypatch.setattr(prediction_mod, "save_figure", spy)
+    return figs
+
+
+def _check_png(path: Path, fig) -> None:
+    """The file is ``fig`` at 100 dpi, cut to its drawn content, pixel for pixel."""
+    from PIL import Image
+
+    assert path.read_bytes().startswith(PNG)
+    with Image.open(path) as im:
+        img, dpi = np.asarray(im.convert("RGB")), im.info.get("dpi")
+    assert dpi == pytest.approx((100, 100), abs=0.01)
+    w, h = fig.get_size_inches() * 100
+    # "tight": the drawn content plus 0.1 in (10 px) of padding on each side
+    assert 0.8 * h <= img.shape[0] <= h + 21 and 0.8 * w <= img.shape[1] <= w + 21, (img.shape, h, w)
+    buf = io.BytesIO()
+    fig.set_layout_engine("none")  # the layout it was saved with
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    with Image.open(buf) as im:
+        np.testing.assert_array_equal(img, np.asarray(im.convert("RGB")))
+
+
+def _cell_texts(ax, k: int) -> list[list[str]]:
+    grid = [[""] * k for _ in range(k)]
+    for t in ax.texts:
+        x, y = t.get_position()
+        grid[int(round(y))][int(round(x))] = t.get_text()
+    return grid
+
+
+def _check_confusion(fig, counts: list[list[int]], normalised: list[list[str]], labels: list[str],
+                     title: str = "") -> None:
+    """Both panels: the numbers in every cell, the image values, true down / predicted across."""
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(axes) == 2
+    k = len(labels)
+    cm = np.asarray(counts, float)
+    for ax, name, want_texts, want_image in (
+        (axes[0], "counts", [[str(v) for v in row] for row in counts], cm),
+        (axes[1], "row-normalised", normalised, cm / np.maximum(cm.sum(1, keepdims=True), 1)),
+    ):
+        assert ax.get_title() == (f"{title}: {name}" if title else name)
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+        assert [t.get_text() for t in ax.get_xticklabels()] == labels
+        assert [t.get_text() for t in ax.get_yticklabels()] == labels
+        assert _cell_texts(ax, k) == want_texts
+        (im,) = ax.get_images()
+        np.testing.assert_allclose(im.get_array(), want_image)
 
 
 def _metrics() -> dict:
@@ -28,7 +100,7 @@ def _metrics() -> dict:
     return m
 
 
-def test_plots_and_report(tmp_path: Path):
+def test_plots_and_report(tmp_path: Path, saved: dict):
     m = _metrics()
     history = [
         {"epoch": e, "loss": 1.0 / e, "accuracy": 0.5 + e / 20, "val_loss": 1.2 / e, "val_accuracy": 0.4 + e / 20,
@@ -43,8 +115,36 @@ def test_plots_and_report(tmp_path: Path):
     assert [p.name for p in plots] == ["training_curves.png", "confusion.png", "per_class.png",
                                        "clip_predictions.png"]
     for p in plots:
-        data = p.read_bytes()
-        assert data.startswith(PNG) and len(data) > 5000, p
+        _check_png(p, saved[p.name])
+    # Training curves: each series of the history, named, per epoch.
+    loss_ax, acc_ax = saved["training_curves.png"].axes
+    lines = {ln.get_label(): ln for ax in (loss_ax, acc_ax) for ln in ax.get_lines()}
+    assert set(lines) == {"training loss", "validation loss", "training accuracy", "validation accuracy",
+                          "validation balanced accuracy"}
+    assert [ln.get_label() for ln in loss_ax.get_lines()] == ["training loss", "validation loss"]
+    for name, key in (("training loss", "loss"), ("validation loss", "val_loss"), ("training accuracy", "accuracy"),
+                      ("validation accuracy", "val_accuracy"), ("validation balanced accuracy", "val_balanced_accuracy")):
+        assert list(lines[name].get_xdata()) == [1, 2, 3, 4, 5]
+        np.testing.assert_allclose(lines[name].get_ydata(), [h[key] for h in history])
+    assert (loss_ax.get_title(), acc_ax.get_title()) == ("Loss", "Accuracy") and acc_ax.get_ylim() == (0, 1.02)
+    # Confusion: the counts and the row shares of the hand-computed matrix.
+    _check_confusion(saved["confusion.png"], CONFUSION, ROW_NORMALISED, LABELS)
+    # Per class: precision, recall and F1 bars at the hand-computed heights.
+    (ax,) = saved["per_class.png"].axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == LABELS
+    bars = {c.get_label(): [r.get_height() for r in c] for c in ax.containers}
+    assert bars.keys() == PER_CLASS.keys()
+    for key, want in PER_CLASS.items():
+        np.testing.assert_allclose(bars[key], want)
+    # Clip predictions: the probabilities as bars, the predicted one green when right, red when wrong.
+    a, b = saved["clip_predictions.png"].axes
+    assert a.get_title() == "blues.00001.wav\ntrue blues, predicted blues" and b.get_title() == (
+        "jazz.00002.wav\ntrue jazz, predicted blues")
+    np.testing.assert_allclose([r.get_height() for r in a.patches], [0.7, 0.2, 0.1])
+    np.testing.assert_allclose([r.get_height() for r in b.patches], [0.5, 0.1, 0.4])
+    grey = to_rgba("#9e9e9e")
+    assert [r.get_facecolor() for r in a.patches] == [to_rgba(RIGHT), grey, grey]
+    assert [r.get_facecolor() for r in b.patches] == [to_rgba(WRONG), grey, grey]
     out = write_report(tmp_path, config={"corpus": "gtzan", "model": {"name": "mlp", "sizes": (256, 128)}},
                        metrics=m, plots=plots, title="GTZAN & friends")
     assert out == tmp_path / "report.html"
@@ -64,14 +164,23 @@ def test_plots_and_report(tmp_path: Path):
     assert "&lt;b&gt;rock&lt;/b&gt;" in page and "GTZAN &amp; friends" in page
 
 
-def test_plot_confusion_checks_shape(tmp_path: Path):
+def test_plot_confusion_checks_shape(tmp_path: Path, saved: dict):
     with pytest.raises(ParameterError, match="3x3"):
         plot_confusion([[1, 2], [3, 4]], LABELS, tmp_path / "c.png")
-    p = plot_confusion(np.eye(3, dtype=int).tolist(), LABELS, tmp_path / "c.png")
-    assert p.read_bytes().startswith(PNG)
+    # Not symmetric, so a transposed matrix (true across) shows; an empty row stays all zero.
+    counts = [[3, 1, 0], [0, 0, 0], [2, 0, 5]]
+    p = plot_confusion(counts, LABELS, tmp_path / "c.png", title="on demo")
+    _check_png(p, saved["c.png"])
+    _check_confusion(saved["c.png"], counts, [["0.75", "0.25", "0.00"], ["0.00", "0.00", "0.00"],
+                                              ["0.29", "0.00", "0.71"]], LABELS, title="on demo")
+    # Dark cells get white numbers: above half the panel's largest value.
+    ax = saved["c.png"].axes[0]
+    white = sorted((int(round(t.get_position()[1])), int(round(t.get_position()[0]))) for t in ax.texts
+                   if to_rgba(t.get_color()) == to_rgba("white"))
+    assert white == [(0, 0), (2, 2)]
 
 
-def test_plot_prediction_timeline(tmp_path: Path):
+def test_plot_prediction_timeline(tmp_path: Path, saved: dict):
     pred = {
         "path": "song.wav", "label": "jazz", "duration": 7.0,
         "probabilities": {"blues": 0.2, "rock": 0.1, "jazz": 0.7},
@@ -82,7 +191,23 @@ def test_plot_prediction_timeline(tmp_path: Path):
         ],
     }
     p = plot_prediction(pred, tmp_path / "pred.png")
-    assert p.read_bytes().startswith(PNG) and p.stat().st_size > 3000
+    fig = saved["pred.png"]
+    _check_png(p, fig)
+    assert fig._suptitle.get_text() == "song.wav"
+    wave, timeline, bars = (ax for ax in fig.axes if ax.get_label() != "<colorbar>")
+    assert wave.get_title() == "events (0) (no waveform)"  # song.wav is not on disk
+    # One column per segment, from its start to the next one's (the last to its end), shading
+    # the segment's probabilities of blues, rock, jazz from the top.
+    imgs = timeline.get_images()
+    assert [tuple(im.get_extent()) for im in imgs] == [(0, 2, 2.5, -0.5), (2, 4, 2.5, -0.5), (4, 7, 2.5, -0.5)]
+    for im in imgs:
+        np.testing.assert_allclose(np.asarray(im.get_array()).ravel(), [0.2, 0.1, 0.7])
+    assert timeline.get_xlim() == (0, 7) and [t.get_text() for t in timeline.get_yticklabels()] == [
+        "blues", "rock", "jazz"]
+    assert bars.get_title() == "mean: jazz"
+    np.testing.assert_allclose([r.get_width() for r in bars.patches], [0.2, 0.1, 0.7])
+    grey = to_rgba("#9e9e9e")
+    assert [r.get_facecolor() for r in bars.patches] == [grey, grey, to_rgba(NEUTRAL)]
 
 
 def test_report_pipeline_shapes(tmp_path: Path):

@@ -57,7 +57,7 @@ def load_model(path: Any) -> Classifier:
     ...
     sonotype.errors.ModelError: no/such/folder: model directory not found
     """
-    from sonotype.inference.predict import load_model as _load
+    from sonotype.inference.predict import load_model as _load  # lazy: `import sonotype` stays free of torch
 
     return _load(path)
 
@@ -83,7 +83,7 @@ def load_run(path: Any) -> RunResult:
     >>> sonotype.load_run(d).balanced_accuracy
     0.9
     """
-    from sonotype.reporting.runs import load_run as _load
+    from sonotype.reporting.runs import load_run as _load  # lazy: `import sonotype` stays free of matplotlib
 
     return _load(path)
 
@@ -91,11 +91,11 @@ def load_run(path: Any) -> RunResult:
 def __getattr__(name: str) -> Any:
     """``sonotype.AudioClassifier`` on first use: ``import sonotype`` stays free of torch and scikit-learn."""
     if name == "AudioClassifier":
-        from sonotype.pipeline.estimator import AudioClassifier
+        from sonotype.pipeline.estimator import AudioClassifier  # lazy: torch and scikit-learn on first use
 
         return AudioClassifier
     if name == "RunResult":
-        from sonotype.reporting.runs import RunResult
+        from sonotype.reporting.runs import RunResult  # lazy: matplotlib on first use
 
         return RunResult
     raise AttributeError(f"module 'sonotype' has no attribute {name!r}")

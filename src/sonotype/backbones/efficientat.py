@@ -34,6 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError, ParameterError
+from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+import soxr
 
 __all__ = [
     "BLOCKS",
@@ -406,7 +410,6 @@ def convert(pt_path: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: 
 
 def _write_folder(out_dir: Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
     """Write into a temporary sibling folder, then rename it to ``out_dir`` (atomic on one filesystem)."""
-    from safetensors.torch import save_file
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -437,8 +440,6 @@ def load(folder: str | os.PathLike) -> EfficientATEncoder:
         Missing or unreadable files, another family, wrong keys or shapes, or tensors whose
         digest differs from the config's (or, for ``mn04_as``, from the release's).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
@@ -508,7 +509,6 @@ class EfficientATEncoder:
 
     def _prepare(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """Validated mono float32 at 32 kHz (soxr HQ, as librosa's default resampler)."""
-        import soxr
 
         w = np.asarray(wave)
         if w.ndim != 1 or w.size == 0:

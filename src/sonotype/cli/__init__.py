@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import typer
 
+from sonotype._version import __version__
 from sonotype.cli import backbone, corpus, features, hub, inspect, serve, train
+from sonotype.cli._common import run_app
 
 app = typer.Typer(
     name="sonotype",
@@ -27,8 +29,6 @@ for _module in (inspect, corpus, features, train, serve, backbone, hub):
 def _print_version(value: bool) -> None:
     # An eager option's callback runs before the command is looked for: `sonotype --version` alone works.
     if value:
-        from sonotype._version import __version__
-
         typer.echo(f"sonotype {__version__}")
         raise typer.Exit()
 
@@ -44,6 +44,5 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    from sonotype.cli._common import run_app
 
     run_app(app)

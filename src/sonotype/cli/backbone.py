@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import typer
 
+from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.config import RUNTIMES
 from sonotype.cli._common import out
+from sonotype.cli.features import bench_app
 from sonotype.utils.licences import encoder_licence
 
 backbone_app = typer.Typer(
@@ -18,7 +22,6 @@ backbone_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``backbone`` group to `app`, and ``bench backbone`` to the ``bench`` group."""
-    from sonotype.cli.features import bench_app
 
     app.add_typer(backbone_app, name="backbone")
     bench_app.command("backbone")(bench_backbone)
@@ -35,10 +38,10 @@ def bench_backbone(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time every backbone.runtime on the same clips: x real time per core, cosine distance to torch float32."""
-    import warnings
 
-    from sonotype.backbones.config import RUNTIMES
-    from sonotype.bench.backbone import bench_backbone as run
+    from sonotype.bench.backbone import (
+        bench_backbone as run,  # heavy (torch): lazy for a fast --help
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the bf16 fallback note: the table says it
@@ -47,7 +50,7 @@ def bench_backbone(
     if as_json:
         typer.echo(json.dumps(r))
         return
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
     t = Table(title=f"{r['model_type']} encoder, {r['clips']} clips ({r['source']}), {r['audio_seconds']:.0f} s of audio, "
                     f"{r['threads']} thread(s), {r['cpu']}")
@@ -64,7 +67,11 @@ def bench_backbone(
 
 def _present(hub_id: str, dirs: list[Path]) -> str:
     """Where a hub model is available here: a fetched folder, the HF cache, or ''."""
-    from sonotype.backbones.folders import cached_snapshot, candidates, read_marker
+    from sonotype.backbones.folders import (  # heavy (torch): lazy for a fast --help
+        cached_snapshot,
+        candidates,
+        read_marker,
+    )
 
     for folder in candidates(dirs):
         if read_marker(folder).get("hub_id") == hub_id:
@@ -82,10 +89,11 @@ def list_backbones(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """The encoders sonotype knows by name: hub id, size, measured CPU cost, and whether present here."""
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
-    from sonotype.backbones.catalog import ALIASES
-    from sonotype.backbones.folders import search_dirs
+    from sonotype.backbones.folders import (
+        search_dirs,  # heavy (torch): lazy for a fast --help
+    )
 
     dirs = search_dirs(backbone_dir)
     rows = [
@@ -102,8 +110,14 @@ def list_backbones(
         t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["licence"],
                   r["present"] or "-")
     out.print(t)
-    from sonotype.backbones.checkpoint import CONFIG_FILE, encoder_shape
-    from sonotype.backbones.folders import candidates, read_marker
+    from sonotype.backbones.checkpoint import (  # heavy (torch): lazy for a fast --help
+        CONFIG_FILE,
+        encoder_shape,
+    )
+    from sonotype.backbones.folders import (  # heavy (torch): lazy for a fast --help
+        candidates,
+        read_marker,
+    )
 
     for folder in candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
         if not read_marker(folder).get("hub_id"):
@@ -125,8 +139,12 @@ def fetch_backbone(
     force: bool = typer.Option(False, "--force", help="Download again even when present at the same commit."),
 ) -> None:
     """Download NAME's safetensors, config and preprocessor files (nothing else) and check the encoder."""
-    from sonotype.backbones.fetch import fetch
-    from sonotype.backbones.folders import MARKER_FILE
+    from sonotype.backbones.fetch import (
+        fetch,  # heavy (torch): lazy for a fast --help
+    )
+    from sonotype.backbones.folders import (
+        MARKER_FILE,  # heavy (torch): lazy for a fast --help
+    )
 
     folder = fetch(name, revision=revision, dest_dir=dest, force=force)
     marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))

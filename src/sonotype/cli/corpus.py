@@ -8,7 +8,12 @@ from pathlib import Path
 
 import typer
 
+from sonotype.cli._common import out
+from sonotype.corpora.base import CORPORA
+from sonotype.corpora.describe import describe
 from sonotype.corpora.licensing import corpus_licence
+from sonotype.corpora.registry import download_corpus, get_loader, load_corpus
+from sonotype.errors import ConfigError
 
 corpus_app = typer.Typer(help="List, inspect and download corpora.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -16,8 +21,6 @@ _MAX_ROWS = 30
 
 
 def _parse_options(pairs: list[str]) -> dict[str, object]:
-    from sonotype.errors import ConfigError
-
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -36,9 +39,6 @@ def _duration(seconds: float) -> str:
 @corpus_app.command("list")
 def list_corpora() -> None:
     """List the corpus loaders and whether each can be downloaded automatically."""
-    from sonotype.cli._common import out
-    from sonotype.corpora.base import CORPORA
-    from sonotype.corpora.registry import get_loader
 
     get_loader("folder")  # imports every corpus module
     for name in sorted(CORPORA):
@@ -62,11 +62,8 @@ def show(
     no_headers: bool = typer.Option(False, "--no-headers", help="Do not read file headers (faster)."),
 ) -> None:
     """Clips per class and per group, total duration, sample rates and skipped files."""
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
-    from sonotype.cli._common import out
-    from sonotype.corpora.describe import describe
-    from sonotype.corpora.registry import load_corpus
 
     options = _parse_options(option)
     manifest = load_corpus(name, root, **options)
@@ -123,8 +120,6 @@ def download(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Download and unpack a corpus (resumable, checksum-verified); prints manual steps otherwise."""
-    from sonotype.cli._common import out
-    from sonotype.corpora.registry import download_corpus
 
     root = download_corpus(name, dest, sha256=sha256, progress=not quiet)
     out.print(

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
+import yaml
+
+from sonotype.audio import info
+from sonotype.bench.features import run_benchmark
+from sonotype.cli._common import out
+from sonotype.corpora.registry import load_corpus
+from sonotype.errors import AudioError, ConfigError
+from sonotype.features.cache import FeatureCache
+from sonotype.features.config import FeatureConfig, RepresentationConfig, preset
+from sonotype.features.extract import build_dataset
+from sonotype.items.engine import EngineConfig, MapStats
+from sonotype.utils.io import atomic_open
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -18,10 +32,7 @@ def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any
     The YAML holds ``features:`` (FeatureConfig fields) and ``representation:``
     (RepresentationConfig fields); a flat mapping is read as FeatureConfig fields.
     """
-    import yaml
 
-    from sonotype.errors import ConfigError
-    from sonotype.features.config import FeatureConfig, RepresentationConfig, preset
 
     fcfg, rcfg = preset(preset_name) if preset_name else (FeatureConfig(), RepresentationConfig())
     if path is None:
@@ -46,9 +57,7 @@ def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any
 
 def _save_npz(out_path: Path, ds: Any, fcfg: Any, rcfg: Any) -> None:
     """Write the dataset as a plain .npz (no pickled objects), atomically: temp file + rename."""
-    import numpy as np
 
-    from sonotype.utils.io import atomic_open
 
     with atomic_open(out_path) as f:  # streamed to disk: X is not copied into memory again
         np.savez(
@@ -78,27 +87,20 @@ def features(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local cluster of --jobs CPUs)."),
 ) -> None:
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
-    from rich.markup import escape
+    from rich.markup import escape  # console output only
 
-    from sonotype.cli._common import out
-    from sonotype.corpora.registry import load_corpus
-    from sonotype.features.cache import FeatureCache
-    from sonotype.features.extract import build_dataset
 
     fcfg, rcfg = _load_settings(settings, preset_name)
-    from sonotype.items.engine import EngineConfig, MapStats
 
     ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs)
     jobs = jobs or 1
     if cache is not None and "://" in cache and ecfg.name != "ray":
-        from sonotype.errors import ConfigError
-
         raise ConfigError(f"--cache {cache}: a URL cache holds shards of the ray engine; add --engine ray, or give a folder")
     manifest = load_corpus(name, root)
     store = None if no_cache or (cache and "://" in cache) else FeatureCache(cache)
     t0 = time.perf_counter()
     if ecfg.name == "ray":
-        from sonotype.items import tasks
+        from sonotype.items import tasks  # heavy (torch): lazy for a fast --help
 
         stats = MapStats()
         ds = tasks.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
@@ -109,7 +111,6 @@ def features(
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
     if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
-        from sonotype.errors import AudioError
 
         first = ds.skipped[0] if ds.skipped else None
         raise AudioError(None, f"none of the {n} clip(s) of {name} at {root} could be featurised"
@@ -148,15 +149,13 @@ def bench_features(
     speech: Path | None = typer.Option(None, "--speech", help="Folder of speech clips for the log-mel part (default: generated, or ROOT)."),
 ) -> None:
     """Time the seeds' per-feature librosa pipeline against sonotype (1 core, all cores) and log-mel."""
-    from sonotype.bench.features import run_benchmark
-    from sonotype.cli._common import out
 
     r = run_benchmark(root, files=files, jobs=jobs, repeats=repeats, music_seconds=seconds, speech_seconds=min(3.0, seconds),
                       speech_root=speech)
     if as_json:
         typer.echo(json.dumps(r))
         return
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
     t = Table(title=f"37-value GTZAN set: {r['files']} files ({r['source']}), {r['audio_seconds']:.0f} s of audio")
     for col in ("pipeline", "s / file", "s / audio-hour", "x real time", "speed-up"):
@@ -187,14 +186,12 @@ def bench_predict(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time loading a model and predicting one file (the README's prediction budget)."""
-    import statistics
-    import time
 
-    import torch
+    import torch  # heavy: torch loads in ~1 s; only this path needs it
 
-    from sonotype.audio import info
-    from sonotype.cli._common import out
-    from sonotype.inference.predict import load_model
+    from sonotype.inference.predict import (
+        load_model,  # heavy (torch): lazy for a fast --help
+    )
 
     torch.set_num_threads(threads)
     load_model(model)  # warm imports and file cache: the budget excludes Python imports
@@ -233,15 +230,17 @@ def bench_scale(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Clips/s, CPU-s per audio hour and peak RSS of the local and Ray engines on N clips; Dusha (350 h) projected."""
-    from sonotype.bench.scale import DUSHA_HOURS, run_scale
-    from sonotype.cli._common import out
+    from sonotype.bench.scale import (  # heavy (torch): lazy for a fast --help
+        DUSHA_HOURS,
+        run_scale,
+    )
 
     r = run_scale(n, engines=tuple(engine) or ("local", "ray"), workers=tuple(workers) or None, root=root,
                   clip_seconds=seconds, address=address, shard_size=shard_size)
     if as_json:
         typer.echo(json.dumps(r))
         return
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
     t = Table(title=f"{r['clips']} clips ({r['source']}, {r['distinct_files']} distinct), {r['audio_hours']:.2f} audio-hours")
     ks = list(r["runs"][0]["dusha_hours_on_k_workers"]) if r["runs"] else []
@@ -269,8 +268,9 @@ def bench_memmap(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on a set of items in memory-mapped shards larger than the RSS it uses: peak RSS vs set size."""
-    from sonotype.bench.scale import run_memmap_bench
-    from sonotype.cli._common import out
+    from sonotype.bench.scale import (
+        run_memmap_bench,  # heavy (torch): lazy for a fast --help
+    )
 
     r = run_memmap_bench(gb, dim=dim, epochs=epochs)
     if as_json:

@@ -7,9 +7,12 @@ import math
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
 import typer
 
-from sonotype.reporting.plots import KINDS
+from sonotype import audio
+from sonotype.cli._common import out
+from sonotype.reporting.plots import KINDS, plot_audio
 
 PlotKind = Enum("PlotKind", {k: k for k in (*KINDS, "all")}, type=str)  # type: ignore[misc]
 
@@ -21,9 +24,7 @@ def _dbfs(value: float) -> float | None:
 
 def audio_facts(path: Path) -> dict[str, object]:
     """Header facts plus peak and RMS level (dBFS) over all channels of ``path``."""
-    import numpy as np
 
-    from sonotype import audio
 
     inf = audio.info(path)
     y, _ = audio.load(path, mono=False)
@@ -40,9 +41,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Print the audio facts: sample rate, channels, frames, duration, format, peak and RMS level."""
-    from rich.table import Table
+    from rich.table import Table  # console output only
 
-    from sonotype.cli._common import out
 
     facts = audio_facts(file)
     if as_json:
@@ -80,8 +80,6 @@ def plot(
     hop_length: int = typer.Option(512, "--hop-length", help="STFT hop in samples."),
 ) -> None:
     """Draw the waveform, a spectrogram or a feature with labelled axes and dB colour bars."""
-    from sonotype.cli._common import out
-    from sonotype.reporting.plots import plot_audio
 
     target = output or Path(f"{file.stem}.{kind.value}.png")
     written = plot_audio(file, sr=sr, kind=kind.value, out=target, n_fft=n_fft, hop_length=hop_length)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import typer
 
 from sonotype.cli._common import out
 from sonotype.errors import ParameterError
-from sonotype.inference.hub import local_model
+from sonotype.serve.app import create_app
 
 
 def register(app: typer.Typer) -> None:
@@ -36,16 +38,18 @@ def serve(
 ) -> None:
     """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, the WebSocket
     GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
-    import logging
 
-    from sonotype.backbones.folders import add_search_dirs
+    from sonotype.backbones.folders import (
+        add_search_dirs,  # heavy (torch): lazy for a fast --help
+    )
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
+    from sonotype.inference.hub import local_model  # heavy: loads torch; `sonotype --help` stays fast
+
     model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
 
-    import uvicorn
+    import uvicorn  # only `sonotype serve` runs a server
 
-    from sonotype.serve.app import create_app
 
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
@@ -106,11 +110,17 @@ def listen(
     The windows equal those of `predict --window W --hop H` on the same audio. Ctrl-C stops,
     flushing the last partial window and closing the last event.
     """
-    import json
 
-    from sonotype.inference.listen import device_source, file_source
-    from sonotype.inference.listen import listen as run_listen
-    from sonotype.inference.predict import load_model
+    from sonotype.inference.listen import (  # heavy (torch): lazy for a fast --help
+        device_source,
+        file_source,
+    )
+    from sonotype.inference.listen import (
+        listen as run_listen,  # heavy (torch): lazy for a fast --help
+    )
+    from sonotype.inference.predict import (
+        load_model,  # heavy (torch): lazy for a fast --help
+    )
 
     clf = load_model(model)
     if input_file is not None:
@@ -143,7 +153,10 @@ def export(
     check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on random inputs after writing."),
 ) -> None:
     """Export MODEL's network, with its feature scaler folded in, to ONNX for onnxruntime."""
-    from sonotype.inference.export import export_onnx, verify_onnx
+    from sonotype.inference.export import (  # heavy (torch): lazy for a fast --help
+        export_onnx,
+        verify_onnx,
+    )
 
     path = export_onnx(model, onnx, opset=opset)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", highlight=False)

@@ -114,14 +114,14 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
             raise
         lines.close()
         return
-    from rich.progress import (
+    from rich.progress import (  # console output only
         BarColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )  # console output only
+    )
 
     cols = (
         TextColumn("[bold]features"),

@@ -283,14 +283,14 @@ def _batch_progress(total: int, enabled: bool) -> Any:
 
         return _Lines()
     from rich.console import Console  # console output only
-    from rich.progress import (
+    from rich.progress import (  # console output only
         BarColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )  # console output only
+    )
 
     prog = Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))

@@ -26,6 +26,7 @@ from sonotype.features.cache import CACHE_VERSION
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.extract import Dataset
 from sonotype.features.extract import build_dataset as local_build
+from sonotype.items.embeddings import build_embedding_dataset as local_embeddings
 from sonotype.items.embeddings import embedding_names, pooled_view
 from sonotype.items.engine import EngineConfig, MapStats, ShardStore, map_shards, shard_key, shard_of
 from sonotype.utils.paths import default_cache_dir
@@ -172,8 +173,6 @@ _BACKBONES: dict[str, Any] = {}
 
 def embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str, np.ndarray]:
     """One shard -> every layer's mean+std (n, L, 2D); the backbone is loaded once per worker."""
-    from sonotype.items.embeddings import build_embedding_dataset as local_build
-
     cfg = BackboneConfig.from_dict(ctx["backbone"])
     tag = json.dumps(ctx["backbone"], sort_keys=True)
     if tag not in _BACKBONES:
@@ -182,7 +181,7 @@ def embedding_task(items: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[str
     clips = [Clip.from_dict(c) for c in items]
     every = BackboneConfig.from_dict({**ctx["backbone"], "layer": "all", "pooling": "meanstd"})
     root = ctx.get("cache_dir")
-    ds = local_build(clips, every, cache_dir=root, cache=root is not None, backbone=_BACKBONES[tag])
+    ds = local_embeddings(clips, every, cache_dir=root, cache=root is not None, backbone=_BACKBONES[tag])
     return _pack(clips, ds)
 
 

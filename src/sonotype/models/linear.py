@@ -146,9 +146,9 @@ class LinearClassifier(nn.Module):
 
 def _estimator(loss: str, C: float, class_weight: str | None, max_iter: int) -> Any:
     if loss == "logistic":
-        from sklearn.linear_model import (
-            LogisticRegression,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
-        )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        from sklearn.linear_model import (  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+            LogisticRegression,
+        )
 
         return LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, warm_start=True)
     from sklearn.svm import LinearSVC  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
@@ -274,9 +274,9 @@ def fit_linear(
     grid = Cs if given is None else [float(given)]
     cv_scores: dict[float, float] = {}
     oof: dict[float, np.ndarray] = {}
-    from sklearn.exceptions import (
-        ConvergenceWarning,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
-    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+    from sklearn.exceptions import (  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        ConvergenceWarning,
+    )
 
 
     # One BLAS thread: these are small problems, and threaded BLAS on a shared 2-core machine

@@ -426,9 +426,9 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     is expected in small validation parts, so scikit-learn's warning about it is silenced.
     """
 
-    from sklearn.metrics import (
-        balanced_accuracy_score,  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
-    )  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+    from sklearn.metrics import (  # heavy: scikit-learn loads in ~0.5 s; only this path needs it
+        balanced_accuracy_score,
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
