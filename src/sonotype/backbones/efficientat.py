@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soxr
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ModelError, ParameterError
-from safetensors.torch import save_file
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-import soxr
 
 __all__ = [
     "BLOCKS",
