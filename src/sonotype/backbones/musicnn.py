@@ -24,9 +24,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -52,6 +54,7 @@ __all__ = [
     "load",
     "log_mel",
     "patches",
+    "save",
     "state_dict_from_bundle",
     "tensor_digest",
 ]
@@ -70,17 +73,26 @@ WHEEL_MEMBERS = ("musicnn/MSD_musicnn/.index", "musicnn/MSD_musicnn/.data-00000-
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default (torch's is 1e-5)
 FLOAT16_MAX = 65504.0
 FORMAT_VERSION = 1
-BATCH = 32  # patches per forward pass in :meth:`MusicnnEncoder.embed`
+BATCH = 1  # patches per forward pass in :meth:`MusicnnEncoder.embed`: one fits the CPU caches best
 
 
 # --- front end -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """The (96, 257) Slaney mel filter bank the original used (``librosa.filters.mel`` defaults)."""
     import librosa
 
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+    fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+    fb.setflags(write=False)  # shared by every call (cached)
+    return fb
+
+
+@lru_cache(maxsize=1)
+def mel_filters_t() -> np.ndarray:
+    """:func:`mel_filters` transposed to (257, 96), contiguous (3x faster product than a ``.T`` view)."""
+    return np.ascontiguousarray(mel_filters().T)  # writable: torch.from_numpy warns on read-only arrays
 
 
 def log_mel(wave: np.ndarray, *, half: bool = True) -> np.ndarray:
@@ -118,12 +130,14 @@ def log_mel(wave: np.ndarray, *, half: bool = True) -> np.ndarray:
         padded, shape=(n_frames, N_FFT), strides=(HOP * padded.strides[0], padded.strides[0])
     )
     window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann (scipy "hann", fftbins)
-    spec = np.fft.rfft(frames * window, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = power @ mel_filters().T
+    spec = torch.from_numpy(scipy.fft.rfft(frames * window, axis=1))  # scipy: 6x numpy's FFT here
+    # the rest in torch: numpy's BLAS would start its own threads for the product, which on a
+    # busy machine costs more than it gives; torch keeps to the caller's thread setting
+    mel = (spec.real.square() + spec.imag.square()) @ torch.from_numpy(mel_filters_t())
     if half:
-        mel = np.minimum(mel, FLOAT16_MAX).astype(np.float16).astype(np.float32)
-    return np.log10(10000.0 * mel + 1.0).astype(np.float32)
+        # torch rounds to float16 in hardware (numpy in software, 10x slower), to nearest even as numpy
+        mel = mel.clamp(max=FLOAT16_MAX).half().float()
+    return torch.log10(10000.0 * mel + 1.0).numpy()
 
 
 def patches(mel: np.ndarray, frames: int = PATCH_FRAMES) -> np.ndarray:
@@ -162,6 +176,17 @@ def _bn(n: int, dims: int) -> nn.Module:
     return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(n, eps=BN_EPS)
 
 
+def _signs(bn: nn.Module) -> torch.Tensor:
+    """+1 or -1 per channel: the sign of a batch norm's scale (gamma / sqrt(var + eps))."""
+    return torch.where(bn.weight < 0, -1.0, 1.0).to(bn.weight.dtype)
+
+
+def _relu_bn_max(y: torch.Tensor, s: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """(B, C, T, F) sign-flipped convolution -> (B, C, T): max over F, then ReLU and batch norm."""
+    m = F.max_pool2d(y, (1, y.shape[3]))[..., 0]  # max-pool keeps channels-last fast (amax does not)
+    return bn(F.relu(m * s[:, None]))
+
+
 class Musicnn(nn.Module):
     """musicnn's "7774timbraltemporal" front end, dense mid end and pooling back end.
 
@@ -193,9 +218,9 @@ class Musicnn(nn.Module):
         self.bn_input = _bn(1, 2)
         # int(0.4 * 96) = 38 and int(0.7 * 96) = 67 bands, as the original's kernel sizes
         self.timbral = nn.ModuleList(nn.Conv2d(1, timbral, (7, int(f * n_mels))) for f in (0.4, 0.7))
-        self.timbral_bn = nn.ModuleList(_bn(timbral, 2) for _ in range(2))
+        self.timbral_bn = nn.ModuleList(_bn(timbral, 1) for _ in range(2))
         self.temporal = nn.ModuleList(nn.Conv2d(1, temporal, (k, 1)) for k in (128, 64, 32))
-        self.temporal_bn = nn.ModuleList(_bn(temporal, 2) for _ in range(3))
+        self.temporal_bn = nn.ModuleList(_bn(temporal, 1) for _ in range(3))
         front = 2 * timbral + 3 * temporal
         self.midend = nn.ModuleList(nn.Conv1d(c, midend, 7) for c in (front, midend, midend))
         self.midend_bn = nn.ModuleList(_bn(midend, 1) for _ in range(3))
@@ -205,16 +230,36 @@ class Musicnn(nn.Module):
         self.out = nn.Linear(backend, n_tags)
 
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, n_mels) log-mel patches -> (B, 561, T) front-end features."""
-        x = self.bn_input(x.unsqueeze(1))  # (B, 1, T, F)
+        """(B, T, n_mels) log-mel patches -> (B, 561, T) front-end features.
+
+        Computed as conv -> ReLU -> batch norm -> max over bands, but rearranged for speed
+        (3x on one core) with the same result: batch norm is a per-channel affine map
+        ``a * v + b`` and ReLU is monotonic, so the max over bands of ``a * relu(conv) + b``
+        is ``a * relu(max conv) + b`` where ``a >= 0`` and ``a * relu(-max(-conv)) + b`` where
+        ``a < 0``; negating those channels' weights turns both into one max-pool of the raw
+        convolution, and the ReLU and batch norm then run on a tensor ~60x smaller. The
+        convolutions see their single input channel unfolded into a few time-shifted channels
+        (channels-last), which oneDNN runs near matrix-multiply speed.
+        """
+        x = self.bn_input(x.unsqueeze(1))[:, 0]  # (B, T, F)
         feats = []
-        padded = F.pad(x, (0, 0, 3, 3))  # time only: the max over all bands follows
+        # timbral: 7 time shifts as channels, kernel (1, bands); time padded 3 + 3 explicitly,
+        # frequency unpadded ("valid"), as the original
+        x7 = F.pad(x, (0, 0, 3, 3)).unfold(1, 7, 1).contiguous().permute(0, 3, 1, 2)  # (B, 7, T, F)
         for conv, bn in zip(self.timbral, self.timbral_bn):
-            feats.append(bn(F.relu(conv(padded))).amax(dim=3))
+            s = _signs(bn)
+            w = (conv.weight * s[:, None, None, None]).transpose(1, 2).contiguous()  # (O, 7, 1, K)
+            feats.append(_relu_bn_max(F.conv2d(x7, w, conv.bias * s), s, bn))
         for conv, bn in zip(self.temporal, self.temporal_bn):
             k = conv.kernel_size[0]
-            h = conv(F.pad(x, (0, 0, (k - 1) // 2, k // 2)))  # TF "same": the extra frame goes after
-            feats.append(bn(F.relu(h)).amax(dim=3))
+            # TF "same" padding: (k - 1) // 2 frames before, the rest after
+            xp = F.pad(x, (0, 0, (k - 1) // 2, k // 2))
+            n = 8 if k % 8 == 0 else 1  # taps j = n * a + b: n shifted channels, dilated kernel of k / n
+            xs = xp.unfold(1, n, 1).contiguous().permute(0, 3, 1, 2)  # (B, n, T + k - n, F)
+            s = _signs(bn)
+            w = (conv.weight[:, 0, :, 0] * s[:, None]).reshape(-1, k // n, n).transpose(1, 2)[..., None]
+            y = F.conv2d(xs, w.contiguous(), conv.bias * s, dilation=(n, 1))
+            feats.append(_relu_bn_max(y, s, bn))
         return torch.cat(feats, dim=1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -413,8 +458,13 @@ def convert(index: bytes | Path, data: bytes | Path, labels: Sequence[str], out_
     Path
         ``out_dir``, holding ``model.safetensors`` and ``config.json``.
     """
-    model = Musicnn(n_tags=len(labels))
-    model.load_state_dict(state_dict_from_bundle(read_bundle(index, data), model), strict=False)
+    tensors = read_bundle(index, data)
+    out = tensors.get("dense_1/kernel")
+    n_tags = out.shape[-1] if out is not None and out.ndim == 2 else len(labels)
+    if len(labels) != n_tags:
+        raise ModelError(f"musicnn: {len(labels)} labels for a checkpoint with {n_tags} output tags")
+    model = Musicnn(n_tags=n_tags)
+    model.load_state_dict(state_dict_from_bundle(tensors, model), strict=False)
     return save(model, labels, out_dir)
 
 
@@ -475,12 +525,15 @@ class MusicnnEncoder:
     labels : list of str
     config : dict
         The folder's ``config.json``.
+    batch : int
+        Patches per forward pass.
     """
 
     def __init__(self, model: Musicnn, labels: Sequence[str], config: dict | None = None) -> None:
         self.model = model.eval()
         self.labels = list(labels)
         self.config = dict(config or {})
+        self.batch = BATCH
 
     def patches(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """(n, 187, 96) log-mel patches of a mono waveform at ``sr`` Hz (resampled to 16 kHz with soxr)."""
@@ -509,8 +562,8 @@ class MusicnnEncoder:
         mx = mean = None
         rest: dict[str, torch.Tensor] = {}
         with torch.inference_mode():
-            for start in range(0, x.shape[0], BATCH):
-                out = self.model(x[start : start + BATCH])
+            for start in range(0, x.shape[0], self.batch):
+                out = self.model(x[start : start + self.batch])
                 mid = out["midend"]
                 bmx, bsum = mid.amax(dim=(0, 2)), mid.sum(dim=(0, 2))
                 mx = bmx if mx is None else torch.maximum(mx, bmx)
