@@ -181,16 +181,37 @@ def _signs(bn: nn.Module) -> torch.Tensor:
     return torch.where(bn.weight < 0, -1.0, 1.0).to(bn.weight.dtype)
 
 
+def _affine(bn: nn.Module, v: torch.Tensor) -> torch.Tensor:
+    """Inference batch norm over the last axis of ``v`` (elementwise, so ``v``'s layout is kept)."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return (v - bn.running_mean) * scale + bn.bias
+
+
 def _relu_bn_max(y: torch.Tensor, s: torch.Tensor, bn: nn.Module) -> torch.Tensor:
-    """(B, C, T, F) sign-flipped convolution -> (B, C, T): max over F, then ReLU and batch norm."""
-    m = F.max_pool2d(y, (1, y.shape[3]))[..., 0]  # max-pool keeps channels-last fast (amax does not)
-    return bn(F.relu(m * s[:, None]))
+    """(B, C, T, F) channels-last sign-flipped convolution -> (B, T, C): max over F, ReLU, batch norm."""
+    m = F.max_pool2d(y, (1, y.shape[3]))[..., 0].transpose(1, 2)  # max-pool stays fast on channels-last
+    return _affine(bn, F.relu(m * s))
+
+
+def _conv_time(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) -> (B, T, O): a conv1d over time padded (k - 1) // 2 + k // 2, as one matrix product.
+
+    Each output frame reads ``k`` consecutive input frames, which in a (T, C) row-major array
+    are ``k * C`` consecutive numbers: the windows are a strided view, no im2col loop.
+    """
+    b, t, c = h.shape
+    k = conv.kernel_size[0]
+    hp = F.pad(h, (0, 0, (k - 1) // 2, k // 2)).contiguous()
+    win = hp.as_strided((b, t, k * c), (hp.stride(0), c, 1)).reshape(b * t, k * c)
+    w = conv.weight.permute(2, 1, 0).reshape(k * c, -1)  # (O, C, k) -> (k * C, O), matching the windows
+    return torch.addmm(conv.bias, win, w).reshape(b, t, -1)
 
 
 class Musicnn(nn.Module):
     """musicnn's "7774timbraltemporal" front end, dense mid end and pooling back end.
 
-    Each block is conv -> ReLU -> batch norm (the original's order). TensorFlow ``same``
+    Inference only: batch norm always uses the running statistics (``train()`` changes
+    nothing). Each block is conv -> ReLU -> batch norm (the original's order). TensorFlow ``same``
     padding of the temporal convolutions pads ``(k - 1) // 2`` frames before and the rest
     after; the timbral and mid-end convolutions pad 3 frames on each side explicitly.
 
@@ -230,7 +251,7 @@ class Musicnn(nn.Module):
         self.out = nn.Linear(backend, n_tags)
 
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, n_mels) log-mel patches -> (B, 561, T) front-end features.
+        """(B, T, n_mels) log-mel patches -> (B, T, 561) front-end features (time-major).
 
         Computed as conv -> ReLU -> batch norm -> max over bands, but rearranged for speed
         (3x on one core) with the same result: batch norm is a per-channel affine map
@@ -241,7 +262,7 @@ class Musicnn(nn.Module):
         convolutions see their single input channel unfolded into a few time-shifted channels
         (channels-last), which oneDNN runs near matrix-multiply speed.
         """
-        x = self.bn_input(x.unsqueeze(1))[:, 0]  # (B, T, F)
+        x = _affine(self.bn_input, x.unsqueeze(-1))[..., 0]  # one channel: (B, T, F)
         feats = []
         # timbral: 7 time shifts as channels, kernel (1, bands); time padded 3 + 3 explicitly,
         # frequency unpadded ("valid"), as the original
@@ -260,7 +281,7 @@ class Musicnn(nn.Module):
             w = (conv.weight[:, 0, :, 0] * s[:, None]).reshape(-1, k // n, n).transpose(1, 2)[..., None]
             y = F.conv2d(xs, w.contiguous(), conv.bias * s, dilation=(n, 1))
             feats.append(_relu_bn_max(y, s, bn))
-        return torch.cat(feats, dim=1)
+        return torch.cat(feats, dim=2)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the network on log-mel patches.
@@ -282,18 +303,18 @@ class Musicnn(nn.Module):
         layers = [front]
         h = front
         for i, (conv, bn) in enumerate(zip(self.midend, self.midend_bn)):
-            out = bn(F.relu(conv(F.pad(h, (3, 3)))))
+            out = _affine(bn, F.relu(_conv_time(conv, h)))
             h = out if i == 0 else out + h  # layers 2 and 3 are residual
             layers.append(h)
-        mid = torch.cat(layers, dim=1)
-        mx, mean = mid.amax(dim=2), mid.mean(dim=2)
+        mid = torch.cat(layers, dim=2)  # (B, T, 753)
+        mx, mean = mid.amax(dim=1), mid.mean(dim=1)
         # TF flattens concat([max, mean], axis=2) of shape (B, 753, 2): the weights expect
         # max and mean interleaved per channel (max_0, mean_0, max_1, ...)
         flat = torch.stack((mx, mean), dim=2).flatten(1)
-        pen = self.dense_bn(F.relu(self.dense(self.pool_bn(flat))))
+        pen = _affine(self.dense_bn, F.relu(self.dense(_affine(self.pool_bn, flat))))
         return {
-            "frontend": front,
-            "midend": mid,
+            "frontend": front.transpose(1, 2),
+            "midend": mid.transpose(1, 2),
             "pooled": torch.cat((mx, mean), dim=1),
             "penultimate": pen,
             "tags": torch.sigmoid(self.out(pen)),
