@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALIASES", "Alias"]
+__all__ = ["ALIASES", "NATIVE_ENCODERS", "Alias", "NativeEncoder"]
 
 
 @dataclass(frozen=True)
@@ -30,4 +30,27 @@ ALIASES: dict[str, Alias] = {a.name: a for a in (
           "the main branch may hold only PyTorch .bin weights: pick a revision with safetensors"),
     Alias("ast-audioset", "MIT/ast-finetuned-audioset-10-10-0.4593", "86 M",
           "20 CPU-min for 10 s clips (measured, random weights)"),
+)}
+
+
+@dataclass(frozen=True)
+class NativeEncoder:
+    """A pretrained encoder sonotype converts and runs itself (:mod:`.native`), by its folder name."""
+
+    name: str
+    family: str
+    source: str  # where `sonotype backbone fetch NAME` takes the released weights from
+    parameters: str
+    cpu_per_audio_hour: str
+    licence: str
+    note: str = ""
+
+
+# Measured on this project's 2-core AMD EPYC machine, one thread (scripts/bench_*.py, docs/results.md).
+NATIVE_ENCODERS: dict[str, NativeEncoder] = {e.name: e for e in (
+    NativeEncoder("musicnn-msd", "musicnn", "the musicnn 0.1.0 wheel on the Python package index (MSD_musicnn checkpoint)",
+                  "0.79 M", "not measured", "ISC", "music tags: 50 MSD tags (genre, instruments, mood)"),
+    NativeEncoder("efficientat-mn04", "efficientat",
+                  "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt",
+                  "0.99 M", "about 13 CPU-s (measured)", "MIT", "general sound: 527 AudioSet classes"),
 )}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sonotype.backbones.native import read_native_config
 from sonotype.backbones.whisper import WhisperEncoder, WhisperLogMel
 from sonotype.errors import ModelError
 from sonotype.utils.io import atomic_write_text
@@ -128,7 +129,9 @@ def _short(names: list[str], n: int = 6) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 def missing_files(root: Path) -> list[str]:
-    missing = [f for f in (CONFIG_FILE, PREPROCESSOR_FILE) if not (root / f).is_file()]
+    """The files an encoder folder lacks (a native family's needs no preprocessor file)."""
+    needed = (CONFIG_FILE,) if read_native_config(root) is not None else (CONFIG_FILE, PREPROCESSOR_FILE)
+    missing = [f for f in needed if not (root / f).is_file()]
     if not any((root / f).is_file() for f in WEIGHT_FILES) and not any(root.glob("*.safetensors")):
         missing.append(WEIGHT_FILES[0])
     return missing

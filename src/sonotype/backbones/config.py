@@ -7,7 +7,7 @@ Nothing here imports ``transformers``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sonotype.config.parse import check_fields, strict_from_dict
@@ -31,8 +31,10 @@ class BackboneConfig:
 
     Parameters
     ----------
-    model : str
-        A local folder holding ``config.json``, ``preprocessor_config.json`` and
+    model : str or list of str
+        A list fuses encoders: each clip's embeddings from every encoder, concatenated (each
+        cached on its own, so adding an encoder to a cached run costs only its pass).
+        A single entry is a local folder holding ``config.json``, ``preprocessor_config.json`` and
         ``model.safetensors`` (recorded absolute in saved models); a known name
         (``whisper-base``, ``wavlm-base-plus``, ...: ``sonotype backbone list``); or a Hugging
         Face hub id (``"openai/whisper-base"``). Names and hub ids are looked up in the fetch
@@ -68,9 +70,14 @@ class BackboneConfig:
     device : {"auto", "cpu", "cuda", "cuda:N"}
         Where the encoder runs: ``auto`` = the GPU when torch sees one, else the CPU; an
         asked-for GPU that is absent falls back to the CPU with a warning.
+    outputs : list of str, optional
+        For the natively run families (``musicnn-msd``, ``efficientat-mn04``): which pooled
+        vectors make the embedding, concatenated (e.g. ``["pooled", "penultimate"]``,
+        ``["probabilities"]``); None = the family's measured default. Ignored by the
+        hidden-state encoders (they use ``layer`` and ``pooling``).
     """
 
-    model: str = ""
+    model: str | list[str] = ""
     revision: str | None = None
     layer: int | str = "last"
     pooling: str = "mean"
@@ -81,10 +88,20 @@ class BackboneConfig:
     local_files_only: bool = True
     runtime: str = "torch"
     device: str = "auto"
+    outputs: list[str] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if not isinstance(self.model, str) or not self.model.strip():
+        if isinstance(self.model, list) and len(self.model) == 1:
+            self.model = self.model[0]  # a fusion of one is that encoder
+        if isinstance(self.model, list):
+            if len(self.model) < 2 or not all(isinstance(m, str) and m.strip() for m in self.model):
+                raise ConfigError(f"backbone.model as a list fuses two or more encoders by name or folder, got {self.model!r}")
+            if len(set(self.model)) != len(self.model):
+                raise ConfigError(f"backbone.model lists an encoder twice: {self.model!r}")
+            if int(self.finetune_layers) > 0:
+                raise ConfigError("backbone.finetune_layers: a fusion of encoders is frozen; fine-tune one encoder")
+        elif not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"backbone.model must name a hub id or a local directory, got {self.model!r}")
         if isinstance(self.layer, bool) or not (
             isinstance(self.layer, int) or (isinstance(self.layer, str) and self.layer in LAYER_MODES)
@@ -102,9 +119,22 @@ class BackboneConfig:
             raise ConfigError(f"backbone.finetune_lr must be > 0, got {self.finetune_lr}")
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"backbone.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.outputs is not None and (not isinstance(self.outputs, list) or not self.outputs
+                                         or not all(isinstance(o, str) and o for o in self.outputs)):
+            raise ConfigError(f"backbone.outputs must be a non-empty list of output names or null, got {self.outputs!r}")
         dev = self.device
         if not isinstance(dev, str) or not (dev in DEVICES or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"backbone.device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+
+    @property
+    def fused(self) -> bool:
+        """True when ``model`` lists several encoders whose embeddings are concatenated."""
+        return isinstance(self.model, list)
+
+    @property
+    def members(self) -> list[BackboneConfig]:
+        """One config per encoder (the fusion's, in order; else just this one)."""
+        return [replace(self, model=m) for m in self.model] if isinstance(self.model, list) else [self]
 
     @property
     def finetuning(self) -> bool:

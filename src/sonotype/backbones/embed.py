@@ -11,6 +11,7 @@ from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.engines import runner
 from sonotype.backbones.extract import pool, pool_layers, prepare_waveforms
 from sonotype.backbones.load import Backbone
+from sonotype.backbones.native import embed_native as embed_native_clips
 from sonotype.errors import ConfigError, ParameterError
 
 __all__ = ["embed", "embed_all_layers", "layer_view"]
@@ -78,6 +79,17 @@ def embed_all_layers(
     ``cfg.device`` ask (:mod:`.engines`); ``force_bf16`` runs bf16 even where it is only
     emulated (tests and benchmarks).
     """
+    if backbone.kind == "native":  # a native family pools itself: one "layer", std 0 (one vector per clip)
+        waves = [np.asarray(w, dtype=np.float32) for w in waveforms]
+        if cfg.max_seconds is not None:
+            waves = [w[: int(round(cfg.max_seconds * sr))] for w in waves]
+        outputs = [(n, 0) for n in backbone.preprocessor["outputs"]]
+        X = embed_native_clips(backbone.feature_extractor, waves, sr, outputs)
+        out = np.zeros((len(waves), 1, backbone.dim * (2 if cfg.pooling == "meanstd" else 1)), np.float32)
+        out[:, 0, : backbone.dim] = X
+        if on_batch is not None and len(waves):
+            on_batch(len(waves))
+        return out
     waves = prepare_waveforms(backbone, waveforms, sr, cfg)
     width = backbone.dim * (2 if cfg.pooling == "meanstd" else 1)
     out = np.zeros((len(waves), backbone.n_hidden, width), dtype=np.float32)

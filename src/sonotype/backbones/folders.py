@@ -19,11 +19,25 @@ from sonotype.backbones.checkpoint import (
     missing_files,
     read_config,
 )
+from sonotype.backbones.native import read_native_config
 from sonotype.errors import ModelError, SonotypeError
 from sonotype.utils.paths import default_cache_dir
 
-__all__ = ["MARKER_FILE", "SEARCH_ENV", "add_search_dirs", "backbones_home", "cached_snapshot", "candidates",
-           "find_by_digest", "looks_like_path", "offline", "read_marker", "search_dirs", "valid_hub_id"]
+__all__ = [
+    "MARKER_FILE",
+    "SEARCH_ENV",
+    "add_search_dirs",
+    "backbones_home",
+    "cached_snapshot",
+    "candidates",
+    "find_by_digest",
+    "looks_like_path",
+    "named_folder",
+    "offline",
+    "read_marker",
+    "search_dirs",
+    "valid_hub_id",
+]
 
 MARKER_FILE = "sonotype-backbone.json"  # written by `sonotype backbone fetch`: hub id, pinned commit, digest
 
@@ -118,6 +132,11 @@ def find_by_digest(digest: str, dirs: list[Path], *, model_type: str | None = No
             with contextlib.suppress(ModelError):
                 if encoder_shape(read_config(folder / CONFIG_FILE))[0] != model_type:
                     continue
+        native = read_native_config(folder)
+        if native is not None:  # a native family's config.json carries its tensor digest (checked at load)
+            if native.get("tensor_digest") == digest and not missing_files(folder):
+                return folder
+            continue
         try:
             if missing_files(folder):
                 continue
@@ -125,4 +144,15 @@ def find_by_digest(digest: str, dirs: list[Path], *, model_type: str | None = No
                 return folder
         except SonotypeError:  # an unreadable candidate folder is just not the one
             continue
+    return None
+
+
+def named_folder(name: str, dirs: list[Path]) -> Path | None:
+    """The encoder folder called ``name`` (``whisper-base``, ``musicnn-msd``) directly under one of ``dirs``."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    for d in dirs:
+        folder = d / name
+        if (folder / CONFIG_FILE).is_file() and not missing_files(folder):
+            return folder.absolute()
     return None

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.checkpoint import (
     build_encoder,
     check_folder,
@@ -47,11 +47,13 @@ from sonotype.backbones.folders import (
     cached_snapshot,
     candidates,
     looks_like_path,
+    named_folder,
     offline,
     read_marker,
     search_dirs,
     valid_hub_id,
 )
+from sonotype.backbones.native import FAMILIES, family_of, load_native, native_outputs, read_native_config
 from sonotype.errors import ConfigError, ModelError
 
 __all__ = ["Backbone", "Source", "backbone_record", "describe", "load_backbone", "resolve", "summary"]
@@ -68,7 +70,9 @@ class Backbone:
     feature_extractor : callable or transformers feature extractor
         Waveform -> model input (log-mel frames for Whisper/AST, normalised samples for
         the wav2vec2 family).
-    kind : {"whisper", "ssl", "ast", "generic"}
+    kind : {"whisper", "ssl", "ast", "generic", "native"}
+        ``native``: a family of :mod:`.native`; ``model`` is its network, ``feature_extractor``
+        the family's encoder object (``embed``, ``tag``).
     model_id : str
         The reference as given (folder, name or hub id).
     revision : str or None
@@ -144,7 +148,11 @@ def resolve(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tuple = ()
                          "config.json, preprocessor_config.json and model.safetensors")
     if looks_like_path(ref):
         raise ModelError(f"backbone folder {path.absolute()} does not exist; {_hint_moved()}")
-    if ref not in ALIASES and not valid_hub_id(ref):
+    named = named_folder(ref, search_dirs(search))
+    if named is not None:  # encoder names are folder names under $SONOTYPE_BACKBONES / the fetch folder
+        marker = read_marker(named)
+        return Source(named, marker.get("revision"), marker.get("hub_id"))
+    if ref not in ALIASES and ref not in NATIVE_ENCODERS and not valid_hub_id(ref):
         raise ConfigError(
             f"backbone {ref!r} is not a folder (none at {path.absolute()}), not a known name ({', '.join(ALIASES)}) "
             "and not a valid Hugging Face hub id ('name' or 'org/name': letters, digits, '-', '_', '.'; no '--' or '..')"
@@ -197,6 +205,8 @@ def load_backbone(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tupl
     """
     t0 = time.perf_counter()
     src = resolve(cfg, search=search)
+    if family_of(src.folder) is not None:
+        return _load_native(cfg, src, t0)
     ck = inspect_checkpoint(src.folder)
     model, extractor = build_encoder(ck)
     digest = checkpoint_digest(ck, model)
@@ -219,6 +229,28 @@ def load_backbone(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tupl
         load_seconds=time.perf_counter() - t0,
     )
 
+def _load_native(cfg: BackboneConfig, src: Source, t0: float) -> Backbone:
+    """A native family's encoder as a Backbone: one "layer", the chosen pooled outputs concatenated."""
+    fam, encoder, config = load_native(src.folder)
+    outputs = native_outputs(fam, config, cfg.outputs)
+    return Backbone(
+        model=encoder.model,
+        feature_extractor=encoder,
+        kind="native",
+        model_id=cfg.model,
+        revision=src.revision,
+        weights_digest=str(config.get("tensor_digest")),
+        sampling_rate=fam.sample_rate,
+        n_hidden=1,
+        dim=sum(w for _, w in outputs),
+        model_type=fam.name,
+        path=str(src.folder),
+        hub_id=src.hub_id,
+        preprocessor={"family": fam.name, "front_end": config.get("front_end"), "outputs": [n for n, _ in outputs]},
+        load_seconds=time.perf_counter() - t0,
+    )
+
+
 def _record(cfg: BackboneConfig, identity: dict[str, Any], hub_id: str | None) -> dict[str, Any]:
     """``{"config", "identity"}`` with folders made absolute and the hub commit pinned."""
     conf = cfg.to_dict()
@@ -234,7 +266,19 @@ def backbone_record(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tu
     Same content as :func:`describe` of the loaded backbone: settings (folder absolute,
     hub commit pinned) plus identity (digest of the encoder tensors, type, shape).
     """
+    if cfg.fused:  # one record per encoder; the fusion's identity is theirs, in order
+        members = [backbone_record(m, search=search) for m in cfg.members]
+        conf = cfg.to_dict()
+        conf["model"] = [m["config"]["model"] for m in members]
+        return {"config": conf, "identity": {"fusion": [m["identity"] for m in members]}, "members": members}
     src = resolve(cfg, search=search)
+    native = read_native_config(src.folder)
+    if native is not None:  # identity from the folder's config: no encoder pass needed
+        outputs = native_outputs(FAMILIES[native["family"]], native, cfg.outputs)
+        identity = {"model": cfg.model, "path": str(src.folder), "revision": src.revision,
+                    "weights_digest": native.get("tensor_digest"), "model_type": native["family"],
+                    "n_hidden": 1, "dim": sum(w for _, w in outputs)}
+        return _record(cfg, identity, src.hub_id)
     ck = inspect_checkpoint(src.folder)
     identity = {
         "model": cfg.model,
@@ -255,6 +299,9 @@ def describe(backbone: Backbone, cfg: BackboneConfig) -> dict[str, Any]:
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """metrics.json's ``backbone`` entry from a record: model, digest, layers, pooling."""
     conf, ident = record.get("config", {}), record.get("identity", {})
+    if "members" in record:  # a fusion: each encoder's summary
+        return {"model": conf.get("model"), "fusion": [summary(m) for m in record["members"]],
+                "pooling": conf.get("pooling"), "runtime": conf.get("runtime", "torch")}
     return {
         "model": conf.get("model") or ident.get("model"),
         "path": ident.get("path"),

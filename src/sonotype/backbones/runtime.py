@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sonotype.audio import resample
 from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.embed import embed
 from sonotype.backbones.finetune import (
@@ -29,7 +30,7 @@ from sonotype.backbones.folders import SEARCH_ENV, find_by_digest, search_dirs
 from sonotype.backbones.load import Backbone, load_backbone
 from sonotype.errors import ConfigError, ModelError
 
-__all__ = ["BackboneFeaturizer", "featurizer_for", "network_for"]
+__all__ = ["BackboneFeaturizer", "FusedFeaturizer", "featurizer_for", "network_for"]
 
 
 class BackboneFeaturizer:
@@ -61,9 +62,35 @@ class BackboneFeaturizer:
         return embed(self.backbone, [y], self.sample_rate, self.cfg)
 
 
+class FusedFeaturizer:
+    """Audio -> one item for a fusion: every encoder's embedding, concatenated in the recorded order."""
+
+    waveform_samples = None  # a fusion is frozen
+
+    def __init__(self, members: list[BackboneFeaturizer]) -> None:
+        self.members = members
+
+    @property
+    def sample_rate(self) -> int:
+        """The highest member rate: each member resamples to its own (:meth:`items`)."""
+        return max(m.sample_rate for m in self.members)
+
+    @property
+    def min_samples(self) -> int:
+        return max(int(np.ceil(m.min_samples * self.sample_rate / m.sample_rate)) for m in self.members)
+
+    def items(self, y: np.ndarray) -> np.ndarray:
+        """Model items of a mono signal at :attr:`sample_rate`, float32 (1, D1 + D2 + ...)."""
+        parts = []
+        for m in self.members:
+            z = y if m.sample_rate == self.sample_rate else resample(y, self.sample_rate, m.sample_rate)
+            parts.append(np.asarray(m.items(z), dtype=np.float32).reshape(1, -1))
+        return np.concatenate(parts, axis=-1)
+
+
 def featurizer_for(
     meta: dict[str, Any], *, where: str = "model.json", search: list[str | os.PathLike] | tuple = ()
-) -> BackboneFeaturizer:
+) -> BackboneFeaturizer | FusedFeaturizer:
     """Load and check the backbone a saved model records; find a moved folder by its digest.
 
     When the recorded folder is gone (or holds other weights), the folders in ``search``
@@ -77,6 +104,9 @@ def featurizer_for(
         backbone whose identity differs from the recorded one.
     """
     rec = meta.get("backbone")
+    if isinstance(rec, dict) and isinstance(rec.get("members"), list):  # a fusion of frozen encoders
+        return FusedFeaturizer([featurizer_for({**meta, "backbone": m}, where=where, search=search)
+                                for m in rec["members"]])
     if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict) or not isinstance(rec.get("identity"), dict):
         raise ModelError(f"{where}: 'backbone' must be {{'config': {{...}}, 'identity': {{...}}}}, got {rec!r}")
     try:

@@ -188,6 +188,9 @@ def build_embedding_dataset(
         ``"weighted"``; ``item_clip`` = 0..N-1; unreadable clips go to ``skipped``.
     """
 
+    if cfg.fused:
+        return _fused_dataset(clips, cfg, cache_dir=cache_dir, cache=cache, progress=progress, console=console,
+                              stats=stats)
     t0 = time.perf_counter()
     if cfg.finetune_layers:
         raise ConfigError(
@@ -251,6 +254,41 @@ def build_embedding_dataset(
         skipped=skipped,
         feature_names=embedding_names(bb, cfg),
     )
+
+
+def _fused_dataset(clips: Sequence[Clip], cfg: BackboneConfig, **kw: Any) -> Any:
+    """A fusion's items: every encoder's clip embedding (each cached on its own), concatenated.
+
+    A clip one encoder cannot read is skipped for all; column names carry the encoder's name.
+    Items must be one vector per clip (``layer`` "all"/"weighted" keeps per-layer matrices of
+    different widths, which do not concatenate).
+    """
+    if cfg.keeps_layers:
+        raise ConfigError(f"backbone.layer {cfg.layer!r} keeps every layer; a fusion of encoders needs one vector "
+                          "per encoder (layer: last or an index)")
+    stats = kw.pop("stats", None)
+    parts, per = [], []
+    for member in cfg.members:
+        sub: dict[str, Any] = {}
+        parts.append(build_embedding_dataset(clips, member, stats=sub, **kw))
+        per.append({"model": member.model, **sub})
+    kept = set.intersection(*({c.path + f"@{c.start}" for c in ds.clips} for ds in parts))
+    rows = []
+    for ds in parts:
+        keep = np.asarray([c.path + f"@{c.start}" in kept for c in ds.clips], dtype=bool)
+        rows.append(ds.X[keep])
+    first = parts[0]
+    ok = [c for c in first.clips if c.path + f"@{c.start}" in kept]
+    skipped = list({s.path: s for ds in parts for s in ds.skipped}.values())
+    names = [f"{Path(str(m.model)).name}:{n}" for m, ds in zip(cfg.members, parts, strict=True) for n in ds.feature_names]
+    if stats is not None:
+        stats.update(clips=len(clips), encoders=per, cached=min(p.get("cached", 0) for p in per),
+                     computed=max(p.get("computed", 0) for p in per),
+                     audio_seconds=sum(p.get("audio_seconds", 0.0) for p in per),
+                     seconds=round(sum(p.get("seconds", 0.0) for p in per), 3))
+    X = np.concatenate(rows, axis=-1) if ok else np.zeros((0, sum(r.shape[-1] for r in rows)), np.float32)
+    return Dataset(X=np.ascontiguousarray(X, dtype=np.float32), item_clip=np.arange(len(ok), dtype=np.int64),
+                   clips=ok, skipped=skipped, feature_names=names)
 
 
 def _cached_embeddings(
