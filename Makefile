@@ -50,7 +50,7 @@ docs-check: $(STAMP)
 # The wheel as a user gets it: built, checked by twine, installed into a clean venv (torch
 # first, pinned, as in $(STAMP)) and run from outside the source tree.
 wheel: $(STAMP)
-	rm -rf dist
+	rm -rf dist build  # a stale build/lib would put modules deleted from src/ into the wheel
 	$(BIN)/python -m build --wheel --outdir dist
 	$(BIN)/twine check --strict dist/*
 	$(BIN)/python tests/test_wheel.py dist/*.whl

@@ -45,3 +45,25 @@ def tone() -> tuple[np.ndarray, int]:
     t = np.arange(sr) / sr
     rng = np.random.default_rng(0)
     return (0.5 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(sr)).astype(np.float32), sr
+
+
+MODELS = Path(os.environ.get("SONOTYPE_MODELS", Path(__file__).resolve().parents[1].parent / "shared" / "models"))
+
+
+@pytest.fixture(scope="session")
+def real_encoders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A backbones folder with the real musicnn-msd and efficientat-mn04 converted (once per session)
+    from ../shared/models, and whisper-base beside them; skips when the weights are absent."""
+    from sonotype.backbones import efficientat, musicnn
+
+    m, e, w = MODELS / "musicnn-msd", MODELS / "efficientat-mn04", MODELS / "whisper-base"
+    if not (m / ".index").is_file() or not (e / "mn04_as_mAP_432.pt").is_file():
+        pytest.skip(f"real encoder weights not found at {MODELS} (set SONOTYPE_MODELS or place ../shared/models "
+                    "beside the checkout)")
+    root = tmp_path_factory.mktemp("encoders")
+    labels = [s for s in (m / "labels.txt").read_text().splitlines() if s.strip()]
+    musicnn.convert(m / ".index", m / ".data-00000-of-00001", labels, root / "musicnn-msd")
+    efficientat.convert(e / "mn04_as_mAP_432.pt", e / "class_labels_indices.csv", root / "efficientat-mn04")
+    if (w / "model.safetensors").is_file():
+        (root / "whisper-base").symlink_to(w, target_is_directory=True)
+    return root

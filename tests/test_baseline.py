@@ -200,3 +200,24 @@ def test_item_level_random_split_of_frames_skips_the_baseline_with_a_reason(corp
     assert "no clean training clips" in m["baseline"]["skipped"]
     assert "baseline skipped" in (tmp_path / "run" / "report.html").read_text()
     assert "| baseline |" in results_table(collect_results([tmp_path / "run"]))
+
+
+def test_the_baseline_is_standardised_per_speaker_as_the_model(corpus: Path, tmp_path: Path) -> None:
+    """With ``normalize: speaker`` a logreg run on the baseline's features is the baseline again: the
+    baseline got the model's step (so the comparison measures the network, not the step)."""
+    fc, rc = bl.baseline_features()
+    sets = [f"corpus.root={corpus}", f"cache_dir={tmp_path / 'cache'}", *QUICK, "model.name=logreg", "model.params={}",
+            f"features={json.dumps(fc.to_dict())}", f"representation={json.dumps(rc.to_dict())}", "evaluate.examples=0"]
+    m = run_experiment(load_config(recipe_path("demo"), [*sets, "normalize=speaker"]), tmp_path / "run", progress=False)
+    b = m["baseline"]
+    assert b["normalize"] == m["normalize"] and m["normalize"]["by"] == "speaker"
+    for key in ("balanced_accuracy", "accuracy", "macro_f1"):
+        assert b[key] == pytest.approx(m[key]), key
+    assert b["comparison"]["interval"] == [0.0, 0.0]
+    # The run's figure without the step is the baseline's figure without it (the same logreg on raw features).
+    plain = run_experiment(load_config(recipe_path("demo"), sets), tmp_path / "plain", progress=False)["baseline"]
+    assert "normalize" not in plain
+    for key in ("balanced_accuracy", "accuracy", "macro_f1"):
+        assert m["normalize"]["without"][key] == pytest.approx(plain[key]), key
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "The baseline has the same per-speaker standardisation" in page

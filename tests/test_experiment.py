@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -99,6 +100,7 @@ def test_saved_model_predicts_like_the_run(demo_root, tmp_path):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_tess_random_split_reaches_seed_accuracy(tmp_path):
     """Seed A's TESS experiment (40 MFCC means, MLP, random 80/20) on the real subset."""
@@ -311,3 +313,45 @@ def test_demo_report_shows_the_new_speakers_figure(tmp_path, monkeypatch):
     assert cross["title"] == "on new speakers" and cross["n_test_clips"] == 20
     assert json.loads((tmp_path / "out" / "heldout_metrics.json").read_text()) == cross
     assert m["final_model"]["n_clips"] == 20 and m["final_model"]["how"] == "all"
+
+
+# --- the per-speaker step reported with the figure without it -----------------------------------
+
+
+def test_per_speaker_run_states_the_figure_without_the_step_on_the_same_folds(tmp_path):
+    """``normalize.by=speaker`` uses the test speakers' own (unlabelled) clips: the run also states
+    the figure without the step, which is exactly what a ``normalize.by=none`` run gives on the same
+    folds, and its baseline has the same step as the model."""
+    import io
+
+    from rich.console import Console
+
+    root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=3, takes=2, seconds=1.0)
+    fast = [s for s in FAST if not s.startswith("evaluate.baseline")]  # the baseline gets the step too
+    sets = [f"corpus.root={root}", f"cache_dir={tmp_path / 'cache'}", *fast, "evaluate.examples=0"]
+    printed = io.StringIO()
+    m = run_experiment(load_config(recipe_path("demo"), [*sets, "normalize.by=speaker"]), tmp_path / "with",
+                       progress=False, console=Console(file=printed, width=400))
+    off = run_experiment(load_config(recipe_path("demo"), [*sets, "normalize.by=none"]), tmp_path / "without",
+                         progress=False)
+    saved = json.loads((tmp_path / "with" / "metrics.json").read_text())
+    norm = saved["normalize"]
+    assert norm["by"] == "speaker" and norm["min_clips"] == 2 and norm["text"]  # what was there before stays
+    # Exactly the figures of the run without the step: same splits, same seeds, same model settings.
+    assert [f["name"] for f in off["folds"]] == [f["name"] for f in saved["folds"]] and len(off["folds"]) == 3
+    assert norm["without"] == {k: off[k] for k in ("balanced_accuracy", "accuracy", "macro_f1")}
+    assert "normalize" not in off
+    # The baseline is standardised per speaker as the model is, so "beats the baseline" measures the network.
+    assert saved["baseline"]["normalize"] == norm
+    assert "normalize" not in off["baseline"]
+    assert saved["baseline"]["balanced_accuracy"] != off["baseline"]["balanced_accuracy"] or \
+        saved["baseline"]["accuracy"] != off["baseline"]["accuracy"], "the baseline's step changed nothing"
+    assert saved["final_model"]["how"] == "all"
+    # The printed summary and the report name the step beside the figure, and give the figure without it.
+    words = (f"balanced accuracy {m['balanced_accuracy']:.3f} with per-speaker standardisation (uses the test "
+             f"speakers' own unlabelled clips); {norm['without']['balanced_accuracy']:.3f} without (same folds)")
+    assert words in " ".join(printed.getvalue().split())
+    page = (tmp_path / "with" / "report.html").read_text()
+    assert html.escape(words[0].upper() + words[1:], quote=True) in page
+    assert "pooled, without it (same folds)" in page
+    assert "per-speaker standardisation" not in (tmp_path / "without" / "report.html").read_text()

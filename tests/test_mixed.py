@@ -227,18 +227,19 @@ def test_normalizer_over_time_for_windows_and_per_element_for_embeddings():
 
 
 def _matrix_clips() -> list[Clip]:
-    """Corpora a and b, 3 speakers each, 2 clips of x and 2 of y per speaker (12 clips a corpus)."""
+    """Corpora a and b, 3 speakers each, 2 clips of x and 1 of y per speaker (9 clips a corpus)."""
     return [Clip(f"/{c}/s{s}_{lab}{k}.wav", lab, f"{c}:s{s}", corpus=c, meta={"speaker": f"s{s}"})
-            for c in "ab" for s in (1, 2, 3) for lab in "xy" for k in range(2)]
+            for c in "ab" for s in (1, 2, 3) for lab, n in (("x", 2), ("y", 1)) for k in range(n)]
 
 
 def test_corpus_matrix_cells_from_known_predictions():
     """A model trained on a gets everything right; one trained on b says x for every clip except
     those of speaker s1. Each cell is then known by hand:
 
-    - trained on b, on the 12 clips of a: s1's 4 right, then x right and y wrong for s2, s3:
-      recall x 6/6, recall y 2/6 -> balanced accuracy 2/3, accuracy 8/12; precision x 6/10
-      (F1 0.75), precision y 2/2 (F1 0.5) -> macro-F1 0.625. The same on b's own speaker folds.
+    - trained on b, on the 9 clips of a: s1's 3 right, then x right and y wrong for s2, s3:
+      recall x 6/6, recall y 1/3 -> balanced accuracy 2/3 (accuracy 7/9: the classes are not
+      balanced, so the two differ); precision x 6/8 (F1 6/7), precision y 1/1 (F1 1/2) ->
+      macro-F1 19/28. The same on b's own speaker folds.
     - trained on a: 1.0 everywhere.
     """
     clips = _matrix_clips()
@@ -259,20 +260,20 @@ def test_corpus_matrix_cells_from_known_predictions():
     m = corpus_matrix(clips, labels, train_predict, val_size=0.34, seed=0, within_folds=4)
     assert m["train_sets"] == ["a", "b"] and m["test_corpora"] == ["a", "b"] and "mixed_vs_single" not in m
     b_on_a = m["rows"]["b"]["a"]
-    assert b_on_a == {"balanced_accuracy": pytest.approx(2 / 3), "accuracy": pytest.approx(8 / 12),
-                      "macro_f1": pytest.approx(0.625), "n_clips": 12, "chance": 0.5}
-    assert m["rows"]["a"]["b"] == {"balanced_accuracy": 1.0, "accuracy": 1.0, "macro_f1": 1.0, "n_clips": 12,
+    assert b_on_a == {"balanced_accuracy": pytest.approx(2 / 3), "accuracy": pytest.approx(7 / 9),
+                      "macro_f1": pytest.approx(19 / 28), "n_clips": 9, "chance": 0.5}
+    assert m["rows"]["a"]["b"] == {"balanced_accuracy": 1.0, "accuracy": 1.0, "macro_f1": 1.0, "n_clips": 9,
                                    "chance": 0.5}
     assert m["rows"]["a"]["a"] == {**m["rows"]["a"]["b"], "protocol": "3-fold by speaker within a"}
     assert m["rows"]["b"]["b"] == {**b_on_a, "protocol": "3-fold by speaker within b"}
     # Off the diagonal a row trains on all of one corpus (validation carved from its own speakers)
     # and tests on all of the other; the diagonal is 3 folds, each speaker tested once.
-    whole = [(set(tr.tolist()) | set(va.tolist()), set(te.tolist())) for tr, va, te in calls if len(te) == 12]
+    whole = [(set(tr.tolist()) | set(va.tolist()), set(te.tolist())) for tr, va, te in calls if len(te) == 9]
     a_idx, b_idx = set(np.flatnonzero(corpus == "a").tolist()), set(np.flatnonzero(corpus == "b").tolist())
     assert whole == [(a_idx, b_idx), (b_idx, a_idx)]
-    assert all(len(va) == 4 for tr, va, te in calls if len(te) == 12)  # one of three speakers validates
-    diag = [te for tr, va, te in calls if len(te) == 4]
-    assert len(diag) == 6 and sorted(i for te in diag for i in te.tolist()) == list(range(24))
+    assert all(len(va) == 3 for tr, va, te in calls if len(te) == 9)  # one of three speakers validates
+    diag = [te for tr, va, te in calls if len(te) == 3]
+    assert len(diag) == 6 and sorted(i for te in diag for i in te.tolist()) == list(range(18))
     # With the leave-one-corpus-out scores added, the mixed model against the best single corpus.
     locos = {"a": {"balanced_accuracy": 0.9}, "b": {"balanced_accuracy": 0.5}}
     m = corpus_matrix(clips, labels, train_predict, val_size=0.34, seed=0, locos=locos)

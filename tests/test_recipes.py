@@ -60,6 +60,26 @@ def test_recipe_loads_and_names_registered_parts(name):
     assert "Protocol: " in cfg.description, f"{name}: the description must end with its protocol"
 
 
+# The saved model of a default, a *-best and an encoder recipe is fitted on every clip: none is a fold's model
+# chosen by comparing folds (only the test figures come from the folds).
+SHIPPED_MODELS = [n for n in RECIPES if n.startswith("default-") or n.endswith(("-best", "-whisper", "-encoders"))]
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_recipes_save_a_model_fitted_on_every_clip(name):
+    from sonotype.pipeline.final import final_how
+
+    cfg = load_config(recipe_path(name))
+    for n_splits in (1, 2, 5, 24):  # whatever split count the corpus on the machine gives
+        assert final_how(cfg.evaluate.final_model, n_splits) == "all", (name, n_splits)
+
+
+def test_shipped_model_recipes_are_all_there():
+    """The families the rule above covers (a renamed recipe would silently drop out of it)."""
+    assert {"default-speech", "default-music", "default-sounds", "default-speech-whisper", "default-music-encoders",
+            "default-sounds-encoders", "ravdess-best", "ravdess-whisper", "gtzan-best"} <= set(SHIPPED_MODELS)
+
+
 def test_every_leaky_recipe_has_its_honest_twin():
     leaky = [n for n in RECIPES if load_config(recipe_path(n)).protocol.name == "random"]
     assert {"gtzan-windows-cnn1d-random", "ravdess-random", "tess-mfcc40-mlp"} <= set(leaky)

@@ -3,6 +3,7 @@ metrics and plots and escapes data."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from pathlib import Path
@@ -304,3 +305,26 @@ def test_cross_corpus_figure_and_saved_model_line(tmp_path: Path):
     page = write_report(tmp_path, config={}, metrics=m, plots=plots, title="t").read_text()
     assert "<img src='plots/confusion_on_new_speakers.png'" in page and "confusion on new speakers" in page
     assert "<b>Saved model.</b> final fit on every clip for 7 epochs: trained on 3 of 3 clips" in page
+
+
+def test_report_names_the_per_speaker_step_beside_the_figure(tmp_path: Path):
+    from sonotype.reporting.report import normalize_sentence
+    from sonotype.reporting.runs import RunResult
+
+    m = metrics(["a", "b", "b"], ["a", "b", "a"], ["a", "b"])
+    m["normalize"] = {"by": "speaker", "min_clips": 2, "text": "items standardised per speaker",
+                      "without": {"balanced_accuracy": 0.25, "accuracy": 1 / 3, "macro_f1": 0.2}}
+    words = (f"balanced accuracy {m['balanced_accuracy']:.3f} with per-speaker standardisation (uses the test "
+             "speakers' own unlabelled clips); 0.250 without (same folds)")
+    assert normalize_sentence(m) == words
+    page = write_report(tmp_path, config={}, metrics=m, plots=[], title="t").read_text()
+    assert html.escape("B" + words[1:], quote=True) in page
+    assert "<th>pooled, without it (same folds)</th>" in page and "<td>0.250</td>" in page and "<td>0.333</td>" in page
+    assert RunResult(m).without_normalize == m["normalize"]["without"]
+    # Per corpus: the test corpus's own clips; a run without the step: no sentence, no column.
+    assert "the test corpus's own unlabelled clips" in normalize_sentence({**m, "normalize": {"by": "corpus"}})
+    assert normalize_sentence({**m, "normalize": {"by": "speaker"}}).endswith("unlabelled clips)")
+    plain = {k: v for k, v in m.items() if k != "normalize"}
+    assert normalize_sentence(plain) is None and RunResult(plain).without_normalize is None
+    page = write_report(tmp_path, config={}, metrics=plain, plots=[], title="t").read_text()
+    assert "without it" not in page and "standardisation" not in page

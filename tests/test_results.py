@@ -89,3 +89,24 @@ def test_backbone_column(runs: Path):
     by_recipe = {r["recipe"]: r for r in csv.DictReader(io.StringIO(results_table(rows, fmt="csv")))}
     assert by_recipe["ravdess-whisper"]["backbone"] == "whisper-base@d135fcc7 all/meanstd"
     assert by_recipe["tess-seed"]["backbone"] == ""
+
+
+def test_a_run_with_the_per_speaker_step_shows_its_figure_without_it(tmp_path: Path):
+    step = {"by": "speaker", "min_clips": 2, "text": "items standardised per speaker",
+            "without": {"balanced_accuracy": 0.5163, "accuracy": 0.52, "macro_f1": 0.5}}
+    _write(tmp_path / "a", corpus="ravdess", recipe="ravdess-whisper", protocol_name="kfold:4", accuracy=0.65,
+           balanced_accuracy=0.6414, macro_f1=0.63, n_test_clips=960, normalize=step)
+    _write(tmp_path / "b", corpus="tess", recipe="tess-seed", protocol_name="random", accuracy=0.99,
+           balanced_accuracy=0.991, macro_f1=0.99, n_test_clips=56)
+    lines = results_table(collect_results([tmp_path])).strip().splitlines()
+    assert lines[0] == ("| corpus | recipe | protocol | accuracy | balanced accuracy | macro-F1 "
+                        "| balanced accuracy without the step | baseline | test clips | training time |")
+    assert lines[2] == ("| ravdess | ravdess-whisper | kfold:4 | 0.650 | 0.641 | 0.630 | 0.516 (no per-speaker step) "
+                        "|  | 960 |  |")
+    assert lines[3] == "| tess | tess-seed | random | 0.990 | 0.991 | 0.990 |  |  | 56 |  |"
+    rows = list(csv.DictReader(io.StringIO(results_table(collect_results([tmp_path]), fmt="csv"))))
+    assert rows[0]["normalize_by"] == "speaker" and rows[0]["without_normalize_balanced_accuracy"] == "0.516"
+    assert rows[0]["without_normalize_accuracy"] == "0.520" and rows[0]["without_normalize_macro_f1"] == "0.500"
+    assert rows[1]["normalize_by"] == "" and rows[1]["without_normalize_balanced_accuracy"] == ""
+    # No run with the step: no column.
+    assert "without the step" not in results_table(collect_results([tmp_path / "b"]))

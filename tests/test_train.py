@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_separable_clusters_are_learnt_exactly_and_a_second_run_is_the_same_run(
     assert len(res.history) == 20 and [r["epoch"] for r in res.history] == list(range(1, 21))
     assert not res.stopped_early and res.best is res.history[res.best_epoch - 1]
     losses = [r["loss"] for r in res.history]
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
     assert losses[-1] < 0.05 < 1.0 < losses[0]  # from about ln 3 to near zero
     last = res.history[-1]
     assert last["accuracy"] == 1.0 and last["val_accuracy"] == 1.0 and last["val_balanced_accuracy"] == 1.0

@@ -3,8 +3,9 @@
 ``test_wheel_has_the_package_data`` builds the wheel from a copy of the source (``pyproject.toml``,
 ``README.md``, ``src/``) in a temporary folder, without installing it, and checks its file list:
 every sub-package's ``__init__.py``, every recipe (``src/sonotype/recipes/*.yaml``), every static
-file of the web page (``src/sonotype/serve/static/*``), ``py.typed``, the ``sonotype`` console
-script and a Markdown long description. ``make wheel`` goes further: ``twine check``, a clean venv,
+file of the web page (``src/sonotype/serve/static/*``), ``py.typed``, every other file declared in
+``[tool.setuptools.package-data]``, the ``sonotype`` console script and a Markdown long
+description. ``make wheel`` goes further: ``twine check``, a clean venv,
 ``pip install dist/*.whl`` and ``sonotype demo`` run from outside the source tree.
 
 Run as a script (``python tests/test_wheel.py dist/*.whl``), it checks a wheel already built
@@ -22,18 +23,32 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "sonotype"
 
 
 def expected_files() -> list[str]:
-    """The paths (inside the wheel) that an installed sonotype cannot work without."""
+    """The paths (inside the wheel) that an installed sonotype cannot work without.
+
+    Every sub-package's ``__init__.py``; the recipes, the web page's static files and ``py.typed``
+    (named here, so that dropping them from ``[tool.setuptools.package-data]`` fails too); and
+    every other file that table declares (e.g. data files of a backbone).
+    """
     pkgs = sorted(p.parent for p in SRC.rglob("__init__.py") if "__pycache__" not in p.parts)
-    out = [f"{p.relative_to(SRC.parent).as_posix()}/__init__.py" for p in pkgs]
-    out += [f"sonotype/recipes/{p.name}" for p in sorted((SRC / "recipes").glob("*.yaml"))]
-    out += [f"sonotype/serve/static/{p.name}" for p in sorted((SRC / "serve" / "static").iterdir()) if p.is_file()]
-    out.append("sonotype/py.typed")
-    return out
+    out = {f"{p.relative_to(SRC.parent).as_posix()}/__init__.py" for p in pkgs}
+    out |= {f"sonotype/recipes/{p.name}" for p in (SRC / "recipes").glob("*.yaml")}
+    out |= {f"sonotype/serve/static/{p.name}" for p in (SRC / "serve" / "static").iterdir() if p.is_file()}
+    out.add("sonotype/py.typed")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for pattern in declared.get("sonotype", []):
+        out |= {f"sonotype/{p.relative_to(SRC).as_posix()}" for p in SRC.glob(pattern)
+                if p.is_file() and "__pycache__" not in p.parts}
+    return sorted(out)
 
 
 def wheel_problems(wheel: Path) -> list[str]:

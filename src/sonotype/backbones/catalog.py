@@ -17,6 +17,11 @@ class Alias:
     cpu_per_audio_hour: str  # measured, or "not measured"
     note: str = ""
 
+    @property
+    def family(self) -> str:
+        """The architecture family, from the name: ``whisper``, ``wavlm``, ``hubert``, ``wav2vec2``, ``ast``."""
+        return self.name.split("-", 1)[0]
+
 # CPU cost per hour of audio, one thread. whisper-base: real weights, every layer pooled, 24 RAVDESS clips (91 s)
 # on this project's AMD EPYC machine: 3.6 CPU-s, 25 audio-s per CPU-s. wav2vec2-base and AST: the README's
 # measurement with random weights of the same architecture (same compute). The others: no weights here to time.
@@ -48,7 +53,7 @@ class NativeEncoder:
 
 # Measured on this project's 2-core AMD EPYC machine, one thread (scripts/bench_*.py, docs/results.md).
 NATIVE_ENCODERS: dict[str, NativeEncoder] = {e.name: e for e in (
-    NativeEncoder("musicnn-msd", "musicnn", "the musicnn 0.1.0 wheel on the Python package index (MSD_musicnn checkpoint)",
+    NativeEncoder("musicnn-msd", "musicnn", "https://pypi.org/project/musicnn/0.1.0/ (the wheel's MSD_musicnn checkpoint)",
                   "0.79 M", "not measured", "ISC", "music tags: 50 MSD tags (genre, instruments, mood)"),
     NativeEncoder("efficientat-mn04", "efficientat",
                   "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt",

@@ -8,6 +8,10 @@ to ``<dir>/<name>`` only once every file is there and the encoder check passes, 
 interrupted download never looks like a backbone; a rerun keeps the files already complete. The folder gets a
 ``sonotype-backbone.json`` (hub id, pinned commit, digest of the encoder tensors, files),
 by which names, hub ids and digests are found again later.
+
+The natively run encoders (``musicnn-msd``, ``efficientat-mn04``) are not on the hub: their
+names go to :func:`sonotype.backbones.sources.fetch_native` (a wheel from the package index, a
+release file), which converts them into the same kind of folder.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sonotype.backbones.checkpoint import (
     inspect_checkpoint,
 )
 from sonotype.backbones.folders import MARKER_FILE, backbones_home, offline, valid_hub_id
+from sonotype.backbones.sources import NATIVE_SOURCES, fetch_native
 from sonotype.errors import ConfigError, DownloadError
 from sonotype.utils.io import atomic_write_text
 
@@ -63,7 +68,9 @@ def fetch(
     Parameters
     ----------
     name : str
-        ``whisper-base`` etc. (:data:`~sonotype.backbones.catalog.ALIASES`) or ``org/name``.
+        ``whisper-base`` etc. (:data:`~sonotype.backbones.catalog.ALIASES`) or ``org/name``; a
+        native encoder's name (``musicnn-msd``, ``efficientat-mn04``) goes to
+        :func:`~sonotype.backbones.sources.fetch_native`.
     revision : str, optional
         Branch, tag or commit; resolved to a commit and pinned. Default ``main``.
     dest_dir : path, optional
@@ -80,6 +87,10 @@ def fetch(
     ModelError
         The downloaded files do not hold a complete encoder (see ``inspect_checkpoint``).
     """
+    if name in NATIVE_SOURCES:
+        if revision is not None:
+            raise ConfigError(f"{name} is converted from one fixed release; it has no revisions (drop --revision)")
+        return fetch_native(name, dest_dir=dest_dir, force=force).folder
     hub_id = ALIASES[name].hub_id if name in ALIASES else name
     if not valid_hub_id(hub_id):
         raise ConfigError(f"{name!r} is not a known backbone name ({', '.join(ALIASES)}) nor a valid hub id ('org/name')")

@@ -7,12 +7,20 @@ first call, which builds onnxruntime's session, are timed apart as ``setup_secon
 ``max_cosine_distance`` is the largest cosine distance, over the clips, every hidden
 state and both frozen poolings (the mean; mean and standard deviation: what the embedding
 cache stores), between a runtime's pooled embeddings and torch float32's.
+
+A natively run family (musicnn, EfficientAT: :mod:`sonotype.backbones.native`) has no
+runtimes to compare: its encoder's own calls are timed instead, on the same clips at the
+family's sample rate, one thread. ``embed`` (one clip at a time, as ``tag`` and single-file
+prediction run it) and ``embed_batch`` where the family has it (as embedding extraction runs
+it). *Cold* is the first pass over the clips right after loading (first-call costs included:
+allocations, filter banks, kernel selection); *warm* the best of ``repeats`` later passes.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,7 +121,12 @@ def bench_backbone(
     torch.set_num_threads(max(1, int(threads)))
     try:
         base = BackboneConfig(str(model), layer="all", pooling="meanstd", batch_size=batch_size, device="cpu")
+        t_load = time.process_time()
         bb = load_backbone(base)
+        load_s = time.process_time() - t_load
+        if bb.kind == "native":
+            return _bench_native(bb, model, load_s, speech=speech, clips=clips, repeats=repeats, threads=threads,
+                                 seed=seed)
         waves, source = _clips(speech, clips, bb.sampling_rate, seed)
         audio_s = sum(len(w) for w in waves) / bb.sampling_rate
         ref, ref_s, ref_setup = _timed(bb, waves, base, repeats, False)
@@ -147,6 +160,7 @@ def bench_backbone(
     usable = {k: v for k, v in rows.items() if v.get("native", True)}
     fastest = max(usable, key=lambda k: usable[k]["x_realtime_per_core"])
     return {
+        "kind": "transformers",
         "model": str(model),
         "model_type": bb.model_type,
         "digest": bb.weights_digest,
@@ -159,4 +173,57 @@ def bench_backbone(
         "bf16_native": bf16_native(),
         "fastest": fastest,
         "runtimes": rows,
+    }
+
+
+def _pass(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def _bench_native(bb: Any, model: str | os.PathLike, load_s: float, *, speech: str | os.PathLike | None, clips: int,
+                  repeats: int, threads: int, seed: int) -> dict[str, Any]:
+    """Time a native encoder's ``embed`` / ``embed_batch`` cold and warm (torch threads already set)."""
+    enc, sr = bb.feature_extractor, bb.sampling_rate
+    waves, source = _clips(speech, clips, sr, seed)
+    audio_s = sum(len(w) for w in waves) / sr
+    calls: dict[str, Callable[[], Any]] = {"embed": lambda: [enc.embed(w, sr) for w in waves]}
+    if callable(getattr(enc, "embed_batch", None)):
+        calls["embed_batch"] = lambda: enc.embed_batch(waves, sr)
+    first = _pass(lambda: enc.embed(waves[0], sr))  # a fresh load's first call
+    # cold: the first whole pass of a freshly loaded encoder (the first clip's call above included)
+    cold = {"embed": first + _pass(lambda: [enc.embed(w, sr) for w in waves[1:]])}
+    modes: dict[str, dict[str, Any]] = {}
+    for name, call in calls.items():
+        if name not in cold:
+            cold[name] = _pass(call)  # its own first pass (after embed warmed the shared parts)
+        warm = min(_pass(call) for _ in range(max(1, repeats)))
+        modes[name] = {
+            "x_realtime_warm": round(audio_s / warm, 1) if warm > 0 else float("inf"),
+            "x_realtime_cold": round(audio_s / cold[name], 1) if cold[name] > 0 else float("inf"),
+            "cpu_seconds_warm": round(warm, 3),
+            "cpu_seconds_cold": round(cold[name], 3),
+            "cpu_seconds_per_audio_hour_warm": round(warm / audio_s * 3600, 1),
+        }
+    lengths = [len(w) / sr for w in waves]
+    return {
+        "kind": "native",
+        "model": str(model),
+        "model_type": bb.model_type,
+        "path": bb.path,
+        "digest": bb.weights_digest,
+        "clips": len(waves),
+        "source": source,
+        "audio_seconds": round(audio_s, 2),
+        "clip_seconds": {"min": round(min(lengths), 2), "max": round(max(lengths), 2)},
+        "sample_rate": sr,
+        "threads": int(threads),
+        "repeats": max(1, int(repeats)),
+        "cpu": cpu_model(),
+        "load_cpu_seconds": round(load_s, 3),
+        "first_clip_cpu_seconds": round(first, 3),
+        "fastest": max(modes, key=lambda k: modes[k]["x_realtime_warm"]),
+        "modes": modes,
+        "note": "native families run in torch float32; --runtime and --batch-size do not apply to them",
     }

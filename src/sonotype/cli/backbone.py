@@ -7,11 +7,13 @@ import warnings
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.config import RUNTIMES
-from sonotype.cli._common import out
+from sonotype.cli._common import console, out
 from sonotype.cli.features import bench_app
+from sonotype.errors import ConfigError, SonotypeError
 from sonotype.utils.licences import encoder_licence
 
 backbone_app = typer.Typer(
@@ -29,7 +31,8 @@ def register(app: typer.Typer) -> None:
 
 def bench_backbone(
     model: str = typer.Argument(..., help="Backbone folder (or a known name / hub id found locally)."),
-    speech: Path | None = typer.Option(None, "--speech", help="Folder of clips to time (default: generated speech-like)."),
+    speech: Path | None = typer.Option(None, "--speech", "--audio",
+                                       help="Folder of clips to time (default: generated speech-like)."),
     clips: int = typer.Option(24, "--clips", "-n", help="Number of clips (spread evenly over the folder)."),
     runtime: list[str] = typer.Option([], "--runtime", help="Runtimes to time (repeatable; default: all)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per forward pass."),
@@ -37,7 +40,11 @@ def bench_backbone(
     threads: int = typer.Option(1, "--threads", help="Threads for torch and onnxruntime (1 = per-core speed)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Time every backbone.runtime on the same clips: x real time per core, cosine distance to torch float32."""
+    """Time every backbone.runtime on the same clips: x real time per core, cosine distance to torch float32.
+
+    A native encoder (musicnn-msd, efficientat-mn04) runs in torch float32 only: its ``embed`` (one clip at
+    a time) and, where it has one, ``embed_batch`` are timed cold (the first pass of a fresh load) and warm.
+    """
 
     from sonotype.bench.backbone import (
         bench_backbone as run,  # heavy (torch): lazy for a fast --help
@@ -52,6 +59,19 @@ def bench_backbone(
         return
     from rich.table import Table  # console output only
 
+    if r.get("kind") == "native":
+        t = Table(title=f"{r['model_type']} encoder (native, torch float32), {r['clips']} clips ({r['source']}), "
+                        f"{r['audio_seconds']:.0f} s of audio, {r['threads']} thread(s), {r['cpu']}")
+        for col in ("call", "x real time / core, warm", "x real time / core, cold", "CPU-s / audio-h, warm"):
+            t.add_column(col, justify="left" if col == "call" else "right")
+        for name, v in r["modes"].items():
+            t.add_row(name, f"{v['x_realtime_warm']:.1f}", f"{v['x_realtime_cold']:.1f}",
+                      f"{v['cpu_seconds_per_audio_hour_warm']:.0f}")
+        out.print(t)
+        out.print(f"load {r['load_cpu_seconds']:.2f} CPU-s, first clip {r['first_clip_cpu_seconds']:.3f} CPU-s; "
+                  f"cold = the first pass over the clips right after loading; warm = the best of {r['repeats']} "
+                  f"later pass(es). {r['note']}", highlight=False, soft_wrap=True)
+        return
     t = Table(title=f"{r['model_type']} encoder, {r['clips']} clips ({r['source']}), {r['audio_seconds']:.0f} s of audio, "
                     f"{r['threads']} thread(s), {r['cpu']}")
     for col in ("runtime", "x real time / core", "CPU-s / audio-h", "vs torch", "max cosine distance", "set-up s"):
@@ -65,14 +85,21 @@ def bench_backbone(
               "hidden state and both poolings (mean, mean+std)", highlight=False, soft_wrap=True)
 
 
-def _present(hub_id: str, dirs: list[Path]) -> str:
-    """Where a hub model is available here: a fetched folder, the HF cache, or ''."""
+def _present(name: str, hub_id: str, dirs: list[Path]) -> str:
+    """Where a hub model is available here: a folder named after it, a fetched folder, the HF cache, or ''."""
     from sonotype.backbones.folders import (  # heavy (torch): lazy for a fast --help
         cached_snapshot,
         candidates,
+        named_folder,
         read_marker,
     )
+    from sonotype.backbones.native import (
+        read_native_config,  # heavy (torch): lazy for a fast --help
+    )
 
+    named = named_folder(name, dirs)
+    if named is not None and read_native_config(named) is None:
+        return str(named)
     for folder in candidates(dirs):
         if read_marker(folder).get("hub_id") == hub_id:
             return str(folder)
@@ -83,12 +110,51 @@ def _present(hub_id: str, dirs: list[Path]) -> str:
     return f"{snap} (HF cache)" if snap else ""
 
 
+def _native_present(name: str, family: str, digest: str | None, dirs: list[Path]) -> tuple[str, bool]:
+    """(the folder ``name`` under the searched folders when it holds that family, whether its tensors are the release's)."""
+    from sonotype.backbones.folders import (
+        named_folder,  # heavy (torch): lazy for a fast --help
+    )
+    from sonotype.backbones.native import (
+        read_native_config,  # heavy (torch): lazy for a fast --help
+    )
+
+    folder = named_folder(name, dirs)
+    cfg = read_native_config(folder) if folder is not None else None
+    if folder is None or cfg is None or cfg.get("family") != family:
+        return "", False
+    return str(folder), digest is not None and cfg.get("tensor_digest") == digest
+
+
+def _rows(dirs: list[Path]) -> list[dict]:
+    """Every encoder sonotype knows by name: the transformers aliases, then the native encoders."""
+    from sonotype.backbones.sources import (
+        NATIVE_SOURCES,  # heavy (torch): lazy for a fast --help
+    )
+
+    rows = [
+        {"name": a.name, "kind": "transformers", "family": a.family, "hub_id": a.hub_id,
+         "source": f"https://huggingface.co/{a.hub_id}", "encoder_parameters": a.parameters,
+         "cpu_per_audio_hour": a.cpu_per_audio_hour, "licence": encoder_licence(a.hub_id).title,
+         "present": _present(a.name, a.hub_id, dirs), "note": a.note}
+        for a in ALIASES.values()
+    ]
+    for e in NATIVE_ENCODERS.values():
+        src = NATIVE_SOURCES.get(e.name)
+        where, verified = _native_present(e.name, e.family, getattr(src, "tensor_digest", None), dirs)
+        rows.append({"name": e.name, "kind": "native", "family": e.family, "hub_id": "", "source": e.source,
+                     "encoder_parameters": e.parameters, "cpu_per_audio_hour": e.cpu_per_audio_hour,
+                     "licence": encoder_licence(e.family).title, "present": where, "verified": verified,
+                     "note": e.note})
+    return rows
+
+
 @backbone_app.command("list")
 def list_backbones(
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Also look in this folder (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
-    """The encoders sonotype knows by name: hub id, size, measured CPU cost, and whether present here."""
+    """The encoders sonotype knows by name: family, source, size, measured CPU cost, licence, whether present here."""
     from rich.table import Table  # console output only
 
     from sonotype.backbones.folders import (
@@ -96,19 +162,17 @@ def list_backbones(
     )
 
     dirs = search_dirs(backbone_dir)
-    rows = [
-        {"name": a.name, "hub_id": a.hub_id, "encoder_parameters": a.parameters,
-         "cpu_per_audio_hour": a.cpu_per_audio_hour, "present": _present(a.hub_id, dirs), "note": a.note,
-         "licence": encoder_licence(a.hub_id).title}
-        for a in ALIASES.values()
-    ]
+    rows = _rows(dirs)
     if as_json:
         out.print_json(json.dumps({"searched": [str(d) for d in dirs], "backbones": rows}))
         return
-    t = Table("name", "hub id", "encoder params", "CPU per audio hour", "licence", "here")
+    t = Table("name", "family", "source", "encoder params", "CPU per audio hour", "licence", "here")
     for r in rows:
-        t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["licence"],
-                  r["present"] or "-")
+        here = r["present"] or "-"
+        if r["present"] and r["kind"] == "native" and not r["verified"]:
+            here += " (other weights)"
+        source = r["hub_id"] if r["kind"] == "transformers" else r["source"]
+        t.add_row(r["name"], r["family"], source, r["encoder_parameters"], r["cpu_per_audio_hour"], r["licence"], here)
     out.print(t)
     from sonotype.backbones.checkpoint import (  # heavy (torch): lazy for a fast --help
         CONFIG_FILE,
@@ -118,15 +182,26 @@ def list_backbones(
         candidates,
         read_marker,
     )
+    from sonotype.backbones.native import (
+        read_native_config,  # heavy (torch): lazy for a fast --help
+    )
 
+    shown = {Path(r["present"]) for r in rows if r["present"] and not r["present"].endswith("(HF cache)")}
     for folder in candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
-        if not read_marker(folder).get("hub_id"):
-            try:
-                model_type, n_hidden, dim = encoder_shape(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                continue
-            out.print(f"also here: {folder} ({model_type or 'unknown type'}, {n_hidden - 1} layers, width {dim}); "
-                      f"use it with --backbone {folder}", highlight=False, soft_wrap=True)
+        if folder in shown or read_marker(folder).get("hub_id"):
+            continue
+        native = read_native_config(folder)
+        if native is not None:
+            out.print(f"also here: {folder} (native {native['family']} encoder, tensor digest "
+                      f"{str(native.get('tensor_digest'))[:16]}); use it with --backbone {folder}",
+                      highlight=False, soft_wrap=True)
+            continue
+        try:
+            model_type, n_hidden, dim = encoder_shape(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, SonotypeError):
+            continue
+        out.print(f"also here: {folder} ({model_type or 'unknown type'}, {n_hidden - 1} layers, width {dim}); "
+                  f"use it with --backbone {folder}", highlight=False, soft_wrap=True)
     out.print(f"searched: {', '.join(map(str, dirs))} and the Hugging Face cache; "
               "fetch one with `sonotype backbone fetch NAME`", highlight=False, soft_wrap=True)
 
@@ -137,8 +212,29 @@ def fetch_backbone(
     revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (default main); pinned."),
     dest: Path | None = typer.Option(None, "--dir", help="Parent folder (default ~/.cache/sonotype/backbones)."),
     force: bool = typer.Option(False, "--force", help="Download again even when present at the same commit."),
+    source_file: Path | None = typer.Option(
+        None, "--from", help="Native encoders: convert this copy instead of downloading (the musicnn wheel or a "
+                             "checkpoint folder with labels.txt; the EfficientAT .pt). Same checks."),
+    url: str | None = typer.Option(None, "--url", help="Native encoders: download the file from this address "
+                                                       "instead (a mirror); checked the same way."),
+    index_url: str | None = typer.Option(
+        None, "--index-url", help="musicnn-msd: the package index to look the wheel up in (default "
+                                  "$SONOTYPE_PYPI_URL, else https://pypi.org)."),
 ) -> None:
-    """Download NAME's safetensors, config and preprocessor files (nothing else) and check the encoder."""
+    """Download NAME and check it: a hub encoder's safetensors, config and preprocessor files (nothing else),
+    or a native encoder's released weights (musicnn-msd: the musicnn 0.1.0 wheel from the package index;
+    efficientat-mn04: the EfficientAT release file), converted to safetensors."""
+    from sonotype.backbones.sources import (
+        NATIVE_SOURCES,  # heavy (torch): lazy for a fast --help
+    )
+
+    if name in NATIVE_SOURCES:
+        _fetch_native(name, dest=dest, force=force, source_file=source_file, url=url, index_url=index_url,
+                      revision=revision)
+        return
+    if source_file is not None or url is not None or index_url is not None:
+        raise ConfigError(f"--from, --url and --index-url are for the natively converted encoders "
+                          f"({', '.join(NATIVE_SOURCES)}); for {name}, copy its folder here and use its path")
     from sonotype.backbones.fetch import (
         fetch,  # heavy (torch): lazy for a fast --help
     )
@@ -155,3 +251,29 @@ def fetch_backbone(
         highlight=False, soft_wrap=True,
     )
     out.print(f"use it with --backbone {name} (or --backbone {folder})", highlight=False, soft_wrap=True)
+
+
+def _fetch_native(name: str, *, dest: Path | None, force: bool, source_file: Path | None, url: str | None,
+                  index_url: str | None, revision: str | None) -> None:
+    from sonotype.backbones.sources import (
+        fetch_native,  # heavy (torch): lazy for a fast --help
+    )
+
+    if revision is not None:
+        raise ConfigError(f"{name} is converted from one fixed release; it has no revisions (drop --revision)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notes are printed below, once
+        r = fetch_native(name, dest_dir=dest, source_file=source_file, url=url, index=index_url, force=force,
+                         progress=True)
+    rec = r.record
+    if not r.converted:
+        out.print(f"{name} is already in {r.folder} (tensor digest {rec.get('tensor_digest') or 'as released'}); "
+                  "--force converts it again", highlight=False, soft_wrap=True)
+    else:
+        origin = rec.get("from") or rec.get("url")
+        sha = f", sha256 {rec['sha256']}" if rec.get("sha256") else ""
+        out.print(f"{name} ({rec.get('family')}, {rec.get('licence')} licence) in {r.folder}: from {origin}{sha}; "
+                  f"tensor digest {rec.get('tensor_digest')}", highlight=False, soft_wrap=True)
+    for note in r.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(note)}", soft_wrap=True)
+    out.print(f"use it with --backbone {name} (or --backbone {r.folder})", highlight=False, soft_wrap=True)

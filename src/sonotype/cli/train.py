@@ -88,10 +88,11 @@ def train(
     corpus_sets, corpus, mixed_kind = _corpus_sets(corpus, root)
     base, source = None, f"config {config}" if config else "built-in defaults"
     if config is None and model is None:
-        from sonotype.pipeline.defaults import default_recipe  # heavy (torch): lazy for a fast --help
+        from sonotype.pipeline.kind import default_for_corpus  # heavy (torch): lazy for a fast --help
 
         # An explicit --backbone starts from the encoder recipe too (its measured head settings).
-        config, source = default_recipe(corpus, kind or mixed_kind, scratch=scratch, encoder=backbone is not None)
+        config, source = default_for_corpus(corpus, root, kind or mixed_kind, scratch=scratch,
+                                            encoder=backbone is not None)
     else:
         if kind is not None:
             raise ConfigError("--kind chooses a default configuration; it does not combine with --config or --model")

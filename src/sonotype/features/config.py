@@ -217,7 +217,20 @@ PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 
 
 def check_stats(stats: list[str]) -> None:
-    """Refuse an empty list or an unknown statistic (``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``)."""
+    """Refuse an empty list or an unknown statistic (``mean``, ``std``, ``min``, ``max``, ``median``, ``pNN``).
+
+    Parameters
+    ----------
+    stats : list of str
+
+    Examples
+    --------
+    >>> check_stats(["mean", "p90"])
+    >>> check_stats(["mode"])
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ConfigError: unknown statistic 'mode'; use mean, std, min, max, median or pNN (e.g. p10, p90)
+    """
     if not stats:
         raise ConfigError("stats must list at least one statistic")
     for s in stats:

@@ -320,7 +320,25 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
 
 
 def check_item_shape(model: nn.Module, shape: tuple[int, ...], what: str) -> None:
-    """Refuse items whose shape is not the one ``model`` was built for (any length along ``variable_axis``)."""
+    """Refuse items whose shape is not the one ``model`` was built for (any length along ``variable_axis``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Built by :func:`build_model` (its ``input_shape``; a module without one accepts anything).
+    shape : tuple of int
+        One item's shape (no batch axis).
+    what : str
+        Named in the error (``"training"``, ``"prediction"``).
+
+    Examples
+    --------
+    >>> check_item_shape(build_model("mlp-small", (4,), 2), (4,), "prediction")
+    >>> check_item_shape(build_model("mlp-small", (4,), 2), (5,), "prediction")
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.ParameterError: prediction items have shape (5,), but the model was built for input_shape (4,)
+    """
     expected = getattr(model, "input_shape", None)
     if expected is None:
         return

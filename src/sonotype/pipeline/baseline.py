@@ -6,6 +6,9 @@ contrast) and chroma per frame, mean and standard deviation per clip, standardis
 training side, and multinomial logistic regression (``logreg``) with C chosen by inner
 stratified group cross-validation on the training side only. Features go through the
 feature cache like the run's own. For backbone runs it is the same frame-feature baseline.
+When the run standardises per speaker or per corpus (``normalize: {by: speaker}``), so does
+the baseline, with the same rule (:func:`sonotype.items.normalize.normalize_dataset`), so that
+"beats the baseline" measures the network and not the step.
 
 The model is compared with it by a **paired bootstrap over the test clips**: resample the
 pooled test clips with replacement (``evaluate.bootstrap`` times, seeded by the run's seed),
@@ -29,6 +32,7 @@ from sonotype.evaluation.metrics import vote
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
+from sonotype.items.normalize import describe, normalize_dataset
 from sonotype.models.apply import predict_proba
 from sonotype.models.linear import fit_linear
 from sonotype.models.registry import build_model, resolved_params
@@ -195,8 +199,10 @@ def run_baseline(
         level), ``n_test_clips``, ``folds`` (name, n, figures, C), ``mean``/``std`` over folds,
         ``model`` (the model's figures on the same clips), ``comparison`` (paired bootstrap),
         ``verdict`` (one sentence), ``config``, ``seconds`` (wall, extraction included),
-        ``extract_seconds``, ``cpu_seconds`` (this process's CPU time). A baseline that cannot be fitted returns ``{"skipped": reason}``
-        (printed) rather than losing the run.
+        ``extract_seconds``, ``cpu_seconds`` (this process's CPU time) and, when ``cfg.normalize``
+        standardises per speaker or corpus, ``normalize`` (the step the baseline had too; a run
+        replaces it with the model's own record, ``without`` included). A baseline that cannot be
+        fitted returns ``{"skipped": reason}`` (printed) rather than losing the run.
 
     Examples
     --------
@@ -210,16 +216,20 @@ def run_baseline(
     try:
         bds = build_dataset(ds.clips, fc, rc, cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
         t_extract = time.perf_counter() - t0
+        bds, norm = normalize_dataset(bds, cfg.normalize, rc.kind)  # the model's step, if it has one
         out = _fit_folds(cfg, ds, bds, labels, outcomes, item_level)
     except SonotypeError as exc:
         console.print(f"[yellow]baseline skipped: {exc}[/]")
         return {"skipped": str(exc), "config": _config_record(fc, rc, None)}
     out["config"] = _config_record(fc, rc, out.pop("_inner_cv"))
+    if norm is not None:
+        out["normalize"] = {"by": norm.by, "min_clips": norm.min_clips, "axes": list(norm.axes), "text": describe(norm.by)}
     out["extract_seconds"] = round(t_extract, 2)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["cpu_seconds"] = round(time.process_time() - cpu0, 2)  # this process; wall time on a loaded machine varies
     if progress:
-        console.print(f"[bold]baseline[/] (clip statistics + logistic regression, {out['seconds']:.1f}s): "
+        step = f", standardised per {norm.by} as the model" if norm is not None else ""
+        console.print(f"[bold]baseline[/] (clip statistics + logistic regression{step}, {out['seconds']:.1f}s): "
                       f"{out['verdict']}")
     return out
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from sonotype.backbones.catalog import ALIASES
+from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.load import resolve
 from sonotype.errors import ConfigError, SonotypeError
@@ -47,6 +47,7 @@ __all__ = [
     "KINDS",
     "check_backbone_run",
     "default_recipe",
+    "encoder_recipe",
     "local_backbone",
     "resolve_backbone",
     "switch_to_backbone",
@@ -111,24 +112,37 @@ def default_recipe(
     if scratch:
         return plain, plain_source
     want_encoder = encoder
-    own = RECIPES_DIR / f"{corpus}-whisper.yaml"
-    encoder = own if kind is None and own.is_file() else RECIPES_DIR / f"default-{k}-whisper.yaml"
-    label = f"recipe {encoder.stem}" if encoder.stem.startswith(corpus) else f"default for {k} with a pretrained encoder"
-    if want_encoder and encoder.is_file():
+    encoder = encoder_recipe(corpus, k, kind_given=kind is not None)
+    label = f"recipe {encoder.stem}" if encoder.stem.startswith(corpus) else f"default for {k} with pretrained encoders"
+    if want_encoder:
         return encoder, label
-    name = _recipe_backbone(encoder) if encoder.is_file() else ""
-    found = local_backbone(name)
-    if found is None:
+    names = _recipe_backbone(encoder)
+    found = [local_backbone(n) for n in names]
+    if not names or any(f is None for f in found):
         return plain, plain_source
     plain_label = plain_source if plain_source.startswith("recipe") else f"the {plain_source}"
-    return encoder, f"{label} ({name} found at {found}; --scratch for {plain_label})"
+    where = ", ".join(f"{n} at {f}" for n, f in zip(names, found, strict=True))
+    return encoder, f"{label} ({where}; --scratch for {plain_label})"
 
 
-def _recipe_backbone(path: Path) -> str:
-    """The ``backbone.model`` a recipe names ('' when it names none)."""
+def encoder_recipe(corpus: str, kind: str, *, kind_given: bool = False) -> Path:
+    """The frozen-encoder recipe for ``corpus`` / ``kind``: the corpus's own (``<corpus>-encoders``,
+    then ``<corpus>-whisper``), else the kind's measured one (``default-<kind>-encoders``, then
+    ``default-<kind>-whisper``)."""
+    names = [] if kind_given else [f"{corpus}-encoders", f"{corpus}-whisper"]
+    names += [f"default-{kind}-encoders", f"default-{kind}-whisper"]
+    for name in names:
+        if (RECIPES_DIR / f"{name}.yaml").is_file():
+            return RECIPES_DIR / f"{name}.yaml"
+    raise ConfigError(f"no encoder recipe for {corpus} ({kind})")
+
+
+def _recipe_backbone(path: Path) -> list[str]:
+    """The encoders a recipe's ``backbone.model`` names ([] when it names none)."""
 
     d = yaml.safe_load(path.read_text()) or {}
-    return str((d.get("backbone") or {}).get("model") or "")
+    model = (d.get("backbone") or {}).get("model") or []
+    return [str(m) for m in (model if isinstance(model, list) else [model])]
 
 
 def local_backbone(ref: str) -> str | None:
@@ -145,7 +159,7 @@ def local_backbone(ref: str) -> str | None:
     return found if Path(found).is_dir() else None
 
 
-def resolve_backbone(ref: str) -> str:
+def resolve_backbone(ref: str | list[str]) -> str | list[str]:
     """Turn ``--backbone`` / ``backbone.model`` into what the loader opens: a folder or a hub id.
 
     In order: an existing folder (made absolute, so a run moved elsewhere still finds it);
@@ -154,6 +168,8 @@ def resolve_backbone(ref: str) -> str:
     hub id ``owner/name``. Anything else is a :class:`ConfigError` saying where it was looked for.
     """
 
+    if isinstance(ref, list):  # a fusion: each encoder on its own
+        return [str(resolve_backbone(r)) for r in ref]
     ref = str(ref).strip()
     if not ref:
         raise ConfigError("--backbone needs a folder or a hub id, got an empty value")
@@ -163,8 +179,8 @@ def resolve_backbone(ref: str) -> str:
     home = os.environ.get(BACKBONES_ENV)
     if home and (Path(home).expanduser() / ref).is_dir():
         return str((Path(home).expanduser() / ref).resolve())
-    if ref in ALIASES and not p.exists():
-        try:  # a copy fetched earlier, found by its fetch record
+    if (ref in ALIASES or ref in NATIVE_ENCODERS) and not p.exists():
+        try:  # a copy fetched earlier, found by its fetch record or its folder name
             return str(resolve(BackboneConfig(model=ref)).folder.resolve())
         except SonotypeError:
             pass

@@ -36,12 +36,13 @@ from sonotype.pipeline.config import RunConfig, load_config, to_plain
 from sonotype.pipeline.defaults import default_recipe, resolve_backbone
 from sonotype.pipeline.experiment import item_kind
 from sonotype.pipeline.fitting import backbone_record, build_run_dataset, clip_items, train_split
+from sonotype.pipeline.kind import resolve_kind
 from sonotype.recipes import recipe_path
 from sonotype.splits.split import ProtocolConfig, carve_validation
 from sonotype.training.augment import augment_waveform
 from sonotype.utils.checks import mono_signal
 
-__all__ = ["AudioClassifier"]
+__all__ = ["AudioClassifier", "recipe_params"]
 
 # The sections of a RunConfig the estimator exposes as parameters (same names, same schema).
 _SECTIONS = ("features", "representation", "model", "backbone", "train", "augment")
@@ -90,6 +91,13 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         speaker. The saved model keeps the rule (JSON).
     verbose : bool
         Print progress (extraction bar, epochs) on the terminal.
+    kind : {"auto", "speech", "music", "sounds"}
+        Used only when none of the settings above is given: ``fit`` then takes the measured
+        default for that kind of audio, the one ``sonotype train`` uses (the encoder
+        default when its encoders are on this machine and the inputs are files; else the
+        from-scratch one). ``"auto"`` listens to a sample of the training clips with
+        EfficientAT mn04 (:func:`sonotype.pipeline.kind.detect_kind`); ``config_source_``
+        says what was chosen and why.
 
     Attributes
     ----------
@@ -105,6 +113,8 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         Fitted on the training items (None for a fine-tuned backbone).
     config_ : RunConfig
         The resolved settings the model was trained with.
+    config_source_ : str
+        Where they came from: ``"parameters"``, or the default recipe with the kind and why.
     train_results_ : list of TrainResult
         Per network: history, best epoch, seconds.
     classifier_ : sonotype.inference.predict.Classifier
@@ -140,6 +150,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         cache_dir: str | None = None,
         normalize: Any = None,
         verbose: bool = False,
+        kind: str = "auto",
     ) -> None:
         self.features = features
         self.representation = representation
@@ -152,6 +163,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self.cache_dir = cache_dir
         self.normalize = normalize
         self.verbose = verbose
+        self.kind = kind
 
     # ------------------------------------------------------------------ settings
     @classmethod
@@ -173,13 +185,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         AudioClassifier
         """
 
-        d = load_config(recipe_path(str(recipe))).to_dict()
-        kw: dict[str, Any] = {name: d[name] for name in _SECTIONS if d.get(name) is not None}
-        if "backbone" in kw:
-            kw["backbone"] = {**kw["backbone"], "model": resolve_backbone(kw["backbone"]["model"])}
-        if d["normalize"]["by"] != "none":
-            kw["normalize"] = d["normalize"]
-        kw.update(seed=d["seed"], jobs=d["jobs"], cache_dir=d["cache_dir"])
+        kw = recipe_params(recipe)
         kw.update(params)
         return cls(**kw)
 
@@ -207,8 +213,27 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         path, _ = default_recipe("folder", kind, scratch=scratch)
         return cls.from_recipe(path, **params)
 
-    def run_config(self) -> RunConfig:
+    def _defaults_for(self, inputs: _Inputs) -> tuple[dict[str, Any], str]:
+        """The settings ``fit`` uses: the parameters, or (none given) the measured default for the kind."""
+        given = {name: getattr(self, name) for name in (*_SECTIONS, "normalize") if getattr(self, name) is not None}
+        if given:
+            return given, "parameters"
+        sources = inputs.signals if inputs.signals is not None else [c.path for c in inputs.clips]
+        kind, why = resolve_kind(self.kind, sources)
+        # arrays have no file for an encoder to read: the from-scratch default
+        path, source = default_recipe("folder", kind, scratch=inputs.signals is not None)
+        params = recipe_params(path)
+        kept = {name: params[name] for name in (*_SECTIONS, "normalize") if name in params}
+        return kept, f"{source}; kind {kind}" + ("" if why == "given" else f": {why}")
+
+    def run_config(self, settings: dict[str, Any] | None = None) -> RunConfig:
         """The parameters as a validated :class:`~sonotype.pipeline.config.RunConfig` (errors name the key).
+
+        Parameters
+        ----------
+        settings : dict, optional
+            Section values to use instead of the parameters (what ``fit`` resolved, e.g. the
+            default for the data's kind); None = the parameters as given.
 
         Returns
         -------
@@ -216,8 +241,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             ``train.seed`` is :attr:`seed`.
         """
         d: dict[str, Any] = {}
+        settings = settings if settings is not None else {n: getattr(self, n) for n in (*_SECTIONS, "normalize")}
         for name in _SECTIONS:
-            value = getattr(self, name)
+            value = settings.get(name)
             if value is None:
                 continue
             if name == "model" and isinstance(value, str):
@@ -231,8 +257,8 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, (int, np.integer)) or self.jobs < 1:
             raise ParameterError(f"jobs must be an integer >= 1, got {self.jobs!r}")
         d.update(seed=int(self.seed), jobs=int(self.jobs), cache_dir=None if self.cache_dir is None else str(self.cache_dir))
-        if self.normalize is not None:
-            d["normalize"] = to_plain(NormalizeConfig.parse(self.normalize))
+        if settings.get("normalize") is not None:
+            d["normalize"] = to_plain(NormalizeConfig.parse(settings["normalize"]))
         cfg = RunConfig.from_dict(d)
         return replace(cfg, train=replace(cfg.train, seed=int(self.seed)))
 
@@ -259,8 +285,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         self
         """
 
-        cfg = self.run_config()
         inputs = _as_inputs(X, what="fit")
+        settings, self.config_source_ = self._defaults_for(inputs)
+        cfg = self.run_config(settings)
         labels, group_values = _fit_targets(X, inputs, y, groups)
         classes, y_clip = np.unique(np.asarray(labels), return_inverse=True)
         if len(classes) < 2:
@@ -467,6 +494,35 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False  # inputs are audio (paths, signals), not a feature table
         return tags
+
+
+def recipe_params(recipe: str | os.PathLike) -> dict[str, Any]:
+    """A recipe's settings as :class:`AudioClassifier` parameters (sections, normalize, seed, jobs, cache).
+
+    Parameters
+    ----------
+    recipe : str or path-like
+        A shipped recipe's name or a YAML file.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :class:`AudioClassifier`; an encoder named by alias is resolved
+        to its folder (:func:`sonotype.pipeline.defaults.resolve_backbone`).
+
+    Examples
+    --------
+    >>> recipe_params("default-speech")["normalize"]["by"]
+    'speaker'
+    """
+    d = load_config(recipe_path(str(recipe))).to_dict()
+    kw: dict[str, Any] = {name: d[name] for name in _SECTIONS if d.get(name) is not None}
+    if "backbone" in kw:
+        kw["backbone"] = {**kw["backbone"], "model": resolve_backbone(kw["backbone"]["model"])}
+    if d["normalize"]["by"] != "none":
+        kw["normalize"] = d["normalize"]
+    kw.update(seed=d["seed"], jobs=d["jobs"], cache_dir=d["cache_dir"])
+    return kw
 
 
 def _is_signal(x: Any) -> bool:

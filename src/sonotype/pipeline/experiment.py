@@ -16,6 +16,7 @@ Each piece is a public function a Python user can call alone: :func:`~sonotype.c
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import replace
@@ -34,7 +35,7 @@ from sonotype.evaluation.metrics import evaluate_items, rank_subsets
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
-from sonotype.items.normalize import describe, normalize_dataset
+from sonotype.items.normalize import NormalizeConfig, describe, normalize_dataset
 from sonotype.models.apply import predict_proba
 from sonotype.pipeline import checks
 from sonotype.pipeline.baseline import run_baseline
@@ -51,7 +52,15 @@ from sonotype.pipeline.fitting import (
     split_items,
     train_split,
 )
-from sonotype.pipeline.folds import FoldOutcome, examples, histories, predictions_csv, run_folds, summarise
+from sonotype.pipeline.folds import (
+    FoldOutcome,
+    examples,
+    histories,
+    pooled,
+    predictions_csv,
+    run_folds,
+    summarise,
+)
 from sonotype.pipeline.mixed import mix_metrics, resolve, run_manifest
 from sonotype.reporting import report as rpt
 from sonotype.reporting.card import write_run_card
@@ -134,6 +143,7 @@ def run_experiment(
         t_extract = time.perf_counter()
         ds = build_run_dataset(cfg, manifest.clips, progress=progress)
         extract_seconds = time.perf_counter() - t_extract
+        raw = ds  # the items before the per-speaker step: the figure without it trains on these
         ds, normalizer = normalize_dataset(ds, cfg.normalize, item_kind(cfg))  # per speaker / corpus
         if ds.skipped:
             console.print(f"[yellow]{len(ds.skipped)} clip(s) skipped during feature extraction[/]")
@@ -153,7 +163,7 @@ def run_experiment(
 
         metrics = summarise(cfg, ds, labels, y_items, outcomes, proto, protocol_text, item_level)
         metrics["config_source"] = config_source or f"config {cfg.name}"
-        if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips
+        if cfg.evaluate.baseline:  # the textbook baseline on the same folds and test clips, with the same step
             metrics["baseline"] = _baseline(cfg, ds, labels, outcomes, item_level, progress, console)
         if mix_info is not None or normalizer is not None:  # corpora, per-corpus figures, corpus x corpus table
             metrics.update(mix_metrics(
@@ -162,6 +172,11 @@ def run_experiment(
                                                  aug_cache=aug_cache, progress=False, console=console)[:2],
                 proba=lambda net, scaler, X: predict_proba(net, scale(scaler, X)),
             ))
+        if normalizer is not None:  # the same folds without the step: it uses the test speakers' own clips
+            metrics["normalize"].update(_without_normalize(cfg, raw, labels, y_items, splits, item_level, aug_cache,
+                                                           console))
+            if isinstance(metrics.get("baseline"), dict) and "skipped" not in metrics["baseline"]:
+                metrics["baseline"]["normalize"] = copy.deepcopy(metrics["normalize"])  # the baseline had this step too
         net, scaler, final_note = final_model(cfg, ds, y_items, labels, outcomes, aug_cache, progress, console,
                                               item_level)
         metrics.update(final_model=final_note, train_seconds=round(train_seconds, 2),
@@ -174,11 +189,36 @@ def run_experiment(
         metrics["total_seconds"] = round(time.perf_counter() - t0, 2)
         metrics["environment"] = environment()  # figures can move slightly on another CPU/BLAS
         _write_run(tmp, cfg, manifest, ds, labels, outcomes, metrics)
+    step = rpt.normalize_sentence(metrics)  # the figure beside the step it includes, and the figure without it
     console.print(
         f"[green]done[/] {out}: accuracy {metrics['accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, "
-        f"macro-F1 {metrics['macro_f1']:.3f} ({metrics['n_test_clips']} test clips)"
+        f"macro-F1 {metrics['macro_f1']:.3f} ({metrics['n_test_clips']} test clips)" + (f"; {step}" if step else "")
     )
     return metrics
+
+
+def _without_normalize(
+    cfg: RunConfig, raw: Dataset, labels: list[str], y_items: np.ndarray, splits: list[Split], item_level: bool,
+    aug_cache: dict[tuple[int, int], list[np.ndarray]], console: Console,
+) -> dict[str, Any]:
+    """The run's folds again on the items before the per-speaker (or per-corpus) step.
+
+    Same splits, same model and training settings, ``normalize: none``: only the training
+    repeats (the items, and the augmented copies in ``aug_cache``, are those of the run). The
+    figures are those a run with ``normalize.by=none`` gives on the same folds.
+
+    Returns
+    -------
+    dict
+        ``{"without": {balanced_accuracy, accuracy, macro_f1}, "without_seconds": s}``.
+    """
+    off = replace(cfg, normalize=NormalizeConfig())
+    t0 = time.perf_counter()
+    console.print(f"without the per-{cfg.normalize.by} standardisation (same {len(splits)} split(s)): training again")
+    quiet = Console(quiet=True)  # the folds' lines were printed once, for the run itself
+    outcomes = run_folds(off, raw, labels, y_items, splits, item_level, aug_cache=aug_cache, progress=False,
+                         console=quiet)
+    return {"without": pooled(raw, labels, y_items, outcomes), "without_seconds": round(time.perf_counter() - t0, 2)}
 
 
 def item_kind(cfg: RunConfig) -> str:

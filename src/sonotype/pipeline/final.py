@@ -28,7 +28,7 @@ from sonotype.splits.split import MIN_VAL_GROUPS, ProtocolConfig, make_splits
 if TYPE_CHECKING:
     from sonotype.pipeline.config import RunConfig
 
-__all__ = ["final_model"]
+__all__ = ["final_how", "final_model"]
 
 Trained = tuple[torch.nn.Module, Standardizer | None, dict[str, Any]]
 
@@ -98,12 +98,7 @@ def final_model(
         ``record`` is the ``final_model`` entry of ``metrics.json``.
     """
     run = _Run(cfg, ds, y_items, len(labels), aug_cache, progress, console)
-    asked = cfg.evaluate.final_model
-    how = asked
-    if asked == "auto":
-        how = "all" if len(outcomes) > 1 else "split"
-    elif len(outcomes) == 1 and asked != "all":
-        how = "split"
+    how = final_how(cfg.evaluate.final_model, len(outcomes))
     if how in ("split", "best_fold"):
         return _fold_model(run, outcomes, how, item_level)
     # One validation part (refit) or none (all), shared by every ensemble member: no rotation.
@@ -113,6 +108,36 @@ def final_model(
         if refit is not None:
             return refit
     return _fit_all(run, final_cfg, outcomes)
+
+
+def final_how(asked: str, n_splits: int) -> str:
+    """How ``evaluate.final_model: asked`` makes the saved model of a run with ``n_splits`` splits.
+
+    Decided by the config and the split count alone, before any training: ``all`` always fits
+    on every clip; ``auto`` is ``all`` with several folds and the single split's own model
+    (``split``) with one; ``refit`` and ``best_fold`` keep the split's model with one split.
+    No way picks a model by a test fold's score (``best_fold`` compares the folds' validation
+    scores; ``refit`` may still fall back to ``all`` when no validation part can be carved).
+
+    Parameters
+    ----------
+    asked : {"auto", "all", "refit", "best_fold"}
+    n_splits : int
+
+    Returns
+    -------
+    {"all", "split", "refit", "best_fold"}
+
+    Examples
+    --------
+    >>> final_how("all", 1), final_how("auto", 5), final_how("auto", 1), final_how("best_fold", 1)
+    ('all', 'all', 'split', 'split')
+    """
+    if asked == "all":
+        return "all"
+    if asked == "auto":
+        return "all" if n_splits > 1 else "split"
+    return "split" if n_splits == 1 else asked
 
 
 def _fold_model(run: _Run, outcomes: list[FoldOutcome], how: str, item_level: bool) -> Trained:

@@ -30,8 +30,10 @@ from sonotype.training.train import TrainResult
 if TYPE_CHECKING:
     from sonotype.pipeline.config import RunConfig
 
-__all__ = ["FoldOutcome", "examples", "histories", "model_text", "predictions_csv", "run_folds", "summarise", "train_clips",
-           "val_score"]
+__all__ = ["SCORES", "FoldOutcome", "examples", "histories", "model_text", "pooled", "predictions_csv", "run_folds",
+           "summarise", "train_clips", "val_score"]
+
+SCORES = ("balanced_accuracy", "accuracy", "macro_f1")  # the headline figures, clip level
 
 
 @dataclass
@@ -101,15 +103,10 @@ def summarise(
         figures (:func:`sonotype.evaluation.metrics.metrics`), ``window_level``, ``bootstrap_ci`` and,
         with several folds, ``folds``/``mean``/``std``.
     """
-    proba = np.concatenate([o.proba for o in outcomes])
-    items = np.concatenate([o.test_items for o in outcomes])
-    # Tag each test item with its fold so a clip tested in several folds (random protocol) votes per fold.
-    fold_of = np.concatenate([np.full(len(o.test_items), k) for k, o in enumerate(outcomes)])
-    key = ds.item_clip[items] * len(outcomes) + fold_of
-    pooled = evaluate_items(proba, y_items[items], key, labels)
-    clip_ids = pooled["clip_ids"]
-    clip_true = np.asarray(pooled["clip_true"])
-    clip_pred = np.asarray(pooled["clip_proba"]).argmax(1)
+    pool = _pool(ds, labels, y_items, outcomes)
+    clip_ids = pool["clip_ids"]
+    clip_true = np.asarray(pool["clip_true"])
+    clip_pred = np.asarray(pool["clip_proba"]).argmax(1)
     metrics: dict[str, Any] = {
         "recipe": cfg.name,
         "corpus": cfg.corpus.name,
@@ -126,18 +123,40 @@ def summarise(
         "n_train_clips": int(round(np.mean([len(train_clips(ds, o.split, item_level)) for o in outcomes]))),
         "n_test_clips": len(clip_ids),
     }
-    metrics.update(pooled["clip_level"])
-    metrics["window_level"] = pooled["window_level"]
+    metrics.update(pool["clip_level"])
+    metrics["window_level"] = pool["window_level"]
     if cfg.evaluate.bootstrap > 0:
         lo, hi = bootstrap_ci(clip_true, clip_pred, n=cfg.evaluate.bootstrap, seed=cfg.seed)
         metrics["bootstrap_ci"] = {"level": 0.95, "accuracy": [lo, hi],
                                    **bootstrap_scores(clip_true, clip_pred, n=cfg.evaluate.bootstrap, seed=cfg.seed)}
     if len(outcomes) > 1:
-        agg = aggregate_folds([o.metrics["clip_level"] for o in outcomes], pooled["clip_level"])
+        agg = aggregate_folds([o.metrics["clip_level"] for o in outcomes], pool["clip_level"])
         metrics.update({k: v for k, v in agg.items() if k in ("folds", "mean", "std")})
         for f, o in zip(metrics["folds"], outcomes):
             f["name"] = o.split.name
     return metrics
+
+
+def _pool(ds: Dataset, labels: list[str], y_items: np.ndarray, outcomes: list[FoldOutcome]) -> dict[str, Any]:
+    """Every fold's test predictions pooled and voted per clip (:func:`~sonotype.evaluation.metrics.evaluate_items`)."""
+    proba = np.concatenate([o.proba for o in outcomes])
+    items = np.concatenate([o.test_items for o in outcomes])
+    # Tag each test item with its fold so a clip tested in several folds (random protocol) votes per fold.
+    fold_of = np.concatenate([np.full(len(o.test_items), k) for k, o in enumerate(outcomes)])
+    key = ds.item_clip[items] * len(outcomes) + fold_of
+    return evaluate_items(proba, y_items[items], key, labels)
+
+
+def pooled(ds: Dataset, labels: list[str], y_items: np.ndarray, outcomes: list[FoldOutcome]) -> dict[str, float]:
+    """The headline figures (:data:`SCORES`) pooled over every test fold, as :func:`summarise` reports them.
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy``, ``accuracy``, ``macro_f1`` at clip level.
+    """
+    clip_level = _pool(ds, labels, y_items, outcomes)["clip_level"]
+    return {k: float(clip_level[k]) for k in SCORES}
 
 
 def train_clips(ds: Dataset, split: Split, item_level: bool) -> np.ndarray:

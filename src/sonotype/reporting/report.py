@@ -27,6 +27,8 @@ from sonotype.errors import ParameterError
 from sonotype.utils.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
+    "normalize_sentence",
+    "normalize_step",
     "plot_clip_predictions",
     "plot_confusion",
     "plot_history",
@@ -385,9 +387,72 @@ def _num(x: Any, digits: int = 3) -> str:
         return _e(x)
 
 
+def normalize_step(metrics: dict[str, Any]) -> str | None:
+    """``per-speaker standardisation (uses the test speakers' own unlabelled clips)``: the step a
+    run's figures include, named as reports name it; None for a run without it.
+
+    Parameters
+    ----------
+    metrics : dict
+        A run's ``metrics.json`` body (its ``normalize`` entry), or a baseline's.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> normalize_step({"normalize": {"by": "speaker"}})
+    "per-speaker standardisation (uses the test speakers' own unlabelled clips)"
+    >>> normalize_step({}) is None
+    True
+    """
+    norm = metrics.get("normalize")
+    by = norm.get("by") if isinstance(norm, dict) else None
+    if by not in ("speaker", "corpus"):
+        return None
+    whose = "the test speakers'" if by == "speaker" else "the test corpus's"
+    return f"per-{by} standardisation (uses {whose} own unlabelled clips)"
+
+
+def normalize_sentence(metrics: dict[str, Any], key: str = "balanced_accuracy") -> str | None:
+    """The figure beside the step it includes and the figure without it, on the same folds.
+
+    ``balanced accuracy 0.641 with per-speaker standardisation (uses the test speakers' own
+    unlabelled clips); 0.516 without (same folds)``; None for a run without the step, and
+    without the second half for a run that did not record ``normalize.without``.
+
+    Parameters
+    ----------
+    metrics : dict
+        A run's ``metrics.json`` body.
+    key : {"balanced_accuracy", "accuracy", "macro_f1"}
+        The figure named.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> m = {"balanced_accuracy": 0.641, "normalize": {"by": "speaker", "without": {"balanced_accuracy": 0.516}}}
+    >>> normalize_sentence(m)
+    "balanced accuracy 0.641 with per-speaker standardisation (uses the test speakers' own unlabelled clips); 0.516 without (same folds)"
+    """
+    step = normalize_step(metrics)
+    if step is None or metrics.get(key) is None:
+        return None
+    name = dict(zip(_SCORES, _SCORE_HEADERS)).get(key, key)
+    text = f"{name} {_num(metrics[key])} with {step}"
+    without = (metrics["normalize"].get("without") or {}).get(key)
+    return text + (f"; {_num(without)} without (same folds)" if without is not None else "")
+
+
 def _headline(metrics: dict[str, Any]) -> str:
     rows = []
     mean, std = metrics.get("mean") or {}, metrics.get("std") or {}
+    step = normalize_step(metrics)
+    without = ((metrics.get("normalize") or {}).get("without") or {}) if step else {}
     for key, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy (UAR)"),
                       ("macro_f1", "macro-F1")):
         if key not in metrics and key not in mean:
@@ -396,9 +461,16 @@ def _headline(metrics: dict[str, Any]) -> str:
         if mean:
             m, s = mean.get(key), std.get(key)
             cells.append(f"<td>{_num(m)} &plusmn; {_num(s)}</td>" if m is not None else "<td></td>")
+        if without:
+            cells.append(f"<td>{_num(without.get(key, ''))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    head = "<tr><th>metric</th><th>pooled (clip level)</th>" + ("<th>mean &plusmn; std over folds</th>" if mean else "") + "</tr>"
+    pooled = "pooled (clip level)" + (f", with {step}" if step else "")
+    head = (f"<tr><th>metric</th><th>{_e(pooled)}</th>" + ("<th>mean &plusmn; std over folds</th>" if mean else "")
+            + ("<th>pooled, without it (same folds)</th>" if without else "") + "</tr>")
     out = f'<table class="headline">{head}{"".join(rows)}</table>'
+    sentence = normalize_sentence(metrics)
+    if sentence:
+        out += f"<p><b>{_e(sentence[0].upper() + sentence[1:])}.</b></p>"
     ci = metrics.get("bootstrap_ci")
     if isinstance(ci, dict):
         # {"low", "high"} (evaluate.aggregate_folds) or {"accuracy": [low, high]} (run pipeline)
@@ -454,6 +526,9 @@ def _baseline_section(metrics: dict[str, Any]) -> str:
     out += (f"<p class='muted'>baseline: {_e(cfg.get('description', ''))}; inner CV: {_e(cfg.get('inner_cv', ''))}; "
             f"C per fold: {_e(cs)}; "
             f"{_e(b.get('seconds', '?'))} s (features {_e(b.get('extract_seconds', '?'))} s)</p>")
+    step = normalize_step(b)
+    if step:
+        out += f"<p class='muted'>{_e(f'The baseline has the same {step} as the model: the comparison measures the network.')}</p>"
     return out
 
 

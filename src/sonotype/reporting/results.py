@@ -117,11 +117,30 @@ def _baseline_cell(row: dict[str, Any]) -> str:
     return _fmt(b["balanced_accuracy"]) + (f" ({_VERDICT_MARK[verdict]})" if verdict in _VERDICT_MARK else "")
 
 
+def _without(row: dict[str, Any]) -> dict[str, Any]:
+    """``normalize.without`` of a run with the per-speaker (or per-corpus) step: its figures on the
+    same folds without the step; empty for a run without it."""
+    n = row.get("normalize")
+    w = n.get("without") if isinstance(n, dict) and n.get("by") in ("speaker", "corpus") else None
+    return w if isinstance(w, dict) else {}
+
+
+def _without_cell(row: dict[str, Any]) -> str:
+    """``0.516 (no per-speaker step)``: balanced accuracy on the same folds without the step."""
+    w = _without(row)
+    if w.get("balanced_accuracy") is None:
+        return ""
+    return f"{_fmt(w['balanced_accuracy'])} (no per-{row['normalize']['by']} step)"
+
+
 def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"] = "markdown") -> str:
     """One line per run: corpus, recipe, protocol, backbone (Markdown: only when a run has
     one), clip-level accuracy, balanced accuracy, macro-F1 (``mean +- std`` over folds where
     present), the baseline's balanced accuracy (with "beaten" when the model beats it beyond
-    the paired bootstrap interval), test clips, training time.
+    the paired bootstrap interval), test clips, training time. A run standardised per speaker
+    or per corpus (whose figures use the test speakers' own unlabelled clips) also shows its
+    balanced accuracy on the same folds without that step (Markdown: a column only when some
+    run has it; CSV: ``normalize_by`` and ``without_normalize_*``, empty otherwise).
 
     Markdown is for people (the pooled figure, then the fold mean +- std in brackets); CSV
     has one column per number (``*_mean``/``*_std`` empty without folds).
@@ -150,21 +169,25 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
         head = ["corpus", "recipe", "protocol", "backbone"]
         for key, _ in _FIGURES:
             head += [key, f"{key}_mean", f"{key}_std"]
-        w.writerow([*head, "baseline_balanced_accuracy", "baseline_verdict", "n_test_clips", "train_seconds", "run_dir"])
+        w.writerow([*head, "baseline_balanced_accuracy", "baseline_verdict", "normalize_by",
+                    *(f"without_normalize_{key}" for key, _ in _FIGURES), "n_test_clips", "train_seconds", "run_dir"])
         for r in rows:
             mean, std = r.get("mean") or {}, r.get("std") or {}
             line = [r.get("corpus", ""), _recipe(r), _protocol(r), _backbone(r)]
             for key, _ in _FIGURES:
                 line += [_fmt(r.get(key)), _fmt(mean.get(key)), _fmt(std.get(key))]
-            base = _baseline(r)
+            base, without = _baseline(r), _without(r)
             line += [_fmt(base.get("balanced_accuracy")), (base.get("comparison") or {}).get("verdict", "")]
+            line += [r["normalize"]["by"] if without else "", *(_fmt(without.get(key)) for key, _ in _FIGURES)]
             w.writerow([*line, r.get("n_test_clips", ""), "" if r.get("train_seconds") is None
                         else f"{float(r['train_seconds']):.1f}", r.get("run_dir", "")])
         return buf.getvalue()
 
     with_bb = any(_backbone(r) for r in rows)  # the column only when some run used a pretrained encoder
+    with_step = any(_without_cell(r) for r in rows)  # only when some run used the per-speaker step
     lead = ["corpus", "recipe", "protocol", *(["backbone"] if with_bb else [])]
-    head = [*lead, *(name for _, name in _FIGURES), "baseline", "test clips", "training time"]
+    head = [*lead, *(name for _, name in _FIGURES), *(["balanced accuracy without the step"] if with_step else []),
+            "baseline", "test clips", "training time"]
 
     def cell(s: Any) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -180,7 +203,7 @@ def results_table(rows: Sequence[dict[str, Any]], fmt: Literal["markdown", "csv"
                 txt += f" ({_fmt(mean[key])} ± {_fmt(std.get(key, 0.0))})"
             figs.append(txt)
         vals = [r.get("corpus", ""), _recipe(r), _protocol(r), *([_backbone(r)] if with_bb else []), *figs,
-                _baseline_cell(r), r.get("n_test_clips", ""),
+                *([_without_cell(r)] if with_step else []), _baseline_cell(r), r.get("n_test_clips", ""),
                 _seconds(r.get("train_seconds"))]
         lines.append("| " + " | ".join(cell(v) for v in vals) + " |")
     return "\n".join(lines) + "\n"

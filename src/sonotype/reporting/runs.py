@@ -128,6 +128,14 @@ class RunResult:
         return list(self.metrics.get("folds") or [])
 
     @property
+    def without_normalize(self) -> dict[str, float] | None:
+        """A run standardised per speaker (or corpus): its figures on the same folds without that
+        step (``normalize.without``), since the step uses the test speakers' own clips; else None."""
+        n = self.metrics.get("normalize")
+        w = n.get("without") if isinstance(n, dict) else None
+        return dict(w) if isinstance(w, dict) else None
+
+    @property
     def per_class(self) -> dict[str, dict[str, float]]:
         """Precision, recall, F1 and support per class (pooled), when the run recorded them."""
         return dict(self.metrics.get("per_class") or {})
