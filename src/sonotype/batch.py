@@ -19,6 +19,7 @@ import torch
 from .errors import ParameterError, SonotypeError
 from .events import merge_events
 from .events import smooth as smooth_probabilities
+from .limits import cap_jobs
 from .predict import Classifier, _expand, load_model
 
 __all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
@@ -532,6 +533,7 @@ def _pool_rows(model_dir: str, todo: Sequence[str], backbone_dirs: Sequence[str 
     from multiprocessing import get_context
 
     ctx = get_context("spawn")  # fork after torch has started threads can deadlock
+    jobs = min(cap_jobs(jobs), max(1, len(todo)))
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(model_dir, [str(b) for b in backbone_dirs])) as pool:
         queue = iter(todo)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ConfigError, ParameterError
+from .limits import cap_jobs, usable_cores
 from .threads import single_threaded_children
 
 __all__ = [
@@ -109,7 +110,8 @@ class EngineConfig:
         return cfg
 
     def n_workers(self) -> int:
-        return int(self.workers or os.cpu_count() or 1)
+        """Local workers: ``workers`` capped at the usable cores (with a note), default all of them."""
+        return cap_jobs(int(self.workers)) if self.workers else usable_cores()
 
 
 # -- shard store ----------------------------------------------------------------------------

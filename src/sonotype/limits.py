@@ -143,7 +143,8 @@ def _number(name: str, raw: object, *, whole: bool) -> float | int:
 def describe(limits: Limits | None = None) -> str:
     """One line per limit, ``name=value: meaning``, for ``--help`` texts and logs."""
     lim = Limits() if limits is None else limits
-    return "; ".join(f"{k}={v:g}: {LIMIT_HELP[k]}" for k, v in lim.to_dict().items())
+    return "; ".join(f"{k}={v if isinstance(v, int) else format(v, 'g')}: {LIMIT_HELP[k]}"
+                     for k, v in lim.to_dict().items())
 
 
 def check_windows(limits: Limits, *, window: float | None, hop: float | None, duration: float | None = None,

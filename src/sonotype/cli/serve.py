@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
+from ..limits import Limits, describe
 from ._common import out
 
 
@@ -18,41 +19,73 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export)
 
 
+def _limit_pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"--limit takes NAME=VALUE, got {item!r}")
+        pairs[name.strip().replace("-", "_")] = value.strip()
+    return pairs
+
+
 def serve(
     model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`)."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless you mean to expose it."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
     threads: int = typer.Option(0, min=0, help="Torch threads per worker; 0 = CPU cores / workers, at most 4."),
-    max_upload_mb: float = typer.Option(20.0, help="Largest accepted upload, in MB (413 beyond)."),
-    max_duration: float = typer.Option(600.0, help="Longest accepted audio, in seconds (413 beyond)."),
-    max_stream: float = typer.Option(4 * 3600.0, help="Longest /v1/stream WebSocket stream, in seconds (closed 1008 beyond)."),
-    max_stream_buffer: float = typer.Option(60.0, help="Most audio (s) a stream may have waiting for classification "
-                                            "(closed 1008 beyond: the client sends faster than real time)."),
+    max_upload_mb: float | None = typer.Option(None, help="Largest accepted upload, in MB (413 beyond; limit "
+                                               "max_upload_mb)."),
+    max_duration: float | None = typer.Option(None, help="Longest accepted audio, in seconds (413 beyond; limit "
+                                              "max_duration_s)."),
+    max_stream: float | None = typer.Option(None, help="Longest /v1/stream WebSocket stream, in seconds (closed "
+                                            "1008 beyond; limit max_stream_s)."),
+    max_stream_buffer: float | None = typer.Option(None, help="Most audio (s) a stream may have waiting for "
+                                                   "classification (closed 1008 beyond; limit max_stream_buffer_s)."),
+    limit: list[str] = typer.Option([], "--limit", help="NAME=VALUE, repeatable; also $SONOTYPE_LIMIT_<NAME>. "
+                                    "Limits and defaults: " + describe() + "."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Host name this server answers besides the "
+                                         "address served and localhost (repeatable; '*' = any: needed behind a "
+                                         "proxy that passes its own Host). Others get 400."),
+    allow_origin: list[str] = typer.Option([], "--allow-origin", help="Web origin (scheme://host[:port]) allowed "
+                                           "to open /v1/stream besides the page's own (repeatable)."),
+    token: str | None = typer.Option(None, "--token", envvar="SONOTYPE_TOKEN", help="Require 'Authorization: "
+                                     "Bearer TOKEN' on every API route (for deployments beyond localhost)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
-    """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, the WebSocket
-    GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
+    """Serve MODEL over HTTP: POST /v1/classify, POST /v1/classify-group, GET /v1/model, GET /healthz,
+    the WebSocket GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen).
+
+    Every request has a budget (see --limit; the limits in force are shown at GET /v1/model);
+    only the Host names of the address served answer (--allow-host), and a browser page of
+    another origin cannot open the WebSocket (--allow-origin). See docs/serving.md.
+    """
     import logging
 
     from ..backbones.load import add_search_dirs
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
 
-    import uvicorn
-
     from ..serve.app import create_app
+    from ..serve.security import default_hosts
+    from ..serve.server import run
 
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
     if threads == 0:
         threads = max(1, min(4, (os.cpu_count() or 1) // workers))
+    shortcuts = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration, "max_stream_s": max_stream,
+                 "max_stream_buffer_s": max_stream_buffer}
+    limits = Limits.from_env().replace(**{k: v for k, v in shortcuts.items() if v is not None},
+                                       **_limit_pairs(limit))
+    hosts = default_hosts(host, allow_host)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Load once here so a bad model directory fails now, as one clear line, not in every worker.
-    app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration, torch_threads=threads,
-                     max_stream_s=max_stream, max_stream_buffer_s=max_stream_buffer)
+    app = create_app(model, limits=limits, torch_threads=threads, allow_hosts=hosts, allow_origins=allow_origin,
+                     token=token)
     clf = app.state.classifier
     out.print(
         f"serving [bold]{clf.model_id}[/] ({len(clf.labels)} classes) on http://{host}:{port}/ "
@@ -61,27 +94,25 @@ def serve(
         soft_wrap=True,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
-        out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines", highlight=False)
+        out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines"
+                  + ("" if token else "; consider --token (docs/serving.md)"), highlight=False)
+    if hosts is None:
+        out.print("[yellow]note:[/] any Host header is answered; name the served names with --allow-host",
+                  highlight=False)
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)
+        run(app, host=host, port=port, limits=limits, log_level=log_level)
         return
     os.environ.update(
         SONOTYPE_SERVE_MODEL=str(Path(model).resolve()),
-        SONOTYPE_SERVE_MAX_UPLOAD_MB=str(max_upload_mb),
-        SONOTYPE_SERVE_MAX_DURATION_S=str(max_duration),
         SONOTYPE_SERVE_TORCH_THREADS=str(threads),
-        SONOTYPE_SERVE_MAX_STREAM_S=str(max_stream),
-        SONOTYPE_SERVE_MAX_STREAM_BUFFER_S=str(max_stream_buffer),
+        SONOTYPE_SERVE_ALLOW_HOSTS="*" if hosts is None else ",".join(hosts),
+        SONOTYPE_SERVE_ALLOW_ORIGINS=",".join(allow_origin),
+        **limits.to_env(),
     )
-    uvicorn.run(
-        "sonotype.serve.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        timeout_keep_alive=5,
-    )
+    if token:
+        os.environ["SONOTYPE_TOKEN"] = token
+    run("sonotype.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, limits=limits,
+        log_level=log_level)
 
 
 def listen(

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from ..limits import Limits, check_windows
 from ._common import console, messages, out
 
 RUNTIMES = ("torch", "onnx")
@@ -342,6 +343,7 @@ def predict(
     from ..io import atomic_write_text
 
     _check_predict_options(runtime, csv_rows, smooth, smooth_kind, min_event)
+    check_windows(Limits.from_env(), window=window, hop=hop)  # a 1e-9 hop or a 1e308 window: one line, exit 2
     if batch_out is None and (jobs != 1 or resume or engine != "local" or address):
         raise ParameterError("--jobs, --resume, --engine and --address belong to the batch mode: add --out results.csv")
     if batch_out is not None:

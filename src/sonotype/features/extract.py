@@ -21,6 +21,7 @@ import numpy as np
 from ..audio import load
 from ..corpora.base import Clip, Skipped
 from ..errors import AudioError, ParameterError
+from ..limits import cap_jobs
 from ..threads import single_threaded_children, single_threaded_worker
 from .cache import FeatureCache
 from .config import FeatureConfig, RepresentationConfig
@@ -224,7 +225,7 @@ def _parallel(
     if pending:
         with single_threaded_children():
             pool = mp.get_context("spawn").Pool(
-                min(jobs, len(pending)), initializer=_init_worker,
+                min(cap_jobs(jobs), len(pending)), initializer=_init_worker,
                 initargs=(fcfg.to_dict(), None if cache is None else str(cache.root)),
             )
     try:

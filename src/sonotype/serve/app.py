@@ -53,6 +53,7 @@ from ..errors import AudioError, ParameterError, SonotypeError
 from ..limits import Limits, check_samples, check_windows
 from .openapi import ERROR_RESPONSES, install_error_schema
 from .security import Guard
+from .server import HeaderTimeoutH11, install_log_filter
 from .errors import ApiError, all_finite, audio_error, request_id
 from .group import add_group_route
 from .uploads import is_empty, parse_multipart, receive_body, spilled
@@ -475,9 +476,12 @@ def app_from_env() -> FastAPI:
     threads = os.environ.get("SONOTYPE_SERVE_TORCH_THREADS")
     hosts = [h for h in os.environ.get("SONOTYPE_SERVE_ALLOW_HOSTS", "*").split(",") if h]
     origins = [o for o in os.environ.get("SONOTYPE_SERVE_ALLOW_ORIGINS", "").split(",") if o]
+    limits = Limits.from_env()
+    HeaderTimeoutH11.header_timeout_s = limits.header_timeout_s  # this worker process's protocol
+    install_log_filter()
     return create_app(
         model,
-        limits=Limits.from_env(),
+        limits=limits,
         torch_threads=int(threads) if threads else None,
         allow_hosts=None if "*" in hosts else hosts,
         allow_origins=origins,
