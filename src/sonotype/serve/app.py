@@ -158,16 +158,19 @@ class _Engine:
             raise ApiError(413, "audio_too_long", str(exc)) from None
         self.decodes += 1
         cap = int(self.limits.max_duration_s * self.sr) + self.sr
-        parts: list[np.ndarray] = []
+        # one buffer sized from the header (at most the cap), grown only if the header lied short
+        y = np.empty(min(cap, int(meta.frames * self.sr / meta.samplerate) + 64), np.float32)
         n = 0
         for chunk in audio.stream(path, self.sr):
-            n += chunk.size
-            if n > cap:
+            if n + chunk.size > cap:
                 raise ApiError(413, "audio_too_long", f"{label} holds more than the {meta.duration:.1f} s its "
                                                       f"header announces; at most {self.max_duration_s:g} s "
                                                       "(max_duration_s)")
-            parts.append(chunk)
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+            if n + chunk.size > y.size:
+                y = np.resize(y, min(cap, 2 * (n + chunk.size)))
+            y[n:n + chunk.size] = chunk
+            n += chunk.size
+        return y[:n]
 
     def classify(self, path: Path, *, window: float | None, hop: float | None, envelope: int) -> dict[str, Any]:
         y = self.decode(path)
@@ -357,12 +360,12 @@ _CLASSIFY_OPENAPI: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
                     "required": ["file"],
                 }
             },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "audio/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
+            "audio/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
         },
     },
     "responses": {

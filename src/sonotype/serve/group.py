@@ -100,7 +100,7 @@ _GROUP_BODY: dict[str, Any] = {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
-                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary", "minLength": 1},
                                         "minItems": 1, "maxItems": MAX_GROUP_FILES}},
                 "required": ["file"],
             }
