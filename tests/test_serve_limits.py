@@ -319,8 +319,9 @@ def test_accept_error_log_is_rate_limited() -> None:
     """Row 3: every failed accept() was logged, 242 MB in 75 s."""
     now = [0.0]
     f = RateLimitFilter("out of system resource", every_s=10.0, clock=lambda: now[0])
-    rec = lambda: logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "socket.accept() out of system resource",
-                                    None, None)
+    def rec():
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "socket.accept() out of system resource",
+                                        None, None)
     passed = [f.filter(rec()) for _ in range(1000)]
     assert sum(passed) == 1
     now[0] = 11.0

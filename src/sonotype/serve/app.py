@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
 import os
 import re
 import threading
@@ -51,11 +50,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import audio
 from ..errors import AudioError, ParameterError, SonotypeError
 from ..limits import Limits, check_samples, check_windows
+from .errors import ApiError, all_finite, audio_error, request_id
+from .group import add_group_route
 from .openapi import ERROR_RESPONSES, install_error_schema
 from .security import Guard
 from .server import HeaderTimeoutH11, install_log_filter
-from .errors import ApiError, all_finite, audio_error, request_id
-from .group import add_group_route
 from .uploads import is_empty, parse_multipart, receive_body, spilled
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_UPLOAD_MB", "ApiError", "create_app"]

@@ -14,15 +14,14 @@ import logging
 import time
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from ..errors import AudioError, SonotypeError
-from .openapi import ERROR_RESPONSES
 from .errors import ApiError, all_finite, audio_error, request_id
+from .openapi import ERROR_RESPONSES
 from .uploads import is_empty, parse_multipart, receive_body, spilled
 
 __all__ = ["MAX_GROUP_FILES", "add_group_route"]
