@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sonotype.corpora import load_corpus
 from sonotype.features import FeatureConfig, RepresentationConfig, build_dataset
-from sonotype.splits import make_splits
+from sonotype.splits.split import make_splits
 
 corpus, root, protocol, sr = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 m = load_corpus(corpus, root)

@@ -30,7 +30,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from sonotype.backbones.bench import _clips
+    from sonotype.bench.backbone import _clips
     from sonotype.backbones.config import BackboneConfig
     from sonotype.backbones.engines import export_onnx
     from sonotype.backbones.extract import whisper_inputs

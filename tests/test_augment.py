@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sonotype.augment import (
+from sonotype.errors import ConfigError, ParameterError
+from sonotype.training.augment import (
     AugmentConfig,
     apply_waveform,
     augment_waveform,
@@ -17,7 +18,6 @@ from sonotype.augment import (
     mixup,
     spec_augment,
 )
-from sonotype.errors import ConfigError, ParameterError
 
 SR = 22050
 

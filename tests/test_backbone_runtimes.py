@@ -18,7 +18,6 @@ import torch
 from conftest import data_dir, write_wav
 from sonotype.audio import load as load_audio
 from sonotype.backbones import BackboneConfig, EmbeddingCache, build_embedding_dataset, engines, load_backbone
-from sonotype.backbones.bench import bench_backbone, cosine_distances
 from sonotype.backbones.engines import (
     RuntimeFallbackWarning,
     effective_runtime,
@@ -27,6 +26,7 @@ from sonotype.backbones.engines import (
     resolve_device,
 )
 from sonotype.backbones.extract import embed_all_layers
+from sonotype.bench.backbone import bench_backbone, cosine_distances
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError
 from test_backbones import _tiny_models, _waves
@@ -183,7 +183,7 @@ def test_the_runtime_is_part_of_the_embedding_cache_key(models: dict[str, Path],
 def test_bf16_runs_torch_float32_with_a_note_where_the_cpu_lacks_it(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sonotype.environment as env
+    import sonotype.utils.environment as env
 
     engines._WARNED.clear()
     monkeypatch.setattr(env, "bf16_native", lambda: False)

@@ -22,7 +22,7 @@ from sonotype.backbones.finetune import FineTuneClassifier
 from sonotype.backbones.load import describe, require_transformers
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError, SonotypeError
-from sonotype.train import TrainConfig, fit, predict_proba
+from sonotype.training.train import TrainConfig, fit, predict_proba
 
 SR = 16000
 
@@ -259,7 +259,7 @@ def test_embedding_dataset_on_ravdess_is_cached(models: dict[str, Path], tmp_pat
     stored = sorted((tmp_path / "cache" / "embeddings").rglob("*.npz"))
     assert len(stored) == 6
 
-    import sonotype.backbones.dataset as dsmod
+    import sonotype.items.embeddings as dsmod
 
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("cache miss: the backbone ran again")
@@ -295,7 +295,7 @@ def test_train_layer_weighted_head_save_reload_predict(models: dict[str, Path], 
     from sonotype.backbones.runtime import featurizer_for
     from sonotype.features import Standardizer
     from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.modelio import read_model_dir, save_model
+    from sonotype.inference.modelio import read_model_dir, save_model
 
     clips = _synthetic_clips(tmp_path / "audio")
     cfg = BackboneConfig(str(models["wavlm"]), layer="all", batch_size=6)
@@ -378,7 +378,7 @@ def test_finetune_top_layer_at_a_smaller_learning_rate(models: dict[str, Path], 
     from sonotype.backbones import backbone_record
     from sonotype.backbones.runtime import featurizer_for, network_for
     from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.modelio import read_model_dir, save_model
+    from sonotype.inference.modelio import read_model_dir, save_model
 
     save_model(tmp_path / "ft", network=net, labels=["hiss", "hum"], feature_config=FeatureConfig(),
                representation=RepresentationConfig(), backbone=backbone_record(cfg))
@@ -407,8 +407,8 @@ def test_load_model_predicts_files_with_frozen_and_fine_tuned_backbones(models: 
     from sonotype.backbones import backbone_record, build_waveform_dataset
     from sonotype.features import Standardizer
     from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.modelio import save_model
-    from sonotype.predict import load_model
+    from sonotype.inference.modelio import save_model
+    from sonotype.inference.predict import load_model
 
     clips = _synthetic_clips(tmp_path / "audio", n_per_class=3)
     labels = ["hiss", "hum"]
@@ -454,10 +454,10 @@ def test_load_model_predicts_files_with_frozen_and_fine_tuned_backbones(models: 
 @pytest.mark.parametrize("finetune", [0, 1])
 def test_run_experiment_with_a_backbone_end_to_end(models: dict[str, Path], tmp_path: Path, finetune: int) -> None:
     """The pipeline with `backbone:` set: embeddings (or fine-tuning) -> head -> saved model -> predict."""
-    from sonotype.config import load_config
     from sonotype.corpora.demo import generate_demo
-    from sonotype.experiment import run_experiment
-    from sonotype.predict import load_model
+    from sonotype.inference.predict import load_model
+    from sonotype.pipeline.config import load_config
+    from sonotype.pipeline.experiment import run_experiment
 
     root = generate_demo(tmp_path / "demo", seed=0, n_speakers=3, takes=2, seconds=1.0)
     head = "layer-weighted-mlp" if not finetune else "mlp"
@@ -578,8 +578,8 @@ def test_relative_folders_are_recorded_absolute_and_moved_ones_found_by_digest(
 
     from sonotype.backbones import backbone_record
     from sonotype.features import Standardizer
-    from sonotype.modelio import read_model_dir, save_model
-    from sonotype.predict import load_model
+    from sonotype.inference.modelio import read_model_dir, save_model
+    from sonotype.inference.predict import load_model
 
     shutil.copytree(models["whisper"], tmp_path / "work" / "enc")
     monkeypatch.chdir(tmp_path / "work")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from sonotype import baseline as bl
-from sonotype.config import RunConfig, load_config
 from sonotype.corpora.demo import generate_demo
-from sonotype.experiment import run_experiment
 from sonotype.models import linear as linear_mod
+from sonotype.pipeline import baseline as bl
+from sonotype.pipeline.config import RunConfig, load_config
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
-from sonotype.results import collect_results, results_table
+from sonotype.reporting.results import collect_results, results_table
 
 QUICK = ["train.max_epochs=6", "train.patience=null", "train.num_threads=1", "evaluate.bootstrap=300",
          "evaluate.examples=2", "evaluate.final_model=best_fold"]

@@ -19,7 +19,7 @@ from conftest import write_wav
 from sonotype.cli import app
 from sonotype.errors import ParameterError
 from sonotype.features import RepresentationConfig
-from sonotype.predict import BatchWriter, batch_header, predict_files, read_batch
+from sonotype.inference.predict import BatchWriter, batch_header, predict_files, read_batch
 from test_predict import LABELS, SR, _tone, _train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_rows_equal_predict_and_jobs_agree(model_dir: Path, tmp_path: Path):
         r = rows[str(f)]
         assert r["label"] == want.label and r["model"] == clf.model_id
         assert float(r["p_high"]) == pytest.approx(want.probabilities["high"], abs=1e-6)
-        assert r["digest"] == sonotype.io.file_digest(f)
+        assert r["digest"] == sonotype.utils.io.file_digest(f)
     # two worker processes give the same rows (in completion order)
     s2 = predict_files(model_dir, [tmp_path / "d"], out=tmp_path / "r2.csv", jobs=2, progress=False)
     assert s2.written == 9

@@ -7,8 +7,8 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
+from sonotype.bench.features import generate_music, generate_speech, relative_error, run_benchmark
 from sonotype.cli import app
-from sonotype.features.bench import generate_music, generate_speech, relative_error, run_benchmark
 
 
 def test_run_benchmark_smoke() -> None:

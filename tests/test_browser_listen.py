@@ -78,7 +78,7 @@ def mic_driver(browser_ready, tone_server, tmp_path: Path):  # noqa: F811
 @pytest.fixture
 def received(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, np.ndarray]]:
     """Every PCM chunk the server's live streams receive, as ``(sr, samples)``."""
-    from sonotype.live import LiveStream
+    from sonotype.inference.live import LiveStream
 
     chunks: list[tuple[int, np.ndarray]] = []
     push = LiveStream.push

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sonotype.checks import check_labels, check_model, check_protocol, check_run
-from sonotype.config import load_config
 from sonotype.corpora import Clip, Manifest
 from sonotype.errors import ConfigError
+from sonotype.pipeline.checks import check_labels, check_model, check_protocol, check_run
+from sonotype.pipeline.config import load_config
 from sonotype.recipes import recipe_path
 
 
@@ -49,7 +49,7 @@ def test_labels_protocol_and_cross_targets(tmp_path):
 
 
 def test_model_is_built_once_on_a_stand_in_item():
-    from sonotype.checks import check_model_fits
+    from sonotype.pipeline.checks import check_model_fits
 
     for recipe in ("ravdess-best", "ravdess-cnn1d", "gtzan-images-cnn2d", "demo"):
         check_model_fits(load_config(recipe_path(recipe)))

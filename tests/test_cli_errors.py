@@ -103,7 +103,7 @@ def test_config_values_are_type_checked(monkeypatch, capsys, corpus, tmp_path, o
     ],
 )
 def test_config_mistakes_are_found_before_extraction(monkeypatch, capsys, corpus, tmp_path, args, expected):
-    import sonotype.experiment as experiment
+    import sonotype.pipeline.experiment as experiment
 
     def no_extraction(*a, **k):  # reaching extraction would be the bug
         raise AssertionError("feature extraction started")
@@ -117,7 +117,7 @@ def test_config_mistakes_are_found_before_extraction(monkeypatch, capsys, corpus
 
 @pytest.mark.realdata
 def test_kfold_50_on_ten_real_groups(monkeypatch, capsys, tmp_path):
-    import sonotype.experiment as experiment
+    import sonotype.pipeline.experiment as experiment
 
     monkeypatch.setattr(experiment, "build_run_dataset", lambda *a, **k: pytest.fail("feature extraction started"))
     code, _, err = _main(monkeypatch, capsys, "run", "emodb-best", "--root", str(data_dir("emodb")),
@@ -247,7 +247,7 @@ def test_quiet_prints_only_the_result_line(monkeypatch, capsys, corpus, tmp_path
 
 
 def test_messages_are_not_wrapped_when_not_a_terminal(capsys):
-    from sonotype.console import make_console
+    from sonotype.utils.console import make_console
 
     msg = "protocol: leave-one-speaker-out (4 speakers), validation 10 % of training speakers, seed 0 " * 3
     make_console().print(msg.strip())

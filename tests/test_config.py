@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sonotype.config import RunConfig, apply_overrides, load_config
 from sonotype.errors import ConfigError
+from sonotype.pipeline.config import RunConfig, apply_overrides, load_config
 from sonotype.recipes import list_recipes, recipe_path
 
 
@@ -123,7 +123,7 @@ def test_type_check_accepts_what_yaml_gives():
 
 
 def test_with_absolute_paths(tmp_path, monkeypatch):
-    from sonotype.config import with_absolute_paths
+    from sonotype.pipeline.config import with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(None, ["corpus.root=data/ravdess", "cache_dir=~/c", "cross=[{name: savee, root: ../savee}]"])

@@ -7,16 +7,16 @@ import pytest
 import torch
 import yaml
 
-from sonotype.augment import AugmentConfig
 from sonotype.backbones.config import BackboneConfig
-from sonotype.config import CorpusConfig, CrossEvalConfig, ModelConfig, RunConfig, load_config
 from sonotype.corpora import group_name
 from sonotype.corpora.demo import generate_demo
 from sonotype.errors import ConfigError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.pipeline.config import CorpusConfig, CrossEvalConfig, ModelConfig, RunConfig, load_config
 from sonotype.recipes import recipe_path
-from sonotype.splits import ProtocolConfig, carve_validation
-from sonotype.train import TrainConfig
+from sonotype.splits.split import ProtocolConfig, carve_validation
+from sonotype.training.augment import AugmentConfig
+from sonotype.training.train import TrainConfig
 
 
 def test_python_construction_converts_sections_and_protocol_strings():
@@ -132,7 +132,7 @@ def test_carve_validation_keeps_groups_whole():
 
 
 def test_a_run_leaves_the_callers_random_state_and_threads_alone(tmp_path):
-    from sonotype.experiment import run_experiment
+    from sonotype.pipeline.experiment import run_experiment
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=3, takes=1, seconds=0.5)
     cfg = load_config(recipe_path("demo"), [

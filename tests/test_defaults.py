@@ -11,17 +11,17 @@ import pytest
 from typer.testing import CliRunner
 
 from sonotype.cli import app
-from sonotype.config import load_config
 from sonotype.corpora.demo import generate_demo
-from sonotype.defaults import (
+from sonotype.errors import ConfigError
+from sonotype.pipeline.config import load_config
+from sonotype.pipeline.defaults import (
     BACKBONE_HEAD,
     check_backbone_run,
     default_recipe,
     resolve_backbone,
     switch_to_backbone,
 )
-from sonotype.errors import ConfigError
-from sonotype.experiment import run_experiment
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import list_recipes, recipe_path
 
 runner = CliRunner()
@@ -126,7 +126,7 @@ def test_switch_from_a_scratch_recipe_notes_every_change():
 
 
 def test_mismatched_backbone_model_is_refused_before_extraction(tmp_path, monkeypatch):
-    import sonotype.experiment as ex
+    import sonotype.pipeline.experiment as ex
 
     def boom(*a, **k):
         raise AssertionError("extraction started")

@@ -54,9 +54,9 @@ def test_docstring_examples_run(name: str, tmp_path, monkeypatch: pytest.MonkeyP
 COVERED = (
     "sonotype",
     "sonotype.audio",
-    "sonotype.baseline",
-    "sonotype.batch",
-    "sonotype.console",
+    "sonotype.pipeline.baseline",
+    "sonotype.inference.batch",
+    "sonotype.utils.console",
     "sonotype.corpora.base",
     "sonotype.corpora.demo",
     "sonotype.corpora.describe",
@@ -69,14 +69,14 @@ COVERED = (
     "sonotype.corpora.ravdess",
     "sonotype.corpora.savee",
     "sonotype.corpora.tess",
-    "sonotype.demo",
+    "sonotype.pipeline.demo",
     "sonotype.corpora.ops",
-    "sonotype.environment",
-    "sonotype.estimator",
-    "sonotype.evaluate",
-    "sonotype.events",
+    "sonotype.utils.environment",
+    "sonotype.pipeline.estimator",
+    "sonotype.evaluation.metrics",
+    "sonotype.inference.events",
     "sonotype.features",
-    "sonotype.features.bench",
+    "sonotype.bench.features",
     "sonotype.features.cache",
     "sonotype.features.config",
     "sonotype.features.extract",
@@ -88,8 +88,8 @@ COVERED = (
     "sonotype.features.scaling",
     "sonotype.features.spectral",
     "sonotype.features.tonal",
-    "sonotype.io",
-    "sonotype.modelio",
+    "sonotype.utils.io",
+    "sonotype.inference.modelio",
     "sonotype.models",
     "sonotype.models.cnn1d",
     "sonotype.models.cnn2d",
@@ -98,25 +98,25 @@ COVERED = (
     "sonotype.models.layers",
     "sonotype.models.linear",
     "sonotype.models.mlp",
-    "sonotype.plots",
-    "sonotype.predict",
-    "sonotype.progress",
-    "sonotype.protocols",
+    "sonotype.reporting.plots",
+    "sonotype.inference.predict",
+    "sonotype.utils.progress",
+    "sonotype.splits.protocol",
     "sonotype.recipes",
-    "sonotype.report",
-    "sonotype.report_prediction",
-    "sonotype.results",
-    "sonotype.runs",
-    "sonotype.train",
-    "sonotype.train_members",
+    "sonotype.reporting.report",
+    "sonotype.reporting.prediction",
+    "sonotype.reporting.results",
+    "sonotype.reporting.runs",
+    "sonotype.training.train",
+    "sonotype.training.members",
 )
 
 SKIP_ALLOWED = {
-    "sonotype.evaluate.evaluate_on_corpus",  # needs a saved model and a second corpus on disk
-    "sonotype.baseline.run_baseline",  # needs a finished run's folds (run_experiment calls it)
-    "sonotype.features.bench.run_benchmark",  # minutes of timing
+    "sonotype.evaluation.metrics.evaluate_on_corpus",  # needs a saved model and a second corpus on disk
+    "sonotype.pipeline.baseline.run_baseline",  # needs a finished run's folds (run_experiment calls it)
+    "sonotype.bench.features.run_benchmark",  # minutes of timing
     "sonotype.corpora.tess.fetch",  # downloads
-    "sonotype.demo.run_demo",  # trains a model (tests/test_experiment.py runs it)
+    "sonotype.pipeline.demo.run_demo",  # trains a model (tests/test_experiment.py runs it)
 }
 
 _SECTION = re.compile(r"^\s*(\w[\w ]*)\n\s*-{3,}\s*$", re.M)
@@ -165,13 +165,13 @@ def test_public_api_has_numpydoc_sections() -> None:
 # The classes a notebook user calls methods on: their public methods document Parameters and
 # Returns too (their examples live in the class docstring).
 METHOD_CLASSES = (
-    "sonotype.estimator.AudioClassifier",
-    "sonotype.predict.Classifier",
+    "sonotype.pipeline.estimator.AudioClassifier",
+    "sonotype.inference.predict.Classifier",
     "sonotype.corpora.base.Clip",
     "sonotype.corpora.base.Manifest",
     "sonotype.features.cache.FeatureCache",
     "sonotype.features.scaling.Standardizer",
-    "sonotype.runs.RunResult",
+    "sonotype.reporting.runs.RunResult",
 )
 
 

@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 
 from conftest import write_wav
 from sonotype.corpora import load_corpus
-from sonotype.engine import (
+from sonotype.errors import ConfigError, ParameterError
+from sonotype.features import FeatureConfig, RepresentationConfig
+from sonotype.features import build_dataset as local_build_dataset
+from sonotype.items.engine import (
     EngineConfig,
     MapStats,
     ShardStore,
@@ -22,9 +25,6 @@ from sonotype.engine import (
     map_shards,
     shard_key,
 )
-from sonotype.errors import ConfigError, ParameterError
-from sonotype.features import FeatureConfig, RepresentationConfig
-from sonotype.features import build_dataset as local_build_dataset
 
 FCFG = FeatureConfig(sr=16000, n_fft=512, hop_length=256, features=["rms", "mfcc", "centroid"], n_mfcc=8)
 RCFG = RepresentationConfig(kind="stats", stats=["mean", "std"])
@@ -214,8 +214,8 @@ def test_features_command_on_ray_with_a_url_cache(ray_cluster, tmp_path: Path) -
 
 @pytest.mark.ray
 def test_run_config_engine_key_builds_the_same_dataset(ray_cluster, tmp_path: Path) -> None:
-    from sonotype.config import RunConfig, apply_overrides
-    from sonotype.fitting import build_run_dataset
+    from sonotype.pipeline.config import RunConfig, apply_overrides
+    from sonotype.pipeline.fitting import build_run_dataset
 
     clips = load_corpus("folder", _corpus(tmp_path / "corpus", n=6)).clips
     base = {**RunConfig().to_dict(), "features": FCFG.to_dict(), "representation": RCFG.to_dict(),
@@ -233,7 +233,7 @@ def test_ray_embeddings_match_the_local_extraction(ray_cluster, tmp_path: Path) 
 
     from sonotype.backbones import BackboneConfig
     from sonotype.backbones import build_embedding_dataset as local_embed
-    from sonotype.engine import build_embedding_dataset
+    from sonotype.items.engine import build_embedding_dataset
 
     torch.manual_seed(0)
     model = tf.WhisperModel(tf.WhisperConfig(
@@ -259,7 +259,7 @@ def test_ray_embeddings_match_the_local_extraction(ray_cluster, tmp_path: Path) 
 
 @pytest.mark.ray
 def test_bench_scale_runs_both_engines_and_projects_dusha(ray_cluster) -> None:
-    from sonotype.scale import DUSHA_HOURS, run_scale
+    from sonotype.bench.scale import DUSHA_HOURS, run_scale
 
     r = run_scale(40, engines=("local", "ray"), workers=(2,), clip_seconds=0.1, shard_size=8, cluster_sizes=(1, 8))
     assert r["clips"] == 40 and r["distinct_files"] == 40 and abs(r["audio_hours"] - 40 * 0.1 / 3600) < 1e-6
@@ -278,7 +278,7 @@ def test_predict_over_a_folder_on_ray_writes_the_local_rows(ray_cluster, tmp_pat
     import csv
 
     from sonotype.features import RepresentationConfig
-    from sonotype.predict import predict_files
+    from sonotype.inference.predict import predict_files
     from test_batch import _folder
     from test_predict import _train
 

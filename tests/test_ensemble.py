@@ -9,15 +9,15 @@ import pytest
 import torch
 
 import sonotype
-from sonotype.config import ModelConfig, load_config
 from sonotype.corpora.demo import generate_demo
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.experiment import run_experiment
 from sonotype.features import Standardizer
-from sonotype.modelio import save_model
+from sonotype.inference.modelio import save_model
 from sonotype.models import build_model, ensemble_of, from_spec, model_spec
+from sonotype.pipeline.config import ModelConfig, load_config
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
-from sonotype.train import TrainConfig, fit_members, predict_proba
+from sonotype.training.train import TrainConfig, fit_members, predict_proba
 from test_train import blobs, one_thread, sequences  # noqa: F401  (one_thread: autouse fixture)
 
 
@@ -141,7 +141,7 @@ def test_ensemble_model_files_load_without_pickle_and_predict(tmp_path, monkeypa
     np.testing.assert_allclose(clf.forward_items(X), predict_proba(ens, scaler.transform(X)), atol=1e-6)
     monkeypatch.undo()
     pytest.importorskip("onnxruntime")
-    from sonotype.export import export_onnx, verify_onnx
+    from sonotype.inference.export import export_onnx, verify_onnx
 
     export_onnx(clf, tmp_path / "m.onnx")  # the averaging is part of the graph
     assert verify_onnx(clf, tmp_path / "m.onnx", X) < 1e-5
@@ -165,7 +165,7 @@ def test_run_with_an_ensemble_writes_member_histories(tmp_path) -> None:
 
 
 def test_rotating_validation_gives_each_member_its_own_groups(tmp_path, monkeypatch) -> None:
-    import sonotype.fitting as exp
+    import sonotype.pipeline.fitting as exp
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=8, takes=2, seconds=1.0)
     seen = []

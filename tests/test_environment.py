@@ -11,8 +11,8 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from sonotype.environment import bf16_native, cpu_model, environment
-from sonotype.report import write_report
+from sonotype.reporting.report import write_report
+from sonotype.utils.environment import bf16_native, cpu_model, environment
 
 
 def test_environment_describes_this_process() -> None:

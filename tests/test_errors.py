@@ -27,7 +27,7 @@ from sonotype.features.frames import compute_frames
 from sonotype.features.represent import window_frames
 from sonotype.features.spectral import Spectrum
 from sonotype.features.tonal import estimate_tuning, tonnetz
-from sonotype.splits import make_splits
+from sonotype.splits.split import make_splits
 from test_predict import FC, SR, _train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"

@@ -12,7 +12,7 @@ from conftest import data_dir, write_wav
 from sonotype.corpora import group_name, load_corpus
 from sonotype.corpora.download import download_corpus
 from sonotype.errors import CorpusError, ParameterError
-from sonotype.splits import make_splits, resolve_auto
+from sonotype.splits.split import make_splits, resolve_auto
 
 SR = 8000
 HEADER = "filename,fold,target,category,esc10,src_file,take\n"

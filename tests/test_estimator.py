@@ -137,7 +137,7 @@ def test_clone_and_params_round_trip():
 
 
 def test_defaults_are_those_of_sonotype_train():
-    from sonotype.config import RunConfig
+    from sonotype.pipeline.config import RunConfig
 
     cfg, run = AudioClassifier().run_config(), RunConfig()
     assert cfg.features == run.features and cfg.representation == run.representation
@@ -145,7 +145,7 @@ def test_defaults_are_those_of_sonotype_train():
 
 
 def test_from_recipe_and_default_carry_the_recipe_settings(corpus, tmp_path: Path, monkeypatch):
-    from sonotype.config import load_config
+    from sonotype.pipeline.config import load_config
     from sonotype.recipes import recipe_path
 
     want = load_config(recipe_path("ravdess-best"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sonotype.errors import ParameterError
-from sonotype.evaluate import (
+from sonotype.evaluation.metrics import (
     aggregate_folds,
     bootstrap_ci,
     cross_corpus_labels,

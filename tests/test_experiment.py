@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import data_dir
-from sonotype.config import CorpusConfig, load_config
 from sonotype.corpora.demo import generate_demo
 from sonotype.errors import SonotypeError
-from sonotype.experiment import evaluate_on_corpus, run_experiment
-from sonotype.predict import load_model
+from sonotype.inference.predict import load_model
+from sonotype.pipeline.config import CorpusConfig, load_config
+from sonotype.pipeline.experiment import evaluate_on_corpus, run_experiment
 from sonotype.recipes import recipe_path
 
 FAST = ["train.max_epochs=25", "train.patience=6", "evaluate.bootstrap=200", "train.num_threads=1",
@@ -106,8 +106,8 @@ def test_tess_random_split_reaches_seed_accuracy(tmp_path):
 
 
 def test_augmented_copies_are_the_same_with_parallel_jobs(tmp_path):
-    from sonotype.augment import augmented_items as _augmented_items
     from sonotype.features import build_dataset
+    from sonotype.training.augment import augmented_items as _augmented_items
 
     root = generate_demo(tmp_path / "corpus", seed=0, n_speakers=1, takes=2, seconds=1.0)
     cfg = load_config(recipe_path("demo"), [
@@ -143,8 +143,8 @@ def two_speakers(tmp_path_factory):
 @pytest.fixture
 def fit_calls(monkeypatch):
     """Every call of train.fit: (training rows, validation given?, max_epochs, best epoch)."""
-    import sonotype.fitting as fitting
-    import sonotype.train as train
+    import sonotype.pipeline.fitting as fitting
+    import sonotype.training.train as train
 
     calls = []
     real = train.fit
@@ -222,7 +222,7 @@ def test_final_fit_epochs_are_the_median_of_each_members_best_epochs(tmp_path, f
     assert fm["train_groups"] == [f"spk{i}" for i in range(1, 7)]
 
 
-@pytest.mark.filterwarnings("ignore::sonotype.splits.LeakWarning")
+@pytest.mark.filterwarnings("ignore::sonotype.splits.split.LeakWarning")
 def test_random_split_of_clips_says_speakers_straddle_and_saves_a_model_of_all_clips(two_speakers, tmp_path, fit_calls):
     cfg = _two(two_speakers, tmp_path / "cache", ["protocol=random", "evaluate.final_model=all"])
     m = run_experiment(cfg, tmp_path / "run", progress=False)
@@ -237,8 +237,8 @@ def test_leak_text_names_what_straddles():
     from types import SimpleNamespace
 
     from sonotype.corpora import Clip
-    from sonotype.experiment import _leak_text
-    from sonotype.splits import Split
+    from sonotype.pipeline.experiment import _leak_text
+    from sonotype.splits.split import Split
 
     clips = [Clip(f"c{i}.wav", "a", f"s{i // 2}") for i in range(4)]  # 2 speakers x 2 clips
     one = SimpleNamespace(item_clip=np.arange(4), clips=clips)
@@ -261,9 +261,9 @@ def test_examples_show_wrong_clips_as_well_as_right_ones():
     from types import SimpleNamespace
 
     from sonotype.corpora import Clip
-    from sonotype.folds import FoldOutcome
-    from sonotype.folds import examples as _examples
-    from sonotype.splits import Split
+    from sonotype.pipeline.folds import FoldOutcome
+    from sonotype.pipeline.folds import examples as _examples
+    from sonotype.splits.split import Split
 
     labels = ["a", "b"]
     clips = [Clip(f"c{i}.wav", labels[i % 2], "g") for i in range(20)]
@@ -287,7 +287,7 @@ def test_examples_show_wrong_clips_as_well_as_right_ones():
 
 
 def test_demo_report_shows_the_new_speakers_figure(tmp_path, monkeypatch):
-    import sonotype.demo as demo
+    import sonotype.pipeline.demo as demo
 
     small = lambda root, seed: generate_demo(root, seed=seed, n_speakers=2, takes=2, seconds=1.0)  # noqa: E731
     fast = lambda path, overrides: load_config(path, [*overrides, *FAST[:1], "evaluate.bootstrap=0"])  # noqa: E731

@@ -17,7 +17,7 @@ from test_serve import tiny_model
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from sonotype.export import OnnxClassifier, export_onnx, load_onnx_classifier, verify_onnx  # noqa: E402
+from sonotype.inference.export import OnnxClassifier, export_onnx, load_onnx_classifier, verify_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_onnx_graph_metadata_and_io(model_files, exported) -> None:
 def test_onnx_classifier_predicts_like_pytorch(model_files, exported) -> None:
     clf = sonotype.load_model(model_files[0])
     oc = load_onnx_classifier(model_files[0], exported)
-    assert isinstance(oc, OnnxClassifier) and isinstance(oc, sonotype.predict.Classifier)
+    assert isinstance(oc, OnnxClassifier) and isinstance(oc, sonotype.inference.predict.Classifier)
     assert oc.labels == clf.labels and oc.model_id == clf.model_id
     for f in model_files[1]:
         a, b = clf.predict(f, window=0.5, hop=0.25), oc.predict(f, window=0.5, hop=0.25)
@@ -88,7 +88,7 @@ def test_sequence_models_export_with_their_scaler_axis(model, kind, window, mode
     from sonotype.corpora import load_corpus
     from sonotype.features import Standardizer, build_dataset
     from sonotype.features.config import FeatureConfig, RepresentationConfig
-    from sonotype.modelio import save_model
+    from sonotype.inference.modelio import save_model
     from sonotype.models import build_model
 
     torch.manual_seed(0)

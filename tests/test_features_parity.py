@@ -38,8 +38,8 @@ import pytest
 
 from conftest import data_dir
 from sonotype.audio import load
+from sonotype.bench.features import relative_error, seed_features
 from sonotype.features import FeatureConfig, compute_frames, featurize
-from sonotype.features.bench import relative_error, seed_features
 from sonotype.features.config import preset
 from sonotype.features.spectral import Spectrum, bandwidth
 

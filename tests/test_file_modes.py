@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonotype.config import load_config
 from sonotype.corpora.demo import generate_demo
-from sonotype.experiment import run_experiment
-from sonotype.io import atomic_dir, atomic_open, atomic_write_bytes, atomic_write_text
+from sonotype.pipeline.config import load_config
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
+from sonotype.utils.io import atomic_dir, atomic_open, atomic_write_bytes, atomic_write_text
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077], ids=lambda m: f"umask{m:03o}")

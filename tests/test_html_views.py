@@ -12,9 +12,9 @@ import pytest
 import sonotype
 from sonotype.corpora import Clip, Manifest, Skipped
 from sonotype.errors import ParameterError
-from sonotype.events import Event
-from sonotype.predict import Prediction, SegmentPrediction
-from sonotype.runs import RunResult, load_run
+from sonotype.inference.events import Event
+from sonotype.inference.predict import Prediction, SegmentPrediction
+from sonotype.reporting.runs import RunResult, load_run
 
 
 def _cells(html: str) -> list[str]:

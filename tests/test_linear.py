@@ -11,18 +11,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 import sonotype
-from sonotype.config import load_config
 from sonotype.corpora import load_corpus
 from sonotype.corpora.demo import generate_demo
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.experiment import run_experiment
 from sonotype.features import FeatureConfig, RepresentationConfig, Standardizer, build_dataset
-from sonotype.modelio import save_model
+from sonotype.inference.modelio import save_model
 from sonotype.models import build_model
 from sonotype.models import linear as linear_mod
 from sonotype.models.linear import fit_linear, is_linear
+from sonotype.pipeline.config import load_config
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
-from sonotype.train import TrainConfig, fit, predict_proba
+from sonotype.training.train import TrainConfig, fit, predict_proba
 
 SR = 16000
 
@@ -157,7 +157,7 @@ def demo_items(tmp_path_factory):
 ])
 def test_save_load_predict_and_onnx_round_trip(demo_items, tmp_path: Path, name, rc) -> None:
     pytest.importorskip("onnxruntime")
-    from sonotype.export import export_onnx, verify_onnx
+    from sonotype.inference.export import export_onnx, verify_onnx
 
     corpus, fc = demo_items
     ds = build_dataset(load_corpus("demo", corpus).clips, fc, rc)

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 import sonotype
 from conftest import write_wav
 from sonotype.cli import app, main
-from sonotype.events import audacity_labels
 from sonotype.features import RepresentationConfig
-from sonotype.listen import EventTracker, file_source, listen
+from sonotype.inference.events import audacity_labels
+from sonotype.inference.listen import EventTracker, file_source, listen
 from test_predict import LABELS, SR, _tone, _train
 
 runner = CliRunner()
@@ -80,8 +80,8 @@ def test_file_source_keeps_real_time(clip):
 
 
 def test_event_tracker_matches_merge_events():
-    from sonotype.events import merge_events
-    from sonotype.predict import SegmentPrediction
+    from sonotype.inference.events import merge_events
+    from sonotype.inference.predict import SegmentPrediction
 
     rng = np.random.default_rng(1)
     P = rng.dirichlet([0.3, 0.3], 40)
@@ -135,7 +135,7 @@ def _fake_sd(y=None, sr=SR, devices=True):
 
 
 def test_device_path_with_fake_sounddevice(model_dir, clip, monkeypatch):
-    from sonotype.listen import device_source
+    from sonotype.inference.listen import device_source
 
     y, _ = sf.read(clip, dtype="float32")
     monkeypatch.setitem(sys.modules, "sounddevice", _fake_sd(y))

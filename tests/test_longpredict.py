@@ -16,8 +16,8 @@ from conftest import write_wav
 from sonotype import audio
 from sonotype.cli import app
 from sonotype.errors import AudioError, ParameterError
-from sonotype.events import Event, audacity_labels, merge_events, smooth, webvtt
 from sonotype.features import RepresentationConfig
+from sonotype.inference.events import Event, audacity_labels, merge_events, smooth, webvtt
 from test_predict import LABELS, SR, _tone, _train
 
 

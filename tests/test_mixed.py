@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.config import RunConfig, load_config
-from sonotype.corpora.mixed import load_mixed, parse_corpus_args, undersample_corpora, unify_label
 from sonotype.errors import ConfigError, CorpusError, ParameterError
-from sonotype.normalize import NormalizeConfig, Normalizer, describe, reduce_axes
-from sonotype.splits import make_splits
+from sonotype.items.normalize import NormalizeConfig, Normalizer, describe, reduce_axes
+from sonotype.pipeline.config import RunConfig, load_config
+from sonotype.pipeline.mixed import load_mixed, parse_corpus_args, undersample_corpora, unify_label
+from sonotype.splits.split import make_splits
 
 # Class -> fundamental frequency of the synthetic "voice"; every speaker shifts all of them.
 F0 = {"angry": 300.0, "happy": 520.0, "neutral": 180.0, "sad": 120.0, "fearful": 700.0}
@@ -226,8 +226,8 @@ def _tiny_sets(tmp_path: Path) -> list[str]:
 
 
 def test_mixed_locos_run_with_speaker_normalisation_end_to_end(tmp_path):
-    from sonotype.experiment import run_experiment
-    from sonotype.predict import load_model
+    from sonotype.inference.predict import load_model
+    from sonotype.pipeline.experiment import run_experiment
 
     entries = _two_folder_corpora(tmp_path)
     cfg = load_config(None, [f"corpus={json.dumps(entries)}", "protocol=locos", "normalize=speaker",
@@ -319,7 +319,7 @@ def test_cli_train_with_repeated_corpus_and_run_recipe_with_corpus_roots(tmp_pat
 
 def test_estimator_normalize_per_speaker(tmp_path):
     from sonotype import AudioClassifier
-    from sonotype.predict import load_model
+    from sonotype.inference.predict import load_model
 
     entries = _two_folder_corpora(tmp_path)
     m, _ = load_mixed(entries)
@@ -343,8 +343,8 @@ def test_estimator_normalize_per_speaker(tmp_path):
 def test_cross_corpus_evaluation_of_a_backbone_model(tmp_path, finetune):
     """`evaluate` of a backbone model on another corpus makes the model's own items: embeddings
     (frozen) or waveforms (fine-tuned), never frame features."""
-    from sonotype.config import CrossEvalConfig
-    from sonotype.experiment import evaluate_on_corpus, run_experiment
+    from sonotype.pipeline.config import CrossEvalConfig
+    from sonotype.pipeline.experiment import evaluate_on_corpus, run_experiment
     from test_backbones import _tiny_models
 
     models = _tiny_models(tmp_path / "models")
@@ -371,7 +371,7 @@ def test_real_tess_and_emodb_locos_with_a_tiny_model(tmp_path):
     cfg = load_config(None, [f"corpus=[{{name: tess, root: {tess}}}, {{name: emodb, root: {emodb}}}]",
                              "labels=[angry, happy, neutral, sad]", "protocol=locos", "normalize=speaker",
                              "mix.matrix=false", *_tiny_sets(tmp_path)])
-    from sonotype.experiment import run_experiment
+    from sonotype.pipeline.experiment import run_experiment
 
     m = run_experiment(cfg, tmp_path / "run", progress=False)
     assert m["corpora"][0]["n_clips"] == 160 and m["corpora"][1]["n_clips"] == 339

@@ -16,10 +16,17 @@ import sonotype
 from sonotype.errors import ModelError
 from sonotype.features import Standardizer
 from sonotype.features.config import FeatureConfig, RepresentationConfig
-from sonotype.io import file_digest
-from sonotype.modelio import FORMAT_VERSION, MODEL_JSON, SCALER_FILE, WEIGHTS_FILE, read_model_dir, save_model
+from sonotype.inference.modelio import (
+    FORMAT_VERSION,
+    MODEL_JSON,
+    SCALER_FILE,
+    WEIGHTS_FILE,
+    read_model_dir,
+    save_model,
+)
 from sonotype.models import build_model
-from sonotype.train import TrainConfig, fit, predict_proba
+from sonotype.training.train import TrainConfig, fit, predict_proba
+from sonotype.utils.io import file_digest
 
 LABELS = ["low", "mid", "high"]
 

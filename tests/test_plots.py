@@ -1,4 +1,4 @@
-"""sonotype.plots: every kind writes a readable, non-blank picture of plausible size."""
+"""sonotype.reporting.plots: every kind writes a readable, non-blank picture of plausible size."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 from conftest import write_wav
 from sonotype.errors import AudioError, ParameterError
-from sonotype.plots import KINDS, plot_audio
+from sonotype.reporting.plots import KINDS, plot_audio
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_line_legends_sit_outside_the_spectrogram(chirp_wav: Path, kind: str) ->
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from sonotype.audio import load
-    from sonotype.plots import _Analysis, _figure
+    from sonotype.reporting.plots import _Analysis, _figure
 
     y, sr = load(chirp_wav)
     fig = _figure(kind, _Analysis(y, sr, 2048, 512), "chirp")

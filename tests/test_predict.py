@@ -14,10 +14,10 @@ from conftest import write_wav
 from sonotype.audio import resample
 from sonotype.errors import AudioError, ParameterError
 from sonotype.features import FeatureConfig, RepresentationConfig, Standardizer, featurize
-from sonotype.modelio import save_model
+from sonotype.inference.modelio import save_model
+from sonotype.inference.predict import Prediction
 from sonotype.models import build_model
-from sonotype.predict import Prediction
-from sonotype.train import TrainConfig, fit
+from sonotype.training.train import TrainConfig, fit
 
 SR = 8000
 LABELS = ["low", "mid", "high"]

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from conftest import data_dir, write_wav
-from sonotype.config import load_config
 from sonotype.corpora import load_corpus
 from sonotype.corpora.base import get_loader
-from sonotype.experiment import run_experiment
 from sonotype.models import resolved_params
+from sonotype.pipeline.config import load_config
+from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import list_recipes, recipe_path
-from sonotype.splits import LeakWarning
+from sonotype.splits.split import LeakWarning
 
 RECIPES = [r["name"] for r in list_recipes()]
 SHORT = ["train.max_epochs=2", "train.patience=null", "train.num_threads=1", "evaluate.bootstrap=0", "evaluate.examples=2",
@@ -170,7 +170,7 @@ def _savee_tree(root: Path) -> Path:
     return root
 
 
-@pytest.mark.filterwarnings("ignore::sonotype.splits.LeakWarning")  # the seed's random TESS split
+@pytest.mark.filterwarnings("ignore::sonotype.splits.split.LeakWarning")  # the seed's random TESS split
 def test_savee_cross_and_best(tmp_path, cache):
     tess = _tess_tree(tmp_path / "tess")
     savee = _savee_tree(tmp_path / "savee")

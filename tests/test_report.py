@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sonotype.errors import ParameterError
-from sonotype.evaluate import aggregate_folds, metrics
-from sonotype.report import plot_confusion, plot_prediction, write_plots, write_report
+from sonotype.evaluation.metrics import aggregate_folds, metrics
+from sonotype.reporting.report import plot_confusion, plot_prediction, write_plots, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LABELS = ["blues", "<b>rock</b>", "jazz"]
@@ -125,7 +125,7 @@ def _epochs(n: int, shift: float = 0.0, val: bool = True) -> list[dict]:
 
 
 def test_training_curves_name_each_fold_and_keep_the_legend_off_the_curves():
-    from sonotype.report import _history_figure
+    from sonotype.reporting.report import _history_figure
 
     runs = [{"split": "test group OAF", "history": _epochs(8)}, {"split": "test group YAF", "history": _epochs(6, 0.1)},
             {"split": "fold 3/3", "member": 2, "history": _epochs(5, 0.2)}]
@@ -147,14 +147,14 @@ def test_training_curves_name_each_fold_and_keep_the_legend_off_the_curves():
 
 
 def test_per_class_legend_is_off_the_bars():
-    from sonotype.report import _per_class_figure
+    from sonotype.reporting.report import _per_class_figure
 
     texts = _legends_off_the_axes(_per_class_figure(_metrics()["per_class"]))
     assert {"precision", "recall", "f1"} <= set(texts)
 
 
 def test_prediction_timeline_has_a_probability_colour_bar():
-    from sonotype.report import _prediction_figure
+    from sonotype.reporting.report import _prediction_figure
 
     segs = [{"start": float(s), "end": float(s + 2), "label": "jazz",
              "probabilities": {"blues": 0.1 * s, "jazz": 1 - 0.1 * s}} for s in range(4)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sonotype.errors import ParameterError, SonotypeError
-from sonotype.results import collect_results, results_table
+from sonotype.reporting.results import collect_results, results_table
 
 
 def _write(run: Path, **kw) -> None:

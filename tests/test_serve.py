@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 
 import sonotype
 from sonotype.errors import ModelError, ParameterError
-from sonotype.limits import Limits
 from sonotype.serve import create_app
+from sonotype.utils.limits import Limits
 
 SR = 16000
 
@@ -40,9 +40,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
         from sonotype.corpora.demo import generate_demo
         from sonotype.features import Standardizer, build_dataset
         from sonotype.features.config import FeatureConfig, RepresentationConfig
-        from sonotype.modelio import save_model
+        from sonotype.inference.modelio import save_model
         from sonotype.models import build_model
-        from sonotype.train import TrainConfig, fit, predict_proba
+        from sonotype.training.train import TrainConfig, fit, predict_proba
 
         torch.set_num_threads(1)
         generate_demo(corpus, seed=0, n_speakers=2, takes=4, seconds=1.0)
@@ -74,12 +74,12 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pa
 
 
 @pytest.fixture(scope="module")
-def clf(model_files: tuple[Path, list[Path]]) -> sonotype.predict.Classifier:
+def clf(model_files: tuple[Path, list[Path]]) -> sonotype.inference.predict.Classifier:
     return sonotype.load_model(model_files[0])
 
 
 @pytest.fixture(scope="module")
-def client(clf: sonotype.predict.Classifier) -> TestClient:
+def client(clf: sonotype.inference.predict.Classifier) -> TestClient:
     return TestClient(create_app(clf, max_upload_mb=1.0, max_duration_s=5.0))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from sonotype.corpora.mixed import load_mixed
+from sonotype.pipeline.mixed import load_mixed
 from sonotype.serve import create_app
 from test_mixed import _two_folder_corpora
 from test_serve import _check_error, _wav_bytes, clf, client, model_files  # noqa: F401
@@ -18,7 +18,7 @@ from test_serve import _check_error, _wav_bytes, clf, client, model_files  # noq
 def speaker_model(tmp_path_factory: pytest.TempPathFactory):
     """A tiny model trained with per-speaker standardisation, and one speaker's clips."""
     from sonotype import AudioClassifier
-    from sonotype.predict import load_model
+    from sonotype.inference.predict import load_model
 
     tmp = tmp_path_factory.mktemp("group")
     m, _ = load_mixed(_two_folder_corpora(tmp))

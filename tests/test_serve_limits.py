@@ -29,14 +29,14 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 import sonotype
-from sonotype import limits as limits_mod
-from sonotype.engine import EngineConfig
 from sonotype.errors import ParameterError
-from sonotype.limits import Limits, cap_jobs, check_samples, check_windows
+from sonotype.items.engine import EngineConfig
 from sonotype.serve import create_app
 from sonotype.serve.security import default_hosts, host_name
 from sonotype.serve.server import HeaderTimeoutH11, RateLimitFilter
 from sonotype.serve.uploads import receive_body
+from sonotype.utils import limits as limits_mod
+from sonotype.utils.limits import Limits, cap_jobs, check_samples, check_windows
 from test_serve import SR, tiny_model
 
 

@@ -11,7 +11,15 @@ import pytest
 
 from sonotype.errors import ConfigError, ParameterError
 from sonotype.features import Standardizer
-from sonotype.shards import EAGER_ROWS, LazyRows, Scaled, ShardedArray, ShardWriter, is_lazy, wants_memmap
+from sonotype.utils.shards import (
+    EAGER_ROWS,
+    LazyRows,
+    Scaled,
+    ShardedArray,
+    ShardWriter,
+    is_lazy,
+    wants_memmap,
+)
 
 
 def _write(folder: Path, X: np.ndarray, rows: int) -> ShardedArray:
@@ -64,7 +72,7 @@ def test_training_reads_batches_never_the_whole_set(tmp_path: Path, monkeypatch:
     import torch
 
     from sonotype.models import build_model
-    from sonotype.train import TrainConfig, fit, predict_proba
+    from sonotype.training.train import TrainConfig, fit, predict_proba
 
     rng = np.random.default_rng(2)
     n, d = 48_000, 256  # 49 MB of items
@@ -95,7 +103,7 @@ def test_training_reads_batches_never_the_whole_set(tmp_path: Path, monkeypatch:
 
 
 def test_memmap_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sonotype.train import TrainConfig
+    from sonotype.training.train import TrainConfig
 
     assert wants_memmap(True, 0) and not wants_memmap(False, 1e12) and not wants_memmap("auto", 1e6)
     assert wants_memmap("auto", 3 * 2**30)
@@ -108,9 +116,9 @@ def test_memmap_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_with_train_memmap_equals_the_in_memory_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from sonotype.config import load_config
     from sonotype.corpora.demo import generate_demo
-    from sonotype.experiment import run_experiment
+    from sonotype.pipeline.config import load_config
+    from sonotype.pipeline.experiment import run_experiment
     from sonotype.recipes import recipe_path
 
     root = generate_demo(tmp_path / "corpus", seed=0)
@@ -126,7 +134,7 @@ def test_run_with_train_memmap_equals_the_in_memory_run(tmp_path: Path, monkeypa
 
 
 def test_bench_memmap_trains_from_disk(tmp_path: Path) -> None:
-    from sonotype.scale import run_memmap_bench
+    from sonotype.bench.scale import run_memmap_bench
 
     r = run_memmap_bench(0.02, dim=64, folder=tmp_path)
     assert r["rows"] == int(0.02 * 2**30 // 256) and r["shards"] == 1 and r["val_accuracy"] > 0.9
@@ -137,7 +145,7 @@ def test_parallel_ensemble_members_train_from_disk_backed_items(tmp_path: Path) 
     import torch
 
     from sonotype.models import build_model, model_spec
-    from sonotype.train import TrainConfig, fit_members, predict_proba
+    from sonotype.training.train import TrainConfig, fit_members, predict_proba
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 6_000)

@@ -1,4 +1,4 @@
-"""sonotype.splits: no group on two sides, reproducible folds, documented auto choice."""
+"""sonotype.splits.split: no group on two sides, reproducible folds, documented auto choice."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sonotype.errors import ConfigError, ParameterError, SonotypeError
-from sonotype.splits import (
+from sonotype.splits.split import (
     LeakError,
     LeakWarning,
     ProtocolConfig,
@@ -264,7 +264,7 @@ def test_describe_protocol() -> None:
 
 
 def test_rotate_validation_gives_disjoint_group_folds_of_the_training_side() -> None:
-    from sonotype.splits import rotate_validation
+    from sonotype.splits.split import rotate_validation
 
     rng = np.random.default_rng(0)
     groups = np.repeat([f"a{i:02d}" for i in range(12)], 10)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 import sonotype
-from sonotype.live import LiveStream, Windower
+from sonotype.inference.live import LiveStream, Windower
 from sonotype.serve import create_app
 from sonotype.serve import stream as stream_mod
 from test_serve import SR, tiny_model

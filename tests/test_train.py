@@ -11,10 +11,10 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from sonotype.augment import AugmentConfig
 from sonotype.errors import ConfigError, ParameterError
 from sonotype.models import build_model
-from sonotype.train import TrainConfig, fit, inverse_frequency_weights, predict_proba
+from sonotype.training.augment import AugmentConfig
+from sonotype.training.train import TrainConfig, fit, inverse_frequency_weights, predict_proba
 
 
 @pytest.fixture(autouse=True)
@@ -281,7 +281,7 @@ def test_sgd_optimizer_trains_and_uses_momentum():
     import torch
 
     from sonotype.models import build_model
-    from sonotype.train import TrainConfig, fit, predict_proba
+    from sonotype.training.train import TrainConfig, fit, predict_proba
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -304,7 +304,7 @@ def _bf16_vs_fp32(precision: str) -> tuple[nn.Module, float]:
 def test_bf16_autocast_learns_keeps_float32_weights_and_differs_from_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     # The autocast path on every CPU: forced on where bfloat16 is not native (AMD EPYC here,
     # where torch emulates it, ~2x slower), so what is tested does not depend on the CPU.
-    import sonotype.train as train_mod
+    import sonotype.training.train as train_mod
 
     monkeypatch.setattr(train_mod, "_native_bf16", lambda: True)
     m32, acc32 = _bf16_vs_fp32("fp32")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from sonotype.errors import (
     AudioError,
     ConfigError,
     CorpusError,
@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .estimator import AudioClassifier
-    from .predict import Classifier
-    from .runs import RunResult
+    from sonotype.inference.predict import Classifier
+    from sonotype.pipeline.estimator import AudioClassifier
+    from sonotype.reporting.runs import RunResult
 
 
 def load_model(path: Any) -> Classifier:
@@ -47,7 +47,7 @@ def load_model(path: Any) -> Classifier:
 
     Returns
     -------
-    sonotype.predict.Classifier
+    sonotype.inference.predict.Classifier
         ``predict(file or array)`` and ``predict_proba``-like ``forward_items``.
 
     Examples
@@ -58,7 +58,7 @@ def load_model(path: Any) -> Classifier:
     ...
     sonotype.errors.ModelError: no/such/folder: model directory not found
     """
-    from .predict import load_model as _load
+    from sonotype.inference.predict import load_model as _load
 
     return _load(path)
 
@@ -73,7 +73,7 @@ def load_run(path: Any) -> RunResult:
 
     Returns
     -------
-    sonotype.runs.RunResult
+    sonotype.reporting.runs.RunResult
 
     Examples
     --------
@@ -84,7 +84,7 @@ def load_run(path: Any) -> RunResult:
     >>> sonotype.load_run(d).balanced_accuracy
     0.9
     """
-    from .runs import load_run as _load
+    from sonotype.reporting.runs import load_run as _load
 
     return _load(path)
 
@@ -92,11 +92,11 @@ def load_run(path: Any) -> RunResult:
 def __getattr__(name: str) -> Any:
     """``sonotype.AudioClassifier`` on first use: ``import sonotype`` stays free of torch and scikit-learn."""
     if name == "AudioClassifier":
-        from .estimator import AudioClassifier
+        from sonotype.pipeline.estimator import AudioClassifier
 
         return AudioClassifier
     if name == "RunResult":
-        from .runs import RunResult
+        from sonotype.reporting.runs import RunResult
 
         return RunResult
     raise AttributeError(f"module 'sonotype' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """`python -m sonotype` runs the command line."""
 
-from .cli import main
+from sonotype.cli import main
 
 main()

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError, ParameterError
+from sonotype.errors import AudioError, ParameterError
 
 __all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment", "stream"]
 
@@ -372,7 +372,7 @@ def load(
     >>> load(path, mono=False, duration=0.5)[0].shape  # (channels, samples)
     (2, 8000)
     """
-    from ._checks import finite, positive_int, sample_rate
+    from sonotype.utils.checks import finite, positive_int, sample_rate
 
     finite("offset (s)", offset, low=0.0)
     if duration is not None:
@@ -459,7 +459,7 @@ def stream(path: str | os.PathLike, sr: int | None = None, *, block: int | None 
     >>> len(chunks), sum(c.size for c in chunks) == load(path, 16000)[0].size
     (3, True)
     """
-    from ._checks import positive_int, sample_rate
+    from sonotype.utils.checks import positive_int, sample_rate
 
     block = STREAM_BLOCK_FRAMES if block is None else block
 

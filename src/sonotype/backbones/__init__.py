@@ -3,7 +3,7 @@
 Frozen use: :func:`build_embedding_dataset` turns clips into one pooled embedding per clip
 (cached on disk), and any registry model trains on them; ``layer="all"`` keeps every hidden
 state for the ``layer-weighted-mlp`` head. Fine-tuning: :class:`FineTuneClassifier` wraps
-the backbone and a head and trains with :func:`sonotype.train.fit` on waveform arrays.
+the backbone and a head and trains with :func:`sonotype.training.train.fit` on waveform arrays.
 A model saved with ``backbone=backbone_record(cfg)`` records the backbone's folder
 (absolute) and the digest of its encoder tensors; at load time a moved folder is found
 again by that digest (``--backbone-dir``, ``$SONOTYPE_BACKBONES``) and another encoder is
@@ -26,12 +26,11 @@ Examples
 
 from __future__ import annotations
 
-from .config import BackboneConfig
-from .dataset import EmbeddingCache, build_embedding_dataset, build_waveform_dataset
-from .extract import embed, hidden_states, pool
-from .fetch import fetch
-from .finetune import FineTuneClassifier, waveform_array
-from .load import (
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.extract import embed, hidden_states, pool
+from sonotype.backbones.fetch import fetch
+from sonotype.backbones.finetune import FineTuneClassifier, waveform_array
+from sonotype.backbones.load import (
     ALIASES,
     Backbone,
     backbone_record,
@@ -44,6 +43,7 @@ from .load import (
     search_dirs,
     summary,
 )
+from sonotype.items.embeddings import EmbeddingCache, build_embedding_dataset, build_waveform_dataset
 
 __all__ = [
     "ALIASES",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..dataclass_io import check_fields, strict_from_dict
-from ..errors import ConfigError
+from sonotype.config.parse import check_fields, strict_from_dict
+from sonotype.errors import ConfigError
 
 __all__ = ["DEVICES", "LAYER_MODES", "POOLINGS", "RUNTIMES", "BackboneConfig"]
 

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelError, SonotypeError
+from sonotype.errors import ModelError, SonotypeError
 
 if TYPE_CHECKING:
-    from .load import Checkpoint
+    from sonotype.backbones.load import Checkpoint
 
 __all__ = ["checkpoint_digest", "find_by_digest", "summary"]
 
@@ -25,7 +25,7 @@ _DIGESTS: dict[str, str] = {}
 
 
 def _memo_file(ck: Checkpoint) -> tuple[str, Path]:
-    from ..features.cache import default_cache_dir
+    from sonotype.features.cache import default_cache_dir
 
     key = hashlib.blake2b(json.dumps([ck.stamp, ck.prefix, sorted(ck.tensors)]).encode(), digest_size=16).hexdigest()
     return key, default_cache_dir() / "digests" / f"backbone-{key}.json"
@@ -66,7 +66,7 @@ def checkpoint_digest(ck: Checkpoint, model: Any = None) -> str:
     Computed from the loaded encoder's parameters, so it does not depend on how a
     checkpoint names or stores them (prefix, other parts, legacy names, float16).
     """
-    from .load import _build
+    from sonotype.backbones.load import _build
 
     key, memo = _memo_file(ck)
     if key in _DIGESTS:
@@ -80,7 +80,7 @@ def checkpoint_digest(ck: Checkpoint, model: Any = None) -> str:
         model, _ = _build(ck)
     digest = _hash_params(model)
     _DIGESTS[key] = digest
-    from ..io import atomic_write_text
+    from sonotype.utils.io import atomic_write_text
 
     with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
         atomic_write_text(memo, json.dumps({"stamp": ck.stamp, "digest": digest}))
@@ -89,7 +89,7 @@ def checkpoint_digest(ck: Checkpoint, model: Any = None) -> str:
 
 def find_by_digest(digest: str, dirs: list[Path], *, model_type: str | None = None) -> Path | None:
     """The first backbone folder under ``dirs`` whose encoder digest is ``digest``."""
-    from .load import (
+    from sonotype.backbones.load import (
         CONFIG_FILE,
         _candidates,
         _local_missing,

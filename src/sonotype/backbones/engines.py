@@ -20,7 +20,7 @@
   float32 (onnxruntime's integer convolution was slower than its float one on AVX2 and
   less accurate).
 - ``bf16``: torch under bfloat16 autocast, only where the CPU computes bf16 natively
-  (AVX512-BF16 or AMX; :func:`sonotype.environment.bf16_native`) or on a GPU that does.
+  (AVX512-BF16 or AMX; :func:`sonotype.utils.environment.bf16_native`) or on a GPU that does.
   Elsewhere emulated bf16 is slower than float32, so a warning says so and torch float32
   runs (and is what the embedding cache records).
 
@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ModelError
-from .config import RUNTIMES, BackboneConfig
-from .load import Backbone
+from sonotype.backbones.config import RUNTIMES, BackboneConfig
+from sonotype.backbones.load import Backbone
+from sonotype.errors import ConfigError, ModelError
 
 __all__ = [
     "EXPORT_VERSION",
@@ -108,7 +108,7 @@ def resolve_device(device: str) -> torch.device:
 def _bf16_available(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    from ..environment import bf16_native
+    from sonotype.utils.environment import bf16_native
 
     return bf16_native()
 
@@ -149,7 +149,7 @@ class Runner:
 
 def runner(backbone: Backbone, cfg: BackboneConfig, *, force_bf16: bool = False) -> Runner:
     """The :class:`Runner` for ``cfg.runtime`` and ``cfg.device`` (ONNX sessions kept on ``backbone``)."""
-    from .extract import batchable
+    from sonotype.backbones.extract import batchable
 
     rt = effective_runtime(cfg, force_bf16=force_bf16)
     device = resolve_device(cfg.device)
@@ -168,7 +168,7 @@ def runner(backbone: Backbone, cfg: BackboneConfig, *, force_bf16: bool = False)
 
 
 def _torch_run(backbone: Backbone, device: torch.device, *, bf16: bool) -> Callable:
-    from .extract import hidden_states
+    from sonotype.backbones.extract import hidden_states
 
     model = backbone.model
     if next(model.parameters()).device != device:
@@ -184,13 +184,13 @@ def _torch_run(backbone: Backbone, device: torch.device, *, bf16: bool) -> Calla
 
 def _masked(backbone: Backbone) -> bool:
     """Whether the exported graph takes a padding input (Whisper: frame counts; SSL: a mask)."""
-    from .extract import batchable
+    from sonotype.backbones.extract import batchable
 
     return backbone.kind == "whisper" or batchable(backbone)
 
 
 def _onnx_run(backbone: Backbone, sess: Any) -> Callable:
-    from .extract import ssl_inputs, ssl_valid, whisper_inputs, whisper_valid
+    from sonotype.backbones.extract import ssl_inputs, ssl_valid, whisper_inputs, whisper_valid
 
     masked = _masked(backbone)
 
@@ -251,7 +251,7 @@ class _WhisperGraph(torch.nn.Module):
         self.enc = enc
 
     def forward(self, mel: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from .extract import whisper_forward
+        from sonotype.backbones.extract import whisper_forward
 
         return tuple(whisper_forward(self.enc, mel, n, always_mask=True))
 
@@ -271,7 +271,7 @@ class _SSLGraph(torch.nn.Module):
 def _digest(backbone: Backbone) -> str:
     if backbone.weights_digest:
         return backbone.weights_digest
-    from .digest import _hash_params
+    from sonotype.backbones.digest import _hash_params
 
     return _hash_params(backbone.model)
 
@@ -284,7 +284,7 @@ def _config_json(backbone: Backbone) -> dict[str, Any]:
 
 def onnx_path(backbone: Backbone, runtime: str) -> Path:
     """Where the exported ``runtime`` graph of ``backbone`` is cached (digest, config, runtime, opset)."""
-    from ..features.cache import default_cache_dir
+    from sonotype.features.cache import default_cache_dir
 
     material = {"digest": _digest(backbone), "kind": backbone.kind, "model_type": backbone.model_type,
                 "config": _config_json(backbone), "masked": _masked(backbone), "version": EXPORT_VERSION}
@@ -301,7 +301,7 @@ def _examples(backbone: Backbone, seed: int) -> list[np.ndarray]:
 
 
 def _graph_and_inputs(backbone: Backbone, waves: list[np.ndarray]) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    from .extract import ssl_inputs, whisper_inputs
+    from sonotype.backbones.extract import ssl_inputs, whisper_inputs
 
     if backbone.kind == "whisper":
         x, n = whisper_inputs(backbone, waves)
@@ -394,7 +394,7 @@ def _float_linears(backbone: Backbone) -> list[str]:
     leaving the next two float32 as well changed nothing (measured; see docs/results.md).
     Found on the export's own input, so the file depends only on the encoder.
     """
-    from .extract import hidden_states, prepare_waveforms
+    from sonotype.backbones.extract import hidden_states, prepare_waveforms
 
     model = backbone.model
     sr = backbone.sampling_rate
@@ -476,7 +476,7 @@ def export_onnx(backbone: Backbone, runtime: str = "onnx") -> Path:
     """
     if runtime not in ("onnx", "onnx-int8"):
         raise ConfigError(f"export_onnx: runtime must be onnx or onnx-int8, got {runtime!r}")
-    from ..io import atomic_write_bytes
+    from sonotype.utils.io import atomic_write_bytes
 
     path = onnx_path(backbone, runtime)
     if path.is_file():

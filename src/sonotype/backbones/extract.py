@@ -41,11 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio import resample
-from ..errors import ConfigError, ParameterError
-from .config import BackboneConfig
-from .load import Backbone
-from .whisper import WhisperLogMel
+from sonotype.audio import resample
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.load import Backbone
+from sonotype.backbones.whisper import WhisperLogMel
+from sonotype.errors import ConfigError, ParameterError
 
 __all__ = ["batchable", "embed", "embed_all_layers", "hidden_states", "layer_view", "pool", "pool_layers",
            "prepare_waveforms"]
@@ -366,7 +366,7 @@ def embed_all_layers(
     if not waves:
         return out
     pool(torch.zeros(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), cfg.pooling)  # validate early
-    from .engines import runner
+    from sonotype.backbones.engines import runner
 
     run = runner(backbone, cfg, force_bf16=force_bf16)
     step = int(cfg.batch_size) if run.batchable else 1

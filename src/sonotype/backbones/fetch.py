@@ -19,9 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DownloadError
-from ..io import atomic_write_text
-from .load import (
+from sonotype.backbones.load import (
     ALIASES,
     CONFIG_FILE,
     MARKER_FILE,
@@ -32,6 +30,8 @@ from .load import (
     checkpoint_digest,
     inspect_checkpoint,
 )
+from sonotype.errors import ConfigError, DownloadError
+from sonotype.utils.io import atomic_write_text
 
 __all__ = ["ALLOW_PATTERNS", "fetch", "folder_name"]
 

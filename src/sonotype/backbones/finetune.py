@@ -1,4 +1,4 @@
-"""Fine-tuning: a backbone's top layers plus a small head, trained by :func:`sonotype.train.fit`.
+"""Fine-tuning: a backbone's top layers plus a small head, trained by :func:`sonotype.training.train.fit`.
 
 The trainer works on numpy arrays, so the input is a waveform array (N, 2, S): channel 0
 the samples at the backbone's rate (cropped or zero-padded to S), channel 1 a 0/1 mask of
@@ -25,10 +25,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..errors import ConfigError, ModelError, ParameterError
-from .config import BackboneConfig
-from .extract import batchable, hidden_states, pool, prepare_waveforms
-from .load import Backbone, load_backbone
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.extract import batchable, hidden_states, pool, prepare_waveforms
+from sonotype.backbones.load import Backbone, load_backbone
+from sonotype.errors import ConfigError, ModelError, ParameterError
 
 __all__ = ["FINETUNE_NAME", "FineTuneClassifier", "check_identity", "from_spec", "waveform_array"]
 
@@ -38,7 +38,7 @@ FINETUNE_NAME = "backbone-finetune"
 def waveform_array(
     waveforms: Sequence[np.ndarray], sr: int, backbone: Backbone, cfg: BackboneConfig, *, seconds: float
 ) -> np.ndarray:
-    """Waveforms as one float32 array (N, 2, S) for :func:`sonotype.train.fit`.
+    """Waveforms as one float32 array (N, 2, S) for :func:`sonotype.training.train.fit`.
 
     Parameters
     ----------
@@ -102,7 +102,7 @@ class FineTuneClassifier(nn.Module):
     """Backbone (top ``finetune_layers`` layers trainable) + pooling + MLP head.
 
     Carries a ``sonotype_spec`` (name ``"backbone-finetune"``) like registry models, so
-    :func:`sonotype.modelio.save_model` stores it and :func:`from_spec` rebuilds it from
+    :func:`sonotype.inference.modelio.save_model` stores it and :func:`from_spec` rebuilds it from
     JSON, loading the backbone again from its directory or the cache. Not in the model
     registry: it cannot be built without a backbone.
 

@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ModelError
-from .config import BackboneConfig
-from .digest import _read_tensors, checkpoint_digest, find_by_digest
-from .digest import summary as summary  # re-exported: experiment.py and older code import it from here
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.digest import _read_tensors, checkpoint_digest, find_by_digest
+from sonotype.backbones.digest import (
+    summary as summary,  # re-exported: experiment.py and older code import it from here
+)
+from sonotype.errors import ConfigError, ModelError
 
 __all__ = [
     "ALIASES",
@@ -171,7 +173,7 @@ class Backbone:
 
 def backbones_home() -> Path:
     """Default folder of ``sonotype backbone fetch``: ``<sonotype cache>/backbones``."""
-    from ..features.cache import default_cache_dir
+    from sonotype.features.cache import default_cache_dir
 
     return default_cache_dir() / "backbones"
 
@@ -334,7 +336,7 @@ def resolve(cfg: BackboneConfig, *, search: list[str | os.PathLike] | tuple = ()
             f"fetch it once with `sonotype backbone fetch {ref}` (or `hf download {hub_id}`), or set "
             "backbone.local_files_only: false to download it on first use"
         )
-    from .fetch import fetch
+    from sonotype.backbones.fetch import fetch
 
     folder = fetch(ref, revision=cfg.revision)
     m = _marker(folder)
@@ -418,7 +420,7 @@ def _encoder_layout(config: dict[str, Any]) -> tuple[list[str], tuple[str, ...]]
     """(parameter names of sonotype's Whisper encoder, key prefixes a checkpoint may use)."""
     import torch
 
-    from .whisper import WhisperEncoder
+    from sonotype.backbones.whisper import WhisperEncoder
 
     with torch.device("meta"):
         names = [n for n, _ in WhisperEncoder(config).named_parameters()]
@@ -518,7 +520,7 @@ def _build(ck: Checkpoint) -> tuple[Any, Any]:
         import numpy as np
         import torch
 
-        from .whisper import WhisperEncoder, WhisperLogMel
+        from sonotype.backbones.whisper import WhisperEncoder, WhisperLogMel
 
         state = _read_tensors(ck)
         # float32 via numpy: 2-3x faster than Tensor.float() for float16 on CPU

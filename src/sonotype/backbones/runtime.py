@@ -3,7 +3,7 @@
 A model trained on backbone embeddings records the backbone in ``model.json``
 (``{"config": BackboneConfig, "identity": {...}}``). :func:`featurizer_for` loads that
 backbone again, refuses it when its identity differs (another revision, other weights,
-another shape), and gives :class:`sonotype.predict.Classifier` what it needs: the sample
+another shape), and gives :class:`sonotype.inference.predict.Classifier` what it needs: the sample
 rate, the shortest usable input and ``items(y)``.
 """
 
@@ -16,11 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ModelError
-from .config import BackboneConfig
-from .extract import embed
-from .finetune import FINETUNE_NAME, FineTuneClassifier, check_identity, from_spec, waveform_array
-from .load import SEARCH_ENV, Backbone, find_by_digest, load_backbone, search_dirs
+from sonotype.backbones.config import BackboneConfig
+from sonotype.backbones.extract import embed
+from sonotype.backbones.finetune import (
+    FINETUNE_NAME,
+    FineTuneClassifier,
+    check_identity,
+    from_spec,
+    waveform_array,
+)
+from sonotype.backbones.load import SEARCH_ENV, Backbone, find_by_digest, load_backbone, search_dirs
+from sonotype.errors import ConfigError, ModelError
 
 __all__ = ["BackboneFeaturizer", "featurizer_for", "network_for"]
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
+from sonotype.errors import ModelError
 
 __all__ = ["WhisperEncoder", "WhisperLogMel", "mel_filter_bank"]
 

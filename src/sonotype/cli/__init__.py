@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbone, corpus, features, inspect, serve, train
+from sonotype.cli import backbone, corpus, features, inspect, serve, train
 
 app = typer.Typer(
     name="sonotype",
@@ -27,7 +27,7 @@ for _module in (inspect, corpus, features, train, serve, backbone):
 def _print_version(value: bool) -> None:
     # An eager option's callback runs before the command is looked for: `sonotype --version` alone works.
     if value:
-        from .. import __version__
+        from sonotype import __version__
 
         typer.echo(f"sonotype {__version__}")
         raise typer.Exit()
@@ -44,6 +44,6 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    from ._common import run_app
+    from sonotype.cli._common import run_app
 
     run_app(app)

@@ -1,5 +1,5 @@
 """`python -m sonotype.cli` runs the command line."""
 
-from . import main
+from sonotype.cli import main
 
 main()

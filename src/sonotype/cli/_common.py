@@ -7,8 +7,8 @@ import sys
 import typer
 from rich.markup import escape
 
-from ..console import make_console
-from ..errors import SonotypeError
+from sonotype.errors import SonotypeError
+from sonotype.utils.console import make_console
 
 console = make_console()
 out = make_console(stderr=False)

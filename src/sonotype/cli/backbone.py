@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import out
+from sonotype.cli._common import out
 
 backbone_app = typer.Typer(
     help="Pretrained audio encoders: list the ones sonotype knows, fetch one (safetensors only).",
@@ -17,7 +17,7 @@ backbone_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``backbone`` group to `app`, and ``bench backbone`` to the ``bench`` group."""
-    from .features import bench_app
+    from sonotype.cli.features import bench_app
 
     app.add_typer(backbone_app, name="backbone")
     bench_app.command("backbone")(bench_backbone)
@@ -36,8 +36,8 @@ def bench_backbone(
     """Time every backbone.runtime on the same clips: x real time per core, cosine distance to torch float32."""
     import warnings
 
-    from ..backbones.bench import bench_backbone as run
-    from ..backbones.config import RUNTIMES
+    from sonotype.backbones.config import RUNTIMES
+    from sonotype.bench.backbone import bench_backbone as run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the bf16 fallback note: the table says it
@@ -63,7 +63,7 @@ def bench_backbone(
 
 def _present(hub_id: str, dirs: list[Path]) -> str:
     """Where a hub model is available here: a fetched folder, the HF cache, or ''."""
-    from ..backbones.load import _cached, _candidates, _marker
+    from sonotype.backbones.load import _cached, _candidates, _marker
 
     for folder in _candidates(dirs):
         if _marker(folder).get("hub_id") == hub_id:
@@ -83,7 +83,7 @@ def list_backbones(
     """The encoders sonotype knows by name: hub id, size, measured CPU cost, and whether present here."""
     from rich.table import Table
 
-    from ..backbones.load import ALIASES, search_dirs
+    from sonotype.backbones.load import ALIASES, search_dirs
 
     dirs = search_dirs(backbone_dir)
     rows = [
@@ -98,7 +98,7 @@ def list_backbones(
     for r in rows:
         t.add_row(r["name"], r["hub_id"], r["encoder_parameters"], r["cpu_per_audio_hour"], r["present"] or "-")
     out.print(t)
-    from ..backbones.load import CONFIG_FILE, _candidates, _marker, _shape
+    from sonotype.backbones.load import CONFIG_FILE, _candidates, _marker, _shape
 
     for folder in _candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
         if not _marker(folder).get("hub_id"):
@@ -120,8 +120,8 @@ def fetch_backbone(
     force: bool = typer.Option(False, "--force", help="Download again even when present at the same commit."),
 ) -> None:
     """Download NAME's safetensors, config and preprocessor files (nothing else) and check the encoder."""
-    from ..backbones.fetch import fetch
-    from ..backbones.load import MARKER_FILE
+    from sonotype.backbones.fetch import fetch
+    from sonotype.backbones.load import MARKER_FILE
 
     folder = fetch(name, revision=revision, dest_dir=dest, force=force)
     marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ _MAX_ROWS = 30
 
 
 def _parse_options(pairs: list[str]) -> dict[str, object]:
-    from ..errors import ConfigError
+    from sonotype.errors import ConfigError
 
     out: dict[str, object] = {}
     for pair in pairs:
@@ -34,9 +34,9 @@ def _duration(seconds: float) -> str:
 @corpus_app.command("list")
 def list_corpora() -> None:
     """List the corpus loaders and whether each can be downloaded automatically."""
-    from ..corpora import CORPORA
-    from ..corpora.base import get_loader
-    from ._common import out
+    from sonotype.cli._common import out
+    from sonotype.corpora import CORPORA
+    from sonotype.corpora.base import get_loader
 
     get_loader("folder")  # imports every corpus module
     for name in sorted(CORPORA):
@@ -62,9 +62,9 @@ def show(
     """Clips per class and per group, total duration, sample rates and skipped files."""
     from rich.table import Table
 
-    from ..corpora import load_corpus
-    from ..corpora.describe import describe
-    from ._common import out
+    from sonotype.cli._common import out
+    from sonotype.corpora import load_corpus
+    from sonotype.corpora.describe import describe
 
     manifest = load_corpus(name, root, **_parse_options(option))
     d = describe(manifest, read_headers=not no_headers)
@@ -115,8 +115,8 @@ def download(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Download and unpack a corpus (resumable, checksum-verified); prints manual steps otherwise."""
-    from ..corpora.download import download_corpus
-    from ._common import out
+    from sonotype.cli._common import out
+    from sonotype.corpora.download import download_corpus
 
     root = download_corpus(name, dest, sha256=sha256, progress=not quiet)
     out.print(

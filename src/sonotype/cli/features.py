@@ -20,9 +20,9 @@ def _load_settings(path: Path | None, preset_name: str | None) -> tuple[Any, Any
     """
     import yaml
 
-    from ..errors import ConfigError
-    from ..features import FeatureConfig, RepresentationConfig
-    from ..features.config import preset
+    from sonotype.errors import ConfigError
+    from sonotype.features import FeatureConfig, RepresentationConfig
+    from sonotype.features.config import preset
 
     fcfg, rcfg = preset(preset_name) if preset_name else (FeatureConfig(), RepresentationConfig())
     if path is None:
@@ -49,7 +49,7 @@ def _save_npz(out_path: Path, ds: Any, fcfg: Any, rcfg: Any) -> None:
     """Write the dataset as a plain .npz (no pickled objects), atomically: temp file + rename."""
     import numpy as np
 
-    from ..io import atomic_open
+    from sonotype.utils.io import atomic_open
 
     with atomic_open(out_path) as f:  # streamed to disk: X is not copied into memory again
         np.savez(
@@ -81,24 +81,24 @@ def features(
     """Extract frame features for a whole corpus (cached, parallel) and print a summary."""
     from rich.markup import escape
 
-    from ..corpora import load_corpus
-    from ..features import FeatureCache, build_dataset
-    from ._common import out
+    from sonotype.cli._common import out
+    from sonotype.corpora import load_corpus
+    from sonotype.features import FeatureCache, build_dataset
 
     fcfg, rcfg = _load_settings(settings, preset_name)
-    from ..engine import EngineConfig, MapStats
+    from sonotype.items.engine import EngineConfig, MapStats
 
     ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs)
     jobs = jobs or 1
     if cache is not None and "://" in cache and ecfg.name != "ray":
-        from ..errors import ConfigError
+        from sonotype.errors import ConfigError
 
         raise ConfigError(f"--cache {cache}: a URL cache holds shards of the ray engine; add --engine ray, or give a folder")
     manifest = load_corpus(name, root)
     store = None if no_cache or (cache and "://" in cache) else FeatureCache(cache)
     t0 = time.perf_counter()
     if ecfg.name == "ray":
-        from .. import engine as eng
+        from sonotype.items import engine as eng
 
         stats = MapStats()
         ds = eng.build_dataset(manifest.clips, fcfg, rcfg, engine=ecfg, progress=True, stats=stats,
@@ -109,7 +109,7 @@ def features(
     secs = time.perf_counter() - t0
     n = len(manifest.clips)
     if not ds.clips:  # nothing extracted is a failure, not a (0, 0) success
-        from ..errors import AudioError
+        from sonotype.errors import AudioError
 
         first = ds.skipped[0] if ds.skipped else None
         raise AudioError(None, f"none of the {n} clip(s) of {name} at {root} could be featurised"
@@ -148,8 +148,8 @@ def bench_features(
     speech: Path | None = typer.Option(None, "--speech", help="Folder of speech clips for the log-mel part (default: generated, or ROOT)."),
 ) -> None:
     """Time the seeds' per-feature librosa pipeline against sonotype (1 core, all cores) and log-mel."""
-    from ..features.bench import run_benchmark
-    from ._common import out
+    from sonotype.bench.features import run_benchmark
+    from sonotype.cli._common import out
 
     r = run_benchmark(root, files=files, jobs=jobs, repeats=repeats, music_seconds=seconds, speech_seconds=min(3.0, seconds),
                       speech_root=speech)
@@ -192,9 +192,9 @@ def bench_predict(
 
     import torch
 
-    from ..audio import info
-    from ..predict import load_model
-    from ._common import out
+    from sonotype.audio import info
+    from sonotype.cli._common import out
+    from sonotype.inference.predict import load_model
 
     torch.set_num_threads(threads)
     load_model(model)  # warm imports and file cache: the budget excludes Python imports
@@ -233,8 +233,8 @@ def bench_scale(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Clips/s, CPU-s per audio hour and peak RSS of the local and Ray engines on N clips; Dusha (350 h) projected."""
-    from ..scale import DUSHA_HOURS, run_scale
-    from ._common import out
+    from sonotype.bench.scale import DUSHA_HOURS, run_scale
+    from sonotype.cli._common import out
 
     r = run_scale(n, engines=tuple(engine) or ("local", "ray"), workers=tuple(workers) or None, root=root,
                   clip_seconds=seconds, address=address, shard_size=shard_size)
@@ -269,8 +269,8 @@ def bench_memmap(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on a set of items in memory-mapped shards larger than the RSS it uses: peak RSS vs set size."""
-    from ..scale import run_memmap_bench
-    from ._common import out
+    from sonotype.bench.scale import run_memmap_bench
+    from sonotype.cli._common import out
 
     r = run_memmap_bench(gb, dim=dim, epochs=epochs)
     if as_json:

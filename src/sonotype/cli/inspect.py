@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ..plots import KINDS
+from sonotype.reporting.plots import KINDS
 
 PlotKind = Enum("PlotKind", {k: k for k in (*KINDS, "all")}, type=str)  # type: ignore[misc]
 
@@ -23,7 +23,7 @@ def audio_facts(path: Path) -> dict[str, object]:
     """Header facts plus peak and RMS level (dBFS) over all channels of ``path``."""
     import numpy as np
 
-    from .. import audio
+    from sonotype import audio
 
     inf = audio.info(path)
     y, _ = audio.load(path, mono=False)
@@ -42,7 +42,7 @@ def info(
     """Print the audio facts: sample rate, channels, frames, duration, format, peak and RMS level."""
     from rich.table import Table
 
-    from ._common import out
+    from sonotype.cli._common import out
 
     facts = audio_facts(file)
     if as_json:
@@ -80,8 +80,8 @@ def plot(
     hop_length: int = typer.Option(512, "--hop-length", help="STFT hop in samples."),
 ) -> None:
     """Draw the waveform, a spectrogram or a feature with labelled axes and dB colour bars."""
-    from ..plots import plot_audio
-    from ._common import out
+    from sonotype.cli._common import out
+    from sonotype.reporting.plots import plot_audio
 
     target = output or Path(f"{file.stem}.{kind.value}.png")
     written = plot_audio(file, sr=sr, kind=kind.value, out=target, n_fft=n_fft, hop_length=hop_length)

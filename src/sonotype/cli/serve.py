@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
-from ..limits import Limits, describe
-from ._common import out
+from sonotype.cli._common import out
+from sonotype.errors import ParameterError
+from sonotype.utils.limits import Limits, describe
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("listen")(listen)
     app.command("export")(export)
-    from .features import bench_app
+    from sonotype.cli.features import bench_app
 
     bench_app.command("serve")(bench_serve)
 
@@ -35,7 +35,7 @@ def bench_serve(
     malformed requests) for a bounded time; throughput, p50/p95/p99, codes, peak RSS as JSON."""
     import json
 
-    from ..serve.bench import run_bench
+    from sonotype.bench.serve import run_bench
 
     if model is None and url is None:
         raise ParameterError("give MODEL (served here on loopback) or --url of a running service")
@@ -90,13 +90,13 @@ def serve(
     """
     import logging
 
-    from ..backbones.load import add_search_dirs
+    from sonotype.backbones.load import add_search_dirs
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
 
-    from ..serve.app import create_app
-    from ..serve.security import default_hosts
-    from ..serve.server import run
+    from sonotype.serve.app import create_app
+    from sonotype.serve.security import default_hosts
+    from sonotype.serve.server import run
 
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
@@ -162,9 +162,9 @@ def listen(
     """
     import json
 
-    from ..listen import device_source, file_source
-    from ..listen import listen as run_listen
-    from ..predict import load_model
+    from sonotype.inference.listen import device_source, file_source
+    from sonotype.inference.listen import listen as run_listen
+    from sonotype.inference.predict import load_model
 
     clf = load_model(model)
     if input_file is not None:
@@ -197,7 +197,7 @@ def export(
     check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on random inputs after writing."),
 ) -> None:
     """Export MODEL's network, with its feature scaler folded in, to ONNX for onnxruntime."""
-    from ..export import export_onnx, verify_onnx
+    from sonotype.inference.export import export_onnx, verify_onnx
 
     path = export_onnx(model, onnx, opset=opset)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", highlight=False)

@@ -10,23 +10,23 @@ from typing import Any
 
 import typer
 
-from ..limits import Limits, check_windows
-from ._common import console, messages, out
+from sonotype.cli._common import console, messages, out
+from sonotype.utils.limits import Limits, check_windows
 
 RUNTIMES = ("torch", "onnx")
 QUIET_HELP = "No progress or notes: only the final result line (with --json, only the JSON); warnings and errors still show."
 
 
 def _config(config: Path | None, overrides: list[str], base: dict | None = None):
-    from ..config import load_config
+    from sonotype.pipeline.config import load_config
 
     return load_config(config, overrides, base=base)
 
 
 def _with_backbone(config: Path | None, backbone: str, source: str, quiet: bool) -> tuple[dict, str]:
     """The config file as a plain dict switched to the frozen encoder (before overrides), printing each change."""
-    from ..config import load_config
-    from ..defaults import resolve_backbone, switch_to_backbone
+    from sonotype.pipeline.config import load_config
+    from sonotype.pipeline.defaults import resolve_backbone, switch_to_backbone
 
     plain = load_config(config).to_dict() if config else {}
     switched, notes = switch_to_backbone(plain, resolve_backbone(backbone))
@@ -71,13 +71,13 @@ def train(
     `sonotype backbone fetch whisper-base`; --scratch to skip it), else its `best` recipe, or
     the default for speech, music or other sounds (--kind chooses).
     """
-    from ..errors import ConfigError
-    from ..experiment import run_experiment
+    from sonotype.errors import ConfigError
+    from sonotype.pipeline.experiment import run_experiment
 
     corpus_sets, corpus, mixed_kind = _corpus_sets(corpus, root)
     base, source = None, f"config {config}" if config else "built-in defaults"
     if config is None and model is None:
-        from ..defaults import default_recipe
+        from sonotype.pipeline.defaults import default_recipe
 
         # An explicit --backbone starts from the encoder recipe too (its measured head settings).
         config, source = default_recipe(corpus, kind or mixed_kind, scratch=scratch, encoder=backbone is not None)
@@ -129,15 +129,15 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Run a recipe: one seed experiment or its honest twin."""
-    from ..experiment import run_experiment
-    from ..recipes import RECIPES_DIR, recipe_path
+    from sonotype.pipeline.experiment import run_experiment
+    from sonotype.recipes import RECIPES_DIR, recipe_path
 
     path = recipe_path(recipe)
     source = f"recipe {path.stem}" if path.resolve().parent == RECIPES_DIR else f"config {path}"
     base = None
     sets = [f"corpus.root={root}"] if root else []
     if corpus_roots:
-        from ..corpora.mixed import recipe_root_sets
+        from sonotype.pipeline.mixed import recipe_root_sets
 
         sets += recipe_root_sets(path, corpus_roots, root)
     if backbone is not None:
@@ -154,7 +154,7 @@ def run(
 def _corpus_sets(corpus: list[str], root: Path | None) -> tuple[list[str], str, str | None]:
     """Overrides for ``--corpus NAME --root ROOT`` or repeated ``--corpus NAME=ROOT``, the corpus name
     the defaults go by, and for several corpora of one kind (all speech) that kind."""
-    from ..errors import ConfigError
+    from sonotype.errors import ConfigError
 
     if len(corpus) == 1 and "=" not in corpus[0]:
         if root is None:
@@ -162,8 +162,8 @@ def _corpus_sets(corpus: list[str], root: Path | None) -> tuple[list[str], str, 
         return [f"corpus.name={corpus[0]}", f"corpus.root={root}"], corpus[0], None
     if root is not None:
         raise ConfigError("--root goes with a single --corpus NAME; with several corpora give each as NAME=ROOT")
-    from ..corpora.mixed import parse_corpus_args
-    from ..defaults import CORPUS_KINDS
+    from sonotype.pipeline.defaults import CORPUS_KINDS
+    from sonotype.pipeline.mixed import parse_corpus_args
 
     entries = parse_corpus_args(corpus)
     if len(entries) == 1:
@@ -192,7 +192,7 @@ def recipes() -> None:
     """List the recipes shipped with sonotype."""
     from rich.table import Table
 
-    from ..recipes import list_recipes
+    from sonotype.recipes import list_recipes
 
     t = Table("recipe", "corpus", "description")
     for r in list_recipes():
@@ -219,10 +219,10 @@ def evaluate(
     Works for every kind of model: frame features, frozen-backbone embeddings, fine-tuned
     backbones; a model trained with per-speaker normalisation is normalised with the new
     corpus's own speakers' statistics."""
-    from .. import report as rpt
-    from ..config import CorpusConfig
-    from ..evaluate import evaluate_on_corpus
-    from ..io import atomic_dir, atomic_write_text
+    from sonotype.evaluation.metrics import evaluate_on_corpus
+    from sonotype.pipeline.config import CorpusConfig
+    from sonotype.reporting import report as rpt
+    from sonotype.utils.io import atomic_dir, atomic_write_text
 
     ops = [_op(o) for o in overrides]
     cc = CorpusConfig(name=corpus, root=str(root), ops=ops)
@@ -254,8 +254,8 @@ def _op(text: str) -> dict:
     """One ``--op`` value: a YAML mapping with one key (a YAML mistake is one line, not a traceback)."""
     import yaml
 
-    from ..config import yaml_problem
-    from ..errors import ConfigError
+    from sonotype.errors import ConfigError
+    from sonotype.pipeline.config import yaml_problem
 
     try:
         op = yaml.safe_load(text)
@@ -267,8 +267,8 @@ def _op(text: str) -> dict:
 
 
 def _audio_files(inputs: list[Path]) -> list[Path]:
-    from ..audio import AUDIO_EXTENSIONS
-    from ..errors import AudioError, ParameterError
+    from sonotype.audio import AUDIO_EXTENSIONS
+    from sonotype.errors import AudioError, ParameterError
 
     files: list[Path] = []
     for p in inputs:
@@ -335,12 +335,12 @@ def predict(
     blocks, so an hours-long recording is classified in bounded memory. Consecutive segments
     of one label form the events (JSON "events", --csv-rows events, --labels, --vtt).
     """
-    from ..backbones.load import add_search_dirs
+    from sonotype.backbones.load import add_search_dirs
 
     add_search_dirs(backbone_dir)
 
-    from ..errors import ParameterError
-    from ..io import atomic_write_text
+    from sonotype.errors import ParameterError
+    from sonotype.utils.io import atomic_write_text
 
     _check_predict_options(runtime, csv_rows, smooth, smooth_kind, min_event)
     check_windows(Limits.from_env(), window=window, hop=hop)  # a 1e-9 hop or a 1e308 window: one line, exit 2
@@ -366,7 +366,7 @@ def predict(
         atomic_write_text(csv_out, _prediction_csv(results, clf.labels, csv_rows))
     _write_event_files(results, labels_out, vtt_out, single=len(files) == 1)
     if plot:
-        from ..report import plot_prediction
+        from sonotype.reporting.report import plot_prediction
 
         plot.mkdir(parents=True, exist_ok=True)
         for r in results:
@@ -383,9 +383,9 @@ def _check_predict_options(runtime: str, csv_rows: str, smooth: int, smooth_kind
     """A bad ``predict`` setting fails before the model loads."""
     import numpy as np
 
-    from ..errors import ParameterError
-    from ..events import merge_events
-    from ..events import smooth as smooth_check
+    from sonotype.errors import ParameterError
+    from sonotype.inference.events import merge_events
+    from sonotype.inference.events import smooth as smooth_check
 
     if runtime not in RUNTIMES:
         raise ParameterError(f"--runtime must be one of {RUNTIMES}, got {runtime!r}")
@@ -398,20 +398,20 @@ def _check_predict_options(runtime: str, csv_rows: str, smooth: int, smooth_kind
 def _load_for_predict(model: Path, runtime: str, onnx_path: Path | None) -> Any:
     """The classifier of ``predict``: the torch model, or its ONNX graph (exported when missing)."""
     if runtime == "onnx":
-        from ..export import export_onnx, load_onnx_classifier
+        from sonotype.inference.export import export_onnx, load_onnx_classifier
 
         onnx_file = onnx_path or model / "model.onnx"
         if not onnx_file.exists():
             export_onnx(model, onnx_file)
         return load_onnx_classifier(model, onnx_file)
-    from ..predict import load_model
+    from sonotype.inference.predict import load_model
 
     return load_model(model)
 
 
 def _predict_each(clf: Any, files: list[Path], *, same_speaker: bool, settings: dict) -> tuple[list, list[dict]]:
     """Each file's prediction, and the files that failed with a :class:`SonotypeError` (the run goes on)."""
-    from ..errors import ParameterError, SonotypeError
+    from sonotype.errors import ParameterError, SonotypeError
 
     if same_speaker:
         if not hasattr(clf, "predict_group"):
@@ -433,8 +433,8 @@ def _predict_each(clf: Any, files: list[Path], *, same_speaker: bool, settings: 
 
 def _write_event_files(results: list, labels_out: Path | None, vtt_out: Path | None, *, single: bool) -> None:
     """``--labels`` (Audacity) and ``--vtt`` (WebVTT) event files: one file, or a folder of one per input."""
-    from ..events import audacity_labels, webvtt
-    from ..io import atomic_write_text
+    from sonotype.inference.events import audacity_labels, webvtt
+    from sonotype.utils.io import atomic_write_text
 
     for dest, ext, fmt in ((labels_out, ".txt", audacity_labels), (vtt_out, ".vtt", webvtt)):
         if dest:
@@ -459,17 +459,17 @@ def _print_predictions(results: list, errors: list[dict]) -> None:
 def _predict_batch(model: Path, inputs: list[Path], out_csv: Path, *, jobs: int, resume: bool, runtime: str,
                    onnx_path: Path | None, backbone_dirs: list[Path], settings: dict, engine: str = "local",
                    address: str | None = None) -> None:
-    """``predict --out``: :func:`sonotype.predict.predict_files`, then a summary line."""
+    """``predict --out``: :func:`sonotype.inference.predict.predict_files`, then a summary line."""
     from rich.markup import escape
 
-    from ..errors import ParameterError
-    from ..predict import predict_files
+    from sonotype.errors import ParameterError
+    from sonotype.inference.predict import predict_files
 
     source: object = model
     if runtime == "onnx":
         if jobs > 1 or engine != "local":
             raise ParameterError("--runtime onnx runs in one process: leave --jobs at 1 and --engine local")
-        from ..export import export_onnx, load_onnx_classifier
+        from sonotype.inference.export import export_onnx, load_onnx_classifier
 
         onnx_file = onnx_path or model / "model.onnx"
         if not onnx_file.exists():
@@ -518,7 +518,7 @@ def _prediction_csv(results: list, labels: list[str], rows: str) -> str:
 
 def _per_file_outputs(results: list, dest: Path, ext: str, *, single: bool) -> list[tuple]:
     """(result, path) pairs: ``dest`` itself for one input file, else ``dest/STEM.ext`` per file."""
-    from ..errors import ParameterError
+    from sonotype.errors import ParameterError
 
     if single:
         return [(r, dest) for r in results]
@@ -540,12 +540,12 @@ def results(
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the table as CSV."),
 ) -> None:
     """Collect finished runs' metrics.json into one table (markdown on stdout)."""
-    from ..io import atomic_write_text
-    from ..results import collect_results, results_table
+    from sonotype.reporting.results import collect_results, results_table
+    from sonotype.utils.io import atomic_write_text
 
     rows = collect_results(list(dirs))
     if not rows:
-        from ..errors import ParameterError
+        from sonotype.errors import ParameterError
 
         raise ParameterError(
             f"no metrics.json at or under {', '.join(map(str, dirs))}: give finished run directories "
@@ -561,7 +561,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo output."),
 ) -> None:
     """Generate a small corpus and run train -> evaluate -> predict -> report on it (no download)."""
-    from ..demo import run_demo
+    from sonotype.pipeline.demo import run_demo
 
     run_demo(out_dir, force=force)
 

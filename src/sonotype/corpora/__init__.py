@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-from .base import CORPORA, Clip, Manifest, Skipped, get_loader, group_name, load_corpus, register
+from sonotype.corpora.base import (
+    CORPORA,
+    Clip,
+    Manifest,
+    Skipped,
+    get_loader,
+    group_name,
+    load_corpus,
+    register,
+)
 
 __all__ = ["CORPORA", "Clip", "Manifest", "Skipped", "get_loader", "group_name", "load_corpus", "register"]
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError
+from sonotype.errors import CorpusError
 
 __all__ = [
     "CORPORA",
@@ -198,7 +198,7 @@ class Manifest:
 
     def _repr_html_(self) -> str:
         """A notebook summary: clips per class (with bars) and per class and group."""
-        from .._html import bar, esc, table
+        from sonotype.utils.html import bar, esc, table
 
         classes, groups = self.class_counts(), self.group_counts()
         head = (f"<b>Manifest</b> {esc(self.corpus or '(unnamed)')}: {len(self.clips)} clips, {len(classes)} classes, "
@@ -241,7 +241,7 @@ class Manifest:
         ----------
         path : path-like
         """
-        from ..io import atomic_write_text
+        from sonotype.utils.io import atomic_write_text
 
         lines = [json.dumps(c.to_dict(), sort_keys=True) for c in self.clips]
         atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -328,7 +328,7 @@ def group_name(corpus: str) -> str:
     str
         Singular, lower case.
     """
-    from . import _ensure_registered
+    from sonotype.corpora import _ensure_registered
 
     _ensure_registered()
     if corpus == "mixed":  # several corpora in one run: groups are corpus:speaker
@@ -355,7 +355,7 @@ def get_loader(name: str) -> CorpusLoader:
     ...
     sonotype.errors.CorpusError: unknown corpus 'no-such-corpus'; known: ...
     """
-    from . import _ensure_registered
+    from sonotype.corpora import _ensure_registered
 
     _ensure_registered()
     try:
@@ -476,7 +476,7 @@ def scan_files(
     >>> len(audio), [Path(s.path).name for s in skipped]
     (4, ['README.txt'])
     """
-    from ..audio import AUDIO_EXTENSIONS
+    from sonotype.audio import AUDIO_EXTENSIONS
 
     exts = frozenset(e.lower() for e in (audio_extensions or AUDIO_EXTENSIONS))
     known = {m.lower() for m in metadata}

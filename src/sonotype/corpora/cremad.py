@@ -24,10 +24,19 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import CorpusError
-from .base import DOWNLOAD_DIR, Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
-from .emotions import CODES
+from sonotype.corpora.base import (
+    DOWNLOAD_DIR,
+    Clip,
+    Manifest,
+    Skipped,
+    build_manifest,
+    check_root,
+    register,
+    scan_files,
+)
+from sonotype.corpora.download import Resource
+from sonotype.corpora.emotions import CODES
+from sonotype.errors import CorpusError
 
 __all__ = ["fetch", "prepare", "read_demographics", "read_lfs_pointer"]
 
@@ -101,7 +110,7 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
     Returns the repository folder (the corpus root). Files already fetched are not fetched
     again, so an interrupted run continues where it stopped.
     """
-    from .download import download, extract
+    from sonotype.corpora.download import download, extract
 
     root = Path(dest)
     archive = download(REPO_ARCHIVE.url, root / DOWNLOAD_DIR / REPO_ARCHIVE.filename, progress=progress)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import ParameterError
-from .base import Manifest, check_root, register
+from sonotype.corpora.base import Manifest, check_root, register
+from sonotype.errors import ParameterError
 
 __all__ = ["CLASSES", "generate_demo", "prepare"]
 
@@ -192,6 +192,6 @@ def prepare(root: Path) -> Manifest:
     >>> len(m), m.labels == sorted(CLASSES), m.group_counts()
     (20, True, {'spk1': 10, 'spk2': 10})
     """
-    from .folder import prepare as folder_prepare
+    from sonotype.corpora.folder import prepare as folder_prepare
 
     return folder_prepare(check_root(root), group_regex=r"^(.+)_\d+$", corpus=NAME)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..audio import info
-from ..errors import AudioError
-from .base import Manifest
+from sonotype.audio import info
+from sonotype.corpora.base import Manifest
+from sonotype.errors import AudioError
 
 __all__ = ["describe"]
 

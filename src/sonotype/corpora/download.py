@@ -30,7 +30,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from ..errors import CorpusError, DownloadError
+from sonotype.errors import CorpusError, DownloadError
 
 __all__ = ["Resource", "download", "download_corpus", "extract", "fetch_dataverse"]
 
@@ -321,7 +321,7 @@ def download(
     if not checked:
         how = {"length": "size matches Content-Length", "chunked": "chunked body ended by the server"}[t.ended]
         record = {"url": url, "size": t.size, "sha256": digest, "verified_by": how}
-        from ..io import atomic_write_text
+        from sonotype.utils.io import atomic_write_text
 
         atomic_write_text(_marker(out), json.dumps(record, indent=2) + "\n")
         _say(progress, f"  no checksum known; sha256 of {out.name}: {digest}")
@@ -413,7 +413,7 @@ def download_corpus(
     :class:`DownloadError` whose message gives the manual steps. ``sha256`` pins the digest of
     a corpus that has exactly one archive (for copies whose digest you recorded yourself).
     """
-    from .base import DOWNLOAD_DIR, get_loader
+    from sonotype.corpora.base import DOWNLOAD_DIR, get_loader
 
     get_loader(name)  # unknown names -> CorpusError listing the known ones
     try:

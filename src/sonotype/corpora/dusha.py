@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register
+from sonotype.corpora.emotions import CODES
+from sonotype.errors import CorpusError
 
 __all__ = ["MANUAL", "PARTS", "prepare", "read_rows"]
 

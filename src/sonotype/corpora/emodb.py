@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.download import Resource
+from sonotype.corpora.emotions import CODES
 
 __all__ = ["DOWNLOADS", "prepare"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import CorpusError
+from sonotype.errors import CorpusError
 
 __all__ = ["CODES", "CORPUS_ONLY", "EMOTIONS", "shared_labels", "unify"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..errors import CorpusError
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .download import Resource
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.download import Resource
+from sonotype.errors import CorpusError
 
 __all__ = ["COLUMNS", "DOWNLOADS", "prepare"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.errors import CorpusError
 
 __all__ = ["prepare"]
 

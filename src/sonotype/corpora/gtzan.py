@@ -26,8 +26,8 @@ import csv
 import re
 from pathlib import Path
 
-from ..errors import CorpusError
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.errors import CorpusError
 
 __all__ = ["GENRES", "MANUAL", "prepare", "read_split"]
 

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import AudioError, ConfigError, CorpusError, ParameterError
-from .base import Clip, Manifest, Skipped, load_corpus
+from sonotype.corpora.base import Clip, Manifest, Skipped, load_corpus
+from sonotype.errors import AudioError, ConfigError, CorpusError, ParameterError
 
 __all__ = ["OPS", "apply_ops", "balance", "cut", "drop_labels", "keep_labels", "load_manifest", "merge_labels",
            "min_count"]
@@ -252,7 +252,7 @@ def cut(
     >>> [(c.start, c.duration, c.group) for c in parts.clips]
     [(0.0, 1.0, 't1'), (1.0, 1.0, 't1')]
     """
-    from ..audio import info
+    from sonotype.audio import info
 
     hop = window if hop is None else hop
     if window <= 0 or hop <= 0:
@@ -391,7 +391,7 @@ def apply_ops(manifest: Manifest, ops: Iterable[Mapping[str, Any]] | None) -> Ma
 
 
 def load_manifest(cc: Any) -> Manifest:
-    """Load the corpus a :class:`~sonotype.config.CorpusConfig` names and apply its label operations.
+    """Load the corpus a :class:`~sonotype.pipeline.config.CorpusConfig` names and apply its label operations.
 
     Parameters
     ----------
@@ -406,7 +406,7 @@ def load_manifest(cc: Any) -> Manifest:
     Examples
     --------
     >>> import tempfile
-    >>> from sonotype.config import CorpusConfig
+    >>> from sonotype.pipeline.config import CorpusConfig
     >>> from sonotype.corpora.demo import generate_demo
     >>> root = generate_demo(tempfile.mkdtemp() + "/demo", seed=0, n_speakers=2, takes=1, seconds=0.5)
     >>> m = load_manifest(CorpusConfig(name="demo", root=str(root), ops=[{"keep": ["tone", "sweep"]}]))

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.emotions import CODES
 
 __all__ = ["MANUAL", "prepare"]
 

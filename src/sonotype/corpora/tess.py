@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
-from .emotions import CODES
+from sonotype.corpora.base import Clip, Manifest, Skipped, build_manifest, check_root, register, scan_files
+from sonotype.corpora.emotions import CODES
 
 __all__ = ["DATAVERSE_DOI", "DATAVERSE_SERVER", "fetch", "prepare"]
 
@@ -52,7 +52,7 @@ def fetch(dest: Path, *, progress: bool = True) -> Path:
     --------
     >>> prepare(fetch(Path("data/tess")))  # doctest: +SKIP
     """
-    from .download import fetch_dataverse
+    from sonotype.corpora.download import fetch_dataverse
 
     return fetch_dataverse(DATAVERSE_SERVER, DATAVERSE_DOI, dest, progress=progress)
 

@@ -13,11 +13,11 @@ Every frame feature is also a function called like librosa's, returning
 
 from __future__ import annotations
 
-from .cache import CACHE_VERSION, FeatureCache, default_cache_dir
-from .config import FRAME_FEATURES, FeatureConfig, RepresentationConfig, preset
-from .extract import Dataset, build_dataset, extract_clip, extract_corpus
-from .frames import FrameFeatures, compute_frames, feature_names, frame_layout
-from .functional import (
+from sonotype.features.cache import CACHE_VERSION, FeatureCache, default_cache_dir
+from sonotype.features.config import FRAME_FEATURES, FeatureConfig, RepresentationConfig, preset
+from sonotype.features.extract import Dataset, build_dataset, extract_clip, extract_corpus
+from sonotype.features.frames import FrameFeatures, compute_frames, feature_names, frame_layout
+from sonotype.features.functional import (
     bandwidth,
     centroid,
     chroma,
@@ -34,8 +34,8 @@ from .functional import (
     tonnetz,
     zcr,
 )
-from .represent import featurize, represent, represent_names, select_columns, window_frames
-from .scaling import Standardizer
+from sonotype.features.represent import featurize, represent, represent_names, select_columns, window_frames
+from sonotype.features.scaling import Standardizer
 
 __all__ = [
     "CACHE_VERSION",

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write_bytes, atomic_write_text, file_digest
-from .config import FeatureConfig
-from .frames import FrameFeatures
+from sonotype.features.config import FeatureConfig
+from sonotype.features.frames import FrameFeatures
+from sonotype.utils.io import atomic_write_bytes, atomic_write_text, file_digest
 
 __all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache", "default_cache_dir"]
 

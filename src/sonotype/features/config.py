@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..dataclass_io import check_fields, strict_from_dict
-from ..errors import ConfigError
+from sonotype.config.parse import check_fields, strict_from_dict
+from sonotype.errors import ConfigError
 
 __all__ = ["FRAME_FEATURES", "FeatureConfig", "RepresentationConfig", "preset"]
 
@@ -260,7 +260,9 @@ class RepresentationConfig:
         if self.hop is not None and not self.hop > 0:
             raise ConfigError(f"representation.hop must be > 0 seconds or null, got {self.hop!r}")
         if self.kind == "stats":
-            from .represent import check_stats  # the statistics' grammar lives with their code
+            from sonotype.features.represent import (
+                check_stats,  # the statistics' grammar lives with their code
+            )
 
             check_stats(self.stats)
 

@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import load
-from ..corpora.base import Clip, Skipped
-from ..errors import AudioError, ParameterError
-from ..limits import cap_jobs
-from ..threads import single_threaded_children, single_threaded_worker
-from .cache import FeatureCache
-from .config import FeatureConfig, RepresentationConfig
-from .frames import FrameFeatures, compute_frames
-from .represent import prepare_signal, represent, represent_names
+from sonotype.audio import load
+from sonotype.corpora.base import Clip, Skipped
+from sonotype.errors import AudioError, ParameterError
+from sonotype.features.cache import FeatureCache
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.frames import FrameFeatures, compute_frames
+from sonotype.features.represent import prepare_signal, represent, represent_names
+from sonotype.utils.limits import cap_jobs
+from sonotype.utils.threads import single_threaded_children, single_threaded_worker
 
 __all__ = ["Dataset", "build_dataset", "extract_clip", "extract_corpus"]
 
@@ -103,7 +103,7 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from ..progress import LineProgress, stderr_is_terminal
+    from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
     if not stderr_is_terminal():  # a log or a pipe: plain lines with rate and ETA, not a silent bar
         lines = LineProgress(total, "features", unit="files")

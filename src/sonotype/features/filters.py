@@ -81,7 +81,7 @@ def window64(name: str, win_length: int, n_fft: int) -> np.ndarray:
 
         w = scipy.signal.get_window(name, win_length, fftbins=True)
     if win_length > n_fft:
-        from ..errors import ConfigError
+        from sonotype.errors import ConfigError
 
         raise ConfigError(f"win_length ({win_length}) must be <= n_fft ({n_fft})")
     lpad = (n_fft - win_length) // 2

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import check_length
-from ..errors import ConfigError, ParameterError
-from ..threads import one_blas_thread
-from . import pitch, spectral, tonal
-from .config import FeatureConfig
-from .spectral import Spectrum
+from sonotype.audio import check_length
+from sonotype.errors import ConfigError, ParameterError
+from sonotype.features import pitch, spectral, tonal
+from sonotype.features.config import FeatureConfig
+from sonotype.features.spectral import Spectrum
+from sonotype.utils.threads import one_blas_thread
 
 __all__ = ["FrameFeatures", "active_frames", "compute_frames", "feature_names", "feature_width", "frame_layout", "one_blas_thread"]
 

@@ -26,13 +26,13 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from .._checks import mono_signal, sample_rate
-from ..audio import check_length
-from ..errors import ParameterError
-from . import filters, pitch, spectral, tonal
-from .config import FeatureConfig
-from .frames import one_blas_thread
-from .spectral import Spectrum
+from sonotype.audio import check_length
+from sonotype.errors import ParameterError
+from sonotype.features import filters, pitch, spectral, tonal
+from sonotype.features.config import FeatureConfig
+from sonotype.features.frames import one_blas_thread
+from sonotype.features.spectral import Spectrum
+from sonotype.utils.checks import mono_signal, sample_rate
 
 __all__ = [
     "bandwidth",

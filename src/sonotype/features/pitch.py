@@ -20,8 +20,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from ..errors import ConfigError
-from .config import FeatureConfig
+from sonotype.errors import ConfigError
+from sonotype.features.config import FeatureConfig
 
 __all__ = ["VOICED_DB", "f0"]
 

@@ -10,11 +10,11 @@ import re
 
 import numpy as np
 
-from .._checks import mono_signal, positive_int, sample_rate
-from ..audio import check_length, resample
-from ..errors import ConfigError
-from .config import FeatureConfig, RepresentationConfig
-from .frames import FrameFeatures, compute_frames, frame_layout
+from sonotype.audio import check_length, resample
+from sonotype.errors import ConfigError
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.features.frames import FrameFeatures, compute_frames, frame_layout
+from sonotype.utils.checks import mono_signal, positive_int, sample_rate
 
 __all__ = ["featurize", "represent", "represent_names", "select_columns", "window_frames"]
 
@@ -237,8 +237,8 @@ def featurize(
 ) -> np.ndarray:
     """Signal in, model items out: resample, cut to ``max_duration``, frame features, represent.
 
-    ``y`` is read as :meth:`Classifier.predict <sonotype.predict.Classifier.predict>` reads an
-    array (:func:`sonotype._checks.mono_signal`), so the same bad input raises the same error
+    ``y`` is read as :meth:`Classifier.predict <sonotype.inference.predict.Classifier.predict>` reads an
+    array (:func:`sonotype.utils.checks.mono_signal`), so the same bad input raises the same error
     from both: :class:`~sonotype.errors.ParameterError` for a shape or dtype that is not a
     signal, :class:`~sonotype.errors.AudioError` (naming ``path``) for samples that are not
     finite or fewer than one analysis frame (``n_fft`` samples).

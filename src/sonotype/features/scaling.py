@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, ParameterError
+from sonotype.errors import ModelError, ParameterError
 
 __all__ = ["Standardizer"]
 
@@ -50,7 +50,7 @@ class Standardizer:
     def fit(self, X: np.ndarray) -> Standardizer:
         """Learn ``mean_`` and ``scale_`` (float64) from ``X``; returns ``self``.
 
-        Disk-backed arrays (:mod:`sonotype.shards`) are read in chunks, never whole.
+        Disk-backed arrays (:mod:`sonotype.utils.shards`) are read in chunks, never whole.
 
         Parameters
         ----------
@@ -61,7 +61,7 @@ class Standardizer:
         -------
         Standardizer
         """
-        from ..shards import is_lazy, streaming_moments
+        from sonotype.utils.shards import is_lazy, streaming_moments
 
         x = X if is_lazy(X) else np.asarray(X)
         ax, others = self._axes(x)
@@ -104,7 +104,7 @@ class Standardizer:
         np.ndarray, float32
             The shape of ``X``.
         """
-        from ..shards import Scaled, is_lazy
+        from sonotype.utils.shards import Scaled, is_lazy
 
         if is_lazy(X):
             return Scaled(X, self.mean_, self.scale_, self._check(X))

@@ -17,10 +17,10 @@ from functools import cached_property
 import numpy as np
 import scipy.fft
 
-from .._checks import finite, positive_int
-from ..errors import ConfigError, ParameterError
-from . import filters
-from .config import FeatureConfig
+from sonotype.errors import ConfigError, ParameterError
+from sonotype.features import filters
+from sonotype.features.config import FeatureConfig
+from sonotype.utils.checks import finite, positive_int
 
 __all__ = [
     "Spectrum",

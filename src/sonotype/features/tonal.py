@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import finite, positive_int, sample_rate
-from ..errors import ParameterError
-from . import filters
-from .spectral import Spectrum
+from sonotype.errors import ParameterError
+from sonotype.features import filters
+from sonotype.features.spectral import Spectrum
+from sonotype.utils.checks import finite, positive_int, sample_rate
 
 __all__ = ["chroma", "estimate_tuning", "tonnetz"]
 

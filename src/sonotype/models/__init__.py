@@ -2,7 +2,7 @@
 
 Every model is rebuilt from JSON alone, ``(name, input_shape, n_classes, params)``, so a
 saved model is weights (safetensors) plus that JSON, never a pickled module. Networks
-output logits; :func:`sonotype.train.predict_proba` applies the softmax.
+output logits; :func:`sonotype.training.train.predict_proba` applies the softmax.
 
 ``input_shape`` excludes the batch axis: ``(D,)`` for statistics vectors, ``(T, F)`` for
 frame sequences (``cnn1d``, ``cnn1d-bn``), ``(F, T)`` for log-mel patches (``cnn2d``,
@@ -25,11 +25,11 @@ from typing import Any
 
 from torch import nn
 
-from .._rng import torch_seed
-from ..errors import ParameterError
-from .cnn1d import CNN1DBN, CNN1DSeed
-from .cnn2d import CRNN, CNN2DSeed
-from .mlp import MLP, ResMLP
+from sonotype.errors import ParameterError
+from sonotype.models.cnn1d import CNN1DBN, CNN1DSeed
+from sonotype.models.cnn2d import CRNN, CNN2DSeed
+from sonotype.models.mlp import MLP, ResMLP
+from sonotype.utils.rng import torch_seed
 
 __all__ = [
     "MODELS",
@@ -337,8 +337,8 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:
 
 # Models defined in sibling modules register themselves on import; importing them here
 # keeps the registry complete in a fresh process (a saved model names its architecture).
-from . import heads  # noqa: E402, F401
-from .ensemble import Ensemble, ensemble_of  # noqa: E402
+from sonotype.models import heads  # noqa: E402, F401
+from sonotype.models.ensemble import Ensemble, ensemble_of  # noqa: E402
 
 register_model("ensemble", Ensemble, {}, "mean probability of member networks (model.ensemble: N seeds)")
-from . import linear  # noqa: E402, F401  (logreg, linear-svm: fitted by scikit-learn)
+from sonotype.models import linear  # noqa: E402, F401  (logreg, linear-svm: fitted by scikit-learn)

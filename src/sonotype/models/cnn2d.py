@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import ParameterError
-from .layers import TemporalPool, clamp_pool, conv_out, conv_padding, feature_size
+from sonotype.errors import ParameterError
+from sonotype.models.layers import TemporalPool, clamp_pool, conv_out, conv_padding, feature_size
 
 __all__ = ["CRNN", "CNN2DSeed"]
 

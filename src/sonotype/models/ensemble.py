@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ParameterError
+from sonotype.errors import ParameterError
 
 __all__ = ["Ensemble", "ensemble_of"]
 
@@ -63,7 +63,7 @@ class Ensemble(nn.Module):
         class_prior: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        from . import from_spec  # the registry imports this module: import at build time
+        from sonotype.models import from_spec  # the registry imports this module: import at build time
 
         if len(members) < 1:
             raise ParameterError("an ensemble needs at least one member spec")
@@ -125,7 +125,7 @@ def ensemble_of(networks: Sequence[nn.Module], *, class_prior: Sequence[float] |
     >>> ens.sonotype_spec["name"], len(ens.members)
     ('ensemble', 2)
     """
-    from . import build_model, model_spec
+    from sonotype.models import build_model, model_spec
 
     if not networks:
         raise ParameterError("ensemble_of needs at least one network")

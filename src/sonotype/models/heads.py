@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import ParameterError
-from . import register_model
+from sonotype.errors import ParameterError
+from sonotype.models import register_model
 
 __all__ = ["LayerWeightedMLP"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ParameterError
+from sonotype.errors import ParameterError
 
 __all__ = ["POOLINGS", "TemporalPool", "clamp_pool", "conv_out", "conv_padding", "feature_size"]
 

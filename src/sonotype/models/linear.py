@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ParameterError
-from . import register_model
+from sonotype.errors import ParameterError
+from sonotype.models import register_model
 
 __all__ = ["DEFAULT_CS", "LinearClassifier", "fit_linear", "is_linear"]
 
@@ -159,7 +159,7 @@ def is_linear(model: Any) -> bool:
     (True, False)
     """
     if isinstance(model, str):
-        from . import MODELS
+        from sonotype.models import MODELS
 
         entry = MODELS.get(model)
         return entry is not None and getattr(entry.cls, "fitted_by", None) == "sklearn"
@@ -293,7 +293,7 @@ def fit_linear(
     oof: dict[float, np.ndarray] = {}
     from sklearn.exceptions import ConvergenceWarning
 
-    from ..threads import one_blas_thread
+    from sonotype.utils.threads import one_blas_thread
 
     # One BLAS thread: these are small problems, and threaded BLAS on a shared 2-core machine
     # made one 720 x 210 fit 60x slower (10.9 s against 0.18 s, measured).

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import ParameterError
+from sonotype.errors import ParameterError
 
 __all__ = ["MLP", "ResMLP"]
 

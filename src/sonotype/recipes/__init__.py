@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from sonotype.errors import ConfigError
 
 __all__ = ["RECIPES_DIR", "list_recipes", "recipe_path"]
 

@@ -1,6 +1,6 @@
 """Serve a trained model over HTTP: a FastAPI app with a REST API and a small web page.
 
-The app is a thin front end (parse, call :class:`sonotype.predict.Classifier`, format);
+The app is a thin front end (parse, call :class:`sonotype.inference.predict.Classifier`, format);
 ``sonotype serve MODEL`` runs it under uvicorn.
 
 Examples
@@ -11,6 +11,6 @@ Examples
 
 from __future__ import annotations
 
-from .app import create_app
+from sonotype.serve.app import create_app
 
 __all__ = ["create_app"]

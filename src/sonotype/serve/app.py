@@ -47,15 +47,15 @@ from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import audio
-from ..errors import AudioError, ParameterError, SonotypeError
-from ..limits import Limits, check_samples, check_windows
-from .errors import ApiError, all_finite, audio_error, request_id
-from .group import add_group_route
-from .openapi import ERROR_RESPONSES, install_error_schema
-from .security import Guard
-from .server import HeaderTimeoutH11, install_log_filter
-from .uploads import is_empty, parse_multipart, receive_body, spilled
+from sonotype import audio
+from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.serve.errors import ApiError, all_finite, audio_error, request_id
+from sonotype.serve.group import add_group_route
+from sonotype.serve.openapi import ERROR_RESPONSES, install_error_schema
+from sonotype.serve.security import Guard
+from sonotype.serve.server import HeaderTimeoutH11, install_log_filter
+from sonotype.serve.uploads import is_empty, parse_multipart, receive_body, spilled
+from sonotype.utils.limits import Limits, check_samples, check_windows
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_UPLOAD_MB", "ApiError", "create_app"]
 
@@ -245,7 +245,7 @@ def create_app(
     model : path-like or Classifier
         A saved model directory (loaded with :func:`sonotype.load_model`) or a loaded classifier.
     limits : Limits, optional
-        Every limit of the service (:class:`sonotype.limits.Limits`; default: the defaults
+        Every limit of the service (:class:`sonotype.utils.limits.Limits`; default: the defaults
         with the ``SONOTYPE_LIMIT_*`` environment applied). Shown at ``GET /v1/model``.
     max_upload_mb, max_duration_s, read_timeout_s, max_stream_s, max_stream_buffer_s : float, optional
         Shortcuts overriding the fields of ``limits`` of the same names.
@@ -270,7 +270,7 @@ def create_app(
                  "max_stream_s": max_stream_s, "max_stream_buffer_s": max_stream_buffer_s}
     limits = (Limits.from_env() if limits is None else limits).replace(
         **{k: v for k, v in overrides.items() if v is not None})
-    from .stream import serve_stream
+    from sonotype.serve.stream import serve_stream
 
     if torch_threads is not None:
         if torch_threads < 1:
@@ -280,7 +280,7 @@ def create_app(
         torch.set_num_threads(torch_threads)
 
     if isinstance(model, (str, os.PathLike)):
-        from .. import load_model
+        from sonotype import load_model
 
         clf = load_model(model)
     else:
@@ -460,7 +460,7 @@ def _classify_file(
 
 
 def _version() -> str:
-    from .. import __version__
+    from sonotype import __version__
 
     return __version__
 
@@ -469,7 +469,7 @@ def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` with several workers: settings from the environment.
 
     ``SONOTYPE_SERVE_MODEL`` (required), ``SONOTYPE_SERVE_TORCH_THREADS``, the limits as
-    ``SONOTYPE_LIMIT_<NAME>`` (:mod:`sonotype.limits`), ``SONOTYPE_SERVE_ALLOW_HOSTS`` and
+    ``SONOTYPE_LIMIT_<NAME>`` (:mod:`sonotype.utils.limits`), ``SONOTYPE_SERVE_ALLOW_HOSTS`` and
     ``SONOTYPE_SERVE_ALLOW_ORIGINS`` (comma-separated; hosts ``*`` = any) and ``SONOTYPE_TOKEN``.
     """
     model = os.environ.get("SONOTYPE_SERVE_MODEL")

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import AudioError
+from sonotype.errors import AudioError
 
 __all__ = ["ApiError", "all_finite", "audio_error", "request_id"]
 

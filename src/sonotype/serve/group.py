@@ -19,10 +19,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from ..errors import AudioError, SonotypeError
-from .errors import ApiError, all_finite, audio_error, request_id
-from .openapi import ERROR_RESPONSES
-from .uploads import is_empty, parse_multipart, receive_body, spilled
+from sonotype.errors import AudioError, SonotypeError
+from sonotype.serve.errors import ApiError, all_finite, audio_error, request_id
+from sonotype.serve.openapi import ERROR_RESPONSES
+from sonotype.serve.uploads import is_empty, parse_multipart, receive_body, spilled
 
 __all__ = ["MAX_GROUP_FILES", "add_group_route"]
 

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import ParameterError
+from sonotype.errors import ParameterError
 
 __all__ = ["LOCAL_HOSTS", "PUBLIC_PATHS", "Guard", "default_hosts", "host_name"]
 

@@ -27,7 +27,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..limits import Limits
+from sonotype.utils.limits import Limits
 
 __all__ = ["HeaderTimeoutH11", "RateLimitFilter", "install_log_filter", "run"]
 

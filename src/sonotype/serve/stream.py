@@ -10,11 +10,11 @@ Protocol
 - Server -> client: one text message per window as soon as its last sample has arrived,
   ``{"start": s, "end": e, "label": ..., "probabilities": {...}}`` (seconds from the start
   of the stream): the windows of ``predict --window W --hop H`` on the same audio
-  (:class:`sonotype.live.Windower`). After ``end``: the last partial window (when it holds
+  (:class:`sonotype.inference.live.Windower`). After ``end``: the last partial window (when it holds
   one analysis frame), then the close with code 1000.
 - Errors close the socket with a code and a reason: 1007 for invalid data (a binary frame
   whose length is not a multiple of 4, NaN or infinite samples, a bad query parameter);
-  ``window``/``hop`` outside the limits of :mod:`sonotype.limits` (a hop under ``min_hop_s``,
+  ``window``/``hop`` outside the limits of :mod:`sonotype.utils.limits` (a hop under ``min_hop_s``,
   more than ``max_windows_per_stream_s`` windows per second, a window over ``max_window_s``);
   1003 for an unsupported message (any text but ``end``); 1008 for a limit (the stream's
   length, or more audio waiting for classification than the server buffers: the client
@@ -40,9 +40,9 @@ import anyio
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..errors import AudioError, ParameterError, SonotypeError
-from ..limits import Limits, check_windows
-from ..live import LiveStream, Window, classify_windows
+from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.inference.live import LiveStream, Window, classify_windows
+from sonotype.utils.limits import Limits, check_windows
 
 __all__ = ["DEFAULT_STREAM_MAX_BUFFER_S", "DEFAULT_STREAM_MAX_S", "DEFAULT_WINDOW_S", "MAX_FRAME_BYTES", "serve_stream"]
 

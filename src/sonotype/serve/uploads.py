@@ -22,8 +22,8 @@ import anyio
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ..errors import AudioError
-from .errors import ApiError
+from sonotype.errors import AudioError
+from sonotype.serve.errors import ApiError
 
 __all__ = ["COPY_BLOCK", "is_empty", "parse_multipart", "receive_body", "spilled"]
 

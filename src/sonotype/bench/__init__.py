@@ -1,0 +1,1 @@
+"""Benchmarks run as commands (never tests): features, encoders, corpus-scale extraction."""

@@ -1,0 +1,1 @@
+"""The one strict parser that turns plain data (YAML/JSON) into typed config dataclasses."""

@@ -1,0 +1,1 @@
+"""Pure metrics: scores, clip votes, fold aggregation, bootstrap intervals, label maps."""

@@ -1,0 +1,1 @@
+"""Saved models and the one prediction path: files, arrays, windows, batches, live audio."""

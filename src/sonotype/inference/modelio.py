@@ -1,0 +1,317 @@
+"""Safe model files: a directory of safetensors weights and one JSON description.
+
+Layout of a saved model directory::
+
+    model.json            format, version, labels, architecture, feature settings, scaler, metrics
+    weights.safetensors   the network's state_dict
+    scaler.safetensors    the feature scaler's statistics (only when there is a scaler)
+
+Loading reads JSON with :mod:`json` and tensors with :func:`safetensors.torch.load_file`
+and nothing else: no pickle, no ``torch.load``, so opening a model file never executes
+code. ``model.json`` is checked against a strict schema (unknown keys, wrong types, an
+unknown format version are refused with :class:`~sonotype.errors.ModelError`) and the
+weights' digests recorded in it are verified, so a swapped or truncated file is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from sonotype.errors import ConfigError, ModelError
+from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.utils.io import atomic_dir, atomic_write_bytes, atomic_write_text, file_digest
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MODEL_JSON",
+    "SCALER_FILE",
+    "WEIGHTS_FILE",
+    "read_model_dir",
+    "save_model",
+]
+
+FORMAT = "sonotype-model"
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+SCALER_FILE = "scaler.safetensors"
+
+# key -> (accepted JSON types, required); the schema of format_version 1.
+_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
+    "format": ((str,), True),
+    "format_version": ((int,), True),
+    "sonotype_version": ((str,), True),
+    "labels": ((list,), True),
+    "architecture": ((dict,), True),
+    "features": ((dict, type(None)), True),  # null for backbone models: no frame features are used
+    "representation": ((dict, type(None)), True),
+    "scaler": ((dict, type(None)), True),
+    "metrics": ((dict, type(None)), True),
+    "created": ((str,), True),
+    "backbone": ((dict, type(None)), True),
+    "files": ((dict,), True),
+    "extra": ((dict,), False),
+}
+_ARCH_KEYS = {"name": str, "input_shape": list, "n_classes": int, "params": dict}
+
+
+def _plain(x: Any, what: str) -> Any:
+    """``x`` as JSON would give it back; refuse values JSON cannot hold."""
+    try:
+        return json.loads(json.dumps(x, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{what} must be JSON values (no NaN), got {x!r} ({exc})") from None
+
+
+def _state_tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Torch tensors or numpy arrays -> independent contiguous CPU tensors.
+
+    safetensors refuses shared or non-contiguous storage, so every entry is copied.
+    """
+    out = {}
+    for k, v in state.items():
+        t = v.detach().to("cpu") if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v))
+        out[str(k)] = t.contiguous().clone()
+    return out
+
+
+def save_model(
+    dest: str | os.PathLike,
+    *,
+    network: torch.nn.Module,
+    architecture: dict[str, Any] | None = None,
+    labels: list[str],
+    feature_config: FeatureConfig | dict[str, Any] | None,
+    representation: RepresentationConfig | dict[str, Any] | None,
+    scaler: Any = None,
+    metrics: dict[str, Any] | None = None,
+    backbone: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a model directory atomically; an existing ``dest`` is refused unless ``force``.
+
+    Parameters
+    ----------
+    dest : path-like
+        The model directory to create.
+    network : torch.nn.Module
+        Its ``state_dict()`` goes to ``weights.safetensors``.
+    architecture : dict, optional
+        ``{"name", "input_shape", "n_classes", "params"}`` that rebuilds the network with
+        :func:`sonotype.models.build_model`. A network built by ``build_model`` carries its
+        spec with every parameter resolved; that is what is saved (``architecture``, when
+        given, must agree with it on name, input_shape and n_classes).
+    labels : list of str
+        Class names in output order.
+    feature_config, representation : dataclass, dict or None
+        The exact feature settings used at training time; None (stored as null) for a
+        model on backbone embeddings, which uses no frame features.
+    scaler : Standardizer, optional
+        Anything with ``to_dict()`` (JSON) and ``state_tensors()`` (name -> tensor).
+    metrics : dict, optional
+        A JSON summary of the evaluation (headline figures, protocol).
+    backbone : dict, optional
+        Description of a pretrained embedding backbone the features come from.
+    extra : dict, optional
+        Free-form JSON kept under ``"extra"``.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.inference.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> sorted(p.name for p in path.iterdir())
+    ['model.json', 'weights.safetensors']
+    """
+    from sonotype import __version__
+
+    spec = getattr(network, "sonotype_spec", None)
+    if architecture is None and spec is None:
+        raise ModelError("architecture is required for a network not built by sonotype.models.build_model")
+    if spec is not None:
+        # The network's own spec holds every parameter resolved, so the file does not depend
+        # on today's defaults; a given architecture must agree with it.
+        if architecture is not None:
+            given = _plain(architecture, "architecture")
+            for key in ("name", "input_shape", "n_classes"):
+                if given.get(key) != spec.get(key):
+                    raise ModelError(f"architecture {key}={given.get(key)!r} disagrees with the network's "
+                                     f"{spec.get(key)!r}")
+        architecture = spec
+    fdict = None if feature_config is None else (
+        feature_config.to_dict() if hasattr(feature_config, "to_dict") else dict(feature_config))
+    rdict = None if representation is None else (
+        representation.to_dict() if hasattr(representation, "to_dict") else dict(representation))
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sonotype_version": __version__,
+        "labels": [str(lab) for lab in labels],
+        "architecture": _plain(architecture, "architecture"),
+        "features": _plain(fdict, "feature_config"),
+        "representation": _plain(rdict, "representation"),
+        "scaler": None if scaler is None else _plain(scaler.to_dict(), "scaler.to_dict()"),
+        "metrics": None if metrics is None else _plain(metrics, "metrics"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backbone": None if backbone is None else _plain(backbone, "backbone"),
+        "files": {},
+        "extra": _plain(dict(extra or {}), "extra"),
+    }
+    _validate(meta, Path(dest) / MODEL_JSON)  # never write what we could not read back
+    if Path(dest).exists() and not force:
+        raise ModelError(f"{dest} already exists; pass --force (force=True) to overwrite it")
+    with atomic_dir(dest, force=force) as tmp:
+        # safetensors' save_file creates its file 0600; bytes through atomic_write_bytes honour the umask
+        atomic_write_bytes(tmp / WEIGHTS_FILE, save(_state_tensors(network.state_dict()), metadata={"format": FORMAT}))
+        meta["files"][WEIGHTS_FILE] = file_digest(tmp / WEIGHTS_FILE)
+        if scaler is not None:
+            atomic_write_bytes(tmp / SCALER_FILE, save(_state_tensors(scaler.state_tensors()), metadata={"format": FORMAT}))
+            meta["files"][SCALER_FILE] = file_digest(tmp / SCALER_FILE)
+        atomic_write_text(tmp / MODEL_JSON, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    return Path(dest)
+
+
+def _validate(meta: Any, where: Path) -> None:
+    """Check ``meta`` against the format-1 schema; raise :class:`ModelError` naming the problem."""
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where}: must hold a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{where}: not a sonotype model (format {meta.get('format')!r}, expected {FORMAT!r})")
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ModelError(
+            f"{where}: unknown format_version {version!r}; this sonotype reads version {FORMAT_VERSION}"
+            " (upgrade sonotype to load newer models)"
+        )
+    unknown = sorted(set(meta) - set(_SCHEMA))
+    if unknown:
+        raise ModelError(f"{where}: unexpected key(s) {unknown} for format_version {FORMAT_VERSION}")
+    for key, (types, required) in _SCHEMA.items():
+        if key not in meta:
+            if required:
+                raise ModelError(f"{where}: missing key {key!r}")
+            continue
+        # bool is an int subclass in Python; it is never a valid value here.
+        if isinstance(meta[key], bool) or not isinstance(meta[key], types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ModelError(f"{where}: {key!r} must be {want}, got {type(meta[key]).__name__}")
+    labels = meta["labels"]
+    if len(labels) < 2 or not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
+        raise ModelError(f"{where}: 'labels' must be >= 2 distinct strings, got {labels!r}")
+    arch = meta["architecture"]
+    if set(arch) != set(_ARCH_KEYS):
+        raise ModelError(f"{where}: 'architecture' must have keys {sorted(_ARCH_KEYS)}, got {sorted(arch)}")
+    for key, typ in _ARCH_KEYS.items():
+        if isinstance(arch[key], bool) or not isinstance(arch[key], typ):
+            raise ModelError(f"{where}: architecture.{key} must be {typ.__name__}, got {arch[key]!r}")
+    if not arch["input_shape"] or not all(type(s) is int and s > 0 for s in arch["input_shape"]):
+        raise ModelError(f"{where}: architecture.input_shape must be positive ints, got {arch['input_shape']!r}")
+    if arch["n_classes"] != len(labels):
+        raise ModelError(f"{where}: architecture.n_classes={arch['n_classes']} but {len(labels)} labels")
+    if (meta["features"] is None or meta["representation"] is None) and meta["backbone"] is None:
+        raise ModelError(f"{where}: 'features' and 'representation' may be null only for a backbone model")
+    try:
+        if meta["features"] is not None:
+            FeatureConfig.from_dict(meta["features"])
+        if meta["representation"] is not None:
+            RepresentationConfig.from_dict(meta["representation"])
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: invalid feature settings ({exc})") from None
+    for name, digest in meta["files"].items():
+        if name not in (WEIGHTS_FILE, SCALER_FILE) or not isinstance(digest, str):
+            raise ModelError(f"{where}: 'files' must map {WEIGHTS_FILE}/{SCALER_FILE} to digests, got {name!r}")
+
+
+def _load_tensors(path: Path, digest: str | None) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelError(f"{path}: missing model file {path.name}")
+    if digest is not None and file_digest(path) != digest:
+        raise ModelError(f"{path}: content does not match the digest recorded in {MODEL_JSON} (corrupt or replaced)")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor] | None]]:
+    """Read and check a model directory without executing anything from it.
+
+    Returns
+    -------
+    meta : dict
+        The validated ``model.json``.
+    tensors : dict
+        ``{"network": state_dict, "scaler": tensors or None}``.
+
+    Raises
+    ------
+    ModelError
+        Missing directory or file (named), invalid JSON, unknown format or version, schema
+        violation, digest mismatch, unreadable safetensors.
+
+    Parameters
+    ----------
+    path : path-like
+        The model folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sonotype.features import FeatureConfig, RepresentationConfig
+    >>> from sonotype.inference.modelio import save_model
+    >>> from sonotype.models import build_model
+    >>> fc = FeatureConfig(sr=8000, n_fft=512, hop_length=256, features=["rms", "centroid"])
+    >>> net = build_model("mlp-small", (2,), 2, seed=0)  # untrained: this shows the API, not a result
+    >>> path = save_model(tempfile.mkdtemp() + "/model", network=net, labels=["high", "low"],
+    ...                   feature_config=fc, representation=RepresentationConfig())
+    >>> meta, tensors = read_model_dir(path)
+    >>> meta["labels"], sorted(tensors)
+    (['high', 'low'], ['network', 'scaler'])
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelError(f"{root}: model directory not found" if not root.exists()
+                         else f"{root}: a model is a directory holding {MODEL_JSON} and {WEIGHTS_FILE}")
+    mj = root / MODEL_JSON
+    if not mj.is_file():
+        if (root / "model" / MODEL_JSON).is_file():  # a run directory given for its model
+            raise ModelError(f"{root} is a run directory, not a model: did you mean {root / 'model'}?")
+        raise ModelError(f"{mj}: missing model file {MODEL_JSON}")
+    try:
+        meta = json.loads(mj.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{mj}: not valid JSON ({exc})") from None
+    _validate(meta, mj)
+    files = meta["files"]
+    if WEIGHTS_FILE not in files:
+        raise ModelError(f"{mj}: 'files' lacks the digest of {WEIGHTS_FILE}")
+    if (meta["scaler"] is None) != (SCALER_FILE not in files):
+        raise ModelError(f"{mj}: 'scaler' and files[{SCALER_FILE!r}] must be both present or both absent")
+    tensors: dict[str, dict[str, torch.Tensor] | None] = {
+        "network": _load_tensors(root / WEIGHTS_FILE, files[WEIGHTS_FILE]),
+        "scaler": None if meta["scaler"] is None else _load_tensors(root / SCALER_FILE, files[SCALER_FILE]),
+    }
+    return meta, tensors

@@ -1,0 +1,1 @@
+"""Experiments: run configs, folds, final models, baselines, the AudioClassifier estimator, defaults."""

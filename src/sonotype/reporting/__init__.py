@@ -1,0 +1,1 @@
+"""Reports of finished runs and predictions: HTML, plots, result tables, run objects."""

@@ -1,0 +1,1 @@
+"""Group-aware splits (k-fold, leave-one-group-out, holdout) and the protocol names."""

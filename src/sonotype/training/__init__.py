@@ -1,0 +1,1 @@
+"""Training loops, ensemble members and augmentation over item arrays."""

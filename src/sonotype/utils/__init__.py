@@ -1,0 +1,1 @@
+"""Floor utilities that every layer may use: validation, seeds, atomic files, threads, progress."""
