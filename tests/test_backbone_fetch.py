@@ -226,3 +226,11 @@ def test_cli_fetch_and_list(hub: FakeHub, tmp_path: Path) -> None:
     assert all(r["cpu_per_audio_hour"] == "not measured" for r in doc["backbones"] if r["name"] in unmeasured)
     assert "measured" in base["cpu_per_audio_hour"] and "not" not in base["cpu_per_audio_hour"]
     assert str(tmp_path / "bb") in doc["searched"]
+    # the native encoders are listed beside the hub ones, with their family, source and licence (not fetched here)
+    native = {r["name"]: r for r in doc["backbones"] if r["kind"] == "native"}
+    assert set(native) == {"musicnn-msd", "efficientat-mn04"}
+    assert native["musicnn-msd"]["family"] == "musicnn" and native["musicnn-msd"]["licence"] == "ISC"
+    assert "pypi.org/project/musicnn/0.1.0" in native["musicnn-msd"]["source"]
+    assert native["efficientat-mn04"]["licence"] == "MIT" and native["efficientat-mn04"]["source"].startswith("https://github.com/")
+    assert all(r["present"] == "" and r["verified"] is False for r in native.values())
+    assert all(r["kind"] == "transformers" and r["hub_id"] for r in doc["backbones"] if r["name"] not in native)

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 import sonotype
 from sonotype.errors import ModelError, ParameterError
 from sonotype.serve import create_app
+from sonotype.utils.limits import Limits
 
 SR = 16000
 
@@ -118,8 +119,7 @@ def test_model_endpoint(client: TestClient, clf) -> None:
     assert m["features"]["n_fft"] == 512 and m["features"]["n_mfcc"] == 13
     assert m["architecture"]["name"] == "mlp"
     assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
-    assert m["limits"] == {"max_upload_mb": 1.0, "max_duration_s": 5.0, "max_stream_s": 4 * 3600.0,
-                           "max_stream_buffer_s": 60.0}
+    assert m["limits"] == {**Limits().to_dict(), "max_upload_mb": 1.0, "max_duration_s": 5.0}
 
 
 def test_classify_multipart_matches_python_api(client: TestClient, clf, model_files) -> None:
@@ -275,7 +275,8 @@ def test_corrupt_and_too_short_audio_is_422(client: TestClient, model_files) -> 
 
 @pytest.mark.parametrize(
     ("query", "needle"),
-    [("window=-1", "window"), ("window=abc", "window"), ("hop=0.5", "hop"), ("window=0.5&hop=0.0001", "segments"),
+    [("window=-1", "window"), ("window=abc", "window"), ("hop=0.5", "hop"), ("window=0.5&hop=0.0001", "min_hop_s"), ("window=1&hop=0.000000001", "min_hop_s"),
+         ("window=1e308", "window"),
      ("envelope=99999", "envelope"), ("window=0.001", "window")],
 )
 def test_bad_parameters_are_422(client: TestClient, model_files, query, needle) -> None:

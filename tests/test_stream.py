@@ -136,7 +136,14 @@ def test_many_streams_at_once(client, clf, signal):
     ("sr=0", 1007, "sr"),
     ("window=nan", 1007, "not finite"),
     ("window=0", 1007, "window"),
-    ("window=0.001", 1007, "shorter than this model's minimum"),
+    ("window=0.02", 1007, "shorter than this model's minimum"),
+    ("window=0.001", 1007, "min_hop_s"),
+    # issue 23 rows 1 and 5: no floor on the hop ran 37 CPU-s per audio second; 1e308 closed 1011
+    ("window=1&hop=0.000000001", 1007, "min_hop_s"),
+    ("window=1&hop=0.001", 1007, "min_hop_s"),
+    ("window=1&hop=0.005", 1007, "min_hop_s"),
+    ("window=1e308", 1007, "max_window_s"),
+    ("window=1&hop=1e308", 1007, "max_window_s"),
     ("window=0.5&hop=-1", 1007, "hop"),
     ("window=15&hop=15", 1007, "more than this server buffers"),
 ])

@@ -51,10 +51,13 @@ class NativeEncoder:
     note: str = ""
 
 
-# Measured on this project's 2-core AMD EPYC machine, one thread (scripts/bench_*.py, docs/results.md).
+# CPU per audio hour, one thread, warm (`sonotype bench backbone NAME`): musicnn-msd on 24 GTZAN clips of 30 s
+# (--audio ../shared/data/gtzan/genres_original), Intel Xeon 2.8 GHz: 39 CPU-s (92x real time, one clip at a time).
+# efficientat-mn04: 13 CPU-s on the project's AMD EPYC machine (scripts/bench_efficientat.py); on 24 ESC-50 clips
+# of 5 s (--audio ../shared/data/esc50/audio), Intel Xeon 2.8 GHz: 12 CPU-s one clip at a time, 10 batched.
 NATIVE_ENCODERS: dict[str, NativeEncoder] = {e.name: e for e in (
     NativeEncoder("musicnn-msd", "musicnn", "https://pypi.org/project/musicnn/0.1.0/ (the wheel's MSD_musicnn checkpoint)",
-                  "0.79 M", "not measured", "ISC", "music tags: 50 MSD tags (genre, instruments, mood)"),
+                  "0.79 M", "about 40 CPU-s (measured)", "ISC", "music tags: 50 MSD tags (genre, instruments, mood)"),
     NativeEncoder("efficientat-mn04", "efficientat",
                   "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt",
                   "0.99 M", "about 13 CPU-s (measured)", "MIT", "general sound: 527 AudioSet classes"),

@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
+import soxr
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
@@ -86,7 +89,7 @@ BATCH = 2  # patches per forward pass in :meth:`MusicnnEncoder.embed`: measured 
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """The (96, 257) Slaney mel filter bank the original used (``librosa.filters.mel`` defaults)."""
-    import librosa
+    import librosa  # heavy: librosa loads numba; only this path needs it
 
     fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
     fb.setflags(write=False)  # shared by every call (cached)
@@ -439,7 +442,6 @@ def _config(model: Musicnn, labels: Sequence[str], digest: str) -> dict:
 
 def save(model: Musicnn, labels: Sequence[str], out_dir: Path | str) -> Path:
     """Write ``model.safetensors`` + ``config.json`` for ``model`` atomically (temp folder, then rename)."""
-    from safetensors.torch import save_file
 
     labels = [str(x) for x in labels]
     if len(labels) != model.arch["n_tags"]:
@@ -503,8 +505,6 @@ def load(folder: Path | str) -> MusicnnEncoder:
         Missing or unreadable files, another family, missing/extra/misshapen tensors, or
         tensors whose digest differs from ``config.json``'s ``tensor_digest``.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     folder = Path(folder).expanduser()
     try:
@@ -569,8 +569,6 @@ class MusicnnEncoder:
         if int(sr) <= 0:
             raise ParameterError(f"musicnn: sample rate must be positive; got {sr}")
         if int(sr) != SAMPLE_RATE and y.size:
-            import soxr
-
             y = soxr.resample(y, int(sr), SAMPLE_RATE).astype(np.float32, copy=False)
         return patches(log_mel(y))
 

@@ -11,6 +11,8 @@ from rich.markup import escape
 
 from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.config import RUNTIMES
+from sonotype.backbones.native import read_native_config
+from sonotype.backbones.sources import NATIVE_SOURCES, fetch_native
 from sonotype.cli._common import console, out
 from sonotype.cli.features import bench_app
 from sonotype.errors import ConfigError, SonotypeError
@@ -48,7 +50,7 @@ def bench_backbone(
 
     from sonotype.bench.backbone import (
         bench_backbone as run,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the bf16 fallback note: the table says it
@@ -92,10 +94,7 @@ def _present(name: str, hub_id: str, dirs: list[Path]) -> str:
         candidates,
         named_folder,
         read_marker,
-    )
-    from sonotype.backbones.native import (
-        read_native_config,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     named = named_folder(name, dirs)
     if named is not None and read_native_config(named) is None:
@@ -114,10 +113,7 @@ def _native_present(name: str, family: str, digest: str | None, dirs: list[Path]
     """(the folder ``name`` under the searched folders when it holds that family, whether its tensors are the release's)."""
     from sonotype.backbones.folders import (
         named_folder,  # heavy (torch): lazy for a fast --help
-    )
-    from sonotype.backbones.native import (
-        read_native_config,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     folder = named_folder(name, dirs)
     cfg = read_native_config(folder) if folder is not None else None
@@ -128,9 +124,6 @@ def _native_present(name: str, family: str, digest: str | None, dirs: list[Path]
 
 def _rows(dirs: list[Path]) -> list[dict]:
     """Every encoder sonotype knows by name: the transformers aliases, then the native encoders."""
-    from sonotype.backbones.sources import (
-        NATIVE_SOURCES,  # heavy (torch): lazy for a fast --help
-    )
 
     rows = [
         {"name": a.name, "kind": "transformers", "family": a.family, "hub_id": a.hub_id,
@@ -159,7 +152,7 @@ def list_backbones(
 
     from sonotype.backbones.folders import (
         search_dirs,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     dirs = search_dirs(backbone_dir)
     rows = _rows(dirs)
@@ -177,14 +170,11 @@ def list_backbones(
     from sonotype.backbones.checkpoint import (  # heavy (torch): lazy for a fast --help
         CONFIG_FILE,
         encoder_shape,
-    )
+    )  # heavy (torch): lazy for a fast --help
     from sonotype.backbones.folders import (  # heavy (torch): lazy for a fast --help
         candidates,
         read_marker,
-    )
-    from sonotype.backbones.native import (
-        read_native_config,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     shown = {Path(r["present"]) for r in rows if r["present"] and not r["present"].endswith("(HF cache)")}
     for folder in candidates(dirs):  # folders of unknown origin (no fetch record): usable by path
@@ -224,9 +214,6 @@ def fetch_backbone(
     """Download NAME and check it: a hub encoder's safetensors, config and preprocessor files (nothing else),
     or a native encoder's released weights (musicnn-msd: the musicnn 0.1.0 wheel from the package index;
     efficientat-mn04: the EfficientAT release file), converted to safetensors."""
-    from sonotype.backbones.sources import (
-        NATIVE_SOURCES,  # heavy (torch): lazy for a fast --help
-    )
 
     if name in NATIVE_SOURCES:
         _fetch_native(name, dest=dest, force=force, source_file=source_file, url=url, index_url=index_url,
@@ -237,10 +224,10 @@ def fetch_backbone(
                           f"({', '.join(NATIVE_SOURCES)}); for {name}, copy its folder here and use its path")
     from sonotype.backbones.fetch import (
         fetch,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
     from sonotype.backbones.folders import (
         MARKER_FILE,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     folder = fetch(name, revision=revision, dest_dir=dest, force=force)
     marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))
@@ -255,10 +242,6 @@ def fetch_backbone(
 
 def _fetch_native(name: str, *, dest: Path | None, force: bool, source_file: Path | None, url: str | None,
                   index_url: str | None, revision: str | None) -> None:
-    from sonotype.backbones.sources import (
-        fetch_native,  # heavy (torch): lazy for a fast --help
-    )
-
     if revision is not None:
         raise ConfigError(f"{name} is converted from one fixed release; it has no revisions (drop --revision)")
     with warnings.catch_warnings():

@@ -191,7 +191,7 @@ def bench_predict(
 
     from sonotype.inference.predict import (
         load_model,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     torch.set_num_threads(threads)
     load_model(model)  # warm imports and file cache: the budget excludes Python imports
@@ -233,7 +233,7 @@ def bench_scale(
     from sonotype.bench.scale import (  # heavy (torch): lazy for a fast --help
         DUSHA_HOURS,
         run_scale,
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     r = run_scale(n, engines=tuple(engine) or ("local", "ray"), workers=tuple(workers) or None, root=root,
                   clip_seconds=seconds, address=address, shard_size=shard_size)
@@ -270,7 +270,7 @@ def bench_memmap(
     """Train on a set of items in memory-mapped shards larger than the RSS it uses: peak RSS vs set size."""
     from sonotype.bench.scale import (
         run_memmap_bench,  # heavy (torch): lazy for a fast --help
-    )
+    )  # heavy (torch): lazy for a fast --help
 
     r = run_memmap_bench(gb, dim=dim, epochs=epochs)
     if as_json:

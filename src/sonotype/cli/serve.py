@@ -9,9 +9,14 @@ from pathlib import Path
 
 import typer
 
+from sonotype.bench.serve import run_bench
 from sonotype.cli._common import out
+from sonotype.cli.features import bench_app
 from sonotype.errors import ParameterError
 from sonotype.serve.app import create_app
+from sonotype.serve.security import default_hosts
+from sonotype.serve.server import run
+from sonotype.utils.limits import Limits, describe
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +25,38 @@ def register(app: typer.Typer) -> None:
     app.command("listen")(listen)
     app.command("export")(export)
 
+    bench_app.command("serve")(bench_serve)
+
+
+def bench_serve(
+    model: Path | None = typer.Argument(None, help="Saved model directory to serve on loopback (or give --url)."),
+    url: str | None = typer.Option(None, "--url", help="A running service to drive instead (http://127.0.0.1:8000)."),
+    clients: int = typer.Option(16, "--clients", min=1, help="Concurrent clients."),
+    seconds: float = typer.Option(60.0, "--seconds", min=1.0, help="How long the load runs."),
+    slow_clients: int = typer.Option(0, "--slow-clients", min=0, help="Slowloris connections attached meanwhile."),
+    port: int = typer.Option(8765, "--port", help="Port for the server started here."),
+    token: str | None = typer.Option(None, "--token", envvar="SONOTYPE_TOKEN", help="Bearer token of the service."),
+) -> None:
+    """Load-test the service: N clients (classify a 30 s clip, classify-group, stream, oversize and
+    malformed requests) for a bounded time; throughput, p50/p95/p99, codes, peak RSS as JSON."""
+
+
+    if model is None and url is None:
+        raise ParameterError("give MODEL (served here on loopback) or --url of a running service")
+    r = run_bench(model, url=url, clients=clients, seconds=seconds, slow_clients=slow_clients, token=token,
+                  port=port)
+    out.print_json(json.dumps(r))
+
+
+def _limit_pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"--limit takes NAME=VALUE, got {item!r}")
+        pairs[name.strip().replace("-", "_")] = value.strip()
+    return pairs
+
 
 def serve(
     model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`) or hf://user/name[@revision]."),
@@ -27,38 +64,56 @@ def serve(
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
     threads: int = typer.Option(0, min=0, help="Torch threads per worker; 0 = CPU cores / workers, at most 4."),
-    max_upload_mb: float = typer.Option(20.0, help="Largest accepted upload, in MB (413 beyond)."),
-    max_duration: float = typer.Option(600.0, help="Longest accepted audio, in seconds (413 beyond)."),
-    max_stream: float = typer.Option(4 * 3600.0, help="Longest /v1/stream WebSocket stream, in seconds (closed 1008 beyond)."),
-    max_stream_buffer: float = typer.Option(60.0, help="Most audio (s) a stream may have waiting for classification "
-                                            "(closed 1008 beyond: the client sends faster than real time)."),
+    max_upload_mb: float | None = typer.Option(None, help="Largest accepted upload, in MB (413 beyond; limit "
+                                               "max_upload_mb)."),
+    max_duration: float | None = typer.Option(None, help="Longest accepted audio, in seconds (413 beyond; limit "
+                                              "max_duration_s)."),
+    max_stream: float | None = typer.Option(None, help="Longest /v1/stream WebSocket stream, in seconds (closed "
+                                            "1008 beyond; limit max_stream_s)."),
+    max_stream_buffer: float | None = typer.Option(None, help="Most audio (s) a stream may have waiting for "
+                                                   "classification (closed 1008 beyond; limit max_stream_buffer_s)."),
+    limit: list[str] = typer.Option([], "--limit", help="NAME=VALUE, repeatable; also $SONOTYPE_LIMIT_<NAME>. "
+                                    "Limits and defaults: " + describe() + "."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Host name this server answers besides the "
+                                         "address served and localhost (repeatable; '*' = any: needed behind a "
+                                         "proxy that passes its own Host). Others get 400."),
+    allow_origin: list[str] = typer.Option([], "--allow-origin", help="Web origin (scheme://host[:port]) allowed "
+                                           "to open /v1/stream besides the page's own (repeatable)."),
+    token: str | None = typer.Option(None, "--token", envvar="SONOTYPE_TOKEN", help="Require 'Authorization: "
+                                     "Bearer TOKEN' on every API route (for deployments beyond localhost)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
     backbone_dir: list[Path] = typer.Option([], "--backbone-dir", help="Folder to search for the model's backbone "
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
-    """Serve MODEL over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, the WebSocket
-    GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen)."""
+    """Serve MODEL over HTTP: POST /v1/classify, POST /v1/classify-group, GET /v1/model, GET /healthz,
+    the WebSocket GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen).
 
-    from sonotype.backbones.folders import (
-        add_search_dirs,  # heavy (torch): lazy for a fast --help
-    )
+    Every request has a budget (see --limit; the limits in force are shown at GET /v1/model);
+    only the Host names of the address served answer (--allow-host), and a browser page of
+    another origin cannot open the WebSocket (--allow-origin). See docs/serving.md.
+    """
+
+    from sonotype.backbones.load import add_search_dirs  # heavy (torch): lazy for a fast --help
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
-    from sonotype.inference.hub import local_model  # heavy: loads torch; `sonotype --help` stays fast
+    from sonotype.inference.hub import local_model  # heavy (torch): lazy for a fast --help
 
     model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
-
-    import uvicorn  # only `sonotype serve` runs a server
 
 
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
     if threads == 0:
         threads = max(1, min(4, (os.cpu_count() or 1) // workers))
+    shortcuts = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration, "max_stream_s": max_stream,
+                 "max_stream_buffer_s": max_stream_buffer}
+    limits = Limits.from_env().replace(**{k: v for k, v in shortcuts.items() if v is not None},
+                                       **_limit_pairs(limit))
+    hosts = default_hosts(host, allow_host)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Load once here so a bad model directory fails now, as one clear line, not in every worker.
-    app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration, torch_threads=threads,
-                     max_stream_s=max_stream, max_stream_buffer_s=max_stream_buffer)
+    app = create_app(model, limits=limits, torch_threads=threads, allow_hosts=hosts, allow_origins=allow_origin,
+                     token=token)
     clf = app.state.classifier
     out.print(
         f"serving [bold]{clf.model_id}[/] ({len(clf.labels)} classes) on http://{host}:{port}/ "
@@ -67,27 +122,25 @@ def serve(
         soft_wrap=True,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
-        out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines", highlight=False)
+        out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines"
+                  + ("" if token else "; consider --token (docs/serving.md)"), highlight=False)
+    if hosts is None:
+        out.print("[yellow]note:[/] any Host header is answered; name the served names with --allow-host",
+                  highlight=False)
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)
+        run(app, host=host, port=port, limits=limits, log_level=log_level)
         return
     os.environ.update(
         SONOTYPE_SERVE_MODEL=str(Path(model).resolve()),
-        SONOTYPE_SERVE_MAX_UPLOAD_MB=str(max_upload_mb),
-        SONOTYPE_SERVE_MAX_DURATION_S=str(max_duration),
         SONOTYPE_SERVE_TORCH_THREADS=str(threads),
-        SONOTYPE_SERVE_MAX_STREAM_S=str(max_stream),
-        SONOTYPE_SERVE_MAX_STREAM_BUFFER_S=str(max_stream_buffer),
+        SONOTYPE_SERVE_ALLOW_HOSTS="*" if hosts is None else ",".join(hosts),
+        SONOTYPE_SERVE_ALLOW_ORIGINS=",".join(allow_origin),
+        **limits.to_env(),
     )
-    uvicorn.run(
-        "sonotype.serve.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        timeout_keep_alive=5,
-    )
+    if token:
+        os.environ["SONOTYPE_TOKEN"] = token
+    run("sonotype.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, limits=limits,
+        log_level=log_level)
 
 
 def listen(
@@ -111,16 +164,9 @@ def listen(
     flushing the last partial window and closing the last event.
     """
 
-    from sonotype.inference.listen import (  # heavy (torch): lazy for a fast --help
-        device_source,
-        file_source,
-    )
-    from sonotype.inference.listen import (
-        listen as run_listen,  # heavy (torch): lazy for a fast --help
-    )
-    from sonotype.inference.predict import (
-        load_model,  # heavy (torch): lazy for a fast --help
-    )
+    from sonotype.inference.listen import device_source, file_source  # heavy (torch): lazy for a fast --help
+    from sonotype.inference.listen import listen as run_listen  # heavy (torch): lazy for a fast --help
+    from sonotype.inference.predict import load_model  # heavy (torch): lazy for a fast --help
 
     clf = load_model(model)
     if input_file is not None:
@@ -153,10 +199,7 @@ def export(
     check: bool = typer.Option(True, help="Compare onnxruntime with PyTorch on random inputs after writing."),
 ) -> None:
     """Export MODEL's network, with its feature scaler folded in, to ONNX for onnxruntime."""
-    from sonotype.inference.export import (  # heavy (torch): lazy for a fast --help
-        export_onnx,
-        verify_onnx,
-    )
+    from sonotype.inference.export import export_onnx, verify_onnx  # heavy (torch): lazy for a fast --help
 
     path = export_onnx(model, onnx, opset=opset)
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", highlight=False)

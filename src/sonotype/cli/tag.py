@@ -11,6 +11,7 @@ import typer
 from sonotype.audio import AUDIO_EXTENSIONS
 from sonotype.cli._common import console, out
 from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.inference.tagging import Tagger
 
 
 def _files(inputs: list[Path]) -> list[Path]:
@@ -39,7 +40,6 @@ def tag(
                                  '"probability"}]}]} (with --window, each result also has "windows").'),
 ) -> None:
     """Tag audio with a pretrained encoder's own classes: no labelled data, no training."""
-    from sonotype.inference.tagging import Tagger  # heavy (torch): lazy for a fast --help
 
     files = _files(inputs)
     tagger = Tagger.load(encoder)

@@ -18,9 +18,11 @@ from sonotype.cli._common import console, messages, out
 from sonotype.errors import AudioError, ConfigError, ParameterError, SonotypeError
 from sonotype.inference.events import audacity_labels, merge_events, webvtt
 from sonotype.inference.events import smooth as smooth_check
+from sonotype.pipeline.kind import default_for_corpus
 from sonotype.recipes import RECIPES_DIR, list_recipes, recipe_path
 from sonotype.reporting.results import collect_results, results_table
 from sonotype.utils.io import atomic_dir, atomic_write_text
+from sonotype.utils.limits import Limits, check_windows
 
 RUNTIMES = ("torch", "onnx")
 QUIET_HELP = "No progress or notes: only the final result line (with --json, only the JSON); warnings and errors still show."
@@ -88,8 +90,6 @@ def train(
     corpus_sets, corpus, mixed_kind = _corpus_sets(corpus, root)
     base, source = None, f"config {config}" if config else "built-in defaults"
     if config is None and model is None:
-        from sonotype.pipeline.kind import default_for_corpus  # heavy (torch): lazy for a fast --help
-
         # An explicit --backbone starts from the encoder recipe too (its measured head settings).
         config, source = default_for_corpus(corpus, root, kind or mixed_kind, scratch=scratch,
                                             encoder=backbone is not None)
@@ -347,6 +347,7 @@ def predict(
 
 
     _check_predict_options(runtime, csv_rows, smooth, smooth_kind, min_event)
+    check_windows(Limits.from_env(), window=window, hop=hop)  # a 1e-9 hop or a 1e308 window: one line, exit 2
     if batch_out is None and (jobs != 1 or resume or engine != "local" or address):
         raise ParameterError("--jobs, --resume, --engine and --address belong to the batch mode: add --out results.csv")
     if batch_out is not None:

@@ -26,6 +26,7 @@ from sonotype.features.cache import FeatureCache
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.frames import FrameFeatures, compute_frames
 from sonotype.features.represent import prepare_signal, represent, represent_names
+from sonotype.utils.limits import cap_jobs
 from sonotype.utils.progress import LineProgress, stderr_is_terminal
 from sonotype.utils.threads import single_threaded_children, single_threaded_worker
 
@@ -223,7 +224,7 @@ def _parallel(
     if pending:
         with single_threaded_children():
             pool = mp.get_context("spawn").Pool(
-                min(jobs, len(pending)), initializer=init_worker,
+                min(cap_jobs(jobs), len(pending)), initializer=init_worker,
                 initargs=(fcfg.to_dict(), None if cache is None else str(cache.root)),
             )
     try:

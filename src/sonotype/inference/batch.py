@@ -28,6 +28,7 @@ from sonotype.inference.predict import Classifier, expand_paths, load_model
 from sonotype.items.engine import map_files
 from sonotype.utils.checks import positive_int
 from sonotype.utils.io import atomic_write_text, file_digest
+from sonotype.utils.limits import cap_jobs
 from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
 __all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
@@ -528,6 +529,7 @@ def _pool_rows(model_dir: str, todo: Sequence[str], backbone_dirs: Sequence[str 
     """Rows from ``jobs`` spawned worker processes as they finish, at most ``2 * jobs`` in flight."""
 
     ctx = get_context("spawn")  # fork after torch has started threads can deadlock
+    jobs = min(cap_jobs(jobs), max(1, len(todo)))
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(model_dir, [str(b) for b in backbone_dirs])) as pool:
         queue = iter(todo)

@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from sonotype.errors import ConfigError, ParameterError
 from sonotype.features.cache import warn_unreadable
 from sonotype.utils.io import atomic_write_bytes
+from sonotype.utils.limits import cap_jobs, usable_cores
 from sonotype.utils.threads import single_threaded_children
 
 __all__ = [
@@ -111,7 +112,8 @@ class EngineConfig:
         return cfg
 
     def n_workers(self) -> int:
-        return int(self.workers or os.cpu_count() or 1)
+        """Local workers: ``workers`` capped at the usable cores (with a note), default all of them."""
+        return cap_jobs(int(self.workers)) if self.workers else usable_cores()
 
 
 # -- shard store ----------------------------------------------------------------------------

@@ -22,17 +22,16 @@ and the network itself is used by one thread at a time.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import copy
 import logging
-import math
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterator
+import weakref
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,32 +45,28 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sonotype import audio
+from sonotype import __version__, audio, load_model
 from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.serve.errors import ApiError, all_finite, audio_error, request_id
+from sonotype.serve.group import add_group_route
+from sonotype.serve.openapi import ERROR_RESPONSES, install_error_schema
+from sonotype.serve.security import Guard
+from sonotype.serve.server import HeaderTimeoutH11, install_log_filter
+from sonotype.serve.stream import serve_stream
+from sonotype.serve.uploads import is_empty, parse_multipart, receive_body, spilled
+from sonotype.utils.limits import Limits, check_samples, check_windows
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_UPLOAD_MB", "ApiError", "create_app"]
 
 log = logging.getLogger("sonotype.serve")
 
-DEFAULT_MAX_UPLOAD_MB = 20.0
-DEFAULT_MAX_DURATION_S = 600.0
-MAX_SEGMENTS = 5000  # bounds the work one request can ask for through a tiny hop
+DEFAULT_MAX_UPLOAD_MB = Limits.max_upload_mb
+DEFAULT_MAX_DURATION_S = Limits.max_duration_s
 MAX_ENVELOPE = 4000
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _STATIC = resources.files("sonotype.serve") / "static"
-
-
-class ApiError(Exception):
-    """An error answered to the client as JSON ``{error, detail, request_id}``."""
-
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
 
 
 class _RequestIdMiddleware:
@@ -96,67 +91,104 @@ class _RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _rid(request: Request) -> str:
-    return getattr(request.state, "request_id", "-")
-
-
-def _error_response(request: Request, status: int, error: str, detail: str) -> JSONResponse:
-    rid = _rid(request)
+def _error_response(request: Request, status: int, error: str, detail: str,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = request_id(request)
     level = logging.ERROR if status >= 500 else logging.WARNING
     log.log(level, "request %s: %s %s -> %d %s: %s", rid, request.method, request.url.path, status, error, detail)
-    return JSONResponse({"error": error, "detail": detail, "request_id": rid}, status_code=status)
+    return JSONResponse({"error": error, "detail": detail, "request_id": rid}, status_code=status, headers=headers)
 
 
 class _Engine:
-    """The classifier plus the locking that keeps concurrent requests safe.
+    """The classifier, the limits and the locking that keeps concurrent requests safe.
 
-    Decoding runs concurrently in worker threads (bounded, to cap memory); the model call
-    holds a lock, because a torch module is not guaranteed re-entrant and parallel calls
-    would only fight for the same cores.
+    At most ``limits.decode_workers`` requests decode and classify at once (worker threads,
+    never the event loop), ``limits.queue`` more wait; beyond that a request is answered 503
+    with ``Retry-After`` at once (:meth:`run`). The model call holds a lock, because a torch
+    module is not guaranteed re-entrant and parallel calls would only fight for the cores.
+    Decoding goes through :func:`sonotype.audio.stream` block by block after the header has
+    been checked against ``max_duration_s`` and ``max_samples`` (the file's rate x channels),
+    so a request holds about its audio at the model's rate, whatever the file's rate.
     """
 
-    def __init__(self, clf: Any, *, max_duration_s: float) -> None:
+    def __init__(self, clf: Any, limits: Limits) -> None:
         self.clf = clf
-        self.max_duration_s = max_duration_s
+        self.limits = limits
         self.sr = int(clf.sample_rate)  # a backbone model's rate is its encoder's
         self.lock = threading.Lock()
-        self.limiter = anyio.CapacityLimiter(4)
+        self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+        self.admitted = 0  # requests in a worker or waiting for one (event-loop only: no lock)
+        self.decodes = 0  # files whose decoding started (tests check that refusals come before)
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The worker slots of the running event loop (one loop under uvicorn; a test client
+        may run one loop per connection, and an anyio limiter belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        lim = self._limiters.get(loop)
+        if lim is None:
+            lim = self._limiters[loop] = anyio.CapacityLimiter(self.limits.decode_workers)
+        return lim
+
+    @property
+    def max_duration_s(self) -> float:
+        return self.limits.max_duration_s
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` in a worker thread, or 503 with ``Retry-After`` when the queue is full."""
+        lim = self.limits
+        if self.admitted >= lim.decode_workers + lim.queue:
+            raise ApiError(503, "busy", f"{self.admitted} requests are being classified or waiting (at most "
+                                        f"{lim.decode_workers} + {lim.queue}); retry in {lim.retry_after_s} s",
+                           headers={"Retry-After": str(lim.retry_after_s)})
+        self.admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+        finally:
+            self.admitted -= 1
+
+    def decode(self, path: Path, label: str = "audio") -> np.ndarray:
+        """Mono float32 at the model's rate; the header is checked against the limits before
+        decoding, and the samples are counted while decoding (a header may lie)."""
+        meta = audio.info(path)
+        try:
+            check_samples(self.limits, samplerate=meta.samplerate, channels=meta.channels, frames=meta.frames,
+                          what=label)
+        except ParameterError as exc:
+            raise ApiError(413, "audio_too_long", str(exc)) from None
+        self.decodes += 1
+        cap = int(self.limits.max_duration_s * self.sr) + self.sr
+        # one buffer sized from the header (at most the cap), grown only if the header lied short
+        y = np.empty(min(cap, int(meta.frames * self.sr / meta.samplerate) + 64), np.float32)
+        n = 0
+        for chunk in audio.stream(path, self.sr):
+            if n + chunk.size > cap:
+                raise ApiError(413, "audio_too_long", f"{label} holds more than the {meta.duration:.1f} s its "
+                                                      f"header announces; at most {self.max_duration_s:g} s "
+                                                      "(max_duration_s)")
+            if n + chunk.size > y.size:
+                y = np.resize(y, min(cap, 2 * (n + chunk.size)))
+            y[n:n + chunk.size] = chunk
+            n += chunk.size
+        return y[:n]
 
     def classify(self, path: Path, *, window: float | None, hop: float | None, envelope: int) -> dict[str, Any]:
-        meta = audio.info(path)
-        if meta.duration > self.max_duration_s:
-            raise ApiError(
-                413, "audio_too_long",
-                f"audio lasts {meta.duration:.1f} s; this server accepts at most {self.max_duration_s:g} s",
-            )
-        y, sr = audio.load(path, sr=self.sr)
+        y = self.decode(path)
+        sr = self.sr
         duration = y.shape[-1] / sr
-        step = hop if hop is not None else window
-        if step is not None and duration / step > MAX_SEGMENTS:
-            raise ApiError(
-                422, "invalid_parameter",
-                f"hop={step:g} s over {duration:.1f} s of audio gives more than {MAX_SEGMENTS} segments",
-            )
+        try:
+            check_windows(self.limits, window=window, hop=hop, duration=duration)
+        except ParameterError as exc:
+            raise ApiError(422, "invalid_parameter", str(exc)) from None
         with self.lock:
             pred = self.clf.predict(y, sr, window=window, hop=hop)
         out = jsonable_encoder(pred.to_dict())
-        if not _all_finite(out):  # JSON has no NaN: answering it would be a 500 while encoding
+        if not all_finite(out):  # JSON has no NaN: answering it would be a 500 while encoding
             raise AudioError(None, "the audio gives non-finite class probabilities (corrupt or extreme samples)")
         out.pop("path", None)
         if envelope:
             out["waveform"] = _envelope(y, sr, envelope)
         return out
-
-
-def _all_finite(obj: Any) -> bool:
-    """True when no float anywhere in the JSON-ready ``obj`` is NaN or infinite."""
-    if isinstance(obj, float):
-        return math.isfinite(obj)
-    if isinstance(obj, dict):
-        return all(_all_finite(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return all(_all_finite(v) for v in obj)
-    return True
 
 
 def _envelope(y: np.ndarray, sr: int, bins: int) -> dict[str, Any]:
@@ -174,87 +206,38 @@ def _envelope(y: np.ndarray, sr: int, bins: int) -> dict[str, Any]:
     }
 
 
-async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
-    """Read the request body, refusing early (Content-Length) or while counting bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"invalid Content-Length header {declared!r}") from None
-        if size > max_bytes:
-            raise ApiError(413, "payload_too_large", _too_large(size, max_bytes))
-    buf = bytearray()
-    try:
-        with anyio.fail_after(timeout_s):
-            async for chunk in request.stream():
-                buf += chunk
-                if len(buf) > max_bytes:
-                    raise ApiError(413, "payload_too_large", _too_large(len(buf), max_bytes, at_least=True))
-    except TimeoutError:
-        raise ApiError(408, "request_timeout", f"the body was not received within {timeout_s:g} s") from None
-    return bytes(buf)
-
-
-def _too_large(size: int, max_bytes: int, *, at_least: bool = False) -> str:
-    more = "more than " if at_least else ""
-    return f"upload is {more}{size / 1e6:.2f} MB; this server accepts at most {max_bytes / 1e6:g} MB"
-
-
-async def parse_multipart(request: Request, body: bytes, *, max_files: int) -> Any:
-    """The form of a multipart ``body`` already read (size-checked) by :func:`_read_body`; 400 if malformed."""
-    async def replay() -> AsyncGenerator[bytes, None]:
-        yield body
-        yield b""
-
-    try:
-        return await MultiPartParser(request.headers, replay(), max_files=max_files, max_fields=16).parse()
-    except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
-
-
-async def _extract_audio(request: Request, body: bytes) -> tuple[bytes, str | None]:
-    """The audio bytes and the client's file name, from a multipart form or a raw body."""
+async def _extract_audio(request: Request, body: Any) -> tuple[Any, str | None, Any]:
+    """The audio (a file object at 0), the client's file name and the form to close (or None),
+    from a multipart form or a raw body."""
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
-        return body, None
+        return body, None, None
 
     form = await parse_multipart(request, body, max_files=4)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
+        await form.close()
         fields = sorted(form.keys())
         if upload is not None:  # a part without a filename arrives as a text value
             raise ApiError(400, "missing_file", "the multipart field 'file' is a form value, not a file (give it a filename)")
         raise ApiError(400, "missing_file", f"multipart body needs a file field named 'file' (got fields {fields})")
-    try:
-        data = await upload.read()
-    finally:
-        await form.close()
-    return data, upload.filename
-
-
-def _suffix(filename: str | None) -> str:
-    """A safe extension hint from the client's file name (decoding goes by content anyway)."""
-    ext = Path(filename or "").suffix.lower()
-    return ext if re.fullmatch(r"\.[a-z0-9]{1,6}", ext) else ".audio"
-
-
-def _audio_error(exc: AudioError) -> ApiError:
-    reason = exc.reason
-    if reason.startswith(("unsupported", "not an audio file", "not a supported")):
-        return ApiError(415, "unsupported_audio", f"the upload is not audio in a format sonotype reads: {reason}")
-    return ApiError(422, "invalid_audio", f"the audio cannot be used: {reason}")
+    upload.file.seek(0)
+    return upload.file, upload.filename, form
 
 
 def create_app(
     model: Any,
     *,
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-    max_duration_s: float = DEFAULT_MAX_DURATION_S,
-    read_timeout_s: float = 60.0,
+    limits: Limits | None = None,
+    max_upload_mb: float | None = None,
+    max_duration_s: float | None = None,
+    read_timeout_s: float | None = None,
     torch_threads: int | None = None,
     max_stream_s: float | None = None,
     max_stream_buffer_s: float | None = None,
+    allow_hosts: list[str] | None = None,
+    allow_origins: list[str] | None = None,
+    token: str | None = None,
 ) -> FastAPI:
     """Build the FastAPI app serving one model.
 
@@ -262,55 +245,47 @@ def create_app(
     ----------
     model : path-like or Classifier
         A saved model directory (loaded with :func:`sonotype.load_model`) or a loaded classifier.
-    max_upload_mb : float
-        Bodies larger than this are refused with 413, before or while reading them.
-    max_duration_s : float
-        Audio longer than this is refused with 413 before it is decoded.
-    read_timeout_s : float
-        A client that has not sent its whole body within this time gets 408.
+    limits : Limits, optional
+        Every limit of the service (:class:`sonotype.utils.limits.Limits`; default: the defaults
+        with the ``SONOTYPE_LIMIT_*`` environment applied). Shown at ``GET /v1/model``.
+    max_upload_mb, max_duration_s, read_timeout_s, max_stream_s, max_stream_buffer_s : float, optional
+        Shortcuts overriding the fields of ``limits`` of the same names.
     torch_threads : int or None
         Threads torch may use for inference (process-wide); ``None`` leaves torch's setting.
-    max_stream_s, max_stream_buffer_s : float, optional
-        ``/v1/stream`` limits: the longest stream (default 4 h) and the most audio waiting
-        for classification (default 60 s); beyond either the socket closes with 1008.
+    allow_hosts : list of str, optional
+        Host names (the ``Host`` header without its port) answered; others get 400. ``None``
+        answers any (the CLI passes the served address and the localhost forms).
+    allow_origins : list of str, optional
+        Extra ``Origin`` values (``scheme://host[:port]``) allowed on the WebSocket besides
+        the page's own origin; a browser page elsewhere is refused with close code 1008.
+    token : str, optional
+        When given, every API route needs ``Authorization: Bearer TOKEN`` (the WebSocket
+        also accepts ``?token=``); else 401.
 
     Returns
     -------
     FastAPI
-        Run it with uvicorn, or test it with ``fastapi.testclient.TestClient``.
+        Run it with :func:`sonotype.serve.server.run`, or test it with ``fastapi.testclient.TestClient``.
     """
-    if max_upload_mb <= 0:
-        raise ParameterError(f"max_upload_mb must be > 0, got {max_upload_mb}")
-    if max_duration_s <= 0:
-        raise ParameterError(f"max_duration_s must be > 0, got {max_duration_s}")
-    if read_timeout_s <= 0:
-        raise ParameterError(f"read_timeout_s must be > 0, got {read_timeout_s}")
-    from sonotype.serve.stream import DEFAULT_STREAM_MAX_BUFFER_S, DEFAULT_STREAM_MAX_S, serve_stream
+    overrides = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s, "read_timeout_s": read_timeout_s,
+                 "max_stream_s": max_stream_s, "max_stream_buffer_s": max_stream_buffer_s}
+    limits = (Limits.from_env() if limits is None else limits).replace(
+        **{k: v for k, v in overrides.items() if v is not None})
 
-    max_stream_s = DEFAULT_STREAM_MAX_S if max_stream_s is None else max_stream_s
-    max_stream_buffer_s = DEFAULT_STREAM_MAX_BUFFER_S if max_stream_buffer_s is None else max_stream_buffer_s
-    if not (max_stream_s > 0 and max_stream_buffer_s > 0):
-        raise ParameterError(f"max_stream_s and max_stream_buffer_s must be > 0, got {max_stream_s}, "
-                             f"{max_stream_buffer_s}")
     if torch_threads is not None:
         if torch_threads < 1:
             raise ParameterError(f"torch_threads must be >= 1, got {torch_threads}")
-        import torch
+        import torch  # heavy: torch loads in ~1 s; only this path needs it
 
         torch.set_num_threads(torch_threads)
 
     if isinstance(model, (str, os.PathLike)):
-        from sonotype.inference.predict import load_model
-
         clf = load_model(model)
     else:
         clf = model
-    engine = _Engine(clf, max_duration_s=max_duration_s)
-    max_bytes = int(max_upload_mb * 1_000_000)
+    engine = _Engine(clf, limits)
     model_info = jsonable_encoder(clf.info())
     model_info.setdefault("model_id", clf.model_id)
-    limits = {"max_upload_mb": max_upload_mb, "max_duration_s": max_duration_s, "max_stream_s": max_stream_s,
-              "max_stream_buffer_s": max_stream_buffer_s}
 
     app = FastAPI(
         title="sonotype",
@@ -319,21 +294,23 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(_RequestIdMiddleware)
+    app.add_middleware(Guard, allow_hosts=allow_hosts, allow_origins=allow_origins, token=token)
+    app.add_middleware(_RequestIdMiddleware)  # outermost: the guard's answers carry the request id
     app.state.classifier = clf
     app.state.engine = engine
+    app.state.limits = limits
 
     _add_error_handlers(app)
-    _add_info_routes(app, clf, model_info, limits)
-    _add_classify_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
-    from sonotype.serve.group import add_group_route
+    _add_info_routes(app, clf, model_info, limits.to_dict())
+    _add_classify_route(app, engine)
+    add_group_route(app, engine)
 
-    add_group_route(app, engine, max_bytes=max_bytes, read_timeout_s=read_timeout_s)
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
-        await serve_stream(ws, engine, max_seconds=max_stream_s, max_buffer_s=max_stream_buffer_s)
+        await serve_stream(ws, engine, max_seconds=limits.max_stream_s, max_buffer_s=limits.max_stream_buffer_s)
 
     _add_pages(app)
+    install_error_schema(app)
     return app
 
 
@@ -342,7 +319,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(request, exc.status, exc.error, exc.detail)
+        return _error_response(request, exc.status, exc.error, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -355,7 +332,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         names = {404: "not_found", 405: "method_not_allowed"}
-        return _error_response(request, exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
+        # a 405 carries its Allow header (RFC 9110): the exception holds it
+        return _error_response(request, exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail),
+                               dict(exc.headers or {}))
 
 
 def _add_info_routes(app: FastAPI, clf: Any, model_info: dict[str, Any], limits: dict[str, Any]) -> None:
@@ -378,12 +357,12 @@ _CLASSIFY_OPENAPI: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
                     "required": ["file"],
                 }
             },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "audio/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
+            "audio/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
         },
     },
     "responses": {
@@ -392,11 +371,12 @@ _CLASSIFY_OPENAPI: dict[str, Any] = {
         "413": {"description": "upload too large or audio too long"},
         "415": {"description": "not an audio format sonotype reads"},
         "422": {"description": "corrupt or too-short audio, or invalid window/hop"},
+        **ERROR_RESPONSES,
     },
 }
 
 
-def _add_classify_route(app: FastAPI, engine: _Engine, *, max_bytes: int, read_timeout_s: float) -> None:
+def _add_classify_route(app: FastAPI, engine: _Engine) -> None:
     """``POST /v1/classify``: one file in the body or a multipart upload, classified off the event loop."""
     clf = engine.clf
 
@@ -418,31 +398,39 @@ def _add_classify_route(app: FastAPI, engine: _Engine, *, max_bytes: int, read_t
         hop: float | None = Query(None, gt=0, le=3600, description="Segment step in seconds"),
         envelope: int = Query(0, ge=0, le=MAX_ENVELOPE, description="Waveform bins to return"),
     ) -> JSONResponse:
-        rid = _rid(request)
+        rid = request_id(request)
         t0 = time.perf_counter()
-        body = await _read_body(request, max_bytes, read_timeout_s)
-        data, filename = await _extract_audio(request, body)
-        if not data:
-            raise ApiError(400, "empty_body", "no audio received: the request body (or the uploaded file) is empty")
-        if hop is not None and window is None:
-            raise ApiError(422, "invalid_parameter", f"hop={hop:g} needs a window as well")
+        lim = engine.limits
+        body = await receive_body(request, max_bytes=lim.max_bytes, timeout_s=lim.read_timeout_s,
+                                  spool_bytes=lim.spool_kb * 1024)
+        form = None
         try:
-            result = await anyio.to_thread.run_sync(
-                _classify_bytes, engine, data, filename, window, hop, envelope, limiter=engine.limiter
-            )
-        except ApiError:
-            raise
-        except AudioError as exc:
-            raise _audio_error(exc) from None
-        except SonotypeError as exc:
-            raise ApiError(422, "invalid_request", str(exc)) from None
-        except Exception:
-            log.exception("request %s: classification failed", rid)
-            raise ApiError(500, "internal_error", "classification failed unexpectedly; see the server log") from None
+            data, filename, form = await _extract_audio(request, body)
+            if is_empty(data):
+                raise ApiError(400, "empty_body", "no audio received: the request body (or the uploaded file) is empty")
+            try:
+                window, hop = check_windows(lim, window=window, hop=hop)
+            except ParameterError as exc:
+                raise ApiError(422, "invalid_parameter", str(exc)) from None
+            try:
+                result = await engine.run(_classify_file, engine, data, filename, window, hop, envelope)
+            except ApiError:
+                raise
+            except AudioError as exc:
+                raise audio_error(exc) from None
+            except SonotypeError as exc:
+                raise ApiError(422, "invalid_request", str(exc)) from None
+            except Exception:
+                log.exception("request %s: classification failed", rid)
+                raise ApiError(500, "internal_error", "classification failed unexpectedly; see the server log") from None
+        finally:
+            if form is not None:
+                await form.close()
+            body.close()
         result.update(filename=filename, model_id=clf.model_id, request_id=rid)
         log.info(
             "request %s: %s -> %s (%.1f s audio, %.0f ms)",
-            rid, filename or f"{len(data)} bytes", result.get("label"), result.get("duration", 0.0),
+            rid, filename or "raw body", result.get("label"), result.get("duration", 0.0),
             1000 * (time.perf_counter() - t0),
         )
         return JSONResponse(result)
@@ -461,53 +449,39 @@ def _add_pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
 
 
-def _classify_bytes(
-    engine: _Engine, data: bytes, filename: str | None, window: float | None, hop: float | None, envelope: int
+def _classify_file(
+    engine: _Engine, data: Any, filename: str | None, window: float | None, hop: float | None, envelope: int
 ) -> dict[str, Any]:
-    """Worker-thread part of a request: spill the bytes to a temp file, decode, classify."""
+    """Worker-thread part of a request: copy the upload to a named temp file, decode, classify."""
     with spilled(data, filename) as path:
         return engine.classify(path, window=window, hop=hop, envelope=envelope)
 
 
-@contextlib.contextmanager
-def spilled(data: bytes, filename: str | None, label: str | None = None) -> Iterator[Path]:
-    """An upload as a temporary file (libsndfile reads files), deleted afterwards; an
-    :class:`AudioError` inside names the client's file (``label``), not the temporary path."""
-    fd, name = tempfile.mkstemp(prefix="sonotype-upload-", suffix=_suffix(filename))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        yield Path(name)
-    except AudioError as exc:
-        raise AudioError(None, exc.reason.replace(name, label or filename or "upload")) from None
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
 def _version() -> str:
-    from sonotype._version import __version__
-
     return __version__
 
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` with several workers: settings from the environment.
 
-    ``SONOTYPE_SERVE_MODEL`` (required), ``SONOTYPE_SERVE_MAX_UPLOAD_MB``,
-    ``SONOTYPE_SERVE_MAX_DURATION_S``, ``SONOTYPE_SERVE_TORCH_THREADS``, ``SONOTYPE_SERVE_MAX_STREAM_S``,
-    ``SONOTYPE_SERVE_MAX_STREAM_BUFFER_S``.
+    ``SONOTYPE_SERVE_MODEL`` (required), ``SONOTYPE_SERVE_TORCH_THREADS``, the limits as
+    ``SONOTYPE_LIMIT_<NAME>`` (:mod:`sonotype.utils.limits`), ``SONOTYPE_SERVE_ALLOW_HOSTS`` and
+    ``SONOTYPE_SERVE_ALLOW_ORIGINS`` (comma-separated; hosts ``*`` = any) and ``SONOTYPE_TOKEN``.
     """
     model = os.environ.get("SONOTYPE_SERVE_MODEL")
     if not model:
         raise ParameterError("SONOTYPE_SERVE_MODEL is not set: the model directory to serve")
     threads = os.environ.get("SONOTYPE_SERVE_TORCH_THREADS")
+    hosts = [h for h in os.environ.get("SONOTYPE_SERVE_ALLOW_HOSTS", "*").split(",") if h]
+    origins = [o for o in os.environ.get("SONOTYPE_SERVE_ALLOW_ORIGINS", "").split(",") if o]
+    limits = Limits.from_env()
+    HeaderTimeoutH11.header_timeout_s = limits.header_timeout_s  # this worker process's protocol
+    install_log_filter()
     return create_app(
         model,
-        max_upload_mb=float(os.environ.get("SONOTYPE_SERVE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)),
-        max_duration_s=float(os.environ.get("SONOTYPE_SERVE_MAX_DURATION_S", DEFAULT_MAX_DURATION_S)),
+        limits=limits,
         torch_threads=int(threads) if threads else None,
-        max_stream_s=float(os.environ["SONOTYPE_SERVE_MAX_STREAM_S"]) if "SONOTYPE_SERVE_MAX_STREAM_S" in os.environ else None,
-        max_stream_buffer_s=(float(os.environ["SONOTYPE_SERVE_MAX_STREAM_BUFFER_S"])
-                             if "SONOTYPE_SERVE_MAX_STREAM_BUFFER_S" in os.environ else None),
+        allow_hosts=None if "*" in hosts else hosts,
+        allow_origins=origins,
+        token=os.environ.get("SONOTYPE_TOKEN") or None,
     )
-

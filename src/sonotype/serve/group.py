@@ -14,14 +14,15 @@ import logging
 import time
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from sonotype import audio
 from sonotype.errors import AudioError, SonotypeError
+from sonotype.serve.errors import ApiError, all_finite, audio_error, request_id
+from sonotype.serve.openapi import ERROR_RESPONSES
+from sonotype.serve.uploads import is_empty, parse_multipart, receive_body, spilled
 
 __all__ = ["MAX_GROUP_FILES", "add_group_route"]
 
@@ -29,10 +30,9 @@ MAX_GROUP_FILES = 64
 log = logging.getLogger("sonotype.serve")
 
 
-async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]]:
-    """Every ``file`` part of a multipart body, in order: ``(filename, bytes)``."""
-    from sonotype.serve.app import ApiError, parse_multipart
-
+async def _files(request: Request, body: Any) -> tuple[list[tuple[str | None, Any]], Any]:
+    """Every ``file`` part of a multipart body, in order: ``(filename, file object)``, and the
+    form (to close once the files are used)."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise ApiError(400, "missing_file", "send the clips as a multipart form, one part named 'file' per clip")
 
@@ -44,35 +44,31 @@ async def _files(request: Request, body: bytes) -> list[tuple[str | None, bytes]
                                                 f"{sorted(form.keys())})")
         if not all(isinstance(p, UploadFile) for p in parts):
             raise ApiError(400, "missing_file", "a multipart field 'file' is a form value, not a file (give it a filename)")
-        out = [(p.filename, await p.read()) for p in parts]
-    finally:
+        out = []
+        for p in parts:
+            p.file.seek(0)
+            out.append((p.filename, p.file))
+        empty = [name or f"part {i + 1}" for i, (name, f) in enumerate(out) if is_empty(f)]
+        if empty:
+            raise ApiError(400, "empty_body", f"empty file(s): {', '.join(empty)}")
+    except BaseException:
         await form.close()
-    empty = [name or f"part {i + 1}" for i, (name, data) in enumerate(out) if not data]
-    if empty:
-        raise ApiError(400, "empty_body", f"empty file(s): {', '.join(empty)}")
-    return out
+        raise
+    return out, form
 
 
-def _decode(engine: Any, name: str | None, data: bytes, index: int) -> Any:
-    """One part's samples at the model's rate; errors name the client's file."""
-    from sonotype.serve.app import ApiError, spilled
-
+def _decode(engine: Any, name: str | None, data: Any, index: int) -> Any:
+    """One part's samples at the model's rate (limits checked first); errors name the client's file."""
     label = name or f"part {index + 1}"
     try:
         with spilled(data, name, label) as tmp:
-            meta = audio.info(tmp)
-            if meta.duration > engine.max_duration_s:
-                raise ApiError(413, "audio_too_long", f"{label}: audio lasts {meta.duration:.1f} s; this server "
-                                                      f"accepts at most {engine.max_duration_s:g} s per file")
-            return audio.load(tmp, sr=engine.sr)[0]
+            return engine.decode(tmp, label)
     except AudioError as exc:
         raise AudioError(None, f"{exc.reason} (file {label})") from None
 
 
-def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[str, Any]:
+def _classify_group(engine: Any, files: list[tuple[str | None, Any]]) -> dict[str, Any]:
     """Worker-thread part: decode every clip, then one :meth:`predict_group` call under the model lock."""
-    from sonotype.serve.app import _all_finite
-
     clf = engine.clf
     waves = [_decode(engine, name, data, i) for i, (name, data) in enumerate(files)]
     for i, ((name, _), y) in enumerate(zip(files, waves, strict=True)):
@@ -89,7 +85,7 @@ def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[
         d.pop("path", None)
         d["filename"] = name
         out.append(d)
-    if not _all_finite(out):
+    if not all_finite(out):
         raise AudioError(None, "the audio gives non-finite class probabilities (corrupt or extreme samples)")
     how = (f"standardised together per {norm.by} ({len(waves)} clips)" if together else
            f"fewer than {norm.min_clips} clips: the training {norm.by}s' average statistics" if norm is not None else
@@ -97,10 +93,23 @@ def _classify_group(engine: Any, files: list[tuple[str | None, bytes]]) -> dict[
     return {"predictions": out, "n_files": len(out), "normalised_together": together, "normalisation": how}
 
 
-def add_group_route(app: FastAPI, engine: Any, *, max_bytes: int, read_timeout_s: float) -> None:
-    """Register ``POST /v1/classify-group`` on ``app`` (see the module notes)."""
-    from sonotype.serve.app import ApiError, _audio_error, _read_body, _rid
+_GROUP_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary", "minLength": 1},
+                                        "minItems": 1, "maxItems": MAX_GROUP_FILES}},
+                "required": ["file"],
+            }
+        }
+    },
+}
 
+
+def add_group_route(app: FastAPI, engine: Any) -> None:
+    """Register ``POST /v1/classify-group`` on ``app`` (see the module notes)."""
     @app.post(
         "/v1/classify-group",
         summary="Classify several clips of one speaker together",
@@ -115,21 +124,30 @@ def add_group_route(app: FastAPI, engine: Any, *, max_bytes: int, read_timeout_s
             "413": {"description": "upload too large or a file too long"},
             "415": {"description": "a file is not an audio format sonotype reads"},
             "422": {"description": "a corrupt or too-short file (named in the message)"},
+            **ERROR_RESPONSES,
         },
+        openapi_extra={"requestBody": _GROUP_BODY},
     )
     async def classify_group(request: Request) -> JSONResponse:
-        rid = _rid(request)
+        rid = request_id(request)
         t0 = time.perf_counter()
-        body = await _read_body(request, max_bytes, read_timeout_s)
-        files = await _files(request, body)
+        lim = engine.limits
+        body = await receive_body(request, max_bytes=lim.max_bytes, timeout_s=lim.read_timeout_s,
+                                  spool_bytes=lim.spool_kb * 1024)
+        form = None
         try:
-            result = await anyio.to_thread.run_sync(_classify_group, engine, files, limiter=engine.limiter)
+            files, form = await _files(request, body)
+            result = await engine.run(_classify_group, engine, files)
         except ApiError:
             raise
         except AudioError as exc:
-            raise _audio_error(exc) from None
+            raise audio_error(exc) from None
         except SonotypeError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
+        finally:
+            if form is not None:
+                await form.close()
+            body.close()
         result.update(model_id=engine.clf.model_id, request_id=rid)
         log.info("request %s: group of %d files (%.0f ms)", rid, len(files), 1000 * (time.perf_counter() - t0))
         return JSONResponse(result)

@@ -14,6 +14,8 @@ Protocol
   one analysis frame), then the close with code 1000.
 - Errors close the socket with a code and a reason: 1007 for invalid data (a binary frame
   whose length is not a multiple of 4, NaN or infinite samples, a bad query parameter);
+  ``window``/``hop`` outside the limits of :mod:`sonotype.utils.limits` (a hop under ``min_hop_s``,
+  more than ``max_windows_per_stream_s`` windows per second, a window over ``max_window_s``);
   1003 for an unsupported message (any text but ``end``); 1008 for a limit (the stream's
   length, or more audio waiting for classification than the server buffers: the client
   sends faster than the model keeps up); 1009 for one frame over :data:`MAX_FRAME_BYTES`;
@@ -41,14 +43,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from sonotype.errors import AudioError, ParameterError, SonotypeError
 from sonotype.inference.live import LiveStream, classify_windows
 from sonotype.inference.windows import Window
+from sonotype.utils.limits import Limits, check_windows
 
 __all__ = ["DEFAULT_STREAM_MAX_BUFFER_S", "DEFAULT_STREAM_MAX_S", "DEFAULT_WINDOW_S", "MAX_FRAME_BYTES", "serve_stream"]
 
 log = logging.getLogger("sonotype.serve")
 
 DEFAULT_WINDOW_S = 1.0
-DEFAULT_STREAM_MAX_S = 4 * 3600.0
-DEFAULT_STREAM_MAX_BUFFER_S = 60.0
+DEFAULT_STREAM_MAX_S = Limits.max_stream_s
+DEFAULT_STREAM_MAX_BUFFER_S = Limits.max_stream_buffer_s
 MAX_FRAME_BYTES = 4 * 1024 * 1024  # 1 M samples: about 22 s at 48 kHz in one message
 
 
@@ -118,13 +121,15 @@ def _push(live: LiveStream, data: bytes) -> list[Window]:
         raise _Close(1008, str(exc)) from None
 
 
-def _open(ws: WebSocket, clf: Any, sid: str, *, max_seconds: float, max_buffer_s: float) -> LiveStream:
+def _open(ws: WebSocket, clf: Any, sid: str, limits: Limits, *, max_seconds: float,
+          max_buffer_s: float) -> LiveStream:
     """The stream the query asks for (``sr``, ``window``, ``hop``); a bad setting closes it with 1007."""
     sr = _query_number(ws, "sr", int, clf.sample_rate)
     default_window = max(DEFAULT_WINDOW_S, math.ceil(clf.min_duration * 10) / 10)
     window = _query_number(ws, "window", float, default_window)
     hop = _query_number(ws, "hop", float, None)
     try:
+        window, hop = check_windows(limits, window=window, hop=hop, stream=True)
         live = LiveStream(clf, sr, window, hop, max_seconds=max_seconds)
     except SonotypeError as exc:
         raise _Close(1007, str(exc)) from None
@@ -146,7 +151,7 @@ async def serve_stream(ws: WebSocket, engine: Any, *, max_seconds: float, max_bu
     answered = [0.0]  # end (s) of the last window answered: the backlog is received minus this
 
     try:
-        live = _open(ws, clf, sid, max_seconds=max_seconds, max_buffer_s=max_buffer_s)
+        live = _open(ws, clf, sid, engine.limits, max_seconds=max_seconds, max_buffer_s=max_buffer_s)
         worker = asyncio.create_task(_classify_queue(ws, engine, queue, answered))
         while True:
             recv = asyncio.ensure_future(ws.receive())

@@ -1,0 +1,71 @@
+"""The OpenAPI document states the errors the service really answers.
+
+Every error body is ``{error, detail, request_id}`` with a string ``detail``
+(:data:`ERROR_SCHEMA`), including the 422 of a bad query parameter, where FastAPI would
+declare its own list-shaped ``HTTPValidationError``. :func:`install_error_schema` replaces
+the app's ``openapi()`` so that every operation declares that body for every 4xx/5xx it
+lists, plus the answers any route may give (:data:`ERROR_RESPONSES`: a refused Host or
+token, a full queue with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+__all__ = ["ERROR_RESPONSES", "ERROR_SCHEMA", "install_error_schema"]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ErrorBody",
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "a short code, e.g. payload_too_large"},
+        "detail": {"type": "string", "description": "what is wrong, in words"},
+        "request_id": {"type": "string", "description": "also in the X-Request-ID header and the server log"},
+    },
+    "required": ["error", "detail", "request_id"],
+}
+
+# Answers any API route may give, besides its own.
+ERROR_RESPONSES: dict[str, Any] = {
+    "400": {"description": "bad request, or a Host header this server does not serve"},
+    "401": {"description": "a token is required (`Authorization: Bearer TOKEN`)",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+}
+_BUSY: dict[str, Any] = {
+    "503": {"description": "every worker busy and the queue full: retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    "500": {"description": "unexpected failure (logged with the request id)"},
+}
+_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+def install_error_schema(app: FastAPI) -> None:
+    """Make ``app.openapi()`` declare :data:`ERROR_SCHEMA` for every error answer."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        comps.pop("HTTPValidationError", None)
+        comps.pop("ValidationError", None)
+        comps["ErrorBody"] = ERROR_SCHEMA
+        for ops in schema.get("paths", {}).values():
+            for method, op in ops.items():
+                responses = op.setdefault("responses", {})
+                for code, resp in ERROR_RESPONSES.items():
+                    responses.setdefault(code, dict(resp))
+                if method == "post":
+                    for code, resp in _BUSY.items():
+                        responses.setdefault(code, dict(resp))
+                for code, resp in responses.items():
+                    if code[0] in "45":
+                        resp["content"] = _REF
+                        resp.setdefault("description", "error")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
