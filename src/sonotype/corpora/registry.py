@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sonotype.corpora import cremad, demo, dusha, emodb, esc50, folder, fsdd, gtzan, ravdess, savee, tess
+from sonotype.corpora import download as transfer
 from sonotype.corpora.base import CORPORA, DOWNLOAD_DIR, GROUPS, CorpusLoader, Manifest, check_root
-from sonotype.corpora.download import Resource, download, extract, say_progress
+from sonotype.corpora.download import Resource, say_progress
 from sonotype.errors import CorpusError, DownloadError
 
 __all__ = ["LOADER_MODULES", "download_corpus", "get_loader", "group_name", "load_corpus"]
@@ -150,12 +151,12 @@ def download_corpus(
             )
         resources = (replace(resources[0], sha256=sha256),)
     for res in resources:
-        archive = download(
+        archive = transfer.download(
             res.url, root / DOWNLOAD_DIR / res.filename, sha256=res.sha256, md5=res.md5, progress=progress
         )
         marker = root / DOWNLOAD_DIR / f"{res.filename}.extracted"
         if res.extract and not marker.exists():
             say_progress(progress, f"extracting {archive.name} -> {root}")
-            extract(archive, root)
+            transfer.extract(archive, root)
             marker.write_text(archive.name + "\n")
     return root

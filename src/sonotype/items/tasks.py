@@ -21,6 +21,7 @@ import numpy as np
 from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.embed import layer_view
 from sonotype.backbones.load import load_backbone
+from sonotype.backbones.native import FAMILIES, native_outputs, read_native_config
 from sonotype.corpora.base import Clip, Skipped
 from sonotype.features.cache import CACHE_VERSION
 from sonotype.features.config import FeatureConfig, RepresentationConfig
@@ -248,14 +249,22 @@ def _estimated_bytes(run_cfg: Any, clips: list[Any]) -> float:
         return 0.0
     bcfg = _run_backbone(run_cfg)
     if bcfg is not None:
-        try:
-            c = json.loads((Path(bcfg.model).expanduser() / "config.json").read_text())
-        except (OSError, ValueError):
-            return 0.0  # a hub id not fetched yet: no estimate, kept in memory
-        c = {**c, **(c.get("encoder") or {})} if isinstance(c.get("encoder"), dict) else c
-        width = int(c.get("hidden_size") or c.get("d_model") or 0) * (2 if bcfg.pooling == "meanstd" else 1)
-        layers = int(c.get("num_hidden_layers") or c.get("encoder_layers") or 0) + 1 if bcfg.keeps_layers else 1
-        return float(len(clips) * layers * width * 4)
+        total = 0.0
+        for member in bcfg.members:  # a fusion: the sum of its encoders' items
+            try:
+                c = json.loads((Path(str(member.model)).expanduser() / "config.json").read_text())
+            except (OSError, ValueError):
+                return 0.0  # a hub id not fetched yet: no estimate, kept in memory
+            native = read_native_config(Path(str(member.model)).expanduser())
+            if native is not None:
+                total += len(clips) * sum(w for _, w in native_outputs(FAMILIES[native["family"]], native,
+                                                                        member.outputs)) * 4
+                continue
+            c = {**c, **(c.get("encoder") or {})} if isinstance(c.get("encoder"), dict) else c
+            width = int(c.get("hidden_size") or c.get("d_model") or 0) * (2 if member.pooling == "meanstd" else 1)
+            layers = int(c.get("num_hidden_layers") or c.get("encoder_layers") or 0) + 1 if member.keeps_layers else 1
+            total += len(clips) * layers * width * 4
+        return float(total)
 
     first = local_build(clips[:1], run_cfg.features, run_cfg.representation, cache_dir=run_cfg.cache_dir)
     return float(first.X.nbytes * len(clips))
