@@ -81,3 +81,10 @@ def test_import_linter_layers_contract_is_kept() -> None:
     exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     res = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_the_cli_starts_without_torch() -> None:
+    # `sonotype --help` and typos answer at once: every command imports its library when it runs
+    code = "import sys, sonotype.cli; print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -330,7 +330,10 @@ class WheelSource:
             raise ModelError(f"{folder}: no {' or '.join(missing)}; give the {self.filename} wheel or a folder "
                              "holding the checkpoint (.index, .data-00000-of-00001) and labels.txt")
         if (folder / "labels.txt").is_file():
-            text = (folder / "labels.txt").read_text(encoding="utf-8")
+            try:
+                text = (folder / "labels.txt").read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ModelError(f"{folder / 'labels.txt'}: not UTF-8 text") from None
             return index, data, [line.strip() for line in text.splitlines() if line.strip()], "the folder's labels.txt"
         for conf in (folder / "configuration.py", folder.parent / "configuration.py"):
             if conf.is_file():
@@ -465,9 +468,7 @@ def _download(name: str, spec: NativeSource, url: str, dl_dir: Path, *, timeout:
         if ": HTTP 404" in msg:
             raise DownloadError(f"{name}: {url} answered HTTP 404 (not found): the file moved or the address is wrong; "
                                 "pass --url with where it is now, or --from FILE") from None
-        if msg.startswith("truncated transfer"):
-            raise DownloadError(f"{name}: {msg}") from None
-        raise DownloadError(f"{name}: {msg}") from None
+        raise DownloadError(f"{name}: {msg}") from None  # a cut transfer says how to resume it
 
 
 def fetch_native(
@@ -571,7 +572,9 @@ def fetch_native(
             out = staging / name
             spec.convert(path, out)
             cfg = read_native_config(out)
-            digest = None if cfg is None else cfg.get("tensor_digest")
+            if cfg is None:
+                raise ModelError(f"{path.name}: the conversion wrote no readable config.json")
+            digest = cfg.get("tensor_digest")
             if spec.tensor_digest is not None and digest != spec.tensor_digest:
                 raise ModelError(f"{path.name}: its tensors (digest {digest}) are not the released {name} "
                                  f"({spec.tensor_digest})")
@@ -580,7 +583,6 @@ def fetch_native(
                 notes.append(f"{path.name}: sha256 {record['sha256']} differs from the recorded {spec.sha256} "
                              f"(that value could not be checked against the release), but its tensors are exactly the "
                              f"released {name} (digest {digest}): used")
-            assert cfg is not None
             record.update(family=cfg.get("family"), licence=cfg.get("license"), tensor_digest=digest, digest=digest,
                           fetched=datetime.now(timezone.utc).isoformat(timespec="seconds"), warnings=notes)
             atomic_write_text(out / MARKER_FILE, json.dumps(record, indent=2) + "\n")
@@ -594,6 +596,8 @@ def fetch_native(
         # a complete file that failed a check is deleted; a cut transfer never reaches here (its .part stays)
         if downloaded and not isinstance(exc, KeyboardInterrupt):
             shutil.rmtree(dl_dir, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, permissions, an unreadable copy: one line naming the file
+            raise DownloadError(f"{name}: {exc.filename or root}: {exc.strerror or exc}") from None
         if isinstance(exc, ModelError | DownloadError):
             text = str(exc).strip().splitlines()
             msg = f"{name}: {text[0] if text else type(exc).__name__}"

@@ -37,3 +37,11 @@ def run_app(app: typer.Typer) -> None:
         if exc.code == 130:  # Ctrl-C inside a command: typer exits 130 without a word
             console.print("[yellow]interrupted[/]")
         raise
+
+
+QUIET_HELP = "No progress or notes: only the final result line (with --json, only the JSON); warnings and errors still show."
+
+
+def scores(m: dict) -> str:
+    """The three headline figures of a metrics object, on one line."""
+    return f"accuracy {m['accuracy']:.3f}, balanced {m['balanced_accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}"

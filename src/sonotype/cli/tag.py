@@ -8,25 +8,8 @@ from pathlib import Path
 
 import typer
 
-from sonotype.audio import AUDIO_EXTENSIONS
 from sonotype.cli._common import console, out
-from sonotype.errors import AudioError, ParameterError, SonotypeError
-from sonotype.inference.tagging import Tagger
-
-
-def _files(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise ParameterError(f"{p}: no audio file in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise AudioError(p, "no such file or folder")
-    return files
+from sonotype.errors import SonotypeError
 
 
 def tag(
@@ -40,8 +23,10 @@ def tag(
                                  '"probability"}]}]} (with --window, each result also has "windows").'),
 ) -> None:
     """Tag audio with a pretrained encoder's own classes: no labelled data, no training."""
+    from sonotype.inference.outputs import audio_files  # heavy (torch): lazy for a fast --help
+    from sonotype.inference.tagging import Tagger  # heavy (torch): lazy for a fast --help
 
-    files = _files(inputs)
+    files = audio_files(inputs)
     tagger = Tagger.load(encoder)
     results, errors = [], []
     for f in files:

@@ -24,14 +24,14 @@ import torch
 from sonotype.errors import ParameterError, SonotypeError
 from sonotype.inference.events import merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
-from sonotype.inference.predict import Classifier, expand_paths, load_model
+from sonotype.inference.predict import Classifier, Prediction, expand_paths, load_model
 from sonotype.items.engine import map_files
 from sonotype.utils.checks import positive_int
 from sonotype.utils.io import atomic_write_text, file_digest
 from sonotype.utils.limits import cap_jobs
 from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
-__all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "predict_files",
+__all__ = ["BATCH_FIXED_COLUMNS", "BatchSummary", "BatchWriter", "batch_header", "batch_row", "file_row", "predict_files",
            "read_batch"]
 
 BATCH_FIXED_COLUMNS = ("path", "digest", "model", "duration", "label")
@@ -136,9 +136,31 @@ def batch_row(clf: Classifier, path: str | os.PathLike, *, digest: str | None = 
     """
 
     digest = file_digest(path) if digest is None else digest
-    r = clf.predict(path, **settings)
-    return [str(path), digest, clf.model_id, f"{r.duration:.6f}", r.label,
-            *(f"{r.probabilities[lab]:.6f}" for lab in clf.labels), str(len(r.segments)), str(len(r.events))]
+    return file_row(clf.model_id, clf.labels, clf.predict(path, **settings), digest, path=path)
+
+
+def file_row(model_id: str, labels: Sequence[str], r: Prediction, digest: str, *,
+             path: str | os.PathLike | None = None) -> list[str]:
+    """One file's fields of :func:`batch_header`: the one per-file CSV row of every ``predict`` path.
+
+    Parameters
+    ----------
+    model_id : str
+    labels : sequence of str
+        The model's labels, in its order.
+    r : Prediction
+        The file's prediction.
+    digest : str
+        The file's content digest.
+    path : path-like, optional
+        The path to write (default ``r.path``).
+
+    Returns
+    -------
+    list of str
+    """
+    return [str(r.path if path is None else path), digest, model_id, f"{r.duration:.6f}", r.label,
+            *(f"{r.probabilities[lab]:.6f}" for lab in labels), str(len(r.segments)), str(len(r.events))]
 
 
 def _csv_line(row: Sequence[str]) -> str:

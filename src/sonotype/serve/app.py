@@ -1,7 +1,9 @@
-"""The HTTP service: classify uploaded audio with a saved model.
+"""The HTTP service: classify uploaded audio with a saved model, or tag it with a pretrained encoder.
 
 Endpoints
 ---------
+With a model (``create_app(model)``, ``sonotype serve MODEL``):
+
 - ``POST /v1/classify``: a multipart upload (field ``file``) or the raw audio as the body,
   any content type; optional query ``window``/``hop`` (seconds) and ``envelope`` (number of
   waveform bins to return for drawing). Answers label, probabilities, segment timeline,
@@ -9,9 +11,19 @@ Endpoints
 - ``GET /v1/model``: labels, feature settings, training metrics summary.
 - ``GET /v1/stream``: a WebSocket classifying live float32 PCM window by window
   (protocol and close codes in :mod:`sonotype.serve.stream`).
-- ``GET /healthz``: liveness and the model id.
-- ``GET /``: a small offline web page; ``GET /docs``: API docs rendered from ``/openapi.json``
-  without any CDN (FastAPI's default Swagger UI loads its assets from the internet).
+- ``POST /v1/classify-group``: several clips of one speaker (:mod:`sonotype.serve.group`).
+- ``GET /``: a small offline web page.
+
+With a tagger (``create_app(tagger="efficientat-mn04")``, ``sonotype serve --tagger``), with or
+without a model:
+
+- ``POST /v1/tag``: the encoder's own classes for one upload (:mod:`sonotype.serve.tag`);
+  ``GET /v1/tagger``: the encoder, its family, licence and labels. Without a model,
+  ``GET /v1/model`` answers the same as ``/v1/tagger`` and ``/`` leads to ``/docs``.
+
+Always: ``GET /healthz`` (liveness, the model id and/or the tagger's name) and ``GET /docs``,
+API docs rendered from ``/openapi.json`` without any CDN (FastAPI's default Swagger UI loads
+its assets from the internet).
 
 Every error is JSON ``{error, detail, request_id}``, logged with the request id, which is
 also echoed in the ``X-Request-ID`` header. The body size is checked from Content-Length
@@ -23,7 +35,6 @@ and the network itself is used by one thread at a time.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import re
@@ -41,21 +52,23 @@ import numpy as np
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders, UploadFile
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sonotype import __version__, audio, load_model
-from sonotype.errors import AudioError, ParameterError, SonotypeError
-from sonotype.serve.errors import ApiError, all_finite, audio_error, request_id
+from sonotype.errors import AudioError, ParameterError
+from sonotype.inference.tagging import Tagger
+from sonotype.serve.errors import ApiError, all_finite, request_id
 from sonotype.serve.group import add_group_route
-from sonotype.serve.openapi import ERROR_RESPONSES, install_error_schema
+from sonotype.serve.openapi import install_error_schema, upload_openapi
 from sonotype.serve.security import Guard
 from sonotype.serve.server import HeaderTimeoutH11, install_log_filter
 from sonotype.serve.stream import serve_stream
-from sonotype.serve.uploads import is_empty, parse_multipart, receive_body, spilled
+from sonotype.serve.tag import add_tag_route, tagger_info
+from sonotype.serve.uploads import run_upload, spilled
 from sonotype.utils.limits import Limits, check_samples, check_windows
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "DEFAULT_MAX_UPLOAD_MB", "ApiError", "create_app"]
@@ -100,21 +113,24 @@ def _error_response(request: Request, status: int, error: str, detail: str,
 
 
 class _Engine:
-    """The classifier, the limits and the locking that keeps concurrent requests safe.
+    """The classifier and/or the tagger, the limits and the locking that keeps concurrent requests safe.
 
     At most ``limits.decode_workers`` requests decode and classify at once (worker threads,
     never the event loop), ``limits.queue`` more wait; beyond that a request is answered 503
     with ``Retry-After`` at once (:meth:`run`). The model call holds a lock, because a torch
-    module is not guaranteed re-entrant and parallel calls would only fight for the cores.
-    Decoding goes through :func:`sonotype.audio.stream` block by block after the header has
-    been checked against ``max_duration_s`` and ``max_samples`` (the file's rate x channels),
-    so a request holds about its audio at the model's rate, whatever the file's rate.
+    module is not guaranteed re-entrant and parallel calls would only fight for the cores
+    (the tagger's network takes the same lock). Decoding goes through
+    :func:`sonotype.audio.stream` block by block after the header has been checked against
+    ``max_duration_s`` and ``max_samples`` (the file's rate x channels), so a request holds
+    about its audio at the model's rate (the tagger's for ``/v1/tag``), whatever the file's rate.
     """
 
-    def __init__(self, clf: Any, limits: Limits) -> None:
-        self.clf = clf
+    def __init__(self, clf: Any, limits: Limits, tagger: Tagger | None = None) -> None:
+        self.clf = clf  # None on a tagger-only server
+        self.tagger = tagger
         self.limits = limits
-        self.sr = int(clf.sample_rate)  # a backbone model's rate is its encoder's
+        # a backbone model's rate is its encoder's
+        self.sr = int(clf.sample_rate) if clf is not None else int(tagger.sample_rate)  # type: ignore[union-attr]
         self.lock = threading.Lock()
         self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
         self.admitted = 0  # requests in a worker or waiting for one (event-loop only: no lock)
@@ -147,9 +163,11 @@ class _Engine:
         finally:
             self.admitted -= 1
 
-    def decode(self, path: Path, label: str = "audio") -> np.ndarray:
-        """Mono float32 at the model's rate; the header is checked against the limits before
-        decoding, and the samples are counted while decoding (a header may lie)."""
+    def decode(self, path: Path, label: str = "audio", sr: int | None = None) -> np.ndarray:
+        """Mono float32 at ``sr`` (default the model's rate); the header is checked against the
+        limits before decoding, and the samples are counted while decoding (a header may lie).
+        Concatenated, the blocks equal :func:`sonotype.audio.load` of the file at that rate."""
+        sr = self.sr if sr is None else int(sr)
         meta = audio.info(path)
         try:
             check_samples(self.limits, samplerate=meta.samplerate, channels=meta.channels, frames=meta.frames,
@@ -157,11 +175,11 @@ class _Engine:
         except ParameterError as exc:
             raise ApiError(413, "audio_too_long", str(exc)) from None
         self.decodes += 1
-        cap = int(self.limits.max_duration_s * self.sr) + self.sr
+        cap = int(self.limits.max_duration_s * sr) + sr
         # one buffer sized from the header (at most the cap), grown only if the header lied short
-        y = np.empty(min(cap, int(meta.frames * self.sr / meta.samplerate) + 64), np.float32)
+        y = np.empty(min(cap, int(meta.frames * sr / meta.samplerate) + 64), np.float32)
         n = 0
-        for chunk in audio.stream(path, self.sr):
+        for chunk in audio.stream(path, sr):
             if n + chunk.size > cap:
                 raise ApiError(413, "audio_too_long", f"{label} holds more than the {meta.duration:.1f} s its "
                                                       f"header announces; at most {self.max_duration_s:g} s "
@@ -177,7 +195,7 @@ class _Engine:
         sr = self.sr
         duration = y.shape[-1] / sr
         try:
-            check_windows(self.limits, window=window, hop=hop, duration=duration)
+            window, hop = check_windows(self.limits, window=window, hop=hop, duration=duration)
         except ParameterError as exc:
             raise ApiError(422, "invalid_parameter", str(exc)) from None
         with self.lock:
@@ -206,28 +224,10 @@ def _envelope(y: np.ndarray, sr: int, bins: int) -> dict[str, Any]:
     }
 
 
-async def _extract_audio(request: Request, body: Any) -> tuple[Any, str | None, Any]:
-    """The audio (a file object at 0), the client's file name and the form to close (or None),
-    from a multipart form or a raw body."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.lower().startswith("multipart/form-data"):
-        return body, None, None
-
-    form = await parse_multipart(request, body, max_files=4)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        await form.close()
-        fields = sorted(form.keys())
-        if upload is not None:  # a part without a filename arrives as a text value
-            raise ApiError(400, "missing_file", "the multipart field 'file' is a form value, not a file (give it a filename)")
-        raise ApiError(400, "missing_file", f"multipart body needs a file field named 'file' (got fields {fields})")
-    upload.file.seek(0)
-    return upload.file, upload.filename, form
-
-
 def create_app(
-    model: Any,
+    model: Any = None,
     *,
+    tagger: str | os.PathLike | Tagger | None = None,
     limits: Limits | None = None,
     max_upload_mb: float | None = None,
     max_duration_s: float | None = None,
@@ -239,12 +239,17 @@ def create_app(
     allow_origins: list[str] | None = None,
     token: str | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app serving one model.
+    """Build the FastAPI app serving one model, one tagger, or both.
 
     Parameters
     ----------
-    model : path-like or Classifier
-        A saved model directory (loaded with :func:`sonotype.load_model`) or a loaded classifier.
+    model : path-like or Classifier, optional
+        A saved model directory (loaded with :func:`sonotype.load_model`) or a loaded classifier:
+        ``/v1/classify``, ``/v1/classify-group``, ``/v1/stream`` and the web page.
+    tagger : str, path-like or Tagger, optional
+        A tagging encoder (``efficientat-mn04``, ``musicnn-msd`` or its folder, loaded with
+        :meth:`sonotype.inference.tagging.Tagger.load`), or a loaded one: ``/v1/tag`` and
+        ``/v1/tagger``. At least one of ``model`` and ``tagger`` is needed.
     limits : Limits, optional
         Every limit of the service (:class:`sonotype.utils.limits.Limits`; default: the defaults
         with the ``SONOTYPE_LIMIT_*`` environment applied). Shown at ``GET /v1/model``.
@@ -279,17 +284,15 @@ def create_app(
 
         torch.set_num_threads(torch_threads)
 
-    if isinstance(model, (str, os.PathLike)):
-        clf = load_model(model)
-    else:
-        clf = model
-    engine = _Engine(clf, limits)
-    model_info = jsonable_encoder(clf.info())
-    model_info.setdefault("model_id", clf.model_id)
+    if model is None and tagger is None:
+        raise ParameterError("create_app needs a model, a tagger or both")
+    clf = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    tag = Tagger.load(str(tagger)) if isinstance(tagger, (str, os.PathLike)) else tagger
+    engine = _Engine(clf, limits, tag)
 
     app = FastAPI(
         title="sonotype",
-        summary="Classify audio with a trained sonotype model.",
+        summary="Classify audio with a trained sonotype model, or tag it with a pretrained encoder.",
         version=_version(),
         docs_url=None,
         redoc_url=None,
@@ -297,19 +300,23 @@ def create_app(
     app.add_middleware(Guard, allow_hosts=allow_hosts, allow_origins=allow_origins, token=token)
     app.add_middleware(_RequestIdMiddleware)  # outermost: the guard's answers carry the request id
     app.state.classifier = clf
+    app.state.tagger = tag
     app.state.engine = engine
     app.state.limits = limits
 
     _add_error_handlers(app)
-    _add_info_routes(app, clf, model_info, limits.to_dict())
-    _add_classify_route(app, engine)
-    add_group_route(app, engine)
+    _add_info_routes(app, clf, tag, limits.to_dict())
+    if clf is not None:
+        _add_classify_route(app, engine)
+        add_group_route(app, engine)
 
-    @app.websocket("/v1/stream")
-    async def stream(ws: WebSocket) -> None:
-        await serve_stream(ws, engine, max_seconds=limits.max_stream_s, max_buffer_s=limits.max_stream_buffer_s)
+        @app.websocket("/v1/stream")
+        async def stream(ws: WebSocket) -> None:
+            await serve_stream(ws, engine, max_seconds=limits.max_stream_s, max_buffer_s=limits.max_stream_buffer_s)
 
-    _add_pages(app)
+    if tag is not None:
+        add_tag_route(app, engine)
+    _add_pages(app, with_page=clf is not None)
     install_error_schema(app)
     return app
 
@@ -337,43 +344,37 @@ def _add_error_handlers(app: FastAPI) -> None:
                                dict(exc.headers or {}))
 
 
-def _add_info_routes(app: FastAPI, clf: Any, model_info: dict[str, Any], limits: dict[str, Any]) -> None:
-    """``/healthz`` and ``/v1/model``."""
+def _add_info_routes(app: FastAPI, clf: Any, tag: Tagger | None, limits: dict[str, Any]) -> None:
+    """``/healthz``, ``/v1/model`` and (with a tagger) ``/v1/tagger``."""
+    health: dict[str, Any] = {"status": "ok"}
+    if clf is not None:
+        health.update(model_id=clf.model_id, labels=list(clf.labels))
+    if tag is not None:
+        health["tagger"] = tag.name
 
     @app.get("/healthz", summary="Liveness check")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model_id": clf.model_id, "labels": list(clf.labels)}
+        return dict(health)
+
+    if tag is not None:
+        tag_info = {**tagger_info(tag), "limits": limits}
+
+        @app.get("/v1/tagger", summary="The served tagger: encoder, family, licence, labels")
+        async def tagger_endpoint() -> dict[str, Any]:
+            return tag_info
+
+    if clf is None:  # a tagger-only server: a client asking for the model learns what is served
+        @app.get("/v1/model", summary="No model is served: the tagger (as GET /v1/tagger)")
+        async def tagger_as_model() -> dict[str, Any]:
+            return tag_info
+        return
+
+    model_info = jsonable_encoder(clf.info())
+    model_info.setdefault("model_id", clf.model_id)
 
     @app.get("/v1/model", summary="The served model: labels, feature settings, metrics")
     async def model_endpoint() -> dict[str, Any]:
         return {**model_info, "limits": limits}
-
-
-# The request body /v1/classify accepts and its error answers, for the OpenAPI page.
-_CLASSIFY_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
-                    "required": ["file"],
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
-            "audio/*": {"schema": {"type": "string", "format": "binary", "minLength": 1}},
-        },
-    },
-    "responses": {
-        "400": {"description": "empty body, malformed multipart or no `file` field"},
-        "408": {"description": "body not received in time"},
-        "413": {"description": "upload too large or audio too long"},
-        "415": {"description": "not an audio format sonotype reads"},
-        "422": {"description": "corrupt or too-short audio, or invalid window/hop"},
-        **ERROR_RESPONSES,
-    },
-}
 
 
 def _add_classify_route(app: FastAPI, engine: _Engine) -> None:
@@ -390,7 +391,7 @@ def _add_classify_route(app: FastAPI, engine: _Engine) -> None:
             "(seconds) ask for a segment timeline; `envelope` returns that many min/max "
             "waveform bins for drawing."
         ),
-        openapi_extra=copy.deepcopy(_CLASSIFY_OPENAPI),  # FastAPI may merge into it
+        openapi_extra=upload_openapi("window/hop"),
     )
     async def classify(
         request: Request,
@@ -401,32 +402,8 @@ def _add_classify_route(app: FastAPI, engine: _Engine) -> None:
         rid = request_id(request)
         t0 = time.perf_counter()
         lim = engine.limits
-        body = await receive_body(request, max_bytes=lim.max_bytes, timeout_s=lim.read_timeout_s,
-                                  spool_bytes=lim.spool_kb * 1024)
-        form = None
-        try:
-            data, filename, form = await _extract_audio(request, body)
-            if is_empty(data):
-                raise ApiError(400, "empty_body", "no audio received: the request body (or the uploaded file) is empty")
-            try:
-                window, hop = check_windows(lim, window=window, hop=hop)
-            except ParameterError as exc:
-                raise ApiError(422, "invalid_parameter", str(exc)) from None
-            try:
-                result = await engine.run(_classify_file, engine, data, filename, window, hop, envelope)
-            except ApiError:
-                raise
-            except AudioError as exc:
-                raise audio_error(exc) from None
-            except SonotypeError as exc:
-                raise ApiError(422, "invalid_request", str(exc)) from None
-            except Exception:
-                log.exception("request %s: classification failed", rid)
-                raise ApiError(500, "internal_error", "classification failed unexpectedly; see the server log") from None
-        finally:
-            if form is not None:
-                await form.close()
-            body.close()
+        result, filename = await run_upload(request, engine, _classify_file, window, hop, envelope,
+                                            check=lambda: check_windows(lim, window=window, hop=hop))
         result.update(filename=filename, model_id=clf.model_id, request_id=rid)
         log.info(
             "request %s: %s -> %s (%.1f s audio, %.0f ms)",
@@ -436,11 +413,17 @@ def _add_classify_route(app: FastAPI, engine: _Engine) -> None:
         return JSONResponse(result)
 
 
-def _add_pages(app: FastAPI) -> None:
-    """The web page, the API docs page and their static files."""
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(str(_STATIC / "index.html"), media_type="text/html")
+def _add_pages(app: FastAPI, *, with_page: bool = True) -> None:
+    """The web page (it classifies: only with a model; else ``/`` leads to ``/docs``), the API
+    docs page and their static files."""
+    if with_page:
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(str(_STATIC / "index.html"), media_type="text/html")
+    else:
+        @app.get("/", include_in_schema=False)
+        async def to_docs() -> RedirectResponse:
+            return RedirectResponse("/docs")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> FileResponse:
@@ -464,13 +447,16 @@ def _version() -> str:
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` with several workers: settings from the environment.
 
-    ``SONOTYPE_SERVE_MODEL`` (required), ``SONOTYPE_SERVE_TORCH_THREADS``, the limits as
+    ``SONOTYPE_SERVE_MODEL`` and/or ``SONOTYPE_SERVE_TAGGER`` (one is required),
+    ``SONOTYPE_SERVE_TORCH_THREADS``, the limits as
     ``SONOTYPE_LIMIT_<NAME>`` (:mod:`sonotype.utils.limits`), ``SONOTYPE_SERVE_ALLOW_HOSTS`` and
     ``SONOTYPE_SERVE_ALLOW_ORIGINS`` (comma-separated; hosts ``*`` = any) and ``SONOTYPE_TOKEN``.
     """
-    model = os.environ.get("SONOTYPE_SERVE_MODEL")
-    if not model:
-        raise ParameterError("SONOTYPE_SERVE_MODEL is not set: the model directory to serve")
+    model = os.environ.get("SONOTYPE_SERVE_MODEL") or None
+    tagger = os.environ.get("SONOTYPE_SERVE_TAGGER") or None
+    if not model and not tagger:
+        raise ParameterError("SONOTYPE_SERVE_MODEL (the model directory to serve) or SONOTYPE_SERVE_TAGGER "
+                             "(the tagging encoder) must be set")
     threads = os.environ.get("SONOTYPE_SERVE_TORCH_THREADS")
     hosts = [h for h in os.environ.get("SONOTYPE_SERVE_ALLOW_HOSTS", "*").split(",") if h]
     origins = [o for o in os.environ.get("SONOTYPE_SERVE_ALLOW_ORIGINS", "").split(",") if o]
@@ -479,6 +465,7 @@ def app_from_env() -> FastAPI:
     install_log_filter()
     return create_app(
         model,
+        tagger=tagger,
         limits=limits,
         torch_threads=int(threads) if threads else None,
         allow_hosts=None if "*" in hosts else hosts,

@@ -5,17 +5,19 @@ Every error body is ``{error, detail, request_id}`` with a string ``detail``
 declare its own list-shaped ``HTTPValidationError``. :func:`install_error_schema` replaces
 the app's ``openapi()`` so that every operation declares that body for every 4xx/5xx it
 lists, plus the answers any route may give (:data:`ERROR_RESPONSES`: a refused Host or
-token, a full queue with ``Retry-After``).
+token, a full queue with ``Retry-After``). :func:`upload_openapi` is the request body and
+the answers of a single-file route (``/v1/classify``, ``/v1/tag``).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["ERROR_RESPONSES", "ERROR_SCHEMA", "install_error_schema"]
+__all__ = ["ERROR_RESPONSES", "ERROR_SCHEMA", "install_error_schema", "upload_openapi"]
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "ErrorBody",
@@ -39,6 +41,33 @@ _BUSY: dict[str, Any] = {
             "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     "500": {"description": "unexpected failure (logged with the request id)"},
 }
+def upload_openapi(params: str) -> dict[str, Any]:
+    """The request body a single-file route accepts (a multipart ``file`` or the raw audio) and
+    its error answers, as a fresh dict for ``openapi_extra`` (FastAPI may merge into it);
+    ``params`` names the query parameters a 422 may be about."""
+    binary = {"type": "string", "format": "binary", "minLength": 1}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": dict(binary)}, "required": ["file"]}
+                },
+                "application/octet-stream": {"schema": dict(binary)},
+                "audio/*": {"schema": dict(binary)},
+            },
+        },
+        "responses": {
+            "400": {"description": "empty body, malformed multipart or no `file` field"},
+            "408": {"description": "body not received in time"},
+            "413": {"description": "upload too large or audio too long"},
+            "415": {"description": "not an audio format sonotype reads"},
+            "422": {"description": f"corrupt or too-short audio, or invalid {params}"},
+            **copy.deepcopy(ERROR_RESPONSES),
+        },
+    }
+
+
 _REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 

@@ -5,29 +5,37 @@ holds more than ``spool_bytes``; a multipart body is parsed from that file in bl
 (Starlette spools each uploaded part the same way), and an upload reaches libsndfile as a
 named temporary file copied block by block. So one request holds at most about
 ``spool_bytes`` of its upload in memory, whatever ``max_upload_mb`` allows.
+
+:func:`run_upload` is the one path of a single-file route (``/v1/classify``, ``/v1/tag``):
+receive the body, take the file out of a multipart form or the raw body, refuse an empty one,
+check the query, run the route's work in a worker thread (:meth:`Engine.run`, which answers
+503 when the queue is full) and map its errors onto the JSON answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import anyio
+from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from sonotype.errors import AudioError
-from sonotype.serve.errors import ApiError
+from sonotype.errors import AudioError, ParameterError, SonotypeError
+from sonotype.serve.errors import ApiError, audio_error, request_id
 
-__all__ = ["COPY_BLOCK", "is_empty", "parse_multipart", "receive_body", "spilled"]
+__all__ = ["COPY_BLOCK", "extract_audio", "is_empty", "parse_multipart", "receive_body", "run_upload", "spilled"]
 
 COPY_BLOCK = 1 << 16
+log = logging.getLogger("sonotype.serve")
 
 
 def _too_large(size: int, max_bytes: int, *, at_least: bool = False) -> str:
@@ -109,3 +117,65 @@ def spilled(data: bytes | IO[bytes], filename: str | None, label: str | None = N
         raise AudioError(None, exc.reason.replace(name, label or filename or "upload")) from None
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+async def extract_audio(request: Request, body: IO[bytes]) -> tuple[Any, str | None, Any]:
+    """The audio (a file object at 0), the client's file name and the form to close (or None),
+    from a multipart form (field ``file``) or a raw body."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        return body, None, None
+
+    form = await parse_multipart(request, body, max_files=4)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        fields = sorted(form.keys())
+        if upload is not None:  # a part without a filename arrives as a text value
+            raise ApiError(400, "missing_file", "the multipart field 'file' is a form value, not a file (give it a filename)")
+        raise ApiError(400, "missing_file", f"multipart body needs a file field named 'file' (got fields {fields})")
+    upload.file.seek(0)
+    return upload.file, upload.filename, form
+
+
+async def run_upload(request: Request, engine: Any, work: Callable[..., Any], *args: Any,
+                     check: Callable[[], object] | None = None, what: str = "classification") -> tuple[Any, str | None]:
+    """The one path of a single-file route: ``work(engine, data, filename, *args)`` in a worker
+    thread on the uploaded audio, and the client's file name.
+
+    The body is received within the limits of ``engine.limits`` (413, 408), the file taken out
+    of a multipart form or the raw body (400 when missing or empty), ``check()`` run (its
+    :class:`ParameterError` is 422 ``invalid_parameter``), then ``work`` runs through
+    ``engine.run`` (503 when the queue is full). An :class:`AudioError` answers 415/422, another
+    :class:`SonotypeError` 422, anything else 500 (logged with the request id). The body and
+    the form's spooled parts are closed in every case.
+    """
+    lim = engine.limits
+    body = await receive_body(request, max_bytes=lim.max_bytes, timeout_s=lim.read_timeout_s,
+                              spool_bytes=lim.spool_kb * 1024)
+    form = None
+    try:
+        data, filename, form = await extract_audio(request, body)
+        if is_empty(data):
+            raise ApiError(400, "empty_body", "no audio received: the request body (or the uploaded file) is empty")
+        if check is not None:
+            try:
+                check()
+            except ParameterError as exc:
+                raise ApiError(422, "invalid_parameter", str(exc)) from None
+        try:
+            result = await engine.run(work, engine, data, filename, *args)
+        except ApiError:
+            raise
+        except AudioError as exc:
+            raise audio_error(exc) from None
+        except SonotypeError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        except Exception:
+            log.exception("request %s: %s failed", request_id(request), what)
+            raise ApiError(500, "internal_error", f"{what} failed unexpectedly; see the server log") from None
+    finally:
+        if form is not None:
+            await form.close()
+        body.close()
+    return result, filename
