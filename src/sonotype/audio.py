@@ -7,9 +7,11 @@ really AIFF loads fine; soxr does the resampling. Every failure becomes an
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import soxr
 
 from sonotype.errors import AudioError, ParameterError
 from sonotype.utils.checks import finite, positive_int, sample_rate
+from sonotype.utils.io import file_kind
 
 __all__ = ["AudioInfo", "Segment", "check_length", "info", "load", "resample", "segment", "stream"]
 
@@ -84,11 +87,18 @@ class AudioInfo:
 
 def _check_file(path: str | os.PathLike) -> Path:
     p = Path(path)
-    if not p.exists():
-        raise AudioError(p, "file not found")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError(p, "symlink loop (too many levels of symbolic links)") from None
+        raise AudioError(p, "file not found" if isinstance(exc, (FileNotFoundError, NotADirectoryError))
+                         else f"cannot read file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(p, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):  # never opened: a FIFO blocks for a writer, a device never ends
+        raise AudioError(p, f"{file_kind(st.st_mode)}, not a regular file")
+    if st.st_size == 0:
         raise AudioError(p, "empty file (0 bytes)")
     if not os.access(p, os.R_OK):
         raise AudioError(p, "permission denied (file not readable)")

@@ -46,3 +46,9 @@ class ModelError(SonotypeError):
 
 class DownloadError(SonotypeError):
     """A corpus download failed (network, truncated transfer, checksum mismatch)."""
+
+
+class OutputError(SonotypeError):
+    """An output cannot be written where it was asked for: a folder given as a file (or a file
+    as a folder), a read-only folder, a full disk. Raised before the work when it can be seen
+    then; nothing partial is left behind."""

@@ -69,6 +69,10 @@ class FusedFeaturizer:
 
     def __init__(self, members: list[BackboneFeaturizer]) -> None:
         self.members = members
+        first = members[0].cfg
+        # the fusion's settings: its encoders' names (as recorded) with the shared pooling settings
+        self.cfg = BackboneConfig.from_dict({**first.to_dict(), "model": [m.cfg.model for m in members]})
+        self.backbone = None  # each encoder is loaded by its member
 
     @property
     def sample_rate(self) -> int:

@@ -59,7 +59,11 @@ def _limit_pairs(items: list[str]) -> dict[str, str]:
 
 
 def serve(
-    model: Path = typer.Argument(..., help="Saved model directory (from `sonotype train`) or hf://user/name[@revision]."),
+    model: Path | None = typer.Argument(None, help="Saved model directory (from `sonotype train`) or "
+                                        "hf://user/name[@revision]; optional with --tagger."),
+    tagger: str | None = typer.Option(None, "--tagger", help="Also (or only) serve POST /v1/tag with this "
+                                      "pretrained encoder's own classes, no training needed: efficientat-mn04 "
+                                      "(527 AudioSet classes), musicnn-msd (50 MSD tags) or the folder of either."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback unless you mean to expose it."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
@@ -86,7 +90,8 @@ def serve(
                                             "when it moved (found by its digest; repeatable; also $SONOTYPE_BACKBONES)."),
 ) -> None:
     """Serve MODEL over HTTP: POST /v1/classify, POST /v1/classify-group, GET /v1/model, GET /healthz,
-    the WebSocket GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen).
+    the WebSocket GET /v1/stream (live PCM in, one label per window out), a web page at / (upload or Listen);
+    with --tagger ENCODER also (or only) POST /v1/tag and GET /v1/tagger.
 
     Every request has a budget (see --limit; the limits in force are shown at GET /v1/model);
     only the Host names of the address served answer (--allow-host), and a browser page of
@@ -98,9 +103,12 @@ def serve(
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
     from sonotype.inference.hub import local_model  # heavy (torch): lazy for a fast --help
 
-    model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
-
-
+    if model is None and tagger is None:
+        raise ParameterError("give MODEL (a saved model directory), --tagger ENCODER (e.g. efficientat-mn04), or both")
+    if model is not None:
+        model = local_model(model)  # hf://user/name[@revision]: downloaded once here, the workers read the folder
+    if tagger is not None and Path(tagger).expanduser().is_dir():
+        tagger = str(Path(tagger).expanduser().resolve())  # the workers may not share this working folder
     if not 0 < port < 65536:
         raise ParameterError(f"--port must be 1..65535, got {port}")
     if threads == 0:
@@ -112,15 +120,13 @@ def serve(
     hosts = default_hosts(host, allow_host)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Load once here so a bad model directory fails now, as one clear line, not in every worker.
-    app = create_app(model, limits=limits, torch_threads=threads, allow_hosts=hosts, allow_origins=allow_origin,
-                     token=token)
-    clf = app.state.classifier
-    out.print(
-        f"serving [bold]{clf.model_id}[/] ({len(clf.labels)} classes) on http://{host}:{port}/ "
-        f"- {workers} worker(s), {threads} torch thread(s) each",
-        highlight=False,
-        soft_wrap=True,
-    )
+    app = create_app(model, tagger=tagger, limits=limits, torch_threads=threads, allow_hosts=hosts,
+                     allow_origins=allow_origin, token=token)
+    clf, tag = app.state.classifier, app.state.tagger
+    what = [f"[bold]{clf.model_id}[/] ({len(clf.labels)} classes)"] if clf is not None else []
+    what += [f"tagger [bold]{tag.name}[/] ({len(tag.labels)} labels, POST /v1/tag)"] if tag is not None else []
+    out.print(f"serving {' and '.join(what)} on http://{host}:{port}/ - {workers} worker(s), {threads} torch "
+              "thread(s) each", highlight=False, soft_wrap=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"[yellow]note:[/] bound to {host}: reachable from other machines"
                   + ("" if token else "; consider --token (docs/serving.md)"), highlight=False)
@@ -131,7 +137,8 @@ def serve(
         run(app, host=host, port=port, limits=limits, log_level=log_level)
         return
     os.environ.update(
-        SONOTYPE_SERVE_MODEL=str(Path(model).resolve()),
+        SONOTYPE_SERVE_MODEL=str(Path(model).resolve()) if model is not None else "",
+        SONOTYPE_SERVE_TAGGER=tagger or "",
         SONOTYPE_SERVE_TORCH_THREADS=str(threads),
         SONOTYPE_SERVE_ALLOW_HOSTS="*" if hosts is None else ",".join(hosts),
         SONOTYPE_SERVE_ALLOW_ORIGINS=",".join(allow_origin),

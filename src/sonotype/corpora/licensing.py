@@ -53,6 +53,7 @@ def run_licences(cfg: Any) -> Combined:
     entries = list(getattr(cfg.corpus, "corpora", None) or [cfg.corpus])
     inputs = [("data", corpus_title(c.name), corpus_licence(c.name, c.options)) for c in entries]
     backbone = getattr(cfg, "backbone", None)
-    if backbone is not None:
-        inputs.append(("encoder", str(backbone.model), encoder_licence(str(backbone.model))))
+    if backbone is not None:  # every encoder of a fusion
+        for model in backbone.model if isinstance(backbone.model, list) else [backbone.model]:
+            inputs.append(("encoder", str(model), encoder_licence(str(model))))
     return combine(inputs)

@@ -10,12 +10,17 @@ garbled file, which is then recomputed with a :class:`CacheWarning`, never fatal
 
 File digests are memoised per (path, size, mtime_ns, ctime_ns, inode) in ``<root>/digests``
 so a rerun does not re-hash big files; any change to the file changes ctime, so a changed
-file is re-hashed and misses.
+file is re-hashed and misses. Only regular files are hashed: a FIFO or a device is refused
+(an ``OSError``, reported as a skipped clip) before anything opens it.
+
+A cache folder that cannot be written (read-only, permission, full disk, no home folder)
+gives one :class:`CacheWarning` and the work goes on without storing anything; the first
+write into a shard folder also removes the temporaries killed writers left there (older
+than a day, :func:`sonotype.utils.io.sweep_stale_temps`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -28,7 +33,7 @@ import numpy as np
 
 from sonotype.features.config import FeatureConfig
 from sonotype.features.frames import FrameFeatures
-from sonotype.utils.io import atomic_write_bytes, atomic_write_text, file_digest
+from sonotype.utils.io import atomic_write_bytes, file_digest, regular_file_stat, sweep_stale_temps
 from sonotype.utils.paths import default_cache_dir
 
 __all__ = ["CACHE_VERSION", "CacheWarning", "FeatureCache"]
@@ -37,7 +42,8 @@ CACHE_VERSION = 2  # 2: bandwidth moments summed in float64 near the centroid (v
 
 
 class CacheWarning(UserWarning):
-    """A cache file exists but cannot be read back (truncated, garbled): it is recomputed."""
+    """A cache file cannot be read back (truncated, garbled: it is recomputed), or the cache
+    folder cannot be written (the work goes on without storing)."""
 
 
 def warn_unreadable(path: Path, exc: BaseException) -> None:
@@ -66,6 +72,9 @@ class FeatureCache:
     ----------
     root : path-like, optional
         Cache folder (default :func:`default_cache_dir`).
+    writable : bool
+        False: read what is there, store nothing (a worker whose parent found the folder
+        read-only). Set to False, with one :class:`CacheWarning`, by the first failed write.
 
     Examples
     --------
@@ -83,12 +92,68 @@ class FeatureCache:
     (True, (16, 37))
     """
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, *, writable: bool = True) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.hits = 0
         self.misses = 0
         self.writes = 0
+        self.writable = writable
         self._digests: dict[tuple, str] = {}
+        self._swept: set[Path] = set()
+
+    # -- writing, or going on without -------------------------------------------------
+    def disable(self, exc: OSError) -> None:
+        """Stop storing, with one :class:`CacheWarning` saying why (the work goes on).
+
+        Parameters
+        ----------
+        exc : OSError
+            What the write failed with.
+        """
+        if self.writable:
+            self.writable = False
+            warnings.warn(f"cache folder {self.root} cannot be written ({exc.strerror or exc}): going on without "
+                          "storing to the cache (--cache DIR or $SONOTYPE_CACHE choose another)", CacheWarning,
+                          stacklevel=3)
+
+    def write(self, path: Path, data: bytes) -> bool:
+        """Store ``data`` at ``path`` (under the root) atomically; False when the cache cannot be written.
+
+        The first write into a folder removes the temporaries killed writers left there.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+        data : bytes
+
+        Returns
+        -------
+        bool
+        """
+        if not self.writable:
+            return False
+        try:
+            if path.parent not in self._swept:
+                self._swept.add(path.parent)
+                sweep_stale_temps(path.parent)
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            self.disable(exc)
+            return False
+        return True
+
+    def check_writable(self) -> bool:
+        """Probe the folder once (a small file written and removed); False, with one warning, when it cannot be written.
+
+        Returns
+        -------
+        bool
+        """
+        if self.writable:
+            probe = self.root / f".probe-{os.getpid()}"
+            if self.write(probe, b"probe"):
+                probe.unlink(missing_ok=True)
+        return self.writable
 
     # -- content digests -------------------------------------------------------------
     def digest(self, path: str | os.PathLike, *, compute: bool = True) -> str | None:
@@ -107,8 +172,8 @@ class FeatureCache:
         -------
         str or None
         """
-        p = Path(path).resolve()
-        st = p.stat()
+        st = regular_file_stat(path)  # a FIFO or device is refused unopened; a symlink loop is ELOOP
+        p = Path(os.path.realpath(path))
         stamp = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         if stamp in self._digests:
             return self._digests[stamp]
@@ -124,8 +189,7 @@ class FeatureCache:
             return None
         d = file_digest(p)
         self._digests[stamp] = d
-        with contextlib.suppress(OSError):  # a read-only cache still works, it just re-hashes
-            atomic_write_text(memo, json.dumps({"stamp": list(stamp), "digest": d}))
+        self.write(memo, json.dumps({"stamp": list(stamp), "digest": d}).encode())  # read-only: it re-hashes
         return d
 
     # -- keys and files --------------------------------------------------------------
@@ -192,7 +256,10 @@ class FeatureCache:
         return self.root / "frames" / f"v{CACHE_VERSION}" / key[:2] / f"{key}.npz"
 
     def __contains__(self, key: str) -> bool:
-        return self.file_for(key).is_file()
+        try:
+            return self.file_for(key).is_file()
+        except OSError:  # a folder we may not enter: nothing usable there
+            return False
 
     def load(self, key: str) -> FrameFeatures | None:
         """The stored features, or None (missing or unreadable: it is then recomputed).
@@ -226,6 +293,9 @@ class FeatureCache:
                 raise ValueError(f"values of shape {ff.values.shape} for {len(ff.names)} names")
         except FileNotFoundError:
             return None
+        except PermissionError as exc:  # the folder's, not the file's contents: once, then without storing
+            self.disable(exc)
+            return None
         except Exception as exc:
             warn_unreadable(f, exc)
             return None
@@ -251,5 +321,5 @@ class FeatureCache:
         }
         buf = io.BytesIO()
         np.savez(buf, values=ff.values, names=np.asarray(ff.names, dtype=str), meta=np.asarray(json.dumps(meta)))
-        atomic_write_bytes(self.file_for(key), buf.getvalue())
-        self.writes += 1
+        if self.write(self.file_for(key), buf.getvalue()):
+            self.writes += 1

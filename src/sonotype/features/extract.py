@@ -88,11 +88,11 @@ def extract_clip(clip: Clip, fcfg: FeatureConfig, cache: FeatureCache | None = N
 _W: dict[str, Any] = {}
 
 
-def init_worker(fcfg: dict[str, Any], cache_root: str | None) -> None:
+def init_worker(fcfg: dict[str, Any], cache_root: str | None, writable: bool = True) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
     single_threaded_worker()
     _W["fcfg"] = FeatureConfig.from_dict(fcfg)
-    _W["cache"] = FeatureCache(cache_root) if cache_root is not None else None
+    _W["cache"] = FeatureCache(cache_root, writable=writable) if cache_root is not None else None
 
 
 def extract_task(task: tuple[dict[str, Any], str | None]) -> FrameFeatures | Skipped:
@@ -222,10 +222,13 @@ def _parallel(
 ) -> Iterator[tuple[int, FrameFeatures | Skipped]]:
     pool = None
     if pending:
+        if cache is not None:
+            cache.check_writable()  # a read-only or full cache: one warning here, not one per worker
         with single_threaded_children():
             pool = mp.get_context("spawn").Pool(
                 min(cap_jobs(jobs), len(pending)), initializer=init_worker,
-                initargs=(fcfg.to_dict(), None if cache is None else str(cache.root)),
+                initargs=(fcfg.to_dict(), None if cache is None else str(cache.root),
+                          cache is None or cache.writable),
             )
     try:
         window: deque[tuple[int, Any]] = deque()

@@ -13,7 +13,6 @@ its key, so approximate embeddings never stand in for torch float32 ones, nor th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -37,7 +36,6 @@ from sonotype.corpora.base import Clip, Skipped
 from sonotype.errors import AudioError, ConfigError
 from sonotype.features.cache import FeatureCache, warn_unreadable
 from sonotype.features.extract import Dataset
-from sonotype.utils.io import atomic_write_bytes
 from sonotype.utils.progress import LineProgress
 
 __all__ = [
@@ -94,6 +92,9 @@ class EmbeddingCache:
                 x = np.asarray(z["x"])
         except FileNotFoundError:
             return None
+        except PermissionError as exc:  # the folder's, not the entry's: once, then without storing
+            self._digests.disable(exc)
+            return None
         except Exception as exc:  # BadZipFile, EOFError, MemoryError, ...: recompute
             warn_unreadable(f, exc)
             return None
@@ -103,10 +104,10 @@ class EmbeddingCache:
         return x
 
     def store(self, key: str, x: np.ndarray) -> None:
+        """Write one entry; a cache that cannot be written warns once and the run goes on (it recomputes)."""
         buf = io.BytesIO()
         np.savez(buf, x=np.ascontiguousarray(x, dtype=np.float32))
-        with contextlib.suppress(OSError):  # a read-only cache still works, it just recomputes
-            atomic_write_bytes(self.file_for(key), buf.getvalue())
+        if self._digests.write(self.file_for(key), buf.getvalue()):
             self.writes += 1
 
 

@@ -476,8 +476,10 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
     as ``data/ravdess`` is stored as the folder it meant when the run was made.
     """
     backbone = cfg.backbone
-    if backbone is not None and Path(backbone.model).expanduser().is_dir():
-        backbone = replace(backbone, model=_absolute(backbone.model))
+    if backbone is not None:  # a folder (or a fusion's folders) made absolute; names and hub ids stay
+        models = backbone.model if isinstance(backbone.model, list) else [backbone.model]
+        models = [_absolute(m) if Path(m).expanduser().is_dir() else m for m in models]
+        backbone = replace(backbone, model=models if isinstance(backbone.model, list) else models[0])
     return replace(
         cfg,
         corpus=replace(cfg.corpus, root=_absolute(cfg.corpus.root),

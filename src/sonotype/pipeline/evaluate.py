@@ -7,9 +7,8 @@ from typing import Any
 
 from sonotype.corpora.ops import load_manifest
 from sonotype.evaluation.metrics import cross_corpus_labels, metrics, restrict_proba, vote
-from sonotype.features.extract import build_dataset
 from sonotype.inference.predict import load_model
-from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
+from sonotype.items.build import build_items
 from sonotype.items.normalize import normalize_items
 from sonotype.pipeline import checks
 
@@ -57,15 +56,11 @@ def evaluate_on_corpus(
     checks.check_labels(manifest.labels, what=f"corpus {cc.name!r} at {cc.root} after its label operations")
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
     clips = [c for c in manifest.clips if c.label in kept]
-    if clf.backbone is not None and clf.backbone.waveform_samples is None:  # frozen-encoder model: embeddings
-        ds = build_embedding_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone, cache_dir=cache_dir,
-                                     progress=progress)
-    elif clf.backbone is not None:  # fine-tuned backbone: waveforms of the length it was trained on
-        ds = build_waveform_dataset(clips, clf.backbone.cfg, backbone=clf.backbone.backbone,
-                                    seconds=clf.backbone.waveform_samples / clf.backbone.sample_rate)
-    else:
-        ds = build_dataset(clips, clf.feature_config, clf.representation, cache_dir=cache_dir, jobs=jobs,
-                           progress=progress)
+    fz = clf.backbone  # None, or the saved model's encoder featurizer (one encoder or a fusion)
+    seconds = None if fz is None or fz.waveform_samples is None else fz.waveform_samples / fz.sample_rate
+    ds = build_items(clips, features=clf.feature_config, representation=clf.representation,
+                     backbone=None if fz is None else fz.cfg, loaded=fz, waveform_seconds=seconds,
+                     cache_dir=cache_dir, jobs=jobs, progress=progress)
     X = ds.X
     if getattr(clf, "normalizer", None) is not None:  # the model's rule, with this corpus's own statistics
 

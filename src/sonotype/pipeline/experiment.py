@@ -35,6 +35,7 @@ from sonotype.evaluation.metrics import evaluate_items, rank_subsets
 from sonotype.features.extract import Dataset, build_dataset
 from sonotype.features.scaling import Standardizer
 from sonotype.inference.modelio import save_model
+from sonotype.items.build import item_kind as items_of
 from sonotype.items.normalize import NormalizeConfig, describe, normalize_dataset
 from sonotype.models.apply import predict_proba
 from sonotype.pipeline import checks
@@ -223,9 +224,7 @@ def _without_normalize(
 
 def item_kind(cfg: RunConfig) -> str:
     """What the items are, for per-speaker normalisation: embeddings, waveforms or a representation."""
-    if cfg.backbone is not None:
-        return "waveform" if cfg.backbone.finetuning else "backbone"
-    return cfg.representation.kind
+    return items_of(cfg.backbone, cfg.representation)
 
 
 def _baseline(cfg: RunConfig, ds: Dataset, labels: list[str], outcomes: list[FoldOutcome], item_level: bool,

@@ -20,9 +20,9 @@ from rich.console import Console
 from sonotype.backbones.finetune import FineTuneClassifier
 from sonotype.backbones.load import backbone_record as record
 from sonotype.errors import ConfigError
-from sonotype.features.extract import Dataset, build_dataset
+from sonotype.features.extract import Dataset
 from sonotype.features.scaling import Standardizer
-from sonotype.items.embeddings import build_embedding_dataset, build_waveform_dataset
+from sonotype.items.build import build_items
 from sonotype.items.normalize import normalize_copies
 from sonotype.items.tasks import dataset_for_run
 from sonotype.models.linear import fit_linear
@@ -77,12 +77,8 @@ def build_run_dataset(cfg: RunConfig, clips: list, *, progress: bool = False) ->
 
     if (ds := dataset_for_run(cfg, clips, progress)) is not None:  # engine: ray
         return ds
-    if cfg.backbone is not None:
-        if cfg.backbone.finetuning:  # fine-tuning eats waveforms, not embeddings
-            return build_waveform_dataset(clips, cfg.backbone)
-        return build_embedding_dataset(clips, cfg.backbone, cache_dir=cfg.cache_dir, progress=progress)
-    return build_dataset(clips, cfg.features, cfg.representation, cache_dir=cfg.cache_dir, jobs=cfg.jobs,
-                         progress=progress)
+    return build_items(clips, features=cfg.features, representation=cfg.representation, backbone=cfg.backbone,
+                       cache_dir=cfg.cache_dir, jobs=cfg.jobs, progress=progress)
 
 
 def finetuning(cfg: RunConfig) -> bool:
