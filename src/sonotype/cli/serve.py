@@ -98,7 +98,7 @@ def serve(
     another origin cannot open the WebSocket (--allow-origin). See docs/serving.md.
     """
 
-    from sonotype.backbones.load import add_search_dirs  # heavy (torch): lazy for a fast --help
+    from sonotype.backbones.folders import add_search_dirs  # heavy (torch): lazy for a fast --help
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
     from sonotype.inference.hub import local_model  # heavy (torch): lazy for a fast --help

@@ -39,21 +39,41 @@ def check_fields(obj: Any, *, where: str | None = None, skip: frozenset[str] = f
     check_field_types(cls, values, where=section_of(cls) if where is None else where)
 
 
-def strict_from_dict(cls: type[T], d: dict[str, Any], *, where: str = "") -> T:
+def strict_from_dict(cls: type[T], d: dict[str, Any], *, where: str = "", skip: frozenset[str] = frozenset()) -> T:
     """``cls(**d)``, but an unknown key or a value of the wrong type is a :class:`ConfigError`.
 
-    A typo in a recipe must fail loudly rather than fall back to a default silently, and a
-    value of the wrong type (``lr: fast``) must be named here rather than surface later as
-    a comparison error deep inside the library.
+    The one strict parser of every config section (a run config's sections too). A typo in a
+    recipe must fail loudly rather than fall back to a default silently, and a value of the
+    wrong type (``lr: fast``) must be named here rather than surface later as a comparison
+    error deep inside the library.
+
+    Parameters
+    ----------
+    cls : dataclass type
+    d : dict
+        Plain values (YAML, JSON).
+    where : str
+        The dotted place named in errors (default: the section's name).
+    skip : frozenset of str
+        Fields that are sub-sections, built and checked by the class itself.
+
+    Returns
+    -------
+    cls
     """
     if not isinstance(d, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(d).__name__} {d!r}")
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(d) - names)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known: {', '.join(sorted(names))}")
-    check_field_types(cls, d, where=where or _SECTIONS.get(cls.__name__, cls.__name__))
-    return cls(**d)
+        head = f"{where}: unknown key(s)" if where else f"unknown {cls.__name__} key(s)"
+        raise ConfigError(f"{head} {unknown}; known: {', '.join(sorted(names))}")
+    check_field_types(cls, d, where="" if where == "config" else (where or _SECTIONS.get(cls.__name__, cls.__name__)),
+                      skip=skip)
+    try:
+        return cls(**d)
+    except TypeError as exc:
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
 
 
 def check_field_types(cls: type, d: dict[str, Any], *, where: str = "", skip: frozenset[str] = frozenset()) -> None:

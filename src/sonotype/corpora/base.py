@@ -7,8 +7,10 @@ recorded in ``Manifest.skipped`` with a reason - never silently dropped.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +20,7 @@ from typing import Any
 from sonotype.audio import AUDIO_EXTENSIONS
 from sonotype.errors import CorpusError
 from sonotype.utils.html import bar, esc, table
-from sonotype.utils.io import atomic_write_text
+from sonotype.utils.io import atomic_write_text, file_kind
 
 __all__ = [
     "CORPORA",
@@ -348,6 +350,13 @@ def scan_files(
     case-insensitively) are left out quietly; every other non-audio file is returned as a
     :class:`Skipped` entry, so nothing vanishes without a trace.
 
+    Only what ``os.stat`` says is a regular file can be a clip: FIFOs, devices and sockets
+    (even named ``*.wav``), broken links and symlink loops are reported skips, found here
+    without opening anything (a FIFO would block whatever reads or hashes it). A linked
+    folder is followed when it leads outside ``root``; one that leads back to a folder
+    above it (a loop) or elsewhere inside ``root`` (scanned there) is a reported skip, and
+    no folder is scanned twice.
+
     Parameters
     ----------
     root : pathlib.Path
@@ -374,25 +383,74 @@ def scan_files(
     ...     for spk in ("ann", "bob"):
     ...         sf.write(root / label / f"{spk}_1.wav", np.zeros(800, np.float32), 8000)
     >>> _ = (root / "README.txt").write_text("hi")
+    >>> os.mkfifo(root / "cat" / "pipe.wav")
+    >>> (root / "dog" / "again").symlink_to(root)
     >>> audio, skipped = scan_files(root)
     >>> len(audio), [Path(s.path).name for s in skipped]
-    (4, ['README.txt'])
+    (4, ['README.txt', 'pipe.wav', 'again'])
+    >>> [s.reason.split(" (")[0].split(":")[0] for s in skipped]
+    ['not an audio file', 'a FIFO', 'symlink loop']
     """
 
     exts = frozenset(e.lower() for e in (audio_extensions or AUDIO_EXTENSIONS))
     known = {m.lower() for m in metadata}
     audio: list[Path] = []
     skipped: list[Skipped] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != DOWNLOAD_DIR)
-        for name in sorted(filenames):
-            f = Path(dirpath) / name
-            if f.suffix.lower() in exts:
+    root = Path(root)
+    real_root = os.path.realpath(root)
+    top = os.stat(root)
+    seen: dict[tuple[int, int], Path] = {(top.st_dev, top.st_ino): root}
+    stack: list[tuple[Path, dict[tuple[int, int], Path]]] = [(root, {(top.st_dev, top.st_ino): root})]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(Skipped(str(folder), f"folder cannot be read ({exc.strerror or exc})"))
+            continue
+        subdirs: list[tuple[Path, dict[tuple[int, int], Path]]] = []
+        for e in entries:
+            f = Path(e.path)
+            link = e.is_symlink()
+            try:
+                st = os.stat(f)  # follows links; never opens
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    why = "symlink loop (too many levels of symbolic links)"
+                elif link:
+                    why = f"broken symbolic link (target {os.readlink(f)!r} not found)"
+                else:
+                    why = f"cannot be read ({exc.strerror or exc})"
+                skipped.append(Skipped(str(f), why))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if e.name == DOWNLOAD_DIR:
+                    continue
+                ident = (st.st_dev, st.st_ino)
+                if ident in above:
+                    skipped.append(Skipped(str(f), f"symlink loop: leads back to {above[ident]}"))
+                elif link and _inside(os.path.realpath(f), real_root):
+                    skipped.append(Skipped(str(f), f"link to {os.path.realpath(f)}, a folder of the corpus "
+                                                   "(scanned there)"))
+                elif ident in seen:
+                    skipped.append(Skipped(str(f), f"the same folder as {seen[ident]} (scanned there)"))
+                else:
+                    seen[ident] = f
+                    subdirs.append((f, {**above, ident: f}))
+            elif not stat.S_ISREG(st.st_mode):
+                skipped.append(Skipped(str(f), f"{file_kind(st.st_mode)}, not a regular file (never opened)"))
+            elif f.suffix.lower() in exts:
                 audio.append(f)
-            elif name.lower() not in known:
+            elif e.name.lower() not in known:
                 why = f"not an audio file (extension {f.suffix!r})" if f.suffix else "not an audio file (no extension)"
                 skipped.append(Skipped(str(f), why))
+        stack.extend(reversed(subdirs))  # depth first, in name order (as os.walk top-down)
     return sorted(audio), skipped
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def build_manifest(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -92,7 +93,8 @@ _NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 def read_lfs_pointer(path: Path) -> tuple[str, int] | None:
     """``(sha256, size)`` when ``path`` is a git-lfs pointer file rather than the content, else None."""
     try:
-        if path.stat().st_size > 1024:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1024:  # a FIFO would block the read
             return None
         text = path.read_bytes()
     except OSError:

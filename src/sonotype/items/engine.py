@@ -107,9 +107,13 @@ class EngineConfig:
             cfg = cls(**value)
         else:
             raise ConfigError(f"engine must be a name or a mapping, got {type(value).__name__} {value!r}")
-        if cfg.workers is None and jobs is not None and (cfg.name == "local" or cfg.address is None):
-            cfg = EngineConfig(**{**asdict(cfg), "workers": int(jobs)})
-        return cfg
+        return cfg.with_jobs(jobs)
+
+    def with_jobs(self, jobs: int | None) -> EngineConfig:
+        """This engine with ``workers`` from ``jobs`` (a run's ``jobs``) unless it names its own."""
+        if self.workers is None and jobs is not None and (self.name == "local" or self.address is None):
+            return EngineConfig(**{**asdict(self), "workers": int(jobs)})
+        return self
 
     def n_workers(self) -> int:
         """Local workers: ``workers`` capped at the usable cores (with a note), default all of them."""

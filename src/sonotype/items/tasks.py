@@ -276,7 +276,7 @@ def dataset_for_run(run_cfg: Any, clips: list[Any], progress: bool) -> Any | Non
     None when neither applies: the ordinary local path builds it.
     """
 
-    ecfg = EngineConfig.from_any(getattr(run_cfg, "engine", None), jobs=run_cfg.jobs)
+    ecfg = run_cfg.engine.with_jobs(run_cfg.jobs)
     memmap = getattr(run_cfg.train, "memmap", False)
     bb = _run_backbone(run_cfg)
     if bb is not None and bb.finetune_layers > 0:

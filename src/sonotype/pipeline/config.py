@@ -19,9 +19,10 @@ from typing import Any
 import yaml
 
 from sonotype.backbones.config import BackboneConfig
-from sonotype.config.parse import check_field_types, check_fields
+from sonotype.config.parse import check_fields, strict_from_dict
 from sonotype.errors import ConfigError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
+from sonotype.items.engine import EngineConfig
 from sonotype.items.normalize import NormalizeConfig
 from sonotype.pipeline.mixed import MixConfig, mixed_corpus
 from sonotype.splits.split import ProtocolConfig
@@ -210,7 +211,7 @@ class RunConfig:
     seed: int = 0
     jobs: int = 1
     cache_dir: str | None = None
-    engine: dict[str, Any] | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         for key, cls in _SECTIONS.items():
@@ -246,7 +247,7 @@ class RunConfig:
 _SECTIONS: dict[str, type] = {
     "corpus": CorpusConfig, "features": FeatureConfig, "representation": RepresentationConfig, "model": ModelConfig,
     "train": TrainConfig, "augment": AugmentConfig, "evaluate": EvalConfig, "mix": MixConfig,
-    "normalize": NormalizeConfig,
+    "normalize": NormalizeConfig, "engine": EngineConfig,
 }
 
 
@@ -254,7 +255,9 @@ def _section(cls: type, value: Any, where: str) -> Any:
     """``value`` as a ``cls``: kept when it is one, built strictly from a mapping, refused otherwise."""
     if isinstance(value, cls):
         return value
-    if isinstance(value, dict) or (cls is NormalizeConfig and isinstance(value, str)) or (
+    if value is None and cls is EngineConfig:  # `engine: null` in configs saved before it was a section
+        return EngineConfig()
+    if isinstance(value, dict) or (cls in (NormalizeConfig, EngineConfig) and isinstance(value, str)) or (
         cls is CorpusConfig and isinstance(value, list)  # several corpora: one mixed section
     ):
         return _build(cls, value, where)
@@ -325,21 +328,13 @@ def _build(cls: type, d: Any, where: str) -> Any:
         return ProtocolConfig.parse(d)
     if cls is NormalizeConfig and isinstance(d, str):  # `normalize: speaker`
         return NormalizeConfig.parse(d)
+    if cls is EngineConfig and isinstance(d, str):  # `engine: ray`
+        return EngineConfig(name=d)
     if cls is CorpusConfig and isinstance(d, list):  # several corpora: one mixed section
         d = mixed_corpus(d)
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__} {d!r}")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known: {', '.join(sorted(names))}")
     sections = {"study", "model", "protocol", "backbone", "cross", *_SECTIONS} if cls in (RunConfig, StudyConfig) \
         else {"corpora"} if cls is CorpusConfig else frozenset()
-    check_field_types(cls, d, where=where, skip=frozenset(sections))
-    try:
-        return cls(**d)
-    except TypeError as exc:
-        raise ConfigError(f"{where or 'config'}: {exc}") from None
+    return strict_from_dict(cls, d, where=where or "config", skip=frozenset(sections))
 
 
 def _parse_value(text: str) -> Any:
