@@ -21,7 +21,7 @@ from sonotype.features.cache import FeatureCache
 from sonotype.features.config import FeatureConfig, RepresentationConfig, preset
 from sonotype.features.extract import build_dataset
 from sonotype.items.engine import EngineConfig, MapStats
-from sonotype.utils.io import atomic_open
+from sonotype.utils.io import atomic_open, check_output_file, output_errors
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -91,7 +91,8 @@ def features(
 
 
     fcfg, rcfg = _load_settings(settings, preset_name)
-
+    if out_file is not None:
+        check_output_file(out_file)  # a folder, a read-only or full disk: one line now, not after the extraction
     ecfg = EngineConfig.from_any({"name": engine, "address": address}, jobs=jobs)
     jobs = jobs or 1
     if cache is not None and "://" in cache and ecfg.name != "ray":
@@ -124,7 +125,8 @@ def features(
         soft_wrap=True,
     )
     if store is not None:
-        out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed", highlight=False, soft_wrap=True)
+        out.print(f"cache {store.root}: {store.hits} hits, {store.misses} computed"
+                  + ("" if store.writable else " (not writable: nothing stored)"), highlight=False, soft_wrap=True)
     if ecfg.name == "ray":
         out.print(f"ray: {stats.shards} shards of {ecfg.shard_size}: {stats.cached} from the cache, {stats.computed} computed "
                   f"({stats.cpu_seconds:.1f} CPU-s in {len(stats.peak_rss_mb)} workers; start-up {stats.startup_seconds:.1f} s)",
@@ -134,7 +136,8 @@ def features(
     for s in ds.skipped:
         out.print(f"  [red]skipped[/] {escape(f'{s.path}: {s.reason}')}", highlight=False, soft_wrap=True)
     if out_file is not None:
-        _save_npz(out_file, ds, fcfg, rcfg)
+        with output_errors(out_file):  # a disk that filled up meanwhile: one line, the temporary file removed
+            _save_npz(out_file, ds, fcfg, rcfg)
         out.print(f"wrote {out_file}", highlight=False, soft_wrap=True)
 
 

@@ -13,9 +13,6 @@ from sonotype.bench.serve import run_bench
 from sonotype.cli._common import out
 from sonotype.cli.features import bench_app
 from sonotype.errors import ParameterError
-from sonotype.serve.app import create_app
-from sonotype.serve.security import default_hosts
-from sonotype.serve.server import run
 from sonotype.utils.limits import Limits, describe
 
 
@@ -102,6 +99,9 @@ def serve(
 
     add_search_dirs(backbone_dir)  # in the environment: worker processes inherit it
     from sonotype.inference.hub import local_model  # heavy (torch): lazy for a fast --help
+    from sonotype.serve.app import create_app  # heavy (torch): lazy for a fast --help
+    from sonotype.serve.security import default_hosts  # heavy (sonotype.serve loads the app): lazy
+    from sonotype.serve.server import run  # heavy (uvicorn, the app): lazy for a fast --help
 
     if model is None and tagger is None:
         raise ParameterError("give MODEL (a saved model directory), --tagger ENCODER (e.g. efficientat-mn04), or both")

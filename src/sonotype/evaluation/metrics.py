@@ -31,6 +31,7 @@ __all__ = [
     "bootstrap_scores",
     "cross_corpus_labels",
     "evaluate_items",
+    "label_case_map",
     "metrics",
     "rank_subsets",
     "restrict_proba",
@@ -443,6 +444,46 @@ def cross_corpus_labels(
             "evaluating needs at least two shared labels"
         )
     return kept, [lab for lab in m if lab not in cs], sorted(lab for lab in cs if lab not in ms)
+
+
+def label_case_map(model_labels: Sequence[str], corpus_labels: Sequence[str]) -> dict[str, str]:
+    """Corpus labels that differ from a model label only by case: ``{corpus label: model label}``.
+
+    Folder corpora name classes after folders (``Angry``), models often use lower case:
+    such labels are the same class. Only one-to-one matches are returned: a corpus label
+    that the model has exactly is never renamed, and no name is matched when either side
+    has two labels equal up to case (``Sad`` and ``sad``).
+
+    Parameters
+    ----------
+    model_labels, corpus_labels : sequence of str
+
+    Returns
+    -------
+    dict
+        Empty when nothing needs renaming.
+
+    Examples
+    --------
+    >>> label_case_map(["angry", "happy", "sad"], ["Angry", "happy", "Sad", "Bored"])
+    {'Angry': 'angry', 'Sad': 'sad'}
+    """
+    m = [str(x) for x in model_labels]
+    c = sorted({str(x) for x in corpus_labels})
+    by_case_m: dict[str, list[str]] = {}
+    for lab in m:
+        by_case_m.setdefault(lab.casefold(), []).append(lab)
+    by_case_c: dict[str, list[str]] = {}
+    for lab in c:
+        by_case_c.setdefault(lab.casefold(), []).append(lab)
+    out = {}
+    for lab in c:
+        if lab in m:
+            continue
+        ms, cs = by_case_m.get(lab.casefold(), []), by_case_c[lab.casefold()]
+        if len(ms) == 1 and len(cs) == 1:
+            out[lab] = ms[0]
+    return out
 
 
 def restrict_proba(proba: np.ndarray, model_labels: Sequence[str], kept: Sequence[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ from torch import nn
 
 from sonotype.errors import ModelError, ParameterError
 from sonotype.inference.predict import Classifier, load_model
+from sonotype.utils.io import check_output_file, output_errors
 
 __all__ = ["OnnxClassifier", "export_onnx", "input_shape", "load_onnx_classifier", "verify_onnx"]
 
@@ -115,6 +116,7 @@ def export_onnx(model: Any, out_path: str | os.PathLike, *, opset: int = DEFAULT
     """
     if opset < 13:
         raise ParameterError(f"opset must be >= 13, got {opset}")
+    out = check_output_file(out_path)  # a folder or an unwritable place: one line before any work
     clf = _classifier(model)
     if (clf.architecture or {}).get("name") == "backbone-finetune":
         # The network holds a whole transformers encoder: export its head only when it is frozen.
@@ -122,11 +124,10 @@ def export_onnx(model: Any, out_path: str | os.PathLike, *, opset: int = DEFAULT
     module = folded_module(clf)
     shape = input_shape(clf)
     dummy = torch.zeros((2, *shape), dtype=torch.float32)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with output_errors(out), warnings.catch_warnings(), torch.no_grad():
+            out.parent.mkdir(parents=True, exist_ok=True)
             # The TorchScript exporter needs no extra package (the dynamo one needs onnxscript).
             warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
             torch.onnx.export(
@@ -140,8 +141,8 @@ def export_onnx(model: Any, out_path: str | os.PathLike, *, opset: int = DEFAULT
                 opset_version=opset,
                 do_constant_folding=True,
             )
-        _annotate(tmp, clf)
-        os.replace(tmp, out)
+            _annotate(tmp, clf)
+            os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out

@@ -10,25 +10,32 @@ Layout of a saved model directory (specified in ``docs/model-format.md``)::
 Versions: 1 (no ``licences``), 2 (``licences`` required). Every version in
 :data:`SUPPORTED_VERSIONS` is read; a newer one is refused with a one-line error naming it.
 
-Loading reads JSON with :mod:`json` and tensors with :func:`safetensors.torch.load_file`
+Loading reads JSON with :mod:`json` and tensors with :func:`safetensors.safe_open`
 and nothing else: no pickle, no ``torch.load``, so opening a model file never executes
 code. ``model.json`` is checked against a strict schema (unknown keys, wrong types, an
 unknown format version are refused with :class:`~sonotype.errors.ModelError`) and the
 weights' digests recorded in it are verified, so a swapped or truncated file is caught.
+``model.json`` nested deeper than :data:`MAX_JSON_DEPTH` is refused before it is parsed.
+The weights file's metadata carries a digest of the labels in output order
+(``labels_digest``; absent in files written before it was recorded, then not checked),
+so labels edited or swapped in ``model.json`` are refused too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from datetime import datetime, timezone
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from sonotype._version import __version__
 from sonotype.errors import ConfigError, ModelError, ParameterError
@@ -44,6 +51,7 @@ __all__ = [
     "SCALER_FILE",
     "SUPPORTED_VERSIONS",
     "WEIGHTS_FILE",
+    "labels_digest",
     "read_model_dir",
     "save_model",
 ]
@@ -54,6 +62,10 @@ SUPPORTED_VERSIONS = (1, 2)  # read; FORMAT_VERSION is written
 MODEL_JSON = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 SCALER_FILE = "scaler.safetensors"
+# Deepest nesting of objects and arrays accepted in model.json (a real one is under 10 deep).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 # key -> (accepted JSON types, required); the schema of format_version 1, and of 2 (+ licences).
 _SCHEMA_V1: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -81,6 +93,33 @@ def _plain(x: Any, what: str) -> Any:
         return json.loads(json.dumps(x, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{what} must be JSON values (no NaN), got {x!r} ({exc})") from None
+
+
+def labels_digest(labels: list[str]) -> str:
+    """Digest of the labels in output order, stored in the weights' metadata and checked on load.
+
+    Parameters
+    ----------
+    labels : list of str
+
+    Returns
+    -------
+    str
+        32 hex characters (BLAKE2b of the labels as a JSON list).
+
+    Examples
+    --------
+    >>> labels_digest(["a", "b"]) == labels_digest(["b", "a"])
+    False
+    """
+    text = json.dumps([str(x) for x in labels], ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[`` and ``{`` in JSON text (brackets inside strings do not count)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
 
 
 def _state_tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -198,7 +237,8 @@ def save_model(
         raise ModelError(f"{dest} already exists; pass --force (force=True) to overwrite it")
     with atomic_dir(dest, force=force) as tmp:
         # safetensors' save_file creates its file 0600; bytes through atomic_write_bytes honour the umask
-        atomic_write_bytes(tmp / WEIGHTS_FILE, save(_state_tensors(network.state_dict()), metadata={"format": FORMAT}))
+        atomic_write_bytes(tmp / WEIGHTS_FILE, save(_state_tensors(network.state_dict()),
+                                                   metadata={"format": FORMAT, "labels_digest": labels_digest(labels)}))
         meta["files"][WEIGHTS_FILE] = file_digest(tmp / WEIGHTS_FILE)
         if scaler is not None:
             atomic_write_bytes(tmp / SCALER_FILE, save(_state_tensors(scaler.state_tensors()), metadata={"format": FORMAT}))
@@ -274,15 +314,35 @@ def _validate(meta: Any, where: Path) -> None:
             raise ModelError(f"{where}: 'files' must map {WEIGHTS_FILE}/{SCALER_FILE} to digests, got {name!r}")
 
 
-def _load_tensors(path: Path, digest: str | None) -> dict[str, torch.Tensor]:
+def _load_tensors(path: Path, digest: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The file's tensors and its metadata, once its digest is checked."""
     if not path.is_file():
         raise ModelError(f"{path}: missing model file {path.name}")
     if digest is not None and file_digest(path) != digest:
         raise ModelError(f"{path}: content does not match the digest recorded in {MODEL_JSON} (corrupt or replaced)")
     try:
-        return load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _read_json(mj: Path) -> Any:
+    """``model.json`` parsed, refusing nesting deeper than :data:`MAX_JSON_DEPTH` before parsing it."""
+    try:
+        text = mj.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{mj}: not valid JSON ({exc})") from None
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelError(f"{mj}: nested {depth} deep; a model description is at most {MAX_JSON_DEPTH} deep "
+                         "(not written by sonotype)")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ModelError(f"{mj}: nested too deep to parse (not written by sonotype)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{mj}: not valid JSON ({exc})") from None
 
 
 def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor] | None]]:
@@ -330,18 +390,20 @@ def read_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, d
         if (root / "model" / MODEL_JSON).is_file():  # a run directory given for its model
             raise ModelError(f"{root} is a run directory, not a model: did you mean {root / 'model'}?")
         raise ModelError(f"{mj}: missing model file {MODEL_JSON}")
-    try:
-        meta = json.loads(mj.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{mj}: not valid JSON ({exc})") from None
+    meta = _read_json(mj)
     _validate(meta, mj)
     files = meta["files"]
     if WEIGHTS_FILE not in files:
         raise ModelError(f"{mj}: 'files' lacks the digest of {WEIGHTS_FILE}")
     if (meta["scaler"] is None) != (SCALER_FILE not in files):
         raise ModelError(f"{mj}: 'scaler' and files[{SCALER_FILE!r}] must be both present or both absent")
+    network, weights_meta = _load_tensors(root / WEIGHTS_FILE, files[WEIGHTS_FILE])
+    saved = weights_meta.get("labels_digest")  # absent in files written before it was recorded
+    if saved is not None and saved != labels_digest(meta["labels"]):
+        raise ModelError(f"{mj}: 'labels' {meta['labels']} are not the labels {WEIGHTS_FILE} was saved with "
+                         "(edited, reordered or swapped): restore the model's own model.json")
     tensors: dict[str, dict[str, torch.Tensor] | None] = {
-        "network": _load_tensors(root / WEIGHTS_FILE, files[WEIGHTS_FILE]),
-        "scaler": None if meta["scaler"] is None else _load_tensors(root / SCALER_FILE, files[SCALER_FILE]),
+        "network": network,
+        "scaler": None if meta["scaler"] is None else _load_tensors(root / SCALER_FILE, files[SCALER_FILE])[0],
     }
     return meta, tensors

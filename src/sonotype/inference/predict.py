@@ -44,7 +44,7 @@ from sonotype.features.scaling import Standardizer
 from sonotype.inference.events import Event, merge_events
 from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.hub import local_model
-from sonotype.inference.modelio import SCALER_FILE, WEIGHTS_FILE, read_model_dir
+from sonotype.inference.modelio import MODEL_JSON, SCALER_FILE, WEIGHTS_FILE, read_model_dir
 from sonotype.inference.windows import Windower
 from sonotype.items.normalize import Normalizer
 from sonotype.models.apply import predict_proba
@@ -721,10 +721,13 @@ def load_model(path: str | os.PathLike, *, backbone_dirs: Sequence[str | os.Path
             net = build_model(arch["name"], tuple(arch["input_shape"]), arch["n_classes"], **arch["params"])
         net.load_state_dict(tensors["network"], strict=True)
     except (SonotypeError, RuntimeError, TypeError, ValueError) as exc:
+        if "net" in locals():
+            _check_output_width(root, net, tensors["network"], meta["labels"])  # the clearer message when it is that
         raise ModelError(f"{root / WEIGHTS_FILE}: weights do not fit architecture {arch['name']!r} ({exc})") from None
     scaler = None
     if meta["scaler"] is not None:
         scaler = _scaler(root, meta["scaler"], tensors["scaler"])
+        _check_scaler_width(root, scaler, arch)
     extra = meta.get("extra") or {}
     normalizer = None
     if extra.get("normalize"):  # JSON statistics, never pickled
@@ -750,6 +753,35 @@ def _model_name(root: Path) -> str:
     """The directory's name; for a run's ``RUN_DIR/model`` the run's name, which says more."""
     r = root.resolve()
     return r.parent.name if r.name == "model" and r.parent.name else r.name
+
+
+def _check_output_width(root: Path, net: torch.nn.Module, state: dict[str, torch.Tensor], labels: list[str]) -> None:
+    """Raise :class:`ModelError` when the weights' only disagreement with ``net`` is the number of classes.
+
+    ``architecture.n_classes`` equals the number of labels (checked with the schema); weights
+    whose output layer has another width mean ``model.json``'s labels are not the ones the
+    network was trained with.
+    """
+    want = net.state_dict()
+    bad = [k for k in want if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
+    widths = {int(state[k].shape[0]) for k in bad if state[k].ndim == want[k].ndim and state[k].ndim >= 1
+              and int(want[k].shape[0]) == len(labels) and tuple(state[k].shape[1:]) == tuple(want[k].shape[1:])}
+    if bad and len(widths) == 1 and len(bad) == sum(int(want[k].shape[0]) == len(labels) for k in bad):
+        raise ModelError(f"{root / MODEL_JSON}: {len(labels)} labels {labels}, but the network in {WEIGHTS_FILE} "
+                         f"outputs {widths.pop()} classes")
+
+
+def _check_scaler_width(root: Path, scaler: Any, arch: dict[str, Any]) -> None:
+    """The scaler's statistics must have one value per input feature (``input_shape`` at its feature axis)."""
+    shape = list(arch["input_shape"])
+    ax = scaler.feature_axis if scaler.feature_axis < 0 else scaler.feature_axis - 1  # the item has no batch axis
+    n = int(np.asarray(scaler.mean_).size)
+    if not -len(shape) <= ax < len(shape):
+        raise ModelError(f"{root / MODEL_JSON}: scaler feature_axis {scaler.feature_axis} does not fit "
+                         f"architecture.input_shape {shape}")
+    if n != shape[ax]:
+        raise ModelError(f"{root / MODEL_JSON}: the scaler holds statistics of {n} features but "
+                         f"architecture.input_shape {shape} has {shape[ax]} input features")
 
 
 def _scaler(root: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None) -> Any:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 from sonotype.corpora.ops import load_manifest
-from sonotype.evaluation.metrics import cross_corpus_labels, metrics, restrict_proba, vote
+from sonotype.evaluation.metrics import cross_corpus_labels, label_case_map, metrics, restrict_proba, vote
 from sonotype.inference.predict import load_model
 from sonotype.items.build import build_items
 from sonotype.items.normalize import normalize_items
@@ -40,8 +41,10 @@ def evaluate_on_corpus(
         The clip-level metrics of :func:`metrics` on the kept labels, plus ``corpus``,
         ``title``, ``protocol`` (one sentence: what was trained where, what was scored,
         chance), ``trained_on``, ``chance``, the labels kept and dropped on either side,
-        ``n_test_clips``, ``n_skipped`` and ``normalized_by`` (a model trained with
-        ``normalize`` is standardised by the new corpus's own speakers).
+        ``n_test_clips``, ``n_skipped``, ``normalized_by`` (a model trained with
+        ``normalize`` is standardised by the new corpus's own speakers) and
+        ``labels_matched_by_case`` (corpus label -> the model's, for labels that differ
+        only by case, ``Angry``/``angry``: matched, with a warning, not refused).
 
     Examples
     --------
@@ -54,6 +57,11 @@ def evaluate_on_corpus(
     clf = load_model(model_dir)
     manifest = load_manifest(cc)
     checks.check_labels(manifest.labels, what=f"corpus {cc.name!r} at {cc.root} after its label operations")
+    by_case = label_case_map(clf.labels, manifest.labels)
+    if by_case:  # folder corpora name classes after folders (Angry), models often say angry
+        warnings.warn(f"{cc.name}: label(s) matched to the model's ignoring case: "
+                      + ", ".join(f"{a!r} -> {b!r}" for a, b in by_case.items()), UserWarning, stacklevel=2)
+        manifest = manifest.replace_clips(c.with_label(by_case.get(c.label, c.label)) for c in manifest.clips)
     kept, dropped_model, dropped_corpus = cross_corpus_labels(clf.labels, manifest.labels)
     clips = [c for c in manifest.clips if c.label in kept]
     fz = clf.backbone  # None, or the saved model's encoder featurizer (one encoder or a fusion)
@@ -77,12 +85,13 @@ def evaluate_on_corpus(
         "title": cc.title or f"on {cc.name}",
         "root": cc.root,
         "protocol": _cross_protocol(trained, cc.name, len(clip_ids), kept, dropped_model, dropped_corpus,
-                                    len(manifest.clips) - len(clips), chance),
+                                    len(manifest.clips) - len(clips), chance, by_case),
         "trained_on": trained,
         "chance": chance,
         "labels_kept": kept,
         "labels_dropped_model": dropped_model,
         "labels_dropped_corpus": dropped_corpus,
+        "labels_matched_by_case": by_case,
         "n_test_clips": len(clip_ids),
         "n_skipped": len(manifest.skipped) + len(ds.skipped),
         "normalized_by": getattr(getattr(clf, "normalizer", None), "by", None),  # that corpus's own statistics
@@ -117,7 +126,7 @@ def _chance(y_true: list[str], kept: list[str]) -> dict[str, Any]:
 
 def _cross_protocol(
     trained: dict[str, Any], corpus: str, n_clips: int, kept: list[str], dropped_model: list[str],
-    dropped_corpus: list[str], n_left_out: int, chance: dict[str, Any],
+    dropped_corpus: list[str], n_left_out: int, chance: dict[str, Any], by_case: dict[str, str] | None = None,
 ) -> str:
     """The cross-corpus sentence for reports: what was trained where, what was scored, and chance."""
     origin = f"model {trained['model_id']} trained on {trained['corpus'] or 'an unrecorded corpus'}"
@@ -130,6 +139,7 @@ def _cross_protocol(
         dropped.append(f"{corpus} labels the model lacks {dropped_corpus} ({n_left_out} clips left out)")
     return (
         f"cross-corpus: {origin}, tested on all {n_clips} clips of {corpus} on the {len(kept)} shared labels {kept}"
+        + (f" ({corpus}'s {', '.join(sorted(by_case))} matched ignoring case)" if by_case else "")
         + (f"; dropped: {'; '.join(dropped)}" if dropped else "; nothing dropped")
         + f"; chance: balanced accuracy {chance['balanced_accuracy']:.3f}, accuracy {chance['accuracy']:.3f}"
         f" (always {chance['majority_label']!r})"

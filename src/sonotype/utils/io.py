@@ -327,7 +327,7 @@ def check_output_file(path: str | os.PathLike, *, need_bytes: int = 0) -> Path:
     p = Path(path).expanduser()
     try:
         st = os.stat(p)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a parent that is a file: the probe names it
         st = None
     except OSError as exc:
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
@@ -426,17 +426,20 @@ def write_output_text(path: str | os.PathLike, text: str) -> Path:
     return p
 
 
-def _write_fault(exc: BaseException, dest: Path) -> bool:
-    """Is ``exc`` about writing under ``dest``'s folder (full, read-only, permission)?"""
+def _write_fault(exc: BaseException, dest: Path, tmp: Path) -> bool:
+    """Is ``exc`` about writing ``dest``: a full or read-only disk, or permission denied on ``dest``,
+    its folder or anything in ``tmp`` (an unreadable input elsewhere is not)?"""
     if not isinstance(exc, OSError) or exc.errno is None:
         return False
     if exc.errno in _WRITE_FAULTS:
         return True
     if exc.errno in _ACCESS_FAULTS and exc.filename is not None:
         try:
-            return Path(os.fsdecode(exc.filename)).resolve().is_relative_to(dest.parent.resolve())
-        except (OSError, RuntimeError, TypeError, ValueError):
+            f = Path(os.path.abspath(os.fsdecode(exc.filename)))
+        except (TypeError, ValueError):
             return False
+        d, t = Path(os.path.abspath(dest)), Path(os.path.abspath(tmp))
+        return f in (d, d.parent) or f.is_relative_to(t) or f.is_relative_to(d)
     return False
 
 
@@ -618,7 +621,7 @@ class atomic_dir:
             shutil.rmtree(self.tmp, ignore_errors=True)
             if isinstance(exc, OutputError) and str(self.tmp) in str(exc):  # a nested atomic_dir: name ours
                 raise OutputError(str(exc).replace(str(self.tmp), str(self.dest))) from None
-            if _write_fault(exc, self.dest):
+            if _write_fault(exc, self.dest, self.tmp):
                 raise OutputError(_fault_message(self.dest, exc)) from None
             return
         try:
