@@ -17,11 +17,11 @@ at 22,050 Hz for a 16 kHz model; RAVDESS is 16 kHz for a 22,050 Hz model, two of
 held-out files are stereo), so the decoders and resamplers of every path are compared too.
 The generated demo corpus runs everywhere; RAVDESS (``realdata``) when ../shared/data is there.
 
-Two disagreements are known and kept visible as strict xfails (they fail until fixed):
+:func:`test_max_duration_cut_after_resampling`: a clip cut at ``features.max_duration`` is cut
+at its own rate before resampling on every path (training, files, arrays).
 
-- :func:`test_max_duration_cut_after_resampling`: with ``features.max_duration`` shorter than a
-  clip that must be resampled, the training dataset builder resamples only the part it reads,
-  the prediction path resamples the whole clip and then cuts.
+One disagreement is known and kept visible as a strict xfail (it fails once fixed):
+
 - :func:`test_fusion_members_at_other_rates` (real encoders): a fusion's training items load
   the clip at each encoder's own rate, the prediction path loads it at the highest member
   rate and resamples it again for the others.
@@ -220,12 +220,6 @@ def test_windows_agree_over_stream_rest_and_batch(trained: Trained, tmp_path: Pa
 # ----------------------------------------------------------------------------- the known disagreement
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "features.max_duration with resampling: sonotype/features/extract.py extract_clip() reads only the "
-    "first max_duration s at the file's rate and resamples that (audio.load(..., duration=...)), while "
-    "Classifier.predict / featurize (sonotype/features/represent.py prepare_signal) resample the whole "
-    "clip and then cut: the last ~3.5 ms before the cut differ (soxr's filter sees silence vs the real "
-    "continuation), and so do the last frames' features."))
 def test_max_duration_cut_after_resampling(tmp_path: Path) -> None:
     """The frames of a clip cut at ``max_duration``, as training extracts them and as prediction
     does. Measured: 24 RAVDESS clips (16 kHz) for a 22,050 Hz logistic regression (C=10) with
@@ -235,9 +229,12 @@ def test_max_duration_cut_after_resampling(tmp_path: Path) -> None:
     path = sorted(tmp_path.rglob("*.wav"))[0]
     fc = FeatureConfig(sr=16000, max_duration=2.0, **FEATURES)
     train_side = extract_clip(Clip(str(path), "x", "g"), fc)  # what AudioClassifier / sonotype train extract
-    y, _ = audio.load(path, sr=fc.sr)  # what Classifier.predict, batch, REST and the stream decode
+    y, _ = audio.load(path, sr=fc.sr, duration=fc.max_duration)  # how Classifier.predict reads a file
     predict_side = compute_frames(prepare_signal(y, fc.sr, fc), fc)
     np.testing.assert_allclose(train_side.values, predict_side.values, rtol=TOL, atol=TOL)
+    native, native_sr = audio.load(path)  # an array at its own rate (predict(y, sr), AudioClassifier on arrays)
+    array_side = compute_frames(prepare_signal(native, native_sr, fc), fc)
+    np.testing.assert_allclose(train_side.values, array_side.values, rtol=TOL, atol=TOL)
 
 
 @pytest.mark.realdata

@@ -263,7 +263,14 @@ def featurize(
 
 
 def prepare_signal(y: np.ndarray, sr: int, fcfg: FeatureConfig, *, path: object = None) -> np.ndarray:
-    """Resample mono ``y`` to ``fcfg.sr``, keep the first ``max_duration`` s, check its length."""
+    """Keep the first ``max_duration`` s of mono ``y``, resample it to ``fcfg.sr``, check its length.
+
+    Cut first, at the input's own rate, as a file is read for training
+    (:func:`sonotype.audio.load` with ``duration``): the resampler then sees the same samples
+    on every path, so a clip's features are the same whether it was a file or an array.
+    """
+    if fcfg.max_duration is not None and sr != fcfg.sr:
+        y = y[: max(1, int(round(fcfg.max_duration * sr)))]
     if sr != fcfg.sr:
         y = resample(y, sr, fcfg.sr)
     if fcfg.max_samples is not None:

@@ -420,9 +420,14 @@ class Classifier:
         return predict_proba(self.network, X)
 
     def _signal(self, source: str | os.PathLike | np.ndarray, sr: int | None) -> tuple[np.ndarray, str | None]:
-        """Mono float32 at the model's rate, and the path when there is one."""
+        """Mono float32 at the model's rate, and the path when there is one.
+
+        A file is read as training read it: only the first ``features.max_duration`` seconds,
+        cut at the file's own rate before resampling (:func:`sonotype.audio.load`).
+        """
         if isinstance(source, (str, os.PathLike)):
-            y, _ = audio.load(source, sr=self.sample_rate, min_samples=1)
+            limit = None if self.backbone is not None else self.feature_config.max_duration
+            y, _ = audio.load(source, sr=self.sample_rate, duration=limit, min_samples=1)
             return y, str(source)
         if sr is None:
             raise ParameterError("predict on an array needs its sample rate: predict(y, sr)")
