@@ -186,10 +186,8 @@ def test_the_runtime_is_part_of_the_embedding_cache_key(models: dict[str, Path],
 def test_bf16_runs_torch_float32_with_a_note_where_the_cpu_lacks_it(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sonotype.utils.environment as env
-
     engines._WARNED.clear()
-    monkeypatch.setattr(env, "bf16_native", lambda: False)
+    monkeypatch.setattr(engines, "bf16_native", lambda: False)  # the name engines calls
     cfg = _cfg(models["whisper"], "bf16", device="cpu")
     with pytest.warns(RuntimeFallbackWarning, match="no native bfloat16.*running torch float32"):
         assert effective_runtime(cfg) == "torch"
@@ -199,7 +197,7 @@ def test_bf16_runs_torch_float32_with_a_note_where_the_cpu_lacks_it(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeFallbackWarning)
         np.testing.assert_array_equal(embed_all_layers(bb, waves, SR, cfg), ref)  # the fallback is float32 torch
-    monkeypatch.setattr(env, "bf16_native", lambda: True)
+    monkeypatch.setattr(engines, "bf16_native", lambda: True)
     assert effective_runtime(cfg) == "bf16"
     bf = embed_all_layers(bb, waves, SR, cfg)  # emulated here, native where the CPU has it: same numbers
     assert np.abs(bf - ref).max() > 1e-6 and cosine_distances(bf, ref).max() < 0.01

@@ -14,6 +14,7 @@ vectors are concatenated into the clip's embedding (None: the family's measured 
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from sonotype.backbones import efficientat, musicnn
 from sonotype.errors import ConfigError, ModelError
 
 __all__ = ["FAMILIES", "Family", "embed_native", "family_of", "load_native", "native_outputs", "pooled_widths",
@@ -38,9 +38,10 @@ class Family:
     ----------
     name : str
         The ``family`` value of its folders' ``config.json``.
-    module : module
-        ``load(folder)`` -> an encoder with ``embed(wave, sr) -> dict``, ``tag(wave, sr, top)``,
-        ``labels`` and ``model`` (the torch module).
+    module_name : str
+        Its module: ``load(folder)`` -> an encoder with ``embed(wave, sr) -> dict``,
+        ``tag(wave, sr, top)``, ``labels`` and ``model`` (the torch module); ``SAMPLE_RATE``.
+        Imported on first use, so listing the families costs no torch import.
     default_outputs : tuple of str
         The vectors concatenated when ``backbone.outputs`` is not set (chosen by measurement,
         docs/results.md).
@@ -51,10 +52,15 @@ class Family:
     """
 
     name: str
-    module: ModuleType
+    module_name: str
     default_outputs: tuple[str, ...]
     tags_output: str
     licence: str
+
+    @property
+    def module(self) -> ModuleType:
+        """The family's module (imported now: it loads torch)."""
+        return importlib.import_module(self.module_name)  # the stub table's one lazy import: torch on use
 
     @property
     def sample_rate(self) -> int:
@@ -63,8 +69,8 @@ class Family:
 
 # One line per family.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("musicnn", musicnn, ("pooled", "penultimate"), "tags", musicnn.LICENSE),
-    Family("efficientat", efficientat, ("pooled",), "probabilities", efficientat.LICENSE),
+    Family("musicnn", "sonotype.backbones.musicnn", ("pooled", "penultimate"), "tags", "ISC"),
+    Family("efficientat", "sonotype.backbones.efficientat", ("pooled",), "probabilities", "MIT"),
 )}
 
 

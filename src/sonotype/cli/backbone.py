@@ -12,7 +12,6 @@ from rich.markup import escape
 from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.config import RUNTIMES
 from sonotype.backbones.native import read_native_config
-from sonotype.backbones.sources import NATIVE_SOURCES, fetch_native
 from sonotype.cli._common import console, out
 from sonotype.cli.features import bench_app
 from sonotype.errors import ConfigError, SonotypeError
@@ -124,6 +123,10 @@ def _native_present(name: str, family: str, digest: str | None, dirs: list[Path]
 
 def _rows(dirs: list[Path]) -> list[dict]:
     """Every encoder sonotype knows by name: the transformers aliases, then the native encoders."""
+    from sonotype.backbones.sources import (  # heavy (torch): lazy for a fast --help
+        NATIVE_SOURCES,
+    )
+
 
     rows = [
         {"name": a.name, "kind": "transformers", "family": a.family, "hub_id": a.hub_id,
@@ -214,6 +217,10 @@ def fetch_backbone(
     """Download NAME and check it: a hub encoder's safetensors, config and preprocessor files (nothing else),
     or a native encoder's released weights (musicnn-msd: the musicnn 0.1.0 wheel from the package index;
     efficientat-mn04: the EfficientAT release file), converted to safetensors."""
+    from sonotype.backbones.sources import (  # heavy (torch): lazy for a fast --help
+        NATIVE_SOURCES,
+    )
+
 
     if name in NATIVE_SOURCES:
         _fetch_native(name, dest=dest, force=force, source_file=source_file, url=url, index_url=index_url,
@@ -242,6 +249,10 @@ def fetch_backbone(
 
 def _fetch_native(name: str, *, dest: Path | None, force: bool, source_file: Path | None, url: str | None,
                   index_url: str | None, revision: str | None) -> None:
+    from sonotype.backbones.sources import (  # heavy (torch): lazy for a fast --help
+        fetch_native,
+    )
+
     if revision is not None:
         raise ConfigError(f"{name} is converted from one fixed release; it has no revisions (drop --revision)")
     with warnings.catch_warnings():

@@ -158,6 +158,13 @@ def file_row(model_id: str, labels: Sequence[str], r: Prediction, digest: str, *
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> from sonotype.inference.predict import Prediction
+    >>> r = Prediction("a.wav", "dog", {"cat": 0.25, "dog": 0.75}, 1.5, [], [])
+    >>> file_row("m-1234", ["cat", "dog"], r, "d1g")
+    ['a.wav', 'd1g', 'm-1234', '1.500000', 'dog', '0.250000', '0.750000', '0', '0']
     """
     return [str(r.path if path is None else path), digest, model_id, f"{r.duration:.6f}", r.label,
             *(f"{r.probabilities[lab]:.6f}" for lab in labels), str(len(r.segments)), str(len(r.events))]

@@ -34,6 +34,7 @@ import yaml
 from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
 from sonotype.backbones.config import BackboneConfig
 from sonotype.backbones.load import resolve
+from sonotype.backbones.native import read_native_config
 from sonotype.errors import ConfigError, SonotypeError
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.models.registry import MODELS, resolved_params
@@ -45,9 +46,9 @@ __all__ = [
     "BACKBONE_HEAD",
     "CORPUS_KINDS",
     "KINDS",
+    "NATIVE_HEAD",
     "check_backbone_run",
     "default_recipe",
-    "encoder_recipe",
     "local_backbone",
     "resolve_backbone",
     "switch_to_backbone",
@@ -70,6 +71,15 @@ BACKBONE_HEAD: dict[str, Any] = {
     "model": {"name": "layer-weighted-mlp", "params": {"hidden": [256], "dropout": 0.3}},
     "train": {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01, "batch_size": 32, "max_epochs": 100,
               "patience": 15, "plateau_patience": 5, "label_smoothing": 0.1, "num_threads": 1},
+}
+
+
+# The measured setup for natively run encoders and fusions (docs/results.md): one pooled vector
+# per encoder, standardised, and logistic regression with C by inner group cross-validation.
+NATIVE_HEAD: dict[str, Any] = {
+    "backbone": {"layer": "last", "pooling": "mean"},
+    "model": {"name": "logreg", "params": {"cv_scoring": "log_loss"}},
+    "train": {},
 }
 
 
@@ -112,29 +122,26 @@ def default_recipe(
     if scratch:
         return plain, plain_source
     want_encoder = encoder
-    encoder = encoder_recipe(corpus, k, kind_given=kind is not None)
-    label = f"recipe {encoder.stem}" if encoder.stem.startswith(corpus) else f"default for {k} with pretrained encoders"
-    if want_encoder:
-        return encoder, label
-    names = _recipe_backbone(encoder)
-    found = [local_backbone(n) for n in names]
-    if not names or any(f is None for f in found):
-        return plain, plain_source
+    names_tried = ([] if kind is not None else [f"{corpus}-encoders", f"{corpus}-whisper"]) + \
+        [f"default-{k}-encoders", f"default-{k}-whisper"]
+    recipes = [RECIPES_DIR / f"{n}.yaml" for n in names_tried if (RECIPES_DIR / f"{n}.yaml").is_file()]
+
+    def label(path: Path) -> str:
+        if path.stem.startswith(corpus):
+            return f"recipe {path.stem}"
+        return f"default for {k} with " + ("a pretrained encoder" if len(_recipe_backbone(path)) <= 1 else "pretrained encoders")
+
+    if want_encoder:  # --backbone names the encoder: the hidden-state head's measured settings are the base
+        base = next((r for r in recipes if r.stem.endswith("-whisper")), recipes[0])
+        return base, label(base)
     plain_label = plain_source if plain_source.startswith("recipe") else f"the {plain_source}"
-    where = ", ".join(f"{n} at {f}" for n, f in zip(names, found, strict=True))
-    return encoder, f"{label} ({where}; --scratch for {plain_label})"
-
-
-def encoder_recipe(corpus: str, kind: str, *, kind_given: bool = False) -> Path:
-    """The frozen-encoder recipe for ``corpus`` / ``kind``: the corpus's own (``<corpus>-encoders``,
-    then ``<corpus>-whisper``), else the kind's measured one (``default-<kind>-encoders``, then
-    ``default-<kind>-whisper``)."""
-    names = [] if kind_given else [f"{corpus}-encoders", f"{corpus}-whisper"]
-    names += [f"default-{kind}-encoders", f"default-{kind}-whisper"]
-    for name in names:
-        if (RECIPES_DIR / f"{name}.yaml").is_file():
-            return RECIPES_DIR / f"{name}.yaml"
-    raise ConfigError(f"no encoder recipe for {corpus} ({kind})")
+    for path in recipes:  # the measured best first; each needs all its encoders on this machine
+        names = _recipe_backbone(path)
+        found = [local_backbone(n) for n in names]
+        if names and all(f is not None for f in found):
+            where = ", ".join(f"{n} found at {f}" for n, f in zip(names, found, strict=True))
+            return path, f"{label(path)} ({where}; --scratch for {plain_label})"
+    return plain, plain_source
 
 
 def _recipe_backbone(path: Path) -> list[str]:
@@ -213,13 +220,17 @@ def switch_to_backbone(d: dict[str, Any], ref: str | None) -> tuple[dict[str, An
     if int(bb.get("finetune_layers") or 0) > 0:
         out["backbone"] = bb
         return out, notes
-    for key, value in BACKBONE_HEAD["backbone"].items():
+    refs = bb["model"] if isinstance(bb["model"], list) else [bb["model"]]
+    vector_head = len(refs) > 1 or all(_is_native(r) for r in refs)
+    spec = NATIVE_HEAD if vector_head else BACKBONE_HEAD
+    why = "one vector per encoder, as measured" if vector_head else "the recommended head reads every layer, mean+std"
+    for key, value in spec["backbone"].items():
         if bb.get(key, value) != value:
-            notes.append(f"backbone.{key} {bb[key]!r} -> {value!r} (the recommended head reads every layer, mean+std)")
+            notes.append(f"backbone.{key} {bb[key]!r} -> {value!r} ({why})")
         bb[key] = value
     out["backbone"] = bb
     model = dict(out.get("model") or {})
-    head = BACKBONE_HEAD["model"]
+    head = spec["model"]
     if model.get("name") != head["name"]:
         was = model.get("name", "resmlp") + (f" {model['params']}" if model.get("params") else "")
         notes.append(f"model {was} -> {head['name']} {head['params']} (a frame-feature network cannot read embeddings)")
@@ -244,13 +255,18 @@ def switch_to_backbone(d: dict[str, Any], ref: str | None) -> tuple[dict[str, An
         if any(_plain(v) != _plain(base.get(k)) for k, v in given.items()):
             notes.append(f"{block} block ignored: the encoder reads the waveform at its own rate and pools its own frames")
     train = dict(out.get("train") or {})
-    head_train = BACKBONE_HEAD["train"]
+    head_train = spec["train"]
     differs = sorted(k for k, v in head_train.items() if k in train and train[k] != v)
     if differs:
         notes.append(f"train ({', '.join(differs)}) -> the head's settings {head_train}")
     keep = {k: train[k] for k in ("seed", "deterministic", "monitor") if k in train}
     out["train"] = {**copy.deepcopy(head_train), **keep}
     return out, notes
+
+
+def _is_native(ref: str) -> bool:
+    """True for an encoder of a natively run family (by name, or a folder whose config.json says so)."""
+    return ref in NATIVE_ENCODERS or read_native_config(Path(str(ref)).expanduser()) is not None
 
 
 def _plain(v: Any) -> Any:
