@@ -1,6 +1,6 @@
 """AudioClassifier() with no arguments on a corpus, by group folds: the figure to compare with `sonotype train`.
 
-Usage: python scripts/estimator_default.py CORPUS ROOT [--folds K] [--cache DIR]
+Usage: python scripts/estimator_default.py CORPUS ROOT [--folds K] [--cache DIR] [--kind auto|speech|music|sounds]
 Prints the resolved configuration source and the pooled balanced accuracy over the folds
 (each test fold predicted with its own speakers' groups, as `sonotype train` standardises them).
 """
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("root")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--cache", default=None)
+    ap.add_argument("--kind", default="auto")
     a = ap.parse_args()
     m = load_corpus(a.corpus, a.root)
     paths = np.array([c.path for c in m.clips])
@@ -34,7 +35,7 @@ def main() -> None:
     t0 = time.perf_counter()
     source = ""
     for tr, te in StratifiedGroupKFold(a.folds, shuffle=True, random_state=0).split(paths, y, g):
-        clf = AudioClassifier(cache_dir=a.cache).fit(list(paths[tr]), list(y[tr]), groups=list(g[tr]))
+        clf = AudioClassifier(cache_dir=a.cache, kind=a.kind).fit(list(paths[tr]), list(y[tr]), groups=list(g[tr]))
         source = clf.config_source_
         pred[te] = clf.predict(list(paths[te]), groups=list(g[te]))
     print(json.dumps({"corpus": a.corpus, "config_source": source, "folds": a.folds,

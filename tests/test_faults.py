@@ -35,6 +35,7 @@ from sonotype.features.cache import CacheWarning, FeatureCache
 from sonotype.features.config import FeatureConfig, RepresentationConfig
 from sonotype.features.extract import build_dataset
 from sonotype.features.scaling import Standardizer
+from sonotype.inference.batch import predict_files
 from sonotype.inference.export import export_onnx
 from sonotype.inference.modelio import MODEL_JSON, WEIGHTS_FILE, save_model
 from sonotype.items.embeddings import EmbeddingCache
@@ -169,6 +170,7 @@ def _copy(src: Path, dst: Path) -> Path:
 # ------------------------------------------------------------------ row 6: special files and symlink loops
 
 
+@pytest.mark.timeout(60)
 def test_row6_scan_reports_special_files_and_loops_without_opening_them(tmp_path: Path) -> None:
     root = _corpus(tmp_path / "c")
     names = _hostile(root)
@@ -192,6 +194,7 @@ def test_row6_scan_reports_special_files_and_loops_without_opening_them(tmp_path
         assert why["s.wav"].startswith("a socket")
 
 
+@pytest.mark.timeout(60)
 def test_row6_nothing_opens_a_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "x.wav"
     os.mkfifo(fifo)
@@ -375,7 +378,12 @@ def test_row8_export_onnx_to_a_folder_is_refused_first(tmp_path: Path) -> None:
         export_onnx(tmp_path / "no-such-model", tmp_path / "d")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lead's `check_output_file(csv_out)` line in cli/predict.py")
+def test_row8_predict_batch_out_folder_is_refused_first(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OutputError, match="is an existing folder"):  # before the model is even read
+        predict_files(tmp_path / "no-such-model", [tmp_path], out=tmp_path / "d", progress=False)
+
+
 @pytest.mark.timeout(120)
 def test_row8_predict_csv_folder_is_one_line(monkeypatch, capsys, tmp_path: Path) -> None:
     model = _small_model(tmp_path / "m", ["high", "low"])
@@ -460,10 +468,12 @@ def test_row10_fixtures_without_a_labels_digest_still_load_and_still_count(tmp_p
 # ------------------------------------------------------------------ row 12: temporaries of killed runs
 
 
-def _dead_pid() -> int:
-    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                       check=True)
-    return int(p.stdout)
+def _dead_owner() -> dict:
+    """The owner record of a process that has ended (with its start time, so a reused PID is not taken for it)."""
+    code = ("import json, os, socket\nrec = {'pid': os.getpid(), 'host': socket.gethostname()}\n"
+            "try:\n    rec['start'] = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19])\n"
+            "except OSError:\n    pass\nprint(json.dumps(rec))\n")
+    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def test_row12_stale_temp_folders_are_removed_by_the_next_run(tmp_path: Path) -> None:
@@ -476,7 +486,7 @@ def test_row12_stale_temp_folders_are_removed_by_the_next_run(tmp_path: Path) ->
     for d in (dead, live, old, fresh, other):
         d.mkdir()
         (d / "weights.bin").write_bytes(b"w")
-    (dead / OWNER_FILE).write_text(json.dumps({"pid": _dead_pid(), "host": host}))
+    (dead / OWNER_FILE).write_text(json.dumps(_dead_owner()))
     (live / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": host}))
     two_days = time.time() - 2 * STALE_AFTER_S
     for d in (old, other):

@@ -11,7 +11,7 @@ import yaml
 
 from sonotype.cli._common import QUIET_HELP, console, out, scores
 from sonotype.errors import ConfigError, ParameterError
-from sonotype.utils.io import atomic_dir, atomic_write_text
+from sonotype.utils.io import atomic_dir, atomic_write_text, check_output_file, write_output_text
 from sonotype.utils.limits import Limits, check_windows
 
 
@@ -72,6 +72,8 @@ def predict(
     model = local_model(model)  # hf://user/name[@revision]: downloaded, commit pinned, digests checked
     outputs.check_predict_settings(runtime, csv_rows, smooth, smooth_kind, min_event)
     check_windows(Limits.from_env(), window=window, hop=hop)  # a 1e-9 hop or a 1e308 window: one line, exit 2
+    if csv_out:
+        check_output_file(csv_out)  # a folder or an unwritable place: one line before any work
     settings = {"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind, "min_event": min_event}
     if batch_out is None and (jobs != 1 or resume or engine != "local" or address):
         raise ParameterError("--jobs, --resume, --engine and --address belong to the batch mode: add --out results.csv")
@@ -89,7 +91,7 @@ def predict(
         console.print(f"[yellow]note[/] {note}", highlight=False)
     results, errors = outputs.predict_paths(clf, files, same_speaker=same_speaker, **settings)
     if csv_out:
-        atomic_write_text(csv_out, outputs.prediction_csv(results, clf, csv_rows))
+        write_output_text(csv_out, outputs.prediction_csv(results, clf, csv_rows))
     outputs.write_event_files(results, labels_out, vtt_out, single=len(files) == 1)
     if plot:
         from sonotype.reporting.prediction import plot_prediction  # heavy (matplotlib): only for --plot

@@ -413,18 +413,22 @@ def scan_files(
         for e in entries:
             f = Path(e.path)
             link = e.is_symlink()
-            try:
-                st = os.stat(f)  # follows links; never opens
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    why = "symlink loop (too many levels of symbolic links)"
-                elif link:
-                    why = f"broken symbolic link (target {os.readlink(f)!r} not found)"
-                else:
-                    why = f"cannot be read ({exc.strerror or exc})"
-                skipped.append(Skipped(str(f), why))
-                continue
-            if stat.S_ISDIR(st.st_mode):
+            if not link and e.is_file(follow_symlinks=False):  # the common case, from the directory entry: no stat
+                mode = stat.S_IFREG
+            else:
+                try:
+                    st = os.stat(f)  # follows links; never opens
+                    mode = st.st_mode
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        why = "symlink loop (too many levels of symbolic links)"
+                    elif link:
+                        why = f"broken symbolic link (target {os.readlink(f)!r} not found)"
+                    else:
+                        why = f"cannot be read ({exc.strerror or exc})"
+                    skipped.append(Skipped(str(f), why))
+                    continue
+            if stat.S_ISDIR(mode):
                 if e.name == DOWNLOAD_DIR:
                     continue
                 ident = (st.st_dev, st.st_ino)
@@ -438,8 +442,8 @@ def scan_files(
                 else:
                     seen[ident] = f
                     subdirs.append((f, {**above, ident: f}))
-            elif not stat.S_ISREG(st.st_mode):
-                skipped.append(Skipped(str(f), f"{file_kind(st.st_mode)}, not a regular file (never opened)"))
+            elif not stat.S_ISREG(mode):
+                skipped.append(Skipped(str(f), f"{file_kind(mode)}, not a regular file (never opened)"))
             elif f.suffix.lower() in exts:
                 audio.append(f)
             elif e.name.lower() not in known:

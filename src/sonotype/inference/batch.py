@@ -27,7 +27,7 @@ from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.predict import Classifier, Prediction, expand_paths, load_model
 from sonotype.items.engine import map_files
 from sonotype.utils.checks import positive_int
-from sonotype.utils.io import atomic_write_text, file_digest
+from sonotype.utils.io import atomic_write_text, check_output_file, file_digest
 from sonotype.utils.limits import cap_jobs
 from sonotype.utils.progress import LineProgress, stderr_is_terminal
 
@@ -441,6 +441,7 @@ def predict_files(
         raise ParameterError(f"engine must be 'local' or 'ray', got {engine!r}")
     if address is not None and engine != "ray":
         raise ParameterError("an address is for the ray engine: add engine='ray' (--engine ray)")
+    check_output_file(out)  # a folder or an unwritable place: one line before the model is even loaded
     settings = {"window": window, "hop": hop, "smooth": smooth, "smooth_kind": smooth_kind, "min_event": min_event}
     if isinstance(model, Classifier):
         if jobs > 1:

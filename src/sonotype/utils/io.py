@@ -393,6 +393,10 @@ def output_errors(dest: str | os.PathLike) -> Iterator[None]:
     dest : path-like
         The output named in the message.
 
+    Yields
+    ------
+    None
+
     Examples
     --------
     >>> import errno
@@ -419,6 +423,17 @@ def write_output_text(path: str | os.PathLike, text: str) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> write_output_text(f"{d}/a.csv", "x,y\\n").read_text()
+    'x,y\\n'
+    >>> write_output_text(d, "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sonotype.errors.OutputError: ... is an existing folder, not a file: give a file name (e.g. .../out.csv)
     """
     p = check_output_file(path)
     with output_errors(p):
