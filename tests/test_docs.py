@@ -133,7 +133,7 @@ SKIP_ALLOWED = {
     "sonotype.pipeline.baseline.run_baseline",  # needs a finished run's folds (run_experiment calls it)
     "sonotype.bench.features.run_benchmark",  # minutes of timing
     "sonotype.corpora.tess.fetch",  # downloads
-    "sonotype.pipeline.demo.run_demo",  # trains a model (tests/test_experiment.py runs it)
+    "sonotype.pipeline.demo.run_demo",  # trains a model (tests/pipeline/test_experiment.py runs it)
 }
 
 _SECTION = re.compile(r"^\s*(\w[\w ]*)\n\s*-{3,}\s*$", re.M)

@@ -4,7 +4,7 @@ Every frame feature the engine knows (:data:`~sonotype.features.config.FRAME_FEA
 function here with librosa's argument names and defaults and librosa's orientation:
 features are rows, frames are columns, ``(n_features, n_frames)`` float32. They run on the
 same :class:`~sonotype.features.spectral.Spectrum` code that training uses (one STFT,
-librosa-exact values, see ``tests/test_features_parity.py``), so a value printed in a
+librosa-exact values, see ``tests/features/test_features_parity.py``), so a value printed in a
 notebook is the value a model was trained on.
 
 One private helper, :func:`_spectrum`, decides between the two inputs: a waveform ``y``

@@ -37,7 +37,7 @@ from test_backbones import _tiny_models, _waves
 pytest.importorskip("onnxruntime", reason="needs the optional extra sonotype[onnx] (onnxruntime)")
 
 SR = 16000
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-base"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "whisper-base"
 FAMILIES = ("whisper", "wav2vec2", "wavlm")
 
 

@@ -19,7 +19,7 @@ from sonotype.backbones import musicnn as mn
 from sonotype.backbones import tfbundle as tb
 from sonotype.errors import ModelError, ParameterError
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "musicnn-msd"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "musicnn-msd"
 needs_real = pytest.mark.skipif(
     not (REAL / ".index").is_file(), reason=f"needs the musicnn checkpoint at {REAL} (../shared/models beside the checkout)"
 )

@@ -23,7 +23,7 @@ from sonotype.features.config import RepresentationConfig
 from sonotype.inference.batch import BatchWriter, batch_header, predict_files, read_batch
 from test_predict import LABELS, SR, _tone, _train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

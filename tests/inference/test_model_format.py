@@ -14,7 +14,7 @@ import sonotype
 from sonotype.errors import ModelError
 from sonotype.inference.modelio import FORMAT_VERSION, MODEL_JSON, SUPPORTED_VERSIONS, read_model_dir
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "models"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 SR = 8000
 
 

@@ -706,14 +706,14 @@ def test_whisper_loads_without_importing_transformers(models: dict[str, Path]) -
             f"bb = load_backbone(BackboneConfig({str(models['whisper'])!r})); "
             "print('transformers' in sys.modules, bb.n_hidden)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")})
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "3"]
 
 
 # -- the real encoder (../shared/models/whisper-base) -----------------------------------------
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-base"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "whisper-base"
 needs_real = pytest.mark.skipif(not (REAL / "model.safetensors").is_file(), reason="needs ../shared/models/whisper-base")
 
 
