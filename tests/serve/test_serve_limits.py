@@ -27,6 +27,7 @@ import soundfile as sf
 import uvicorn
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from test_serve import SR, tiny_model
 
 import sonotype
 from sonotype.errors import ParameterError
@@ -37,7 +38,6 @@ from sonotype.serve.server import HeaderTimeoutH11, RateLimitFilter
 from sonotype.serve.uploads import receive_body
 from sonotype.utils import limits as limits_mod
 from sonotype.utils.limits import Limits, cap_jobs, check_samples, check_windows
-from test_serve import SR, tiny_model
 
 
 @pytest.fixture(scope="module")
