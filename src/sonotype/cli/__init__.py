@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from sonotype._version import __version__
-from sonotype.cli import backbone, corpus, features, hub, inspect, predict, serve, tag, train
+from sonotype.cli import backbone, bench, corpus, features, hub, inspect, predict, serve, tag, train
 from sonotype.cli._common import run_app
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain: rich markup would swallow '[happy, sad]'
 )
 
-for _module in (inspect, corpus, features, train, predict, serve, backbone, hub, tag):
+for _module in (inspect, corpus, features, train, predict, serve, backbone, hub, tag, bench):
     _module.register(app)
 
 

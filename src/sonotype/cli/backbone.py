@@ -10,10 +10,8 @@ import typer
 from rich.markup import escape
 
 from sonotype.backbones.catalog import ALIASES, NATIVE_ENCODERS
-from sonotype.backbones.config import RUNTIMES
 from sonotype.backbones.native import read_native_config
 from sonotype.cli._common import console, out
-from sonotype.cli.features import bench_app
 from sonotype.errors import ConfigError, SonotypeError
 from sonotype.utils.licences import encoder_licence
 
@@ -24,66 +22,9 @@ backbone_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``backbone`` group to `app`, and ``bench backbone`` to the ``bench`` group."""
+    """Add the ``backbone`` group to `app`."""
 
     app.add_typer(backbone_app, name="backbone")
-    bench_app.command("backbone")(bench_backbone)
-
-
-def bench_backbone(
-    model: str = typer.Argument(..., help="Backbone folder (or a known name / hub id found locally)."),
-    speech: Path | None = typer.Option(None, "--speech", "--audio",
-                                       help="Folder of clips to time (default: generated speech-like)."),
-    clips: int = typer.Option(24, "--clips", "-n", help="Number of clips (spread evenly over the folder)."),
-    runtime: list[str] = typer.Option([], "--runtime", help="Runtimes to time (repeatable; default: all)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Clips per forward pass."),
-    repeats: int = typer.Option(1, "--repeats", help="Timed passes per runtime (the best is kept)."),
-    threads: int = typer.Option(1, "--threads", help="Threads for torch and onnxruntime (1 = per-core speed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """Time every backbone.runtime on the same clips: x real time per core, cosine distance to torch float32.
-
-    A native encoder (musicnn-msd, efficientat-mn04) runs in torch float32 only: its ``embed`` (one clip at
-    a time) and, where it has one, ``embed_batch`` are timed cold (the first pass of a fresh load) and warm.
-    """
-
-    from sonotype.bench.backbone import (
-        bench_backbone as run,  # heavy (torch): lazy for a fast --help
-    )  # heavy (torch): lazy for a fast --help
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the bf16 fallback note: the table says it
-        r = run(model, speech=speech, clips=clips, runtimes=tuple(runtime) or RUNTIMES, batch_size=batch_size,
-                repeats=repeats, threads=threads)
-    if as_json:
-        typer.echo(json.dumps(r))
-        return
-    from rich.table import Table  # console output only
-
-    if r.get("kind") == "native":
-        t = Table(title=f"{r['model_type']} encoder (native, torch float32), {r['clips']} clips ({r['source']}), "
-                        f"{r['audio_seconds']:.0f} s of audio, {r['threads']} thread(s), {r['cpu']}")
-        for col in ("call", "x real time / core, warm", "x real time / core, cold", "CPU-s / audio-h, warm"):
-            t.add_column(col, justify="left" if col == "call" else "right")
-        for name, v in r["modes"].items():
-            t.add_row(name, f"{v['x_realtime_warm']:.1f}", f"{v['x_realtime_cold']:.1f}",
-                      f"{v['cpu_seconds_per_audio_hour_warm']:.0f}")
-        out.print(t)
-        out.print(f"load {r['load_cpu_seconds']:.2f} CPU-s, first clip {r['first_clip_cpu_seconds']:.3f} CPU-s; "
-                  f"cold = the first pass over the clips right after loading; warm = the best of {r['repeats']} "
-                  f"later pass(es). {r['note']}", highlight=False, soft_wrap=True)
-        return
-    t = Table(title=f"{r['model_type']} encoder, {r['clips']} clips ({r['source']}), {r['audio_seconds']:.0f} s of audio, "
-                    f"{r['threads']} thread(s), {r['cpu']}")
-    for col in ("runtime", "x real time / core", "CPU-s / audio-h", "vs torch", "max cosine distance", "set-up s"):
-        t.add_column(col, justify="left" if col == "runtime" else "right")
-    for name, v in r["runtimes"].items():
-        label = name + ("" if v.get("native", True) else " (emulated)")
-        t.add_row(label, f"{v['x_realtime_per_core']:.1f}", f"{v['cpu_seconds_per_audio_hour']:.0f}",
-                  f"{v['speedup_vs_torch']:.2f}x", f"{v['max_cosine_distance']:.2g}", f"{v['setup_seconds']:.1f}")
-    out.print(t)
-    out.print(f"fastest: {r['fastest']}; distance = largest cosine distance to torch float32 over the clips, every "
-              "hidden state and both poolings (mean, mean+std)", highlight=False, soft_wrap=True)
 
 
 def _present(name: str, hub_id: str, dirs: list[Path]) -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import typer
 
-from sonotype.bench.serve import run_bench
 from sonotype.cli._common import out
-from sonotype.cli.features import bench_app
 from sonotype.errors import ParameterError
 from sonotype.utils.limits import Limits, describe
 
@@ -22,27 +20,6 @@ def register(app: typer.Typer) -> None:
     app.command("listen")(listen)
     app.command("export")(export)
 
-    bench_app.command("serve")(bench_serve)
-
-
-def bench_serve(
-    model: Path | None = typer.Argument(None, help="Saved model directory to serve on loopback (or give --url)."),
-    url: str | None = typer.Option(None, "--url", help="A running service to drive instead (http://127.0.0.1:8000)."),
-    clients: int = typer.Option(16, "--clients", min=1, help="Concurrent clients."),
-    seconds: float = typer.Option(60.0, "--seconds", min=1.0, help="How long the load runs."),
-    slow_clients: int = typer.Option(0, "--slow-clients", min=0, help="Slowloris connections attached meanwhile."),
-    port: int = typer.Option(8765, "--port", help="Port for the server started here."),
-    token: str | None = typer.Option(None, "--token", envvar="SONOTYPE_TOKEN", help="Bearer token of the service."),
-) -> None:
-    """Load-test the service: N clients (classify a 30 s clip, classify-group, stream, oversize and
-    malformed requests) for a bounded time; throughput, p50/p95/p99, codes, peak RSS as JSON."""
-
-
-    if model is None and url is None:
-        raise ParameterError("give MODEL (served here on loopback) or --url of a running service")
-    r = run_bench(model, url=url, clients=clients, seconds=seconds, slow_clients=slow_clients, token=token,
-                  port=port)
-    out.print_json(json.dumps(r))
 
 
 def _limit_pairs(items: list[str]) -> dict[str, str]:
