@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_backbones import _tiny_models, _waves
 
 from conftest import data_dir, write_wav
 from sonotype.audio import load as load_audio
@@ -33,6 +32,7 @@ from sonotype.bench.backbone import bench_backbone, cosine_distances
 from sonotype.corpora.base import Clip
 from sonotype.errors import ConfigError, ModelError
 from sonotype.items.embeddings import EmbeddingCache, build_embedding_dataset
+from test_backbones import _tiny_models, _waves
 
 pytest.importorskip("onnxruntime", reason="needs the optional extra sonotype[onnx] (onnxruntime)")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_predict import LABELS, SR, _tone, _train
 from typer.testing import CliRunner
 
 import sonotype
@@ -22,6 +21,7 @@ from sonotype.cli import app
 from sonotype.errors import ParameterError
 from sonotype.features.config import RepresentationConfig
 from sonotype.inference.batch import BatchWriter, batch_header, predict_files, read_batch
+from test_predict import LABELS, SR, _tone, _train
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_serve import tiny_model
 from typer.testing import CliRunner
 
 import sonotype
 from sonotype.errors import ModelError
+from test_serve import tiny_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

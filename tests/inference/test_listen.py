@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_predict import LABELS, SR, _tone, _train
 from typer.testing import CliRunner
 
 import sonotype
@@ -20,6 +19,7 @@ from sonotype.cli import app, main
 from sonotype.features.config import RepresentationConfig
 from sonotype.inference.events import audacity_labels
 from sonotype.inference.listen import EventTracker, file_source, listen
+from test_predict import LABELS, SR, _tone, _train
 
 runner = CliRunner()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_predict import LABELS, SR, _tone, _train
 from typer.testing import CliRunner
 
 import sonotype
@@ -19,6 +18,7 @@ from sonotype.cli import app
 from sonotype.errors import AudioError, ParameterError
 from sonotype.features.config import RepresentationConfig
 from sonotype.inference.events import Event, audacity_labels, merge_events, smooth, webvtt
+from test_predict import LABELS, SR, _tone, _train
 
 
 @pytest.fixture(scope="module")

@@ -270,11 +270,10 @@ def test_bench_scale_runs_both_engines_and_projects_dusha(ray_cluster) -> None:
 def test_predict_over_a_folder_on_ray_writes_the_local_rows(ray_cluster, tmp_path: Path) -> None:
     import csv
 
-    from test_batch import _folder
-    from test_predict import _train
-
     from sonotype.features.config import RepresentationConfig
     from sonotype.inference.batch import predict_files
+    from test_batch import _folder
+    from test_predict import _train
 
     model = _train(tmp_path / "m", "tones", RepresentationConfig(kind="stats", stats=["mean", "std"]), "mlp-small")
     files = _folder(tmp_path / "d", 7)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_train import blobs, one_thread, sequences  # noqa: F401  (one_thread: autouse fixture)
 
 import sonotype
 from sonotype.corpora.demo import generate_demo
@@ -21,6 +20,7 @@ from sonotype.pipeline.experiment import run_experiment
 from sonotype.recipes import recipe_path
 from sonotype.training.config import TrainConfig
 from sonotype.training.members import fit_members
+from test_train import blobs, one_thread, sequences  # noqa: F401  (one_thread: autouse fixture)
 
 
 def test_output_is_the_log_of_the_mean_member_probability() -> None:

@@ -458,10 +458,9 @@ def test_estimator_normalize_per_speaker(tmp_path):
 def test_cross_corpus_evaluation_of_a_backbone_model(tmp_path, finetune):
     """`evaluate` of a backbone model on another corpus makes the model's own items: embeddings
     (frozen) or waveforms (fine-tuned), never frame features."""
-    from test_backbones import _tiny_models
-
     from sonotype.pipeline.config import CrossEvalConfig
     from sonotype.pipeline.experiment import evaluate_on_corpus, run_experiment
+    from test_backbones import _tiny_models
 
     models = _tiny_models(tmp_path / "models")
     tess, emodb = tess_tree(tmp_path / "tess"), emodb_tree(tmp_path / "emodb")

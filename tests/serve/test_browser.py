@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_serve import tiny_model
 
 import sonotype
 from sonotype.serve import create_app
+from test_serve import tiny_model
 
 pytestmark = pytest.mark.browser
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser import BROWSER_FLAGS, CHROMEDRIVER, CHROMIUM, browser_ready  # noqa: F401
-from test_predict import SR, _tone, _train
 
 import sonotype
 from conftest import write_wav
 from sonotype.features.config import RepresentationConfig
 from sonotype.serve import create_app
+from test_browser import BROWSER_FLAGS, CHROMEDRIVER, CHROMIUM, browser_ready  # noqa: F401
+from test_predict import SR, _tone, _train
 
 pytestmark = pytest.mark.browser
 

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi
-from test_serve import tiny_model
 
 import sonotype
 from mutants import FORMATS, FUZZ, REAL, base, mutants
 from sonotype.serve import create_app
+from test_serve import tiny_model
 
 # The real GTZAN MP3 (30 s) is left to test_fuzz_audio: classifying it costs ~1 s a request.
 CASES = [*FORMATS, *(pytest.param(n, marks=pytest.mark.realdata) for n in REAL if n != "real-gtzan-mp3")]

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_mixed import _two_folder_corpora
-from test_serve import _check_error, _wav_bytes, clf, client, model_files  # noqa: F401
 
 from sonotype.pipeline.mixed import load_mixed
 from sonotype.serve import create_app
+from test_mixed import _two_folder_corpora
+from test_serve import _check_error, _wav_bytes, clf, client, model_files  # noqa: F401
 
 
 @pytest.fixture(scope="module")

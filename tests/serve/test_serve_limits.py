@@ -27,7 +27,6 @@ import soundfile as sf
 import uvicorn
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from test_serve import SR, tiny_model
 
 import sonotype
 from sonotype.errors import ParameterError
@@ -38,6 +37,7 @@ from sonotype.serve.server import HeaderTimeoutH11, RateLimitFilter
 from sonotype.serve.uploads import receive_body
 from sonotype.utils import limits as limits_mod
 from sonotype.utils.limits import Limits, cap_jobs, check_samples, check_windows
+from test_serve import SR, tiny_model
 
 
 @pytest.fixture(scope="module")

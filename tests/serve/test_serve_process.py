@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from test_serve import tiny_model
 
 import sonotype
+from test_serve import tiny_model
 
 N_REQUESTS = 300
 N_CLIENTS = 8

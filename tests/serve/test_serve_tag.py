@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi
-from test_serve import tiny_model
 from typer.testing import CliRunner
 
 import sonotype
@@ -34,6 +33,7 @@ from sonotype.inference.tagging import Tagger
 from sonotype.serve import create_app
 from sonotype.serve.app import app_from_env
 from sonotype.utils.limits import Limits
+from test_serve import tiny_model
 
 LABELS = ["Speech", "Music", "Dog", "Bell", "Rain", "Moo"]
 LIMITS = Limits().replace(max_upload_mb=1.0, max_duration_s=5.0, max_windows=50)

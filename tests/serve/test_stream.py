@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from test_serve import SR, tiny_model
 
 import sonotype
 from sonotype.inference.live import LiveStream
 from sonotype.inference.windows import Windower
 from sonotype.serve import create_app
 from sonotype.serve import stream as stream_mod
+from test_serve import SR, tiny_model
 
 
 @pytest.fixture(scope="module")
