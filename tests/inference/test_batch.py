@@ -112,9 +112,12 @@ def test_writer_rows_survive_without_close(tmp_path: Path):
 # so the signal lands mid-run every time, after exactly HOLD_AT rows, however fast the machine.
 HOLD_AT = 5
 HELD_CHILD = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
 from sonotype.inference import batch
+
+# Ctrl-C as at a terminal, whatever the parent's shell did (a background job ignores SIGINT)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 marker, argv = Path(sys.argv[1]), sys.argv[2:]
 real_write = batch.BatchWriter.write

@@ -142,7 +142,7 @@ def test_listen_shows_the_close_reason(tone_server, mic_driver) -> None:
     d = mic_driver
     d.get(url + "/")
     d.find_element(By.ID, "live-window").clear()
-    d.find_element(By.ID, "live-window").send_keys("0.001")
+    d.find_element(By.ID, "live-window").send_keys("0.02")  # above the 10 ms hop floor, under the model's minimum
     d.find_element(By.ID, "listen-btn").click()
     body = d.find_element(By.TAG_NAME, "body")
     WebDriverWait(d, 20).until(lambda _: body.get_attribute("data-live") == "error")
