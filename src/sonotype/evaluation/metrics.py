@@ -9,7 +9,7 @@ and the clip-level figures are the headline ones.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -266,24 +266,9 @@ def bootstrap_ci(
     >>> lo < 0.75 < hi
     True
     """
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    if t.shape != p.shape or t.ndim != 1 or t.size == 0:
-        raise ParameterError(f"y_true and y_pred must be equal-length non-empty 1-D arrays, got {t.shape} and {p.shape}")
-    if n < 1:
-        raise ParameterError(f"n (bootstrap resamples) must be >= 1, got {n}")
-    if not 0.0 < level < 1.0:
-        raise ParameterError(f"level must be in (0, 1), got {level}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    correct = (t == p).astype(np.float64)
-    m = correct.size
-    accs = np.empty(n)
-    step = max(1, 2_000_000 // m)  # bound memory at ~16 MB of indices per chunk
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        accs[s:e] = correct[rng.integers(0, m, size=(e - s, m))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(accs, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    lo, hi = _bootstrap(y_true, y_pred, n=n, seed=seed, level=level,
+                        scores=lambda tr, pr: {"accuracy": (tr == pr).mean(axis=1)})["accuracy"]
+    return lo, hi
 
 
 def bootstrap_scores(
@@ -317,21 +302,40 @@ def bootstrap_scores(
     >>> ci["balanced_accuracy"][0] < 0.75 < ci["balanced_accuracy"][1]
     True
     """
-    bootstrap_ci(y_true, y_pred, n=1, level=level)  # the same argument checks
+    _, codes = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]), return_inverse=True)
+    k = int(codes.max()) + 1
+    m = len(codes) // 2
+
+    def scores(tr: np.ndarray, pr: np.ndarray) -> dict[str, np.ndarray]:
+        ba, f1 = _resample_scores(tr, pr, k)
+        return {"balanced_accuracy": ba, "macro_f1": f1}
+
+    out = _bootstrap(codes[:m], codes[m:], n=n, seed=seed, level=level, scores=scores)
+    return {name: list(interval) for name, interval in out.items()}
+
+
+def _bootstrap(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray, *, n: int,
+               seed: int | np.random.Generator, level: float,
+               scores: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of ``scores`` over ``n`` resamples of the clips (rows of resampled labels in, one
+    value per row out): the one resampling loop of :func:`bootstrap_ci` and :func:`bootstrap_scores`."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape or t.ndim != 1 or t.size == 0:
+        raise ParameterError(f"y_true and y_pred must be equal-length non-empty 1-D arrays, got {t.shape} and {p.shape}")
     if n < 1:
         raise ParameterError(f"n (bootstrap resamples) must be >= 1, got {n}")
-    _, codes = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]), return_inverse=True)
-    m = len(codes) // 2
-    t, p = codes[:m], codes[m:]
+    if not 0.0 < level < 1.0:
+        raise ParameterError(f"level must be in (0, 1), got {level}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    ba, f1 = np.empty(n), np.empty(n)
+    m = t.size
+    values: dict[str, np.ndarray] = {}
     step = max(1, 2_000_000 // m)  # bound memory at ~16 MB of indices per chunk
     for s in range(0, n, step):
         idx = rng.integers(0, m, size=(min(n, s + step) - s, m))
-        ba[s:s + len(idx)], f1[s:s + len(idx)] = _resample_scores(t[idx], p[idx], int(codes.max()) + 1)
+        for name, v in scores(t[idx], p[idx]).items():
+            values.setdefault(name, np.empty(n))[s : s + len(idx)] = v
     alpha = (1.0 - level) / 2.0
-    return {k: [float(x) for x in np.quantile(v, [alpha, 1.0 - alpha])]
-            for k, v in (("balanced_accuracy", ba), ("macro_f1", f1))}
+    return {name: tuple(float(x) for x in np.quantile(v, [alpha, 1.0 - alpha])) for name, v in values.items()}
 
 
 def _resample_scores(tr: np.ndarray, pr: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
