@@ -23,7 +23,7 @@ from sonotype.inference.batch import batch_header, file_row
 from sonotype.inference.events import audacity_labels, merge_events, webvtt
 from sonotype.inference.events import smooth as smooth_probabilities
 from sonotype.inference.export import export_onnx, load_onnx_classifier
-from sonotype.inference.predict import Classifier, Prediction, load_model
+from sonotype.inference.predict import Classifier, Prediction, expand_paths, load_model
 from sonotype.utils.io import atomic_write_text, file_digest
 
 __all__ = ["CSV_ROWS", "RUNTIMES", "audio_files", "check_predict_settings", "load_for_predict", "predict_paths",
@@ -34,19 +34,17 @@ CSV_ROWS = ("file", "segments", "events")
 
 
 def audio_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """The audio files of ``inputs`` (files as given, folders searched); a missing input or a folder
+    """The audio files of ``inputs`` (files as given, folders searched as
+    :func:`~sonotype.inference.predict.expand_paths` searches them); a missing input or a folder
     without audio is an error before any work."""
     files: list[Path] = []
     for p in map(Path, inputs):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise ParameterError(f"{p}: no audio file in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
+        if not p.exists():
             raise AudioError(p, "no such file or folder")
+        found = expand_paths([p])
+        if p.is_dir() and not found:
+            raise ParameterError(f"{p}: no audio file in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
+        files.extend(found)
     return files
 
 
