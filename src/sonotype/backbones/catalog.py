@@ -47,7 +47,6 @@ class NativeEncoder:
     source: str  # where `sonotype backbone fetch NAME` takes the released weights from
     parameters: str
     cpu_per_audio_hour: str
-    licence: str
     note: str = ""
 
 
@@ -57,8 +56,8 @@ class NativeEncoder:
 # of 5 s (--audio ../shared/data/esc50/audio), Intel Xeon 2.8 GHz: 12 CPU-s one clip at a time, 10 batched.
 NATIVE_ENCODERS: dict[str, NativeEncoder] = {e.name: e for e in (
     NativeEncoder("musicnn-msd", "musicnn", "https://pypi.org/project/musicnn/0.1.0/ (the wheel's MSD_musicnn checkpoint)",
-                  "0.79 M", "about 40 CPU-s (measured)", "ISC", "music tags: 50 MSD tags (genre, instruments, mood)"),
+                  "0.79 M", "about 40 CPU-s (measured)", "music tags: 50 MSD tags (genre, instruments, mood)"),
     NativeEncoder("efficientat-mn04", "efficientat",
                   "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt",
-                  "0.99 M", "about 13 CPU-s (measured)", "MIT", "general sound: 527 AudioSet classes"),
+                  "0.99 M", "about 13 CPU-s (measured)", "general sound: 527 AudioSet classes"),
 )}

@@ -46,16 +46,13 @@ class Family:
         The vectors concatenated when ``backbone.outputs`` is not set (chosen by measurement,
         docs/results.md).
     tags_output : str
-        The output holding the tag probabilities.
-    licence : str
-        SPDX id of the weights' licence.
+        The output holding the tag probabilities. (Licences: :func:`sonotype.utils.licences.encoder_licence`.)
     """
 
     name: str
     module_name: str
     default_outputs: tuple[str, ...]
     tags_output: str
-    licence: str
 
     @property
     def module(self) -> ModuleType:
@@ -69,8 +66,8 @@ class Family:
 
 # One line per family.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("musicnn", "sonotype.backbones.musicnn", ("pooled", "penultimate"), "tags", "ISC"),
-    Family("efficientat", "sonotype.backbones.efficientat", ("pooled",), "probabilities", "MIT"),
+    Family("musicnn", "sonotype.backbones.musicnn", ("pooled", "penultimate"), "tags"),
+    Family("efficientat", "sonotype.backbones.efficientat", ("pooled",), "probabilities"),
 )}
 
 

@@ -27,6 +27,7 @@ from sonotype.backbones.load import resolve
 from sonotype.backbones.native import Family, load_native
 from sonotype.errors import AudioError, ModelError, ParameterError
 from sonotype.utils.checks import finite, mono_signal, sample_rate
+from sonotype.utils.licences import encoder_licence
 
 __all__ = ["DEFAULT_TAGGER", "TagResult", "Tagger", "WindowTags"]
 
@@ -108,7 +109,7 @@ class Tagger:
     def info(self) -> dict[str, Any]:
         """JSON-ready: the encoder, its family, sample rate, licence and labels."""
         return {"encoder": self.name, "family": self.family.name, "sample_rate": self.sample_rate,
-                "licence": self.family.licence, "labels": list(self.labels)}
+                "licence": encoder_licence(self.family.name).id, "labels": list(self.labels)}
 
     def probabilities(self, y: np.ndarray, sr: int) -> np.ndarray:
         """Tag probabilities of a mono signal, shape (n_labels,)."""
