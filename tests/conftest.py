@@ -78,3 +78,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def tiny_tagger(root: Path, labels: list[str], *, weight_sd: float, bias_sd: float | None = None) -> Path:
+    """A random EfficientAT tagger folder (width 0.1, converted as a release is), for plumbing tests:
+    its classifier weights drawn with ``weight_sd`` (and biases with ``bias_sd``) so the probabilities spread."""
+    import csv
+
+    import torch
+
+    from sonotype.backbones import efficientat as E
+
+    torch.manual_seed(0)
+    model = E.MN(0.1, len(labels)).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0, weight_sd)
+                if bias_sd is not None:
+                    m.bias.normal_(0, bias_sd)
+    torch.save(model.state_dict(), root / "tiny.pt")
+    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "mid", "display_name"])
+        w.writerows([i, f"/m/{i}", n] for i, n in enumerate(labels))
+    return E.convert(root / "tiny.pt", root / "labels.csv", root / "tiny-tagger", name="tiny", width_mult=0.1)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
+from conftest import tiny_tagger
 from sonotype.backbones import efficientat as E
 from sonotype.cli import app
 from sonotype.errors import AudioError, ModelError, ParameterError
@@ -22,19 +21,7 @@ LABELS = ["Speech", "Music", "Dog", "Bell", "Rain"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tagger")
-    torch.manual_seed(0)
-    model = E.MN(0.1, len(LABELS)).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Linear):
-                m.weight.normal_(0, 0.5)
-    torch.save(model.state_dict(), root / "tiny.pt")
-    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        w.writerows([i, f"/m/{i}", n] for i, n in enumerate(LABELS))
-    return E.convert(root / "tiny.pt", root / "labels.csv", root / "tiny-tagger", name="tiny", width_mult=0.1)
+    return tiny_tagger(tmp_path_factory.mktemp("tagger"), LABELS, weight_sd=0.5)
 
 
 def _noise(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,6 @@ finds no server error on it. The real mn04 weights name an ESC-50 cow.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from collections import Counter
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 import schemathesis
 import soundfile as sf
-import torch
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
@@ -26,7 +24,7 @@ from schemathesis.python import asgi
 from typer.testing import CliRunner
 
 import sonotype
-from sonotype.backbones import efficientat as E
+from conftest import tiny_tagger
 from sonotype.cli import app as cli_app
 from sonotype.errors import ParameterError
 from sonotype.inference.tagging import Tagger
@@ -42,20 +40,7 @@ LIMITS = Limits().replace(max_upload_mb=1.0, max_duration_s=5.0, max_windows=50)
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random EfficientAT tagger (width 0.1) whose probabilities spread over (0, 1)."""
-    root = tmp_path_factory.mktemp("serve-tagger")
-    torch.manual_seed(0)
-    model = E.MN(0.1, len(LABELS)).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Linear):
-                m.weight.normal_(0, 1.0)
-                m.bias.normal_(0, 1.0)
-    torch.save(model.state_dict(), root / "tiny.pt")
-    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        w.writerows([i, f"/m/{i}", n] for i, n in enumerate(LABELS))
-    return E.convert(root / "tiny.pt", root / "labels.csv", root / "tiny-tagger", name="tiny", width_mult=0.1)
+    return tiny_tagger(tmp_path_factory.mktemp("serve-tagger"), LABELS, weight_sd=1.0, bias_sd=1.0)
 
 
 @pytest.fixture(scope="module")
